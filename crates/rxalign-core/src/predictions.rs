@@ -1,0 +1,123 @@
+//! The predictions file: what any recommender writes and `rxalign eval` scores.
+//!
+//! JSONL, one visit per line: `{"visit_id": "...", "drugs": ["code", ...],
+//! "scores": {"code": 0.93, ...}}`, with `scores` optional. Drugs missing from
+//! `scores` rank below every scored drug.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Cohort, CoreError, DrugSet, Vocab};
+
+/// One line of a predictions file, as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionRecord {
+    pub visit_id: String,
+    pub drugs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<BTreeMap<String, f64>>,
+}
+
+/// A prediction resolved against a cohort's drug vocabulary.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    pub drugs: DrugSet,
+    /// One score per drug index; unscored drugs hold `f64::NEG_INFINITY`.
+    pub scores: Option<Vec<f64>>,
+}
+
+impl Prediction {
+    /// The record of this prediction for a visit.
+    pub fn to_record(&self, visit_id: &str, vocab: &Vocab) -> PredictionRecord {
+        PredictionRecord {
+            visit_id: visit_id.to_string(),
+            drugs: self.drugs.iter().map(|d| vocab.code(d).to_string()).collect(),
+            scores: self.scores.as_ref().map(|s| {
+                s.iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.is_finite())
+                    .map(|(d, &x)| (vocab.code(d).to_string(), x))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// The predictions of a file, keyed by visit index in the cohort.
+#[derive(Clone, Debug, Default)]
+pub struct Predictions {
+    pub by_visit: HashMap<usize, Prediction>,
+}
+
+impl Predictions {
+    /// Reads and resolves a predictions file. Malformed lines, unknown visit
+    /// ids, unknown drug codes and repeated visits are errors naming the line.
+    pub fn read(path: &Path, cohort: &Cohort) -> Result<Self, CoreError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+        let mut out = Self::default();
+        for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let record: PredictionRecord = crate::jsonl::parse_line(path, n, line)?;
+            let visit = cohort.visit_index(&record.visit_id).ok_or_else(|| {
+                CoreError::input(
+                    path,
+                    n,
+                    "visit_id",
+                    format!("visit `{}` is not in the dataset", record.visit_id),
+                )
+            })?;
+            let resolve = |code: &str, field: &str| {
+                cohort.drugs.get(code).ok_or_else(|| {
+                    CoreError::input(
+                        path,
+                        n,
+                        field,
+                        format!("drug code `{code}` is not in the dataset's drugs.csv"),
+                    )
+                })
+            };
+            let mut drugs = DrugSet::empty(cohort.drug_count());
+            for code in &record.drugs {
+                drugs.insert(resolve(code, "drugs")?);
+            }
+            let scores = match &record.scores {
+                None => None,
+                Some(map) => {
+                    let mut s = vec![f64::NEG_INFINITY; cohort.drug_count()];
+                    for (code, &x) in map {
+                        if !x.is_finite() {
+                            return Err(CoreError::input(path, n, "scores", "a score must be finite"));
+                        }
+                        s[resolve(code, "scores")?] = x;
+                    }
+                    Some(s)
+                }
+            };
+            if out.by_visit.insert(visit, Prediction { drugs, scores }).is_some() {
+                return Err(CoreError::input(
+                    path,
+                    n,
+                    "visit_id",
+                    format!("visit `{}` is predicted twice", record.visit_id),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes records as JSONL, atomically.
+    pub fn write(path: &Path, records: &[PredictionRecord]) -> Result<(), CoreError> {
+        let mut text = String::new();
+        for r in records {
+            text.push_str(&serde_json::to_string(r).expect("a record serialises"));
+            text.push('\n');
+        }
+        crate::run::write_atomic(path, text.as_bytes())
+    }
+}
