@@ -1,0 +1,422 @@
+//! The synthetic clinic: the embedded default dataset.
+//!
+//! Patients are multimorbid (1 to 6 conditions a visit: chronic conditions
+//! that persist across their visits and acute ones drawn per visit) and
+//! arrive with allergies and home medications. A visit's codes say which
+//! conditions were coded (chronic ones are sometimes left uncoded); its note
+//! says, each with probability `note_reveal`, what the codes do not:
+//! allergies, home medications, severity. The ground truth is the
+//! [clinician rule](rule::prescribe) applied with full knowledge, then made
+//! noisy (each drug dropped, and a plausible or random drug added, with
+//! probability `noise`).
+//!
+//! The clinic reports two reference recommenders, written beside the dataset
+//! as predictions files so that `rxalign eval` reproduces them:
+//! - the *ceiling* (`rule_predictions.jsonl`): the noise-free rule with full
+//!   knowledge, against the noisy ground truth;
+//! - the *codes-only rule* (`codes_rule_predictions.jsonl`): the same rule
+//!   knowing only the codes and the previous visit's drugs (no allergies, no
+//!   severity, no home medications at a first visit): what a recommender
+//!   that ignores notes can at best reach by following the rule.
+
+mod note;
+pub mod rule;
+pub mod world;
+
+use std::path::Path;
+
+use rand::Rng as _;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rxalign_core::metrics::{MetricInput, MetricReport, evaluate};
+use rxalign_core::predictions::Predictions;
+use rxalign_core::{Cohort, DrugSet, Rng, Sex, Visit, seeded_rng};
+use serde::{Deserialize, Serialize};
+
+use crate::DataError;
+pub use world::World;
+
+/// Predictions file of the noise-free, full-knowledge rule (the ceiling).
+pub const RULE_PREDICTIONS: &str = "rule_predictions.jsonl";
+/// Predictions file of the codes-only rule.
+pub const CODES_RULE_PREDICTIONS: &str = "codes_rule_predictions.jsonl";
+/// The generator's settings and reference metrics.
+pub const CLINIC_JSON: &str = "clinic.json";
+
+/// The knobs of the synthetic clinic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticConfig {
+    /// Number of patients.
+    pub patients: usize,
+    /// The seed: the same seed and settings give the same bytes.
+    pub seed: u64,
+    /// Visits per patient, drawn uniformly in `visits_min..=visits_max`.
+    pub visits_min: usize,
+    pub visits_max: usize,
+    /// Probability that each rule drug is dropped from, and that a plausible
+    /// or random drug is added to, the ground truth.
+    pub noise: f64,
+    /// Probability that the note reveals each fact the codes do not
+    /// (an allergy, the home medications, a condition's severity).
+    pub note_reveal: f64,
+    /// Probability that a condition is severe at a visit.
+    pub severe_rate: f64,
+    /// Probability that a chronic condition is coded at a visit.
+    pub chronic_coding: f64,
+    /// Probability that a patient arrives already treated for a chronic
+    /// condition (home medications, not always the first-line choice).
+    pub home_medication_rate: f64,
+    /// At most this many chronic conditions a patient.
+    pub max_chronic: usize,
+    /// At most this many acute conditions a visit.
+    pub max_acute: usize,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            patients: 1500,
+            seed: 0,
+            visits_min: 2,
+            visits_max: 4,
+            noise: 0.05,
+            note_reveal: 0.8,
+            severe_rate: 0.3,
+            chronic_coding: 0.85,
+            home_medication_rate: 0.6,
+            max_chronic: 4,
+            max_acute: 2,
+        }
+    }
+}
+
+impl SyntheticConfig {
+    pub fn validate(&self) -> Result<(), DataError> {
+        let err = |field, message: String| Err(DataError::Config { field, message });
+        for (field, p) in [
+            ("noise", self.noise),
+            ("note_reveal", self.note_reveal),
+            ("severe_rate", self.severe_rate),
+            ("chronic_coding", self.chronic_coding),
+            ("home_medication_rate", self.home_medication_rate),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return err(field, format!("{p} is not a probability in [0, 1]"));
+            }
+        }
+        if self.patients == 0 {
+            return err("patients", "at least one patient is needed".into());
+        }
+        if self.visits_min == 0 || self.visits_min > self.visits_max {
+            return err(
+                "visits_min",
+                format!("need 1 <= visits_min <= visits_max, got {}..={}", self.visits_min, self.visits_max),
+            );
+        }
+        if self.max_chronic + self.max_acute > 6 || self.max_chronic + self.max_acute == 0 {
+            return err(
+                "max_chronic",
+                format!(
+                    "a visit has 1 to 6 conditions: max_chronic + max_acute must lie in 1..=6, got {}",
+                    self.max_chronic + self.max_acute
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A generated clinic: the cohort and the two reference recommenders.
+#[derive(Clone, Debug)]
+pub struct SyntheticClinic {
+    pub config: SyntheticConfig,
+    pub cohort: Cohort,
+    /// The noise-free full-knowledge rule's list, per visit.
+    pub rule: Vec<DrugSet>,
+    /// The codes-only rule's list, per visit.
+    pub codes_rule: Vec<DrugSet>,
+}
+
+struct Patient {
+    id: String,
+    sex: Sex,
+    age: u32,
+    chronic: Vec<usize>,
+    allergies: Vec<usize>,
+    allergic: DrugSet,
+    home: Vec<(usize, Vec<usize>)>,
+}
+
+impl SyntheticClinic {
+    /// Generates the clinic of the embedded world.
+    pub fn generate(config: &SyntheticConfig) -> Result<Self, DataError> {
+        Self::generate_in(&World::embedded()?, config)
+    }
+
+    /// Generates a clinic of a given world. Each patient draws from a stream
+    /// of their own, so adding patients leaves the earlier ones unchanged.
+    pub fn generate_in(world: &World, config: &SyntheticConfig) -> Result<Self, DataError> {
+        config.validate()?;
+        let width = world.drugs.len();
+        let mut visits = Vec::new();
+        let mut rule = Vec::new();
+        let mut codes_rule = Vec::new();
+        for p in 0..config.patients {
+            let mut rng = seeded_rng(config.seed, &format!("synthetic-patient-{p}"));
+            let patient = draw_patient(world, config, p, &mut rng);
+            let n_visits = rng.random_range(config.visits_min..=config.visits_max);
+            let first_day = 47_482 + rng.random_range(0..3650); // 2100-01-01 plus up to ten years
+            let mut day = first_day;
+            let mut continued = patient.home.clone();
+            let mut previous_truth: Option<DrugSet> = None;
+            let mut history: Vec<DrugSet> = Vec::new();
+            for k in 0..n_visits {
+                let age = patient.age + ((day - first_day) / 365) as u32;
+                let conditions = draw_conditions(world, config, &patient, &mut rng);
+                let ids: Vec<usize> = conditions.iter().map(|c| c.0).collect();
+                let severe: Vec<bool> = conditions.iter().map(|c| c.2).collect();
+                let full = rule::prescribe(
+                    world,
+                    &rule::Facts { conditions: &ids, severe: &severe, allergic: &patient.allergic, continued: &continued },
+                );
+                let coded: Vec<usize> = conditions.iter().filter(|c| c.1).map(|c| c.0).collect();
+                let prev_continued: Vec<(usize, Vec<usize>)> = previous_truth
+                    .as_ref()
+                    .map(|truth| {
+                        coded
+                            .iter()
+                            .filter(|&&c| world.conditions[c].chronic)
+                            .map(|&c| {
+                                let mut on = world.indicated(c);
+                                on.intersect_with(truth);
+                                (c, on.to_vec())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let codes_only = rule::prescribe(
+                    world,
+                    &rule::Facts {
+                        conditions: &coded,
+                        severe: &vec![false; coded.len()],
+                        allergic: &DrugSet::empty(width),
+                        continued: &prev_continued,
+                    },
+                );
+                let truth = add_noise(world, config.noise, &full.list, &ids, &mut rng);
+                let home: Vec<usize> = continued
+                    .iter()
+                    .filter(|(c, _)| ids.contains(c))
+                    .flat_map(|(_, d)| d.iter().copied())
+                    .collect();
+                let note = note::compose(
+                    world,
+                    &note::NoteFacts {
+                        age,
+                        sex: patient.sex,
+                        conditions: &conditions,
+                        allergies: &patient.allergies,
+                        home_medications: &home,
+                    },
+                    config.note_reveal,
+                    &mut rng,
+                );
+                let mut diagnoses: Vec<usize> = conditions.iter().filter(|c| !world.conditions[c.0].chronic && c.1).map(|c| c.0).collect();
+                diagnoses.extend(conditions.iter().filter(|c| world.conditions[c.0].chronic && c.1).map(|c| c.0));
+                let mut procedures = Vec::new();
+                for &(c, _, sev) in &conditions {
+                    for &(px, p, p_severe) in &world.conditions[c].procedures {
+                        if rng.random_bool(if sev { p_severe } else { p }) && !procedures.contains(&px) {
+                            procedures.push(px);
+                        }
+                    }
+                }
+                visits.push(Visit {
+                    patient_id: patient.id.clone(),
+                    visit_id: format!("{}-V{}", patient.id, k + 1),
+                    time: Some(iso_date(day)),
+                    age: Some(age as f32),
+                    sex: Some(patient.sex),
+                    diagnoses,
+                    procedures,
+                    note: Some(note),
+                    history: history.clone(),
+                    drugs: truth.clone(),
+                });
+                history.push(truth.clone());
+                rule.push(full.list.clone());
+                codes_rule.push(codes_only.list);
+                continued = full.chronic;
+                previous_truth = Some(truth);
+                day += rng.random_range(14..=365);
+            }
+        }
+        let cohort = Cohort::new(
+            format!("synthetic-clinic-seed{}", config.seed),
+            world.drugs.clone(),
+            world.diagnoses.clone(),
+            world.procedures.clone(),
+            visits,
+            world.ddi.clone(),
+        )?;
+        Ok(Self { config: config.clone(), cohort, rule, codes_rule })
+    }
+
+    /// The metrics of a per-visit list (such as [`Self::rule`]) against the
+    /// ground truth, over the given visits.
+    pub fn score(&self, lists: &[DrugSet], visits: &[usize]) -> MetricReport {
+        evaluate(visits.iter().map(|&i| MetricInput {
+            predicted: &lists[i],
+            truth: &self.cohort.visits[i].drugs,
+            scores: None,
+            ddi: &self.cohort.ddi,
+        }))
+    }
+
+    /// Writes the dataset folder, the two reference predictions files and
+    /// `clinic.json` (settings and reference metrics over all visits).
+    pub fn write(&self, dir: &Path) -> Result<(), DataError> {
+        crate::format::write_dataset(dir, &self.cohort)?;
+        for (file, lists) in [(RULE_PREDICTIONS, &self.rule), (CODES_RULE_PREDICTIONS, &self.codes_rule)] {
+            let records: Vec<_> = self
+                .cohort
+                .visits
+                .iter()
+                .zip(lists)
+                .map(|(v, list)| {
+                    rxalign_core::Prediction { drugs: list.clone(), scores: None }.to_record(&v.visit_id, &self.cohort.drugs)
+                })
+                .collect();
+            Predictions::write(&dir.join(file), &records)?;
+        }
+        let all: Vec<usize> = (0..self.cohort.visits.len()).collect();
+        let json = serde_json::json!({
+            "generator": "rxalign synthetic clinic",
+            "config": self.config,
+            "references_on": "all visits",
+            "ceiling": self.score(&self.rule, &all).to_json(),
+            "codes_only_rule": self.score(&self.codes_rule, &all).to_json(),
+        });
+        let text = serde_json::to_string_pretty(&json).expect("clinic.json serialises");
+        rxalign_core::run::write_atomic(&dir.join(CLINIC_JSON), text.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn draw_patient(world: &World, config: &SyntheticConfig, index: usize, rng: &mut Rng) -> Patient {
+    let sex = if rng.random_bool(0.5) { Sex::Female } else { Sex::Male };
+    let age = rng.random_range(18..=90);
+    let fits = |c: &world::Condition| c.sex.is_none_or(|s| s == sex);
+    let mut chronic: Vec<usize> = (0..world.conditions.len())
+        .filter(|&c| world.conditions[c].chronic && fits(&world.conditions[c]))
+        .filter(|&c| rng.random_bool(world.conditions[c].prevalence))
+        .collect();
+    chronic.shuffle(rng);
+    chronic.truncate(config.max_chronic);
+    chronic.sort_unstable();
+    let allergies: Vec<usize> = (0..world.allergies.len())
+        .filter(|&a| rng.random_bool(world.allergies[a].prevalence))
+        .collect();
+    let mut allergic = DrugSet::empty(world.drugs.len());
+    for &a in &allergies {
+        allergic.union_with(&world.allergies[a].drugs);
+    }
+    // Home medications: an outpatient choice, first-line or any tolerated
+    // alternative, for some of the chronic conditions.
+    let mut home = Vec::new();
+    for &c in &chronic {
+        if rng.random_bool(config.home_medication_rate) {
+            let drugs: Vec<usize> = world.conditions[c]
+                .treat
+                .iter()
+                .filter_map(|choice| {
+                    let tolerated: Vec<usize> = choice.candidates().filter(|&d| !allergic.contains(d)).collect();
+                    if tolerated.first() == Some(&choice.drug) && rng.random_bool(0.5) {
+                        Some(choice.drug)
+                    } else {
+                        tolerated.choose(rng).copied()
+                    }
+                })
+                .collect();
+            home.push((c, drugs));
+        }
+    }
+    Patient { id: format!("P{:05}", index + 1), sex, age, chronic, allergies, allergic, home }
+}
+
+/// The visit's conditions as `(condition, coded, severe)`, in world order.
+fn draw_conditions(world: &World, config: &SyntheticConfig, patient: &Patient, rng: &mut Rng) -> Vec<(usize, bool, bool)> {
+    let acute_pool: Vec<usize> = (0..world.conditions.len())
+        .filter(|&c| !world.conditions[c].chronic && world.conditions[c].sex.is_none_or(|s| s == patient.sex))
+        .collect();
+    let mut n_acute = rng.random_range(0..=config.max_acute);
+    if patient.chronic.is_empty() {
+        n_acute = n_acute.max(1);
+    }
+    let mut acute: Vec<usize> = Vec::new();
+    while acute.len() < n_acute {
+        let c = *acute_pool
+            .choose_weighted(rng, |&c| world.conditions[c].prevalence)
+            .expect("the world has acute conditions");
+        if !acute.contains(&c) {
+            acute.push(c);
+        }
+    }
+    let mut out: Vec<(usize, bool, bool)> = Vec::with_capacity(patient.chronic.len() + acute.len());
+    for &c in &patient.chronic {
+        out.push((c, rng.random_bool(config.chronic_coding), rng.random_bool(config.severe_rate)));
+    }
+    for &c in &acute {
+        out.push((c, true, rng.random_bool(config.severe_rate)));
+    }
+    if out.iter().all(|c| !c.1) {
+        out[0].1 = true;
+    }
+    out.sort_unstable();
+    out
+}
+
+fn add_noise(world: &World, noise: f64, list: &DrugSet, conditions: &[usize], rng: &mut Rng) -> DrugSet {
+    let width = world.drugs.len();
+    let mut truth = list.clone();
+    for d in list.iter() {
+        if rng.random_bool(noise) {
+            truth.remove(d);
+        }
+    }
+    let mut plausible = DrugSet::empty(width);
+    for &c in conditions {
+        plausible.union_with(&world.indicated(c));
+    }
+    for _ in 0..list.len() {
+        if rng.random_bool(noise) {
+            let pool: Vec<usize> = if rng.random_bool(0.5) {
+                plausible.iter().filter(|&d| !truth.contains(d)).collect()
+            } else {
+                (0..width).filter(|&d| !truth.contains(d)).collect()
+            };
+            if let Some(&d) = pool.choose(rng) {
+                truth.insert(d);
+            }
+        }
+    }
+    truth
+}
+
+/// The ISO date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn iso_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests;
