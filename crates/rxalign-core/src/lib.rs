@@ -12,6 +12,7 @@ pub mod error;
 pub mod jsonl;
 pub mod metrics;
 pub mod predictions;
+pub mod registry;
 pub mod run;
 pub mod trajectory;
 pub mod visit;

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::{MetricInput, MetricReport, evaluate};
 use crate::{Cohort, CoreError, DrugSet, Vocab};
 
 /// One line of a predictions file, as written.
@@ -109,6 +110,22 @@ impl Predictions {
             }
         }
         Ok(out)
+    }
+
+    /// Scores the predicted visits that `keep` accepts (by visit index), in
+    /// the cohort's visit order, with every standard metric.
+    pub fn evaluate(&self, cohort: &Cohort, keep: impl Fn(usize) -> bool) -> MetricReport {
+        let mut visits: Vec<usize> = self.by_visit.keys().copied().filter(|&i| keep(i)).collect();
+        visits.sort_unstable();
+        evaluate(visits.iter().map(|i| {
+            let p = &self.by_visit[i];
+            MetricInput {
+                predicted: &p.drugs,
+                truth: &cohort.visits[*i].drugs,
+                scores: p.scores.as_deref(),
+                ddi: &cohort.ddi,
+            }
+        }))
     }
 
     /// Writes records as JSONL, atomically.

@@ -1,0 +1,118 @@
+use std::collections::BTreeMap;
+
+use rand::Rng as _;
+use rand::seq::IndexedRandom;
+use rxalign_core::{Cohort, DrugSet, Rng};
+use serde::{Deserialize, Serialize};
+
+use super::StartList;
+use crate::EnvError;
+
+/// Settings of the corrupted ground truth (FLAME's way of making edit
+/// training data).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptedStartConfig {
+    /// Probability that each true drug is missing from the start list.
+    #[serde(default = "default_rate")]
+    pub miss_rate: f64,
+    /// Expected wrong drugs per true drug: the number of extras is
+    /// `Binomial(|G|, extra_rate)`.
+    #[serde(default = "default_rate")]
+    pub extra_rate: f64,
+    /// Relative per-drug miss rates (for example a classifier's false
+    /// negative rates on the training set); drugs not named weigh 1.
+    #[serde(default)]
+    pub miss_weights: BTreeMap<String, f64>,
+    /// Relative per-drug false-positive rates; drugs not named weigh 1.
+    #[serde(default)]
+    pub extra_weights: BTreeMap<String, f64>,
+}
+
+fn default_rate() -> f64 {
+    0.2
+}
+
+impl Default for CorruptedStartConfig {
+    fn default() -> Self {
+        Self { miss_rate: default_rate(), extra_rate: default_rate(), miss_weights: BTreeMap::new(), extra_weights: BTreeMap::new() }
+    }
+}
+
+impl CorruptedStartConfig {
+    /// Resolves the per-drug weights against the cohort's drugs.
+    pub fn init(&self, cohort: &Cohort) -> Result<CorruptedStart, EnvError> {
+        let err = |message: String| EnvError::Start { kind: "corrupted", message };
+        for (name, rate) in [("miss_rate", self.miss_rate), ("extra_rate", self.extra_rate)] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(err(format!("`{name}` = {rate} is not in [0, 1]")));
+            }
+        }
+        let resolve = |field: &str, map: &BTreeMap<String, f64>| -> Result<Vec<f64>, EnvError> {
+            let mut w = vec![1.0; cohort.drug_count()];
+            for (code, &x) in map {
+                let d = cohort
+                    .drugs
+                    .get(code)
+                    .ok_or_else(|| err(format!("`{field}` names drug `{code}`, which the dataset lacks")))?;
+                if !(x.is_finite() && x >= 0.0) {
+                    return Err(err(format!("`{field}` gives `{code}` the weight {x}; weights are finite and >= 0")));
+                }
+                w[d] = x;
+            }
+            Ok(w)
+        };
+        Ok(CorruptedStart {
+            miss_rate: self.miss_rate,
+            extra_rate: self.extra_rate,
+            miss_weights: resolve("miss_weights", &self.miss_weights)?,
+            extra_weights: resolve("extra_weights", &self.extra_weights)?,
+        })
+    }
+}
+
+/// The ground truth with some true drugs dropped (the misses) and some wrong
+/// ones inserted (the extras): an edit policy must add the misses back and
+/// remove the extras.
+///
+/// The number of misses is `Binomial(|G|, miss_rate)` and the missed drugs
+/// are drawn from `G` without replacement, weighted by `miss_weights`; the
+/// number of extras is `Binomial(|G|, extra_rate)` and they are drawn from
+/// the drugs outside `G` without replacement, weighted by `extra_weights`.
+#[derive(Clone, Debug)]
+pub struct CorruptedStart {
+    pub miss_rate: f64,
+    pub extra_rate: f64,
+    pub miss_weights: Vec<f64>,
+    pub extra_weights: Vec<f64>,
+}
+
+impl StartList for CorruptedStart {
+    fn name(&self) -> &str {
+        "corrupted"
+    }
+
+    fn start(&self, cohort: &Cohort, visit: usize, rng: &mut Rng) -> Result<DrugSet, EnvError> {
+        let truth = &cohort.visits[visit].drugs;
+        let n = truth.len();
+        let misses = (0..n).filter(|_| rng.random_bool(self.miss_rate)).count();
+        let extras = (0..n).filter(|_| rng.random_bool(self.extra_rate)).count();
+        let mut start = truth.clone();
+        let inside: Vec<usize> = truth.iter().collect();
+        let outside: Vec<usize> = (0..truth.width()).filter(|&d| !truth.contains(d)).collect();
+        let pick = |pool: &[usize], k: usize, weights: &[f64], rng: &mut Rng| -> Vec<usize> {
+            let weighted: Vec<usize> = pool.iter().copied().filter(|&d| weights[d] > 0.0).collect();
+            weighted
+                .choose_multiple_weighted(rng, k.min(weighted.len()), |&d| weights[d])
+                .map(|it| it.copied().collect())
+                .unwrap_or_default()
+        };
+        for d in pick(&inside, misses, &self.miss_weights, rng) {
+            start.remove(d);
+        }
+        for d in pick(&outside, extras, &self.extra_weights, rng) {
+            start.insert(d);
+        }
+        Ok(start)
+    }
+}

@@ -1,0 +1,42 @@
+use std::path::PathBuf;
+
+use rxalign_core::{Cohort, DrugSet, Predictions, Rng};
+use serde::{Deserialize, Serialize};
+
+use super::StartList;
+use crate::EnvError;
+
+/// A predictions file to start from (for example a classifier's output,
+/// FLAME's first stage, or any model trained elsewhere).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionsStartConfig {
+    pub path: PathBuf,
+}
+
+impl PredictionsStartConfig {
+    /// Reads and resolves the file; errors name its line.
+    pub fn init(&self, cohort: &Cohort) -> Result<PredictionsStart, EnvError> {
+        Ok(PredictionsStart { path: self.path.clone(), predictions: Predictions::read(&self.path, cohort)? })
+    }
+}
+
+/// Each visit starts from its list in a predictions file.
+#[derive(Clone, Debug)]
+pub struct PredictionsStart {
+    path: PathBuf,
+    predictions: Predictions,
+}
+
+impl StartList for PredictionsStart {
+    fn name(&self) -> &str {
+        "predictions"
+    }
+
+    fn start(&self, cohort: &Cohort, visit: usize, _rng: &mut Rng) -> Result<DrugSet, EnvError> {
+        self.predictions.by_visit.get(&visit).map(|p| p.drugs.clone()).ok_or_else(|| EnvError::Start {
+            kind: "predictions",
+            message: format!("visit `{}` is not in {}", cohort.visits[visit].visit_id, self.path.display()),
+        })
+    }
+}

@@ -1,0 +1,92 @@
+use rxalign_core::{DdiGraph, Visit, Vocab, seeded_rng};
+use serde_json::json;
+
+use super::*;
+
+fn cohort() -> Cohort {
+    let mut drugs = Vocab::new();
+    for i in 0..40 {
+        drugs.insert(format!("D{i}"), format!("drug {i}"));
+    }
+    let visit = |p: &str, v: &str, ix: &[usize], history: Vec<DrugSet>| Visit {
+        patient_id: p.into(),
+        visit_id: v.into(),
+        time: None,
+        age: None,
+        sex: None,
+        diagnoses: vec![],
+        procedures: vec![],
+        note: None,
+        history,
+        drugs: DrugSet::from_indices(40, ix.iter().copied()),
+    };
+    let first = visit("p", "v1", &[1, 2, 3], vec![]);
+    let second = visit("p", "v2", &(0..20).collect::<Vec<_>>(), vec![first.drugs.clone()]);
+    Cohort::new("t", drugs, Vocab::new(), Vocab::new(), vec![first, second], DdiGraph::empty(40, "none")).unwrap()
+}
+
+#[test]
+fn empty_and_previous_visit() {
+    let c = cohort();
+    let r = registry();
+    let mut rng = seeded_rng(0, "t");
+    assert!(r.build("empty", &json!(null), &c).unwrap().start(&c, 1, &mut rng).unwrap().is_empty());
+    let prev = r.build("previous_visit", &json!(null), &c).unwrap();
+    assert!(prev.start(&c, 0, &mut rng).unwrap().is_empty());
+    assert_eq!(prev.start(&c, 1, &mut rng).unwrap().to_vec(), vec![1, 2, 3]);
+}
+
+#[test]
+fn corrupted_rates_and_weights_hold_on_average() {
+    let c = cohort();
+    let start = registry()
+        .build("corrupted", &json!({"miss_rate": 0.25, "extra_rate": 0.5, "extra_weights": {"D30": 0.0}}), &c)
+        .unwrap();
+    let mut rng = seeded_rng(1, "t");
+    let truth = &c.visits[1].drugs;
+    let (mut missed, mut extra, n) = (0usize, 0usize, 2000);
+    for _ in 0..n {
+        let s = start.start(&c, 1, &mut rng).unwrap();
+        missed += truth.len() - s.intersection_len(truth);
+        extra += s.len() - s.intersection_len(truth);
+        assert!(!s.contains(30), "a drug of weight 0 is never inserted");
+    }
+    let miss_share = missed as f64 / (n * 20) as f64;
+    let extras_per_true = extra as f64 / (n * 20) as f64;
+    assert!((miss_share - 0.25).abs() < 0.02, "{miss_share}");
+    assert!((extras_per_true - 0.5).abs() < 0.02, "{extras_per_true}");
+}
+
+#[test]
+fn corrupted_is_seeded() {
+    let c = cohort();
+    let start = registry().build("corrupted", &json!(null), &c).unwrap();
+    let draw = |seed| start.start(&c, 1, &mut seeded_rng(seed, "t")).unwrap();
+    assert_eq!(draw(4), draw(4));
+    assert!((0..10).any(|s| draw(s) != draw(4)));
+}
+
+#[test]
+fn corrupted_names_unknown_codes_and_bad_rates() {
+    let c = cohort();
+    let err = registry().build("corrupted", &json!({"miss_weights": {"ZZ": 1.0}}), &c).unwrap_err().to_string();
+    assert!(err.contains("`ZZ`"), "{err}");
+    let err = registry().build("corrupted", &json!({"miss_rate": 2.0}), &c).unwrap_err().to_string();
+    assert!(err.contains("miss_rate"), "{err}");
+}
+
+#[test]
+fn predictions_file_start() {
+    let c = cohort();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.jsonl");
+    std::fs::write(&path, "{\"visit_id\": \"v2\", \"drugs\": [\"D5\", \"D7\"]}\n").unwrap();
+    let start = registry().build("predictions", &json!({"path": path}), &c).unwrap();
+    let mut rng = seeded_rng(0, "t");
+    assert_eq!(start.start(&c, 1, &mut rng).unwrap().to_vec(), vec![5, 7]);
+    let err = start.start(&c, 0, &mut rng).unwrap_err().to_string();
+    assert!(err.contains("visit `v1` is not in"), "{err}");
+    std::fs::write(&path, "{\"visit_id\": \"v2\", \"drugs\": [\"D99\"]}\n").unwrap();
+    let err = registry().build("predictions", &json!({"path": path}), &c).unwrap_err().to_string();
+    assert!(err.contains("p.jsonl:1: field `drugs`") && err.contains("D99"), "{err}");
+}
