@@ -30,11 +30,12 @@ pub struct Facts<'a> {
 /// 1. continue the drugs the patient is on for their chronic conditions
 ///    (home medications, or what earlier visits chose), unless allergic;
 /// 2. for each condition, in the world's order, each first-line drug; where it
-///    meets an allergy or interacts with a drug already chosen, the first
-///    alternative that does neither; where every candidate interacts, the
-///    first one whose interactions are only `Major` (accepted, as clinicians
-///    do); where every candidate meets an allergy or a contraindication,
-///    nothing; a choice already met by a chosen drug adds nothing;
+///    meets an allergy or has a major or contraindicated interaction with a
+///    drug already chosen, the first alternative that does neither; where
+///    every candidate interacts, the first one whose interactions are only
+///    `Major` (accepted, as clinicians do); where every candidate meets an
+///    allergy or a contraindication, nothing; `Moderate` interactions never
+///    change a choice; a choice already met by a chosen drug adds nothing;
 /// 3. the severe add-ons of each severe condition, chosen the same way.
 pub fn prescribe(world: &World, facts: &Facts<'_>) -> Prescription {
     let mut list = DrugSet::empty(world.drugs.len());
@@ -85,7 +86,7 @@ fn pick(world: &World, choice: &Choice, chosen: &DrugSet, allergic: &DrugSet) ->
     if let Some(d) = choice.candidates().find(|&d| chosen.contains(d)) {
         return Some(d);
     }
-    let clear = |d: usize| world.ddi.neighbours(d).intersection_len(chosen) == 0;
+    let clear = |d: usize| world.avoided.neighbours(d).intersection_len(chosen) == 0;
     let tolerable = |d: usize| world.contraindicated.neighbours(d).intersection_len(chosen) == 0;
     choice
         .candidates()
@@ -155,7 +156,11 @@ mod tests {
         let conds = [dx(&w, "4280")];
         let p = prescribe(&w, &Facts { conditions: &conds, severe: &[true], allergic: &none, continued: &[] });
         assert!(p.list.contains(drug(&w, "C03DA01")) && p.list.contains(drug(&w, "C09AA03")));
-        assert_eq!(w.ddi.interacting_pairs(&p.list), 1);
+        assert_eq!(w.avoided.interacting_pairs(&p.list), 1);
+        // Moderate pairs do not change a choice: furosemide stays beside
+        // lisinopril.
+        assert!(p.list.contains(drug(&w, "C03CA01")));
+        assert!(w.ddi.interacting_pairs(&p.list) > 1);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub enum Severity {
     Contraindicated,
     /// Avoided when an alternative exists, accepted otherwise.
     Major,
+    /// Given together, with monitoring.
+    Moderate,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +162,8 @@ pub struct World {
     pub interactions: Vec<Interaction>,
     /// Every interacting pair, whatever its severity.
     pub ddi: DdiGraph,
+    /// The pairs a clinician avoids when possible (major and contraindicated).
+    pub avoided: DdiGraph,
     /// The contraindicated pairs only.
     pub contraindicated: DdiGraph,
     pub phrases: Phrases,
@@ -268,15 +272,16 @@ impl World {
         let origin = "synthetic clinic (assets/clinic/interactions.ron)";
         let ddi = DdiGraph::from_pairs(drugs.len(), interactions.iter().map(|i| (i.a, i.b)), origin)
             .map_err(|e| world_err(&ddi_path, e.to_string()))?;
-        let contraindicated = DdiGraph::from_pairs(
-            drugs.len(),
-            interactions
-                .iter()
-                .filter(|i| i.severity == Severity::Contraindicated)
-                .map(|i| (i.a, i.b)),
-            origin,
-        )
-        .map_err(|e| world_err(&ddi_path, e.to_string()))?;
+        let graph_of = |keep: &dyn Fn(Severity) -> bool| {
+            DdiGraph::from_pairs(
+                drugs.len(),
+                interactions.iter().filter(|i| keep(i.severity)).map(|i| (i.a, i.b)),
+                origin,
+            )
+            .map_err(|e| world_err(&ddi_path, e.to_string()))
+        };
+        let avoided = graph_of(&|s| s != Severity::Moderate)?;
+        let contraindicated = graph_of(&|s| s == Severity::Contraindicated)?;
         let mut allergies = Vec::new();
         for a in &allergy_specs {
             let mut set = DrugSet::empty(drugs.len());
@@ -315,6 +320,7 @@ impl World {
             allergies,
             interactions,
             ddi,
+            avoided,
             contraindicated,
             phrases,
         })

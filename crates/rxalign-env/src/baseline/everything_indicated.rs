@@ -9,23 +9,33 @@ use super::counts::DiagnosisDrugCounts;
 pub struct EverythingIndicatedConfig {
     /// A drug counts as indicated by a diagnosis when it was given in at
     /// least this share of the training visits coded with it (filters the
-    /// rare co-occurrences that are noise).
+    /// rare co-occurrences that are noise)...
     #[serde(default = "default_support")]
     pub min_support: f64,
+    /// ...and when it is at least this many times more frequent with the
+    /// diagnosis than overall: `P(drug | dx) / P(drug)` (filters the drugs of
+    /// other conditions that patients with `dx` happen to have).
+    #[serde(default = "default_lift")]
+    pub min_lift: f64,
 }
 
 fn default_support() -> f64 {
-    0.05
+    0.04
+}
+
+fn default_lift() -> f64 {
+    3.0
 }
 
 impl Default for EverythingIndicatedConfig {
     fn default() -> Self {
-        Self { min_support: default_support() }
+        Self { min_support: default_support(), min_lift: default_lift() }
     }
 }
 
 /// Every drug indicated by any of the visit's diagnoses, as seen in
-/// training: first-line drugs, alternatives and add-ons all at once. It shows
+/// training (given with the diagnosis often enough and clearly more often
+/// than without it): first-line drugs, alternatives and add-ons all at once. It shows
 /// what prescribing without judgement does: lists far above the ground
 /// truth's size and more interacting pairs.
 #[derive(Clone, Debug)]
@@ -50,15 +60,15 @@ impl Recommender for EverythingIndicatedRecommender {
     }
 
     fn predict(&self, cohort: &Cohort, visit: usize) -> Prediction {
-        let scores = self.counts.max_conditional(cohort, visit);
-        let drugs = DrugSet::from_indices(
-            cohort.drug_count(),
-            scores
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| **s > 0.0 && **s >= self.config.min_support)
-                .map(|(d, _)| d),
-        );
+        let mut drugs = DrugSet::empty(cohort.drug_count());
+        let mut scores = vec![0.0; cohort.drug_count()];
+        self.counts.each_conditional(cohort, visit, |d, p| {
+            scores[d] = f64::max(scores[d], p);
+            let base = self.counts.base_rate(d);
+            if p > 0.0 && p >= self.config.min_support && p >= self.config.min_lift * base {
+                drugs.insert(d);
+            }
+        });
         Prediction { drugs, scores: Some(scores) }
     }
 }

@@ -67,10 +67,15 @@ fn cooccurrence_uses_conditional_frequencies() {
 
 #[test]
 fn everything_indicated_overprescribes() {
-    let (c, r) = fitted("everything_indicated", json!(null));
+    // Base rates: drug 0 and 2 in half the visits, 1 and 3 in a sixth; every
+    // drug has lift 2 with its own diagnosis.
+    let (c, r) = fitted("everything_indicated", json!({"min_lift": 2.0}));
     assert_eq!(r.predict(&c, 6).drugs.to_vec(), vec![0, 1, 2, 3]);
-    let (c, r) = fitted("everything_indicated", json!({"min_support": 0.5}));
+    let (c, r) = fitted("everything_indicated", json!({"min_support": 0.5, "min_lift": 2.0}));
     assert_eq!(r.predict(&c, 6).drugs.to_vec(), vec![0, 2]);
+    // The default lift of 3 leaves out every drug here.
+    let (c, r) = fitted("everything_indicated", json!(null));
+    assert!(r.predict(&c, 6).drugs.is_empty());
 }
 
 #[test]

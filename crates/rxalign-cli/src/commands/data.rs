@@ -1,0 +1,201 @@
+//! `rxalign data`: make and describe datasets.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use rxalign_core::metrics::MetricReport;
+use rxalign_core::{Cohort, Predictions, SplitName};
+use rxalign_data::synthetic::{CODES_RULE_PREDICTIONS, RULE_PREDICTIONS};
+use rxalign_data::{SyntheticClinic, SyntheticConfig};
+use rxalign_env::baseline;
+use serde_json::{Value, json};
+
+use super::{GROUND_TRUTH, SplitArgs, load_folder, truth_report};
+use crate::table;
+
+/// Datasets are folders: `visits.jsonl` (one visit per line: patient_id,
+/// visit_id, optional time/age/sex, diagnoses, procedures, optional note,
+/// drugs), `drugs.csv` (code,name), optional `diagnoses.csv`,
+/// `procedures.csv` (code,name) and `ddi.csv` (code_a,code_b).
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Generate the synthetic clinic as a dataset folder.
+    Synth(SynthArgs),
+    /// Describe a dataset: sizes, the ground truth's list sizes and DDI
+    /// rates, and where references and baselines land on its test split.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Number of patients.
+    #[arg(long, default_value_t = SyntheticConfig::default().patients)]
+    patients: usize,
+    /// The seed: the same seed and settings write the same bytes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Probability that each prescribed drug is dropped from, and a wrong
+    /// drug added to, the ground truth.
+    #[arg(long, default_value_t = SyntheticConfig::default().noise)]
+    noise: f64,
+    /// Probability that a note reveals each fact the codes do not
+    /// (allergies, home medications, severity).
+    #[arg(long, default_value_t = SyntheticConfig::default().note_reveal)]
+    note_reveal: f64,
+    /// Fewest visits per patient.
+    #[arg(long, default_value_t = SyntheticConfig::default().visits_min)]
+    visits_min: usize,
+    /// Most visits per patient.
+    #[arg(long, default_value_t = SyntheticConfig::default().visits_max)]
+    visits_max: usize,
+    /// Probability that a condition is severe at a visit.
+    #[arg(long, default_value_t = SyntheticConfig::default().severe_rate)]
+    severe_rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The dataset folder.
+    dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    split: SplitArgs,
+}
+
+pub fn run(command: DataCommand) -> anyhow::Result<()> {
+    match command {
+        DataCommand::Synth(a) => synth(&a),
+        DataCommand::Stats(a) => stats(&a),
+    }
+}
+
+fn synth(a: &SynthArgs) -> anyhow::Result<()> {
+    let config = SyntheticConfig {
+        patients: a.patients,
+        seed: a.seed,
+        noise: a.noise,
+        note_reveal: a.note_reveal,
+        visits_min: a.visits_min,
+        visits_max: a.visits_max,
+        severe_rate: a.severe_rate,
+        ..SyntheticConfig::default()
+    };
+    let clinic = SyntheticClinic::generate(&config)?;
+    clinic.write(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    let all: Vec<usize> = (0..clinic.cohort.visits.len()).collect();
+    let ceiling = clinic.score(&clinic.rule, &all);
+    println!(
+        "wrote {} visits of {} patients to {} (seed {}, noise {}, note_reveal {})",
+        clinic.cohort.visits.len(),
+        clinic.cohort.patient_count(),
+        a.out.display(),
+        a.seed,
+        a.noise,
+        a.note_reveal
+    );
+    println!(
+        "ceiling (noise-free clinician rule against the noisy ground truth, all visits): jaccard {:.4} (per-visit mean)",
+        ceiling.get("jaccard").unwrap_or(0.0)
+    );
+    Ok(())
+}
+
+/// References (when the folder has them) and baselines on the test split.
+fn method_rows(dir: &Path, cohort: &Cohort, split: &SplitArgs) -> anyhow::Result<Vec<(String, MetricReport)>> {
+    let s = split.split(cohort);
+    let test: std::collections::HashSet<usize> = s.test.iter().copied().collect();
+    let mut rows = vec![(GROUND_TRUTH.to_string(), truth_report(cohort, &s.test))];
+    for (file, name) in [(RULE_PREDICTIONS, "ceiling (clinician rule)"), (CODES_RULE_PREDICTIONS, "codes-only rule")] {
+        let path = dir.join(file);
+        if path.is_file() {
+            let p = Predictions::read(&path, cohort)?;
+            rows.push((name.to_string(), p.evaluate(cohort, |i| test.contains(&i))));
+        }
+    }
+    let registry = baseline::registry();
+    for kind in baseline::BUILTIN {
+        let mut r = registry.build(kind, &Value::Null, &())?;
+        r.fit(cohort, &s.train);
+        rows.push((kind.to_string(), baseline::predict(r.as_ref(), cohort, &s.test).evaluate(cohort, |_| true)));
+    }
+    Ok(rows)
+}
+
+fn stats(a: &StatsArgs) -> anyhow::Result<()> {
+    let cohort = load_folder(&a.dir)?;
+    let all: Vec<usize> = (0..cohort.visits.len()).collect();
+    let truth = truth_report(&cohort, &all);
+    let rows = method_rows(&a.dir, &cohort, &a.split)?;
+    let s = a.split.split(&cohort);
+    let ddi = cohort.ddi.source();
+    let mean = truth.get("med_count").unwrap_or(0.0);
+    if a.json {
+        let methods: serde_json::Map<String, Value> = rows.iter().map(|(n, r)| (n.clone(), r.to_json())).collect();
+        let out = json!({
+            "dataset": a.dir.display().to_string(),
+            "visits": cohort.visits.len(),
+            "patients": cohort.patient_count(),
+            "drugs": cohort.drugs.len(),
+            "diagnoses": cohort.diagnoses.len(),
+            "procedures": cohort.procedures.len(),
+            "mean_drugs_per_visit": mean,
+            "ddi_rate": truth.get("ddi_rate"),
+            "ddi_rate_pooled": truth.get("ddi_rate_pooled"),
+            "ground_truth_scope": "all visits",
+            "ddi_graph": {
+                "edges": cohort.ddi.edge_count(),
+                "origin": ddi.origin,
+                "sha256": ddi.sha256,
+                "edges_outside_vocab": ddi.edges_outside_vocab,
+            },
+            "split": {
+                "seed": a.split.split_seed,
+                "train_visits": s.train.len(),
+                "val_visits": s.val.len(),
+                "test_visits": s.test.len(),
+            },
+            "methods_on": SplitName::Test.to_string(),
+            "methods": methods,
+            "definitions": rxalign_core::metrics::definitions()
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("dataset       {}", a.dir.display());
+    println!("visits        {}", cohort.visits.len());
+    println!("patients      {}", cohort.patient_count());
+    println!("drugs         {}", cohort.drugs.len());
+    println!("diagnoses     {}", cohort.diagnoses.len());
+    println!("procedures    {}", cohort.procedures.len());
+    println!("DDI graph     {} interacting pairs from {}", cohort.ddi.edge_count(), ddi.origin);
+    if ddi.edges_outside_vocab > 0 {
+        println!("              ({} listed pairs name drugs outside drugs.csv and are left out)", ddi.edges_outside_vocab);
+    }
+    println!("\nground truth, all visits:");
+    println!("  mean drugs per visit  {mean:.4}");
+    println!(
+        "  ddi_rate              {:.4}  (per-visit: interacting pairs / all pairs, averaged over visits)",
+        truth.get("ddi_rate").unwrap_or(0.0)
+    );
+    println!(
+        "  ddi_rate_pooled       {:.4}  (pooled: interacting pairs / all pairs over all visits, SafeDrug/PyHealth)",
+        truth.get("ddi_rate_pooled").unwrap_or(0.0)
+    );
+    println!(
+        "\nmethods on the test split ({} visits; {}; baselines fit on the {} train visits):\n",
+        s.test.len(),
+        a.split.describe(),
+        s.train.len()
+    );
+    print!("{}", table::render(&rows));
+    Ok(())
+}
