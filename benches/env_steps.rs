@@ -41,7 +41,11 @@ fn bench(c: &mut Criterion) {
                 let mut ep = Episode::new(&reward, &truth, &ddi, DrugSet::empty(drugs), usize::MAX);
                 let mut total = 0.0;
                 for &d in &toggles {
-                    let action = if ep.list().contains(d) { Action::Remove(d) } else { Action::Add(d) };
+                    let action = if ep.list().contains(d) {
+                        Action::Remove(d)
+                    } else {
+                        Action::Add(d)
+                    };
                     total += ep.step(action).unwrap().total;
                 }
                 std::hint::black_box(total)

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rxalign", version, about = "Align medication-recommending policies without overprescription")]
+#[command(
+    name = "rxalign",
+    version,
+    about = "Align medication-recommending policies without overprescription"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

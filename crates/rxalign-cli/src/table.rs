@@ -27,7 +27,9 @@ pub fn render(rows: &[(String, MetricReport)]) -> String {
     for (name, report) in rows {
         out.push_str(&format!("{name:name_width$}  {:>6}", report.visits));
         for c in COLUMNS {
-            let v = report.get(c).map_or_else(|| "n/a".to_string(), |x| format!("{x:.4}"));
+            let v = report
+                .get(c)
+                .map_or_else(|| "n/a".to_string(), |x| format!("{x:.4}"));
             out.push_str(&format!("  {v:>w$}", w = c.len().max(7)));
         }
         out.push('\n');

@@ -276,8 +276,7 @@ mod tests {
         let c = cohort(1, 1);
         let mut visits = c.visits.clone();
         visits.push(visits[0].clone());
-        let err = Cohort::new("t", c.drugs.clone(), Vocab::new(), Vocab::new(), visits, c.ddi)
-            .unwrap_err();
+        let err = Cohort::new("t", c.drugs.clone(), Vocab::new(), Vocab::new(), visits, c.ddi).unwrap_err();
         assert!(err.to_string().contains("appears twice"));
     }
 }

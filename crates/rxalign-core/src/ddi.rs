@@ -107,9 +107,8 @@ impl DdiGraph {
             g.source.edges_in_source += 1;
             match (vocab.get(a), vocab.get(b)) {
                 (Some(ia), Some(ib)) => {
-                    g.add_edge(ia, ib).map_err(|e| {
-                        CoreError::input(path, *line, field_a.as_str(), e.to_string())
-                    })?;
+                    g.add_edge(ia, ib)
+                        .map_err(|e| CoreError::input(path, *line, field_a.as_str(), e.to_string()))?;
                 }
                 (ia, _) => match unknown {
                     UnknownCodes::Count => g.source.edges_outside_vocab += 1,
@@ -236,10 +235,7 @@ pub(crate) fn csv_error(path: &Path, e: &csv::Error, field: &str) -> CoreError {
 
 /// SHA-256 of some bytes as lower-case hex.
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -273,7 +269,10 @@ mod tests {
         v.insert("B", "b");
         let err = DdiGraph::load_csv(&path, &v, UnknownCodes::Error).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("ddi.csv:3") && msg.contains("code_b") && msg.contains("`Z`"), "{msg}");
+        assert!(
+            msg.contains("ddi.csv:3") && msg.contains("code_b") && msg.contains("`Z`"),
+            "{msg}"
+        );
         let g = DdiGraph::load_csv(&path, &v, UnknownCodes::Count).unwrap();
         assert_eq!(g.edge_count(), 1);
         assert_eq!(g.source().edges_outside_vocab, 1);

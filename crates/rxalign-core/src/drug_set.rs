@@ -137,18 +137,12 @@ impl DrugSet {
 
     pub fn union_with(&mut self, other: &Self) {
         self.check_width(other);
-        self.words
-            .iter_mut()
-            .zip(&other.words)
-            .for_each(|(a, b)| *a |= b);
+        self.words.iter_mut().zip(&other.words).for_each(|(a, b)| *a |= b);
     }
 
     pub fn intersect_with(&mut self, other: &Self) {
         self.check_width(other);
-        self.words
-            .iter_mut()
-            .zip(&other.words)
-            .for_each(|(a, b)| *a &= b);
+        self.words.iter_mut().zip(&other.words).for_each(|(a, b)| *a &= b);
     }
 
     pub fn difference_with(&mut self, other: &Self) {

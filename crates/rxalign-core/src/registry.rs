@@ -33,7 +33,10 @@ impl<P: ?Sized, C> fmt::Debug for Registry<P, C> {
 impl<P: ?Sized, C> Registry<P, C> {
     /// An empty registry of `what` plugins (`"reward term"`, `"start list"`).
     pub fn new(what: &'static str) -> Self {
-        Self { what, entries: Vec::new() }
+        Self {
+            what,
+            entries: Vec::new(),
+        }
     }
 
     /// Registers a builder under `kind`; a kind can be registered once.
@@ -71,18 +74,25 @@ impl<P: ?Sized, C> Registry<P, C> {
                 self.kinds().join(", ")
             ))
         })?;
-        build(params, context)
-            .map_err(|e| CoreError::Invalid(format!("{} `{kind}`: {e}", self.what)))
+        build(params, context).map_err(|e| CoreError::Invalid(format!("{} `{kind}`: {e}", self.what)))
     }
 }
 
 /// Parameters as a typed config; `null` reads as an empty object, so configs
 /// with every field defaulted need no parameters.
 pub fn params<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
-    let value = if value.is_null() { Value::Object(Default::default()) } else { value.clone() };
+    let value = if value.is_null() {
+        Value::Object(Default::default())
+    } else {
+        value.clone()
+    };
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
-        if at == "." { e.inner().to_string() } else { format!("field `{at}`: {}", e.inner()) }
+        if at == "." {
+            e.inner().to_string()
+        } else {
+            format!("field `{at}`: {}", e.inner())
+        }
     })
 }
 
@@ -119,12 +129,21 @@ mod tests {
     #[test]
     fn builds_known_kinds_and_names_the_unknown() {
         let r = registry();
-        let g = r.build("hello", &serde_json::json!({"name": "ward"}), &()).unwrap();
+        let g = r
+            .build("hello", &serde_json::json!({"name": "ward"}), &())
+            .unwrap();
         assert_eq!(g.greet(), "hello ward");
         assert_eq!(r.build("hello", &Value::Null, &()).unwrap().greet(), "hello ");
         let err = r.build("helo", &Value::Null, &()).err().unwrap().to_string();
-        assert!(err.contains("unknown greeter kind `helo`; known kinds: hello"), "{err}");
-        let err = r.build("hello", &serde_json::json!({"nam": 1}), &()).err().unwrap().to_string();
+        assert!(
+            err.contains("unknown greeter kind `helo`; known kinds: hello"),
+            "{err}"
+        );
+        let err = r
+            .build("hello", &serde_json::json!({"nam": 1}), &())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("unknown field `nam`"), "{err}");
     }
 
@@ -132,7 +151,9 @@ mod tests {
     fn duplicates_are_refused() {
         let mut r = registry();
         let err = r
-            .register("hello", |_, _| Ok(Box::new(Hello(String::new())) as Box<dyn Greeter>))
+            .register("hello", |_, _| {
+                Ok(Box::new(Hello(String::new())) as Box<dyn Greeter>)
+            })
             .unwrap_err();
         assert!(err.to_string().contains("registered twice"));
     }

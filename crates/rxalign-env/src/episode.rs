@@ -2,8 +2,8 @@
 
 use rxalign_core::{Action, DdiGraph, DrugSet};
 
-use crate::reward::{ListContext, Reward};
 use crate::EnvError;
+use crate::reward::{ListContext, Reward};
 
 /// Counts over the current list that every built-in potential is a function
 /// of, kept up to date incrementally.
@@ -70,11 +70,29 @@ pub struct Episode<'a> {
 impl<'a> Episode<'a> {
     /// Starts an episode from `start` against the ground truth `truth`; it
     /// ends on `Stop` or after `budget` steps.
-    pub fn new(reward: &'a Reward, truth: &'a DrugSet, ddi: &'a DdiGraph, start: DrugSet, budget: usize) -> Self {
-        assert_eq!(start.width(), truth.width(), "start list and ground truth differ in width");
+    pub fn new(
+        reward: &'a Reward,
+        truth: &'a DrugSet,
+        ddi: &'a DdiGraph,
+        start: DrugSet,
+        budget: usize,
+    ) -> Self {
+        assert_eq!(
+            start.width(),
+            truth.width(),
+            "start list and ground truth differ in width"
+        );
         let stats = ListStats::of(&start, truth, ddi);
         let mut terms = vec![0.0; reward.len()];
-        let potential = reward.weighted_terms(&ListContext { stats: &stats, list: &start, truth, ddi }, &mut terms);
+        let potential = reward.weighted_terms(
+            &ListContext {
+                stats: &stats,
+                list: &start,
+                truth,
+                ddi,
+            },
+            &mut terms,
+        );
         Self {
             reward,
             truth,
@@ -192,7 +210,10 @@ impl<'a> Episode<'a> {
         match action {
             Action::Add(d) => {
                 if !self.is_valid(action) {
-                    return Err(EnvError::InvalidAction { action, reason: "the drug is already in the list (or unknown)" });
+                    return Err(EnvError::InvalidAction {
+                        action,
+                        reason: "the drug is already in the list (or unknown)",
+                    });
                 }
                 self.stats.ddi_pairs += self.ddi.neighbours(d).intersection_len(&self.list) as u32;
                 self.list.insert(d);
@@ -202,7 +223,10 @@ impl<'a> Episode<'a> {
             }
             Action::Remove(d) => {
                 if !self.is_valid(action) {
-                    return Err(EnvError::InvalidAction { action, reason: "the drug is not in the list" });
+                    return Err(EnvError::InvalidAction {
+                        action,
+                        reason: "the drug is not in the list",
+                    });
                 }
                 self.list.remove(d);
                 self.stats.ddi_pairs -= self.ddi.neighbours(d).intersection_len(&self.list) as u32;
@@ -230,12 +254,20 @@ impl<'a> Episode<'a> {
         self.steps += 1;
         let before = self.potential;
         std::mem::swap(&mut self.terms, &mut self.last_terms);
-        let ctx = ListContext { stats: &self.stats, list: &self.list, truth: self.truth, ddi: self.ddi };
+        let ctx = ListContext {
+            stats: &self.stats,
+            list: &self.list,
+            truth: self.truth,
+            ddi: self.ddi,
+        };
         self.potential = self.reward.weighted_terms(&ctx, &mut self.terms);
         // last_terms holds the previous potentials: turn them into differences.
         for (last, now) in self.last_terms.iter_mut().zip(&self.terms) {
             *last = now - *last;
         }
-        StepReward { total: self.potential - before, done: self.is_done() }
+        StepReward {
+            total: self.potential - before,
+            done: self.is_done(),
+        }
     }
 }

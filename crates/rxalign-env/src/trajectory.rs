@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rxalign_core::trajectory::{ActionRecord, codes_of};
 use rxalign_core::{Action, Cohort, DrugSet, StepRecord, Trajectory};
 
-use crate::{Episode, EnvError, Reward, StepReward};
+use crate::{EnvError, Episode, Reward, StepReward};
 
 /// The canonical edit sequence from `start` to `target`: remove the drugs
 /// that should not be there, in increasing drug index, then add the missing
@@ -34,7 +34,14 @@ pub struct TrajectoryRecorder<'c> {
 
 impl<'c> TrajectoryRecorder<'c> {
     /// Starts the record of `episode` (not yet stepped) of visit `visit`.
-    pub fn begin(cohort: &'c Cohort, visit: usize, method: &str, split: &str, reward: &Reward, episode: &Episode<'_>) -> Self {
+    pub fn begin(
+        cohort: &'c Cohort,
+        visit: usize,
+        method: &str,
+        split: &str,
+        reward: &Reward,
+        episode: &Episode<'_>,
+    ) -> Self {
         let v = &cohort.visits[visit];
         Self {
             cohort,
@@ -56,8 +63,19 @@ impl<'c> TrajectoryRecorder<'c> {
     }
 
     /// Records the step just taken on `episode`.
-    pub fn record(&mut self, action: ActionRecord, probability: Option<f64>, reward: StepReward, episode: &Episode<'_>) {
-        let terms: BTreeMap<String, f64> = self.names.iter().cloned().zip(episode.last_terms().iter().copied()).collect();
+    pub fn record(
+        &mut self,
+        action: ActionRecord,
+        probability: Option<f64>,
+        reward: StepReward,
+        episode: &Episode<'_>,
+    ) {
+        let terms: BTreeMap<String, f64> = self
+            .names
+            .iter()
+            .cloned()
+            .zip(episode.last_terms().iter().copied())
+            .collect();
         self.trajectory.steps.push(StepRecord {
             action,
             probability,
@@ -94,7 +112,12 @@ pub fn replay_edits(
     let mut recorder = TrajectoryRecorder::begin(cohort, visit, method, split, reward, &episode);
     for action in actions {
         let r = episode.step(action)?;
-        recorder.record(ActionRecord::from_action(action, &cohort.drugs), None, r, &episode);
+        recorder.record(
+            ActionRecord::from_action(action, &cohort.drugs),
+            None,
+            r,
+            &episode,
+        );
     }
     Ok(recorder.finish(&episode))
 }
@@ -112,7 +135,13 @@ mod tests {
         let t = DrugSet::from_indices(6, [1, 3, 4]);
         assert_eq!(
             expert_actions(&s, &t),
-            vec![Action::Remove(0), Action::Remove(5), Action::Add(1), Action::Add(4), Action::Stop]
+            vec![
+                Action::Remove(0),
+                Action::Remove(5),
+                Action::Add(1),
+                Action::Add(4),
+                Action::Stop
+            ]
         );
         assert_eq!(expert_actions(&t, &t), vec![Action::Stop]);
     }
@@ -135,15 +164,35 @@ mod tests {
             history: vec![],
             drugs: DrugSet::from_indices(4, [0, 1]),
         };
-        let c = Cohort::new("t", drugs, Vocab::new(), Vocab::new(), vec![v], DdiGraph::from_pairs(4, [(0, 2)], "t").unwrap()).unwrap();
+        let c = Cohort::new(
+            "t",
+            drugs,
+            Vocab::new(),
+            Vocab::new(),
+            vec![v],
+            DdiGraph::from_pairs(4, [(0, 2)], "t").unwrap(),
+        )
+        .unwrap();
         let reward = RewardConfig::flame().init().unwrap();
-        let t = replay_edits(&c, 0, &reward, DrugSet::from_indices(4, [2]), &DrugSet::from_indices(4, [0, 1]), "m", "test").unwrap();
+        let t = replay_edits(
+            &c,
+            0,
+            &reward,
+            DrugSet::from_indices(4, [2]),
+            &DrugSet::from_indices(4, [0, 1]),
+            "m",
+            "test",
+        )
+        .unwrap();
         assert_eq!(t.start, vec!["D2"]);
         assert_eq!(t.final_list, vec!["D0", "D1"]);
         assert_eq!(t.steps.len(), 4);
         assert_eq!(t.steps[0].action, ActionRecord::Remove("D2".into()));
         let sum: f64 = t.steps.iter().map(|s| s.reward).sum();
         assert!((sum - t.outcome_reward).abs() < 1e-12 && (t.outcome_reward - 1.0).abs() < 1e-12);
-        assert_eq!(t.steps[2].terms.keys().collect::<Vec<_>>(), vec!["jaccard", "refusal"]);
+        assert_eq!(
+            t.steps[2].terms.keys().collect::<Vec<_>>(),
+            vec!["jaccard", "refusal"]
+        );
     }
 }

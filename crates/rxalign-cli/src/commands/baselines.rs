@@ -124,25 +124,50 @@ pub fn run_all(a: &BaselinesArgs) -> anyhow::Result<()> {
         trajectories: a.trajectories,
     };
     let run_name = match &clinic {
-        Some(c) => format!("synthetic-p{}-seed{}-split{}", c.config.patients, c.config.seed, a.split.split_seed),
+        Some(c) => format!(
+            "synthetic-p{}-seed{}-split{}",
+            c.config.patients, c.config.seed, a.split.split_seed
+        ),
         None => format!("{}-split{}", cohort.name, a.split.split_seed),
     };
     let root = a.out.join("baselines").join(run_name);
     if root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("clearing the earlier run {}", root.display()))?;
+        std::fs::remove_dir_all(&root)
+            .with_context(|| format!("clearing the earlier run {}", root.display()))?;
     }
     let run = RunFolder::create(&root)?;
-    run.write_resolved(&ron::ser::to_string_pretty(&resolved, ron::ser::PrettyConfig::default())?)?;
+    run.write_resolved(&ron::ser::to_string_pretty(
+        &resolved,
+        ron::ser::PrettyConfig::default(),
+    )?)?;
 
     let evaluated: Vec<usize> = split.val.iter().chain(&split.test).copied().collect();
     let mut methods = Vec::new();
     if let Some(c) = &clinic {
-        for (name, lists) in [("ceiling (clinician rule)", &c.rule), ("codes-only rule", &c.codes_rule)] {
+        for (name, lists) in [
+            ("ceiling (clinician rule)", &c.rule),
+            ("codes-only rule", &c.codes_rule),
+        ] {
             let lists: Vec<(usize, DrugSet)> = evaluated.iter().map(|&i| (i, lists[i].clone())).collect();
             let predictions = Predictions {
-                by_visit: lists.iter().map(|(i, l)| (*i, rxalign_core::Prediction { drugs: l.clone(), scores: None })).collect(),
+                by_visit: lists
+                    .iter()
+                    .map(|(i, l)| {
+                        (
+                            *i,
+                            rxalign_core::Prediction {
+                                drugs: l.clone(),
+                                scores: None,
+                            },
+                        )
+                    })
+                    .collect(),
             };
-            methods.push(Method { name: name.to_string(), lists, predictions });
+            methods.push(Method {
+                name: name.to_string(),
+                lists,
+                predictions,
+            });
         }
     }
     let registry = baseline::registry();
@@ -150,8 +175,15 @@ pub fn run_all(a: &BaselinesArgs) -> anyhow::Result<()> {
         let mut r: Box<dyn Recommender> = registry.build(kind, &Value::Null, &())?;
         r.fit(&cohort, &split.train);
         let predictions = baseline::predict(r.as_ref(), &cohort, &evaluated);
-        let lists = evaluated.iter().map(|&i| (i, predictions.by_visit[&i].drugs.clone())).collect();
-        methods.push(Method { name: kind.to_string(), lists, predictions });
+        let lists = evaluated
+            .iter()
+            .map(|&i| (i, predictions.by_visit[&i].drugs.clone()))
+            .collect();
+        methods.push(Method {
+            name: kind.to_string(),
+            lists,
+            predictions,
+        });
     }
 
     let in_split = |name: SplitName| -> std::collections::HashSet<usize> {
@@ -160,7 +192,8 @@ pub fn run_all(a: &BaselinesArgs) -> anyhow::Result<()> {
     let (val, test) = (in_split(SplitName::Val), in_split(SplitName::Test));
     let mut records = Vec::new();
     let mut summary = Summary::new();
-    let mut rows: Vec<(String, MetricReport)> = vec![(GROUND_TRUTH.to_string(), truth_report(&cohort, &split.test))];
+    let mut rows: Vec<(String, MetricReport)> =
+        vec![(GROUND_TRUTH.to_string(), truth_report(&cohort, &split.test))];
     let mut trajectories = Vec::new();
     let mut outcome = Vec::new();
     for m in &methods {
@@ -180,7 +213,15 @@ pub fn run_all(a: &BaselinesArgs) -> anyhow::Result<()> {
         let test_lists: Vec<&(usize, DrugSet)> = m.lists.iter().filter(|(i, _)| test.contains(i)).collect();
         outcome.push(mean_outcome(&cohort, &reward, &test_lists));
         for (i, list) in test_lists.iter().take(a.trajectories) {
-            trajectories.push(replay_edits(&cohort, *i, &reward, DrugSet::empty(cohort.drug_count()), list, &m.name, "test")?);
+            trajectories.push(replay_edits(
+                &cohort,
+                *i,
+                &reward,
+                DrugSet::empty(cohort.drug_count()),
+                list,
+                &m.name,
+                "test",
+            )?);
         }
     }
     run.append_metrics(&records)?;
@@ -197,11 +238,21 @@ pub fn run_all(a: &BaselinesArgs) -> anyhow::Result<()> {
         },
         a.split.describe()
     );
-    println!("test split: {} visits; baselines fit on {} train visits\n", split.test.len(), split.train.len());
+    println!(
+        "test split: {} visits; baselines fit on {} train visits\n",
+        split.test.len(),
+        split.train.len()
+    );
     print!("{}", table::render(&rows));
     println!(
         "\nmean outcome reward from the empty list on the test split, Phi = {}:",
-        reward.names().iter().zip(reward.weights()).map(|(n, w)| format!("{w} {n}")).collect::<Vec<_>>().join(" + ")
+        reward
+            .names()
+            .iter()
+            .zip(reward.weights())
+            .map(|(n, w)| format!("{w} {n}"))
+            .collect::<Vec<_>>()
+            .join(" + ")
     );
     for (m, r) in methods.iter().zip(&outcome) {
         println!("  {:28} {r:+.4}", m.name);

@@ -87,7 +87,9 @@ fn synth(a: &SynthArgs) -> anyhow::Result<()> {
         ..SyntheticConfig::default()
     };
     let clinic = SyntheticClinic::generate(&config)?;
-    clinic.write(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    clinic
+        .write(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     let all: Vec<usize> = (0..clinic.cohort.visits.len()).collect();
     let ceiling = clinic.score(&clinic.rule, &all);
     println!(
@@ -107,11 +109,18 @@ fn synth(a: &SynthArgs) -> anyhow::Result<()> {
 }
 
 /// References (when the folder has them) and baselines on the test split.
-fn method_rows(dir: &Path, cohort: &Cohort, split: &SplitArgs) -> anyhow::Result<Vec<(String, MetricReport)>> {
+fn method_rows(
+    dir: &Path,
+    cohort: &Cohort,
+    split: &SplitArgs,
+) -> anyhow::Result<Vec<(String, MetricReport)>> {
     let s = split.split(cohort);
     let test: std::collections::HashSet<usize> = s.test.iter().copied().collect();
     let mut rows = vec![(GROUND_TRUTH.to_string(), truth_report(cohort, &s.test))];
-    for (file, name) in [(RULE_PREDICTIONS, "ceiling (clinician rule)"), (CODES_RULE_PREDICTIONS, "codes-only rule")] {
+    for (file, name) in [
+        (RULE_PREDICTIONS, "ceiling (clinician rule)"),
+        (CODES_RULE_PREDICTIONS, "codes-only rule"),
+    ] {
         let path = dir.join(file);
         if path.is_file() {
             let p = Predictions::read(&path, cohort)?;
@@ -122,7 +131,10 @@ fn method_rows(dir: &Path, cohort: &Cohort, split: &SplitArgs) -> anyhow::Result
     for kind in baseline::BUILTIN {
         let mut r = registry.build(kind, &Value::Null, &())?;
         r.fit(cohort, &s.train);
-        rows.push((kind.to_string(), baseline::predict(r.as_ref(), cohort, &s.test).evaluate(cohort, |_| true)));
+        rows.push((
+            kind.to_string(),
+            baseline::predict(r.as_ref(), cohort, &s.test).evaluate(cohort, |_| true),
+        ));
     }
     Ok(rows)
 }
@@ -136,7 +148,8 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
     let ddi = cohort.ddi.source();
     let mean = truth.get("med_count").unwrap_or(0.0);
     if a.json {
-        let methods: serde_json::Map<String, Value> = rows.iter().map(|(n, r)| (n.clone(), r.to_json())).collect();
+        let methods: serde_json::Map<String, Value> =
+            rows.iter().map(|(n, r)| (n.clone(), r.to_json())).collect();
         let out = json!({
             "dataset": a.dir.display().to_string(),
             "visits": cohort.visits.len(),
@@ -176,9 +189,16 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
     println!("drugs         {}", cohort.drugs.len());
     println!("diagnoses     {}", cohort.diagnoses.len());
     println!("procedures    {}", cohort.procedures.len());
-    println!("DDI graph     {} interacting pairs from {}", cohort.ddi.edge_count(), ddi.origin);
+    println!(
+        "DDI graph     {} interacting pairs from {}",
+        cohort.ddi.edge_count(),
+        ddi.origin
+    );
     if ddi.edges_outside_vocab > 0 {
-        println!("              ({} listed pairs name drugs outside drugs.csv and are left out)", ddi.edges_outside_vocab);
+        println!(
+            "              ({} listed pairs name drugs outside drugs.csv and are left out)",
+            ddi.edges_outside_vocab
+        );
     }
     println!("\nground truth, all visits:");
     println!("  mean drugs per visit  {mean:.4}");

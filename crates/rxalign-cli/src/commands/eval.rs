@@ -33,12 +33,21 @@ pub fn run(a: &EvalArgs) -> anyhow::Result<()> {
     let predictions = Predictions::read(&a.predictions, &cohort)?;
     let keep: Option<HashSet<usize>> = match a.split {
         SplitName::All => None,
-        name => Some(a.split_seed.split(&cohort).indices(name, cohort.visits.len()).into_iter().collect()),
+        name => Some(
+            a.split_seed
+                .split(&cohort)
+                .indices(name, cohort.visits.len())
+                .into_iter()
+                .collect(),
+        ),
     };
     let report = predictions.evaluate(&cohort, |i| keep.as_ref().is_none_or(|k| k.contains(&i)));
     let scope = match a.split {
         SplitName::All => "every visit in the file".to_string(),
-        name => format!("visits of the file in the {name} split ({})", a.split_seed.describe()),
+        name => format!(
+            "visits of the file in the {name} split ({})",
+            a.split_seed.describe()
+        ),
     };
     if a.json {
         let mut json = report.to_json();
@@ -47,7 +56,11 @@ pub fn run(a: &EvalArgs) -> anyhow::Result<()> {
         map.insert("scope".into(), scope.into());
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        println!("{} scored against {} ({scope})\n", a.predictions.display(), a.data.display());
+        println!(
+            "{} scored against {} ({scope})\n",
+            a.predictions.display(),
+            a.data.display()
+        );
         print!("{}", report.render());
     }
     Ok(())

@@ -31,7 +31,11 @@ pub fn load(args: &DataArgs) -> anyhow::Result<(Cohort, Option<SyntheticClinic>)
     match &args.data {
         Some(dir) => Ok((load_folder(dir)?, None)),
         None => {
-            let config = SyntheticConfig { patients: args.patients, seed: args.seed, ..SyntheticConfig::default() };
+            let config = SyntheticConfig {
+                patients: args.patients,
+                seed: args.seed,
+                ..SyntheticConfig::default()
+            };
             let clinic = SyntheticClinic::generate(&config).context("generating the synthetic clinic")?;
             Ok((clinic.cohort.clone(), Some(clinic)))
         }
@@ -62,7 +66,10 @@ impl SplitArgs {
 
     /// Words that say which split definition numbers use.
     pub fn describe(&self) -> String {
-        format!("split seed {}: patients 2/3 train, 1/6 val, 1/6 test", self.split_seed)
+        format!(
+            "split seed {}: patients 2/3 train, 1/6 val, 1/6 test",
+            self.split_seed
+        )
     }
 }
 
@@ -74,6 +81,11 @@ pub const GROUND_TRUTH: &str = "ground truth (prescribed)";
 pub fn truth_report(cohort: &Cohort, visits: &[usize]) -> MetricReport {
     evaluate(visits.iter().map(|&i| {
         let v = &cohort.visits[i];
-        MetricInput { predicted: &v.drugs, truth: &v.drugs, scores: None, ddi: &cohort.ddi }
+        MetricInput {
+            predicted: &v.drugs,
+            truth: &v.drugs,
+            scores: None,
+            ddi: &cohort.ddi,
+        }
     }))
 }

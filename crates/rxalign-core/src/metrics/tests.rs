@@ -72,8 +72,18 @@ fn report_aggregates_and_pools() {
     let (p1, g1) = (set(4, &[0, 1]), set(4, &[0]));
     let (p2, g2) = (set(4, &[0, 2, 3]), set(4, &[0, 2, 3]));
     let report = evaluate([
-        MetricInput { predicted: &p1, truth: &g1, scores: None, ddi: &ddi },
-        MetricInput { predicted: &p2, truth: &g2, scores: None, ddi: &ddi },
+        MetricInput {
+            predicted: &p1,
+            truth: &g1,
+            scores: None,
+            ddi: &ddi,
+        },
+        MetricInput {
+            predicted: &p2,
+            truth: &g2,
+            scores: None,
+            ddi: &ddi,
+        },
     ]);
     assert_eq!(report.visits, 2);
     assert!(close(report.get("jaccard").unwrap(), (0.5 + 1.0) / 2.0));

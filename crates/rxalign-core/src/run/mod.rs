@@ -32,7 +32,10 @@ pub const CHECKPOINTS: &str = "checkpoints";
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder
 /// is written and synced, then renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| CoreError::file(path, "not a file path"))?
@@ -209,7 +212,11 @@ mod tests {
     fn a_bad_line_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunFolder::create(dir.path()).unwrap();
-        std::fs::write(run.path(METRICS), "{\"step\":1,\"split\":\"val\",\"method\":\"m\",\"metrics\":{}}\n{\"step\":\"x\"}\n").unwrap();
+        std::fs::write(
+            run.path(METRICS),
+            "{\"step\":1,\"split\":\"val\",\"method\":\"m\",\"metrics\":{}}\n{\"step\":\"x\"}\n",
+        )
+        .unwrap();
         let err = run.read_metrics().unwrap_err().to_string();
         assert!(err.contains("metrics.jsonl:2: field `step`"), "{err}");
     }

@@ -96,8 +96,17 @@ mod tests {
         for ok in ["2130-01-31", "2130-01-31T10:00", "2130-01-31 10:00:59"] {
             assert!(is_iso_time(ok), "{ok}");
         }
-        for bad in ["2130-13-01", "31/01/2130", "2130-1-1", "2130-01-31T10", "yesterday"] {
+        for bad in [
+            "2130-13-01",
+            "31/01/2130",
+            "2130-1-1",
+            "2130-01-31T10",
+            "yesterday",
+        ] {
             assert!(!is_iso_time(bad), "{bad}");
         }
     }
 }
+
+#[cfg(test)]
+mod format_tests;

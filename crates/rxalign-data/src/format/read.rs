@@ -39,18 +39,20 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
             return Err(err("patient_id", "empty patient id".into()));
         }
         if let Some(&first) = first_line.get(&r.visit_id) {
-            return Err(err("visit_id", format!("visit `{}` already appears on line {first}", r.visit_id)));
+            return Err(err(
+                "visit_id",
+                format!("visit `{}` already appears on line {first}", r.visit_id),
+            ));
         }
         first_line.insert(r.visit_id.clone(), n);
-        if let Some(t) = &r.time {
-            if !is_iso_time(t) {
-                return Err(err("time", format!("`{t}` is not an ISO 8601 date (YYYY-MM-DD[THH:MM[:SS]])")));
-            }
+        if let Some(t) = r.time.as_ref().filter(|t| !is_iso_time(t)) {
+            return Err(err(
+                "time",
+                format!("`{t}` is not an ISO 8601 date (YYYY-MM-DD[THH:MM[:SS]])"),
+            ));
         }
-        if let Some(age) = r.age {
-            if !(0.0..=130.0).contains(&age) {
-                return Err(err("age", format!("{age} is not an age in years")));
-            }
+        if let Some(age) = r.age.filter(|a| !(0.0..=130.0).contains(a)) {
+            return Err(err("age", format!("{age} is not an age in years")));
         }
         let codes = |vocab: &mut Vocab, fixed: bool, list: &[String], field: &str, file: &str| {
             list.iter()
@@ -62,8 +64,20 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
                 })
                 .collect::<Result<Vec<usize>, DataError>>()
         };
-        let dx = codes(&mut diagnoses, fixed_dx.is_some(), &r.diagnoses, "diagnoses", DIAGNOSES)?;
-        let px = codes(&mut procedures, fixed_px.is_some(), &r.procedures, "procedures", PROCEDURES)?;
+        let dx = codes(
+            &mut diagnoses,
+            fixed_dx.is_some(),
+            &r.diagnoses,
+            "diagnoses",
+            DIAGNOSES,
+        )?;
+        let px = codes(
+            &mut procedures,
+            fixed_px.is_some(),
+            &r.procedures,
+            "procedures",
+            PROCEDURES,
+        )?;
         let mut set = DrugSet::empty(drugs.len());
         for c in &r.drugs {
             let d = drugs
@@ -109,7 +123,10 @@ fn link_history(path: &Path, visits: &mut [Visit], lines: &[usize]) -> Result<()
     for group in &mut order {
         let timed = group.iter().filter(|&&i| visits[i].time.is_some()).count();
         if timed != 0 && timed != group.len() {
-            let line = group.iter().find(|&&i| visits[i].time.is_none()).map_or(0, |&i| lines[i]);
+            let line = group
+                .iter()
+                .find(|&&i| visits[i].time.is_none())
+                .map_or(0, |&i| lines[i]);
             return Err(CoreError::input(
                 path,
                 line,
@@ -142,13 +159,19 @@ fn read_code_names(path: &Path) -> Result<Option<Vocab>, DataError> {
         return Ok(None);
     }
     let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(path, &e, "(file)"))?;
-    let headers = reader.headers().map_err(|e| csv_error(path, &e, "header"))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(path, &e, "header"))?
+        .clone();
     if headers.len() != 2 || &headers[0] != "code" || &headers[1] != "name" {
         return Err(CoreError::input(
             path,
             1,
             "header",
-            format!("expected the header `code,name`, found `{}`", headers.iter().collect::<Vec<_>>().join(",")),
+            format!(
+                "expected the header `code,name`, found `{}`",
+                headers.iter().collect::<Vec<_>>().join(",")
+            ),
         )
         .into());
     }
@@ -161,7 +184,9 @@ fn read_code_names(path: &Path) -> Result<Option<Vocab>, DataError> {
             return Err(CoreError::input(path, line, "code", "empty code").into());
         }
         if vocab.get(code).is_some() {
-            return Err(CoreError::input(path, line, "code", format!("code `{code}` is listed twice")).into());
+            return Err(
+                CoreError::input(path, line, "code", format!("code `{code}` is listed twice")).into(),
+            );
         }
         vocab.insert(code, record[1].trim());
     }

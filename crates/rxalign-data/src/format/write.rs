@@ -34,9 +34,13 @@ pub fn write_dataset(dir: &Path, cohort: &Cohort) -> Result<(), DataError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["code_a", "code_b"]).map_err(csv_write)?;
     for (a, b) in cohort.ddi.edges() {
-        w.write_record([cohort.drugs.code(a), cohort.drugs.code(b)]).map_err(csv_write)?;
+        w.write_record([cohort.drugs.code(a), cohort.drugs.code(b)])
+            .map_err(csv_write)?;
     }
-    write_atomic(&dir.join(DDI), &w.into_inner().map_err(|e| CoreError::Invalid(e.to_string()))?)?;
+    write_atomic(
+        &dir.join(DDI),
+        &w.into_inner().map_err(|e| CoreError::Invalid(e.to_string()))?,
+    )?;
     Ok(())
 }
 
@@ -46,7 +50,10 @@ fn write_code_names(path: &Path, vocab: &Vocab) -> Result<(), DataError> {
     for (_, code, name) in vocab.iter() {
         w.write_record([code, name]).map_err(csv_write)?;
     }
-    write_atomic(path, &w.into_inner().map_err(|e| CoreError::Invalid(e.to_string()))?)?;
+    write_atomic(
+        path,
+        &w.into_inner().map_err(|e| CoreError::Invalid(e.to_string()))?,
+    )?;
     Ok(())
 }
 

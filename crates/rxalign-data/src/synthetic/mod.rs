@@ -110,7 +110,10 @@ impl SyntheticConfig {
         if self.visits_min == 0 || self.visits_min > self.visits_max {
             return err(
                 "visits_min",
-                format!("need 1 <= visits_min <= visits_max, got {}..={}", self.visits_min, self.visits_max),
+                format!(
+                    "need 1 <= visits_min <= visits_max, got {}..={}",
+                    self.visits_min, self.visits_max
+                ),
             );
         }
         if self.max_chronic + self.max_acute > 6 || self.max_chronic + self.max_acute == 0 {
@@ -177,7 +180,12 @@ impl SyntheticClinic {
                 let severe: Vec<bool> = conditions.iter().map(|c| c.2).collect();
                 let full = rule::prescribe(
                     world,
-                    &rule::Facts { conditions: &ids, severe: &severe, allergic: &patient.allergic, continued: &continued },
+                    &rule::Facts {
+                        conditions: &ids,
+                        severe: &severe,
+                        allergic: &patient.allergic,
+                        continued: &continued,
+                    },
                 );
                 let coded: Vec<usize> = conditions.iter().filter(|c| c.1).map(|c| c.0).collect();
                 let prev_continued: Vec<(usize, Vec<usize>)> = previous_truth
@@ -221,8 +229,17 @@ impl SyntheticClinic {
                     config.note_reveal,
                     &mut rng,
                 );
-                let mut diagnoses: Vec<usize> = conditions.iter().filter(|c| !world.conditions[c.0].chronic && c.1).map(|c| c.0).collect();
-                diagnoses.extend(conditions.iter().filter(|c| world.conditions[c.0].chronic && c.1).map(|c| c.0));
+                let mut diagnoses: Vec<usize> = conditions
+                    .iter()
+                    .filter(|c| !world.conditions[c.0].chronic && c.1)
+                    .map(|c| c.0)
+                    .collect();
+                diagnoses.extend(
+                    conditions
+                        .iter()
+                        .filter(|c| world.conditions[c.0].chronic && c.1)
+                        .map(|c| c.0),
+                );
                 let mut procedures = Vec::new();
                 for &(c, _, sev) in &conditions {
                     for &(px, p, p_severe) in &world.conditions[c].procedures {
@@ -259,7 +276,12 @@ impl SyntheticClinic {
             visits,
             world.ddi.clone(),
         )?;
-        Ok(Self { config: config.clone(), cohort, rule, codes_rule })
+        Ok(Self {
+            config: config.clone(),
+            cohort,
+            rule,
+            codes_rule,
+        })
     }
 
     /// The metrics of a per-visit list (such as [`Self::rule`]) against the
@@ -277,14 +299,21 @@ impl SyntheticClinic {
     /// `clinic.json` (settings and reference metrics over all visits).
     pub fn write(&self, dir: &Path) -> Result<(), DataError> {
         crate::format::write_dataset(dir, &self.cohort)?;
-        for (file, lists) in [(RULE_PREDICTIONS, &self.rule), (CODES_RULE_PREDICTIONS, &self.codes_rule)] {
+        for (file, lists) in [
+            (RULE_PREDICTIONS, &self.rule),
+            (CODES_RULE_PREDICTIONS, &self.codes_rule),
+        ] {
             let records: Vec<_> = self
                 .cohort
                 .visits
                 .iter()
                 .zip(lists)
                 .map(|(v, list)| {
-                    rxalign_core::Prediction { drugs: list.clone(), scores: None }.to_record(&v.visit_id, &self.cohort.drugs)
+                    rxalign_core::Prediction {
+                        drugs: list.clone(),
+                        scores: None,
+                    }
+                    .to_record(&v.visit_id, &self.cohort.drugs)
                 })
                 .collect();
             Predictions::write(&dir.join(file), &records)?;
@@ -304,7 +333,11 @@ impl SyntheticClinic {
 }
 
 fn draw_patient(world: &World, config: &SyntheticConfig, index: usize, rng: &mut Rng) -> Patient {
-    let sex = if rng.random_bool(0.5) { Sex::Female } else { Sex::Male };
+    let sex = if rng.random_bool(0.5) {
+        Sex::Female
+    } else {
+        Sex::Male
+    };
     let age = rng.random_range(18..=90);
     let fits = |c: &world::Condition| c.sex.is_none_or(|s| s == sex);
     let mut chronic: Vec<usize> = (0..world.conditions.len())
@@ -330,7 +363,8 @@ fn draw_patient(world: &World, config: &SyntheticConfig, index: usize, rng: &mut
                 .treat
                 .iter()
                 .filter_map(|choice| {
-                    let tolerated: Vec<usize> = choice.candidates().filter(|&d| !allergic.contains(d)).collect();
+                    let tolerated: Vec<usize> =
+                        choice.candidates().filter(|&d| !allergic.contains(d)).collect();
                     if tolerated.first() == Some(&choice.drug) && rng.random_bool(0.5) {
                         Some(choice.drug)
                     } else {
@@ -341,11 +375,24 @@ fn draw_patient(world: &World, config: &SyntheticConfig, index: usize, rng: &mut
             home.push((c, drugs));
         }
     }
-    Patient { id: format!("P{:05}", index + 1), sex, age, chronic, allergies, allergic, home }
+    Patient {
+        id: format!("P{:05}", index + 1),
+        sex,
+        age,
+        chronic,
+        allergies,
+        allergic,
+        home,
+    }
 }
 
 /// The visit's conditions as `(condition, coded, severe)`, in world order.
-fn draw_conditions(world: &World, config: &SyntheticConfig, patient: &Patient, rng: &mut Rng) -> Vec<(usize, bool, bool)> {
+fn draw_conditions(
+    world: &World,
+    config: &SyntheticConfig,
+    patient: &Patient,
+    rng: &mut Rng,
+) -> Vec<(usize, bool, bool)> {
     let acute_pool: Vec<usize> = (0..world.conditions.len())
         .filter(|&c| !world.conditions[c].chronic && world.conditions[c].sex.is_none_or(|s| s == patient.sex))
         .collect();
@@ -364,7 +411,11 @@ fn draw_conditions(world: &World, config: &SyntheticConfig, patient: &Patient, r
     }
     let mut out: Vec<(usize, bool, bool)> = Vec::with_capacity(patient.chronic.len() + acute.len());
     for &c in &patient.chronic {
-        out.push((c, rng.random_bool(config.chronic_coding), rng.random_bool(config.severe_rate)));
+        out.push((
+            c,
+            rng.random_bool(config.chronic_coding),
+            rng.random_bool(config.severe_rate),
+        ));
     }
     for &c in &acute {
         out.push((c, true, rng.random_bool(config.severe_rate)));

@@ -74,15 +74,23 @@ pub(crate) fn compose(world: &World, facts: &NoteFacts<'_>, reveal: f64, rng: &m
     }
 
     if !facts.home_medications.is_empty() && rng.random_bool(reveal) {
-        let names: Vec<&str> = facts.home_medications.iter().map(|&d| world.drugs.name(d)).collect();
+        let names: Vec<&str> = facts
+            .home_medications
+            .iter()
+            .map(|&d| world.drugs.name(d))
+            .collect();
         sentences.push(choose(&p.home_medications, rng).replace("{drugs}", &join(&names)));
     }
 
     for &(c, _, severe) in facts.conditions {
         if severe && rng.random_bool(reveal) {
-            sentences.push(capitalise(&choose(&p.severe, rng).replace("{condition}", phrase(c))));
+            sentences.push(capitalise(
+                &choose(&p.severe, rng).replace("{condition}", phrase(c)),
+            ));
         } else if !severe && rng.random_bool(reveal * 0.3) {
-            sentences.push(capitalise(&choose(&p.stable, rng).replace("{condition}", phrase(c))));
+            sentences.push(capitalise(
+                &choose(&p.stable, rng).replace("{condition}", phrase(c)),
+            ));
         }
     }
     sentences.push(choose(&p.filler, rng).to_string());

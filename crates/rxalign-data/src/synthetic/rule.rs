@@ -91,7 +91,11 @@ fn pick(world: &World, choice: &Choice, chosen: &DrugSet, allergic: &DrugSet) ->
     choice
         .candidates()
         .find(|&d| !allergic.contains(d) && clear(d))
-        .or_else(|| choice.candidates().find(|&d| !allergic.contains(d) && tolerable(d)))
+        .or_else(|| {
+            choice
+                .candidates()
+                .find(|&d| !allergic.contains(d) && tolerable(d))
+        })
 }
 
 #[cfg(test)]
@@ -119,7 +123,15 @@ mod tests {
         let w = world();
         let none = DrugSet::empty(w.drugs.len());
         let conds = [dx(&w, "4019")];
-        let p = prescribe(&w, &Facts { conditions: &conds, severe: &[false], allergic: &none, continued: &[] });
+        let p = prescribe(
+            &w,
+            &Facts {
+                conditions: &conds,
+                severe: &[false],
+                allergic: &none,
+                continued: &[],
+            },
+        );
         assert_eq!(names(&w, &p.list), vec!["lisinopril"]);
         assert_eq!(p.chronic, vec![(conds[0], vec![drug(&w, "C09AA03")])]);
     }
@@ -130,7 +142,15 @@ mod tests {
         let mut allergic = DrugSet::empty(w.drugs.len());
         allergic.insert(drug(&w, "C09AA03"));
         let conds = [dx(&w, "4019")];
-        let p = prescribe(&w, &Facts { conditions: &conds, severe: &[false], allergic: &allergic, continued: &[] });
+        let p = prescribe(
+            &w,
+            &Facts {
+                conditions: &conds,
+                severe: &[false],
+                allergic: &allergic,
+                continued: &[],
+            },
+        );
         assert_eq!(names(&w, &p.list), vec!["losartan"]);
     }
 
@@ -143,18 +163,42 @@ mod tests {
         // first in world order, so atorvastatin is chosen and clarithromycin
         // is replaced by metronidazole instead.
         let conds = [dx(&w, "2724"), dx(&w, "04186")];
-        let p = prescribe(&w, &Facts { conditions: &conds, severe: &[false, false], allergic: &none, continued: &[] });
+        let p = prescribe(
+            &w,
+            &Facts {
+                conditions: &conds,
+                severe: &[false, false],
+                allergic: &none,
+                continued: &[],
+            },
+        );
         assert!(p.list.contains(drug(&w, "C10AA05")));
         assert!(!p.list.contains(drug(&w, "J01FA09")));
         assert!(p.list.contains(drug(&w, "J01XD01")));
         // Sildenafil is never given with a nitrate.
         let conds = [dx(&w, "4139"), dx(&w, "60784")];
-        let p = prescribe(&w, &Facts { conditions: &conds, severe: &[false, false], allergic: &none, continued: &[] });
+        let p = prescribe(
+            &w,
+            &Facts {
+                conditions: &conds,
+                severe: &[false, false],
+                allergic: &none,
+                continued: &[],
+            },
+        );
         assert!(p.list.contains(drug(&w, "C01DA02")) && !p.list.contains(drug(&w, "G04BE03")));
         // A major interaction without alternative is accepted: heart failure,
         // severe, adds spironolactone beside lisinopril.
         let conds = [dx(&w, "4280")];
-        let p = prescribe(&w, &Facts { conditions: &conds, severe: &[true], allergic: &none, continued: &[] });
+        let p = prescribe(
+            &w,
+            &Facts {
+                conditions: &conds,
+                severe: &[true],
+                allergic: &none,
+                continued: &[],
+            },
+        );
         assert!(p.list.contains(drug(&w, "C03DA01")) && p.list.contains(drug(&w, "C09AA03")));
         assert_eq!(w.avoided.interacting_pairs(&p.list), 1);
         // Moderate pairs do not change a choice: furosemide stays beside
@@ -169,7 +213,15 @@ mod tests {
         let none = DrugSet::empty(w.drugs.len());
         let htn = dx(&w, "4019");
         let continued = vec![(htn, vec![drug(&w, "C08CA01")])];
-        let p = prescribe(&w, &Facts { conditions: &[htn], severe: &[false], allergic: &none, continued: &continued });
+        let p = prescribe(
+            &w,
+            &Facts {
+                conditions: &[htn],
+                severe: &[false],
+                allergic: &none,
+                continued: &continued,
+            },
+        );
         assert_eq!(names(&w, &p.list), vec!["amlodipine"]);
     }
 }

@@ -1,7 +1,11 @@
 use super::*;
 
 fn small(seed: u64) -> SyntheticConfig {
-    SyntheticConfig { patients: 300, seed, ..SyntheticConfig::default() }
+    SyntheticConfig {
+        patients: 300,
+        seed,
+        ..SyntheticConfig::default()
+    }
 }
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -9,7 +13,10 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
         })
         .collect();
     out.sort();
@@ -19,10 +26,23 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    SyntheticClinic::generate(&small(5)).unwrap().write(dirs[0].path()).unwrap();
-    SyntheticClinic::generate(&small(5)).unwrap().write(dirs[1].path()).unwrap();
-    SyntheticClinic::generate(&small(6)).unwrap().write(dirs[2].path()).unwrap();
-    let (a, b, c) = (files(dirs[0].path()), files(dirs[1].path()), files(dirs[2].path()));
+    SyntheticClinic::generate(&small(5))
+        .unwrap()
+        .write(dirs[0].path())
+        .unwrap();
+    SyntheticClinic::generate(&small(5))
+        .unwrap()
+        .write(dirs[1].path())
+        .unwrap();
+    SyntheticClinic::generate(&small(6))
+        .unwrap()
+        .write(dirs[2].path())
+        .unwrap();
+    let (a, b, c) = (
+        files(dirs[0].path()),
+        files(dirs[1].path()),
+        files(dirs[2].path()),
+    );
     assert_eq!(a.len(), 8, "{:?}", a.iter().map(|f| &f.0).collect::<Vec<_>>());
     assert_eq!(a, b);
     let visits = |f: &[(String, Vec<u8>)]| f.iter().find(|x| x.0 == "visits.jsonl").unwrap().1.clone();
@@ -31,8 +51,16 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 
 #[test]
 fn more_patients_leave_the_first_ones_unchanged() {
-    let a = SyntheticClinic::generate(&SyntheticConfig { patients: 20, ..small(1) }).unwrap();
-    let b = SyntheticClinic::generate(&SyntheticConfig { patients: 40, ..small(1) }).unwrap();
+    let a = SyntheticClinic::generate(&SyntheticConfig {
+        patients: 20,
+        ..small(1)
+    })
+    .unwrap();
+    let b = SyntheticClinic::generate(&SyntheticConfig {
+        patients: 40,
+        ..small(1)
+    })
+    .unwrap();
     let n = a.cohort.visits.len();
     for (x, y) in a.cohort.visits.iter().zip(&b.cohort.visits[..n]) {
         assert_eq!((&x.visit_id, &x.drugs, &x.note), (&y.visit_id, &y.drugs, &y.note));
@@ -45,7 +73,12 @@ fn visits_are_multimorbid_with_notes_and_history() {
     let c = &clinic.cohort;
     assert_eq!(c.patient_count(), 300);
     for v in &c.visits {
-        assert!((1..=6).contains(&v.diagnoses.len()), "{} has {} diagnoses", v.visit_id, v.diagnoses.len());
+        assert!(
+            (1..=6).contains(&v.diagnoses.len()),
+            "{} has {} diagnoses",
+            v.visit_id,
+            v.diagnoses.len()
+        );
         assert!(v.note.as_deref().is_some_and(|n| n.len() > 20));
         assert!(v.time.is_some());
     }
@@ -62,7 +95,10 @@ fn visits_are_multimorbid_with_notes_and_history() {
         scores: None,
         ddi: &c.ddi,
     }));
-    assert!(ddi.get("ddi_rate_pooled").unwrap() > 0.0, "real prescriptions carry some interactions");
+    assert!(
+        ddi.get("ddi_rate_pooled").unwrap() > 0.0,
+        "real prescriptions carry some interactions"
+    );
 }
 
 #[test]
@@ -71,21 +107,43 @@ fn the_ceiling_beats_the_codes_only_rule_and_noise_sets_the_ceiling() {
     let all: Vec<usize> = (0..clinic.cohort.visits.len()).collect();
     let ceiling = clinic.score(&clinic.rule, &all).get("jaccard").unwrap();
     let codes = clinic.score(&clinic.codes_rule, &all).get("jaccard").unwrap();
-    assert!(ceiling > codes + 0.05, "ceiling {ceiling:.3} against codes-only {codes:.3}");
-    assert!((0.75..0.99).contains(&ceiling), "ceiling {ceiling:.3} with 5% noise");
-    let clean = SyntheticClinic::generate(&SyntheticConfig { noise: 0.0, ..small(3) }).unwrap();
+    assert!(
+        ceiling > codes + 0.05,
+        "ceiling {ceiling:.3} against codes-only {codes:.3}"
+    );
+    assert!(
+        (0.75..0.99).contains(&ceiling),
+        "ceiling {ceiling:.3} with 5% noise"
+    );
+    let clean = SyntheticClinic::generate(&SyntheticConfig {
+        noise: 0.0,
+        ..small(3)
+    })
+    .unwrap();
     assert_eq!(clean.score(&clean.rule, &all).get("jaccard"), Some(1.0));
 }
 
 #[test]
 fn notes_reveal_allergies_only_when_asked() {
-    let silent = SyntheticClinic::generate(&SyntheticConfig { note_reveal: 0.0, ..small(4) }).unwrap();
-    let told = SyntheticClinic::generate(&SyntheticConfig { note_reveal: 1.0, ..small(4) }).unwrap();
+    let silent = SyntheticClinic::generate(&SyntheticConfig {
+        note_reveal: 0.0,
+        ..small(4)
+    })
+    .unwrap();
+    let told = SyntheticClinic::generate(&SyntheticConfig {
+        note_reveal: 1.0,
+        ..small(4)
+    })
+    .unwrap();
     let mentions = |c: &SyntheticClinic| {
         c.cohort
             .visits
             .iter()
-            .filter(|v| v.note.as_deref().is_some_and(|n| n.contains("llerg") || n.contains("NKDA")))
+            .filter(|v| {
+                v.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("llerg") || n.contains("NKDA"))
+            })
             .count()
     };
     assert_eq!(mentions(&silent), 0);
@@ -94,7 +152,11 @@ fn notes_reveal_allergies_only_when_asked() {
 
 #[test]
 fn dataset_round_trips_through_the_folder_format() {
-    let clinic = SyntheticClinic::generate(&SyntheticConfig { patients: 50, ..small(9) }).unwrap();
+    let clinic = SyntheticClinic::generate(&SyntheticConfig {
+        patients: 50,
+        ..small(9)
+    })
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     clinic.write(dir.path()).unwrap();
     let back = crate::load_dataset(dir.path()).unwrap();
@@ -106,7 +168,11 @@ fn dataset_round_trips_through_the_folder_format() {
         assert_eq!(a.drugs, b.drugs);
         assert_eq!(a.history, b.history);
         assert_eq!(a.note, b.note);
-        let codes = |c: &Cohort, ix: &[usize]| ix.iter().map(|&i| c.diagnoses.code(i).to_string()).collect::<Vec<_>>();
+        let codes = |c: &Cohort, ix: &[usize]| {
+            ix.iter()
+                .map(|&i| c.diagnoses.code(i).to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(codes(&back, &a.diagnoses), codes(&clinic.cohort, &b.diagnoses));
     }
     // The reference predictions score the same through the file.
@@ -116,9 +182,20 @@ fn dataset_round_trips_through_the_folder_format() {
 
 #[test]
 fn bad_settings_are_named() {
-    let err = SyntheticConfig { noise: 1.5, ..SyntheticConfig::default() }.validate().unwrap_err();
+    let err = SyntheticConfig {
+        noise: 1.5,
+        ..SyntheticConfig::default()
+    }
+    .validate()
+    .unwrap_err();
     assert!(err.to_string().contains("`noise`"), "{err}");
-    let err = SyntheticConfig { max_chronic: 5, max_acute: 2, ..SyntheticConfig::default() }.validate().unwrap_err();
+    let err = SyntheticConfig {
+        max_chronic: 5,
+        max_acute: 2,
+        ..SyntheticConfig::default()
+    }
+    .validate()
+    .unwrap_err();
     assert!(err.to_string().contains("1 to 6 conditions"), "{err}");
 }
 

@@ -11,11 +11,26 @@ use crate::DataError;
 
 const FILES: [(&str, &str); 6] = [
     ("drugs.ron", include_str!("../../../../assets/clinic/drugs.ron")),
-    ("conditions.ron", include_str!("../../../../assets/clinic/conditions.ron")),
-    ("interactions.ron", include_str!("../../../../assets/clinic/interactions.ron")),
-    ("allergies.ron", include_str!("../../../../assets/clinic/allergies.ron")),
-    ("procedures.ron", include_str!("../../../../assets/clinic/procedures.ron")),
-    ("phrases.ron", include_str!("../../../../assets/clinic/phrases.ron")),
+    (
+        "conditions.ron",
+        include_str!("../../../../assets/clinic/conditions.ron"),
+    ),
+    (
+        "interactions.ron",
+        include_str!("../../../../assets/clinic/interactions.ron"),
+    ),
+    (
+        "allergies.ron",
+        include_str!("../../../../assets/clinic/allergies.ron"),
+    ),
+    (
+        "procedures.ron",
+        include_str!("../../../../assets/clinic/procedures.ron"),
+    ),
+    (
+        "phrases.ron",
+        include_str!("../../../../assets/clinic/phrases.ron"),
+    ),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -174,7 +189,10 @@ impl World {
     pub fn embedded() -> Result<Self, DataError> {
         Self::from_sources(|name| {
             let text = FILES.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string());
-            Ok((PathBuf::from("assets/clinic").join(name), text.expect("every world file is embedded")))
+            Ok((
+                PathBuf::from("assets/clinic").join(name),
+                text.expect("every world file is embedded"),
+            ))
         })
     }
 
@@ -203,7 +221,10 @@ impl World {
         let (phrase_path, t) = read("phrases.ron")?;
         let phrases: Phrases = parse_ron(&phrase_path, &t)?;
 
-        let world_err = |path: &Path, message: String| DataError::World { path: path.to_path_buf(), message };
+        let world_err = |path: &Path, message: String| DataError::World {
+            path: path.to_path_buf(),
+            message,
+        };
         let mut drugs = Vocab::new();
         for d in &drug_specs {
             if drugs.get(&d.atc).is_some() {
@@ -224,10 +245,16 @@ impl World {
         let mut conditions = Vec::new();
         for c in &cond_specs {
             if diagnoses.get(&c.icd9).is_some() {
-                return Err(world_err(&cond_path, format!("condition {} is listed twice", c.icd9)));
+                return Err(world_err(
+                    &cond_path,
+                    format!("condition {} is listed twice", c.icd9),
+                ));
             }
             if c.treat.is_empty() {
-                return Err(world_err(&cond_path, format!("condition {} treats with no drug", c.icd9)));
+                return Err(world_err(
+                    &cond_path,
+                    format!("condition {} treats with no drug", c.icd9),
+                ));
             }
             diagnoses.insert(c.icd9.as_str(), c.name.as_str());
             let choices = |list: &[ChoiceSpec]| -> Result<Vec<Choice>, DataError> {
@@ -235,7 +262,11 @@ impl World {
                     .map(|ch| {
                         Ok(Choice {
                             drug: drug(&cond_path, &ch.drug)?,
-                            alternatives: ch.alt.iter().map(|a| drug(&cond_path, a)).collect::<Result<_, _>>()?,
+                            alternatives: ch
+                                .alt
+                                .iter()
+                                .map(|a| drug(&cond_path, a))
+                                .collect::<Result<_, _>>()?,
                         })
                     })
                     .collect()
@@ -245,7 +276,10 @@ impl World {
                 .iter()
                 .map(|p| {
                     let i = procedures.get(&p.code).ok_or_else(|| {
-                        world_err(&cond_path, format!("procedure {} (of {}) is not in procedures.ron", p.code, c.icd9))
+                        world_err(
+                            &cond_path,
+                            format!("procedure {} (of {}) is not in procedures.ron", p.code, c.icd9),
+                        )
                     })?;
                     Ok((i, p.p, p.p_severe))
                 })
@@ -275,7 +309,10 @@ impl World {
         let graph_of = |keep: &dyn Fn(Severity) -> bool| {
             DdiGraph::from_pairs(
                 drugs.len(),
-                interactions.iter().filter(|i| keep(i.severity)).map(|i| (i.a, i.b)),
+                interactions
+                    .iter()
+                    .filter(|i| keep(i.severity))
+                    .map(|i| (i.a, i.b)),
                 origin,
             )
             .map_err(|e| world_err(&ddi_path, e.to_string()))
@@ -289,7 +326,10 @@ impl World {
                 set.insert(drug(&allergy_path, d)?);
             }
             if a.reactions.is_empty() {
-                return Err(world_err(&allergy_path, format!("allergy {} names no reaction", a.name)));
+                return Err(world_err(
+                    &allergy_path,
+                    format!("allergy {} names no reaction", a.name),
+                ));
             }
             allergies.push(Allergy {
                 name: a.name.clone(),
@@ -309,7 +349,10 @@ impl World {
             ("filler", &phrases.filler),
         ] {
             if list.is_empty() {
-                return Err(world_err(&phrase_path, format!("`{name}` needs at least one phrase")));
+                return Err(world_err(
+                    &phrase_path,
+                    format!("`{name}` needs at least one phrase"),
+                ));
             }
         }
         Ok(Self {

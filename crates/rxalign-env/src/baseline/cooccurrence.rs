@@ -19,7 +19,9 @@ fn default_threshold() -> f64 {
 
 impl Default for CooccurrenceConfig {
     fn default() -> Self {
-        Self { threshold: default_threshold() }
+        Self {
+            threshold: default_threshold(),
+        }
     }
 }
 
@@ -34,7 +36,10 @@ pub struct CooccurrenceRecommender {
 
 impl CooccurrenceRecommender {
     pub fn new(config: CooccurrenceConfig) -> Self {
-        Self { config, counts: DiagnosisDrugCounts::default() }
+        Self {
+            config,
+            counts: DiagnosisDrugCounts::default(),
+        }
     }
 }
 
@@ -51,8 +56,15 @@ impl Recommender for CooccurrenceRecommender {
         let scores = self.counts.max_conditional(cohort, visit);
         let drugs = DrugSet::from_indices(
             cohort.drug_count(),
-            scores.iter().enumerate().filter(|(_, s)| **s >= self.config.threshold).map(|(d, _)| d),
+            scores
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s >= self.config.threshold)
+                .map(|(d, _)| d),
         );
-        Prediction { drugs, scores: Some(scores) }
+        Prediction {
+            drugs,
+            scores: Some(scores),
+        }
     }
 }

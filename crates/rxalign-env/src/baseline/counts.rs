@@ -17,7 +17,13 @@ impl DiagnosisDrugCounts {
     pub(crate) fn fit(cohort: &Cohort, train: &[usize]) -> Self {
         let drugs = cohort.drug_count();
         let dx = cohort.diagnoses.len();
-        let mut c = Self { drugs, diagnosis: vec![0; dx], pair: vec![0; dx * drugs], drug: vec![0; drugs], visits: 0 };
+        let mut c = Self {
+            drugs,
+            diagnosis: vec![0; dx],
+            pair: vec![0; dx * drugs],
+            drug: vec![0; drugs],
+            visits: 0,
+        };
         for &v in train {
             let visit = &cohort.visits[v];
             c.visits += 1;
@@ -36,7 +42,11 @@ impl DiagnosisDrugCounts {
 
     /// `P(drug)` over the training visits.
     pub(crate) fn base_rate(&self, drug: usize) -> f64 {
-        if self.visits == 0 { 0.0 } else { f64::from(self.drug[drug]) / f64::from(self.visits) }
+        if self.visits == 0 {
+            0.0
+        } else {
+            f64::from(self.drug[drug]) / f64::from(self.visits)
+        }
     }
 
     /// For each drug, the largest `P(drug | diagnosis)` over the visit's

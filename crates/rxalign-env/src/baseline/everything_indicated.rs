@@ -29,7 +29,10 @@ fn default_lift() -> f64 {
 
 impl Default for EverythingIndicatedConfig {
     fn default() -> Self {
-        Self { min_support: default_support(), min_lift: default_lift() }
+        Self {
+            min_support: default_support(),
+            min_lift: default_lift(),
+        }
     }
 }
 
@@ -46,7 +49,10 @@ pub struct EverythingIndicatedRecommender {
 
 impl EverythingIndicatedRecommender {
     pub fn new(config: EverythingIndicatedConfig) -> Self {
-        Self { config, counts: DiagnosisDrugCounts::default() }
+        Self {
+            config,
+            counts: DiagnosisDrugCounts::default(),
+        }
     }
 }
 
@@ -69,6 +75,9 @@ impl Recommender for EverythingIndicatedRecommender {
                 drugs.insert(d);
             }
         });
-        Prediction { drugs, scores: Some(scores) }
+        Prediction {
+            drugs,
+            scores: Some(scores),
+        }
     }
 }

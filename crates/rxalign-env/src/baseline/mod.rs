@@ -38,7 +38,9 @@ pub fn registry() -> Registry<dyn Recommender, ()> {
     })
     .expect("distinct kinds");
     r.register("everything_indicated", |p, _| {
-        Ok(Box::new(EverythingIndicatedRecommender::new(params::<EverythingIndicatedConfig>(p)?)) as Box<dyn Recommender>)
+        Ok(Box::new(EverythingIndicatedRecommender::new(params::<
+            EverythingIndicatedConfig,
+        >(p)?)) as Box<dyn Recommender>)
     })
     .expect("distinct kinds");
     r
@@ -49,14 +51,23 @@ pub const BUILTIN: [&str; 3] = ["most_frequent", "cooccurrence", "everything_ind
 
 /// Predictions of `recommender` for the given visits, keyed by visit index.
 pub fn predict(recommender: &dyn Recommender, cohort: &Cohort, visits: &[usize]) -> Predictions {
-    Predictions { by_visit: visits.iter().map(|&v| (v, recommender.predict(cohort, v))).collect() }
+    Predictions {
+        by_visit: visits
+            .iter()
+            .map(|&v| (v, recommender.predict(cohort, v)))
+            .collect(),
+    }
 }
 
 /// The records of a predictions file, in the order of `visits`.
 pub fn records(recommender: &dyn Recommender, cohort: &Cohort, visits: &[usize]) -> Vec<PredictionRecord> {
     visits
         .iter()
-        .map(|&v| recommender.predict(cohort, v).to_record(&cohort.visits[v].visit_id, &cohort.drugs))
+        .map(|&v| {
+            recommender
+                .predict(cohort, v)
+                .to_record(&cohort.visits[v].visit_id, &cohort.drugs)
+        })
         .collect()
 }
 

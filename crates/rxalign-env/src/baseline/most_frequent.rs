@@ -22,7 +22,11 @@ pub struct MostFrequentRecommender {
 
 impl MostFrequentRecommender {
     pub fn new(config: MostFrequentConfig) -> Self {
-        Self { config, frequency: Vec::new(), list: None }
+        Self {
+            config,
+            frequency: Vec::new(),
+            list: None,
+        }
     }
 }
 
@@ -43,7 +47,11 @@ impl Recommender for MostFrequentRecommender {
         }
         let visits = train.len().max(1) as f64;
         self.frequency = counts.iter().map(|&c| f64::from(c) / visits).collect();
-        let k = self.config.k.unwrap_or((total as f64 / visits).round() as usize).min(n);
+        let k = self
+            .config
+            .k
+            .unwrap_or((total as f64 / visits).round() as usize)
+            .min(n);
         let mut order: Vec<usize> = (0..n).collect();
         // Most frequent first; ties by drug index, so the list is stable.
         order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
@@ -51,7 +59,13 @@ impl Recommender for MostFrequentRecommender {
     }
 
     fn predict(&self, cohort: &Cohort, _visit: usize) -> Prediction {
-        let drugs = self.list.clone().unwrap_or_else(|| DrugSet::empty(cohort.drug_count()));
-        Prediction { drugs, scores: Some(self.frequency.clone()) }
+        let drugs = self
+            .list
+            .clone()
+            .unwrap_or_else(|| DrugSet::empty(cohort.drug_count()));
+        Prediction {
+            drugs,
+            scores: Some(self.frequency.clone()),
+        }
     }
 }

@@ -71,7 +71,10 @@ fn everything_indicated_overprescribes() {
     // drug has lift 2 with its own diagnosis.
     let (c, r) = fitted("everything_indicated", json!({"min_lift": 2.0}));
     assert_eq!(r.predict(&c, 6).drugs.to_vec(), vec![0, 1, 2, 3]);
-    let (c, r) = fitted("everything_indicated", json!({"min_support": 0.5, "min_lift": 2.0}));
+    let (c, r) = fitted(
+        "everything_indicated",
+        json!({"min_support": 0.5, "min_lift": 2.0}),
+    );
     assert_eq!(r.predict(&c, 6).drugs.to_vec(), vec![0, 2]);
     // The default lift of 3 leaves out every drug here.
     let (c, r) = fitted("everything_indicated", json!(null));

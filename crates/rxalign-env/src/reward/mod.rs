@@ -66,7 +66,11 @@ pub struct RewardTermSpec {
 
 impl RewardTermSpec {
     pub fn new(kind: &str, weight: f64) -> Self {
-        Self { kind: kind.to_string(), weight, params: Value::Null }
+        Self {
+            kind: kind.to_string(),
+            weight,
+            params: Value::Null,
+        }
     }
 }
 
@@ -81,7 +85,10 @@ impl RewardConfig {
     /// refusal 0.2.
     pub fn flame() -> Self {
         Self {
-            terms: vec![RewardTermSpec::new("jaccard", 1.0), RewardTermSpec::new("refusal", 0.2)],
+            terms: vec![
+                RewardTermSpec::new("jaccard", 1.0),
+                RewardTermSpec::new("refusal", 0.2),
+            ],
         }
     }
 
@@ -95,11 +102,17 @@ impl RewardConfig {
         let mut terms: Vec<(f64, Box<dyn RewardTerm>)> = Vec::new();
         for spec in &self.terms {
             if !spec.weight.is_finite() {
-                return Err(EnvError::Config(format!("reward term `{}` has weight {}", spec.kind, spec.weight)));
+                return Err(EnvError::Config(format!(
+                    "reward term `{}` has weight {}",
+                    spec.kind, spec.weight
+                )));
             }
             let term = registry.build(&spec.kind, &spec.params, &())?;
             if terms.iter().any(|(_, t)| t.name() == term.name()) {
-                return Err(EnvError::Config(format!("reward term `{}` is listed twice", term.name())));
+                return Err(EnvError::Config(format!(
+                    "reward term `{}` is listed twice",
+                    term.name()
+                )));
             }
             terms.push((spec.weight, term));
         }

@@ -13,6 +13,10 @@ impl RewardTerm for PrecisionReward {
     }
     fn potential(&self, ctx: &ListContext<'_>) -> f64 {
         let s = ctx.stats;
-        if s.size == 0 { 0.0 } else { f64::from(s.hits) / f64::from(s.size) }
+        if s.size == 0 {
+            0.0
+        } else {
+            f64::from(s.hits) / f64::from(s.size)
+        }
     }
 }

@@ -13,6 +13,10 @@ impl RewardTerm for RecallReward {
     }
     fn potential(&self, ctx: &ListContext<'_>) -> f64 {
         let s = ctx.stats;
-        if s.truth_size == 0 { 0.0 } else { f64::from(s.hits) / f64::from(s.truth_size) }
+        if s.truth_size == 0 {
+            0.0
+        } else {
+            f64::from(s.hits) / f64::from(s.truth_size)
+        }
     }
 }

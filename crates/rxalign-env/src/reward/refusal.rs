@@ -14,6 +14,10 @@ impl RewardTerm for RefusalReward {
     }
     fn potential(&self, ctx: &ListContext<'_>) -> f64 {
         let s = ctx.stats;
-        if s.outputs == 0 { 0.0 } else { -f64::from(s.refusals) / f64::from(s.outputs) }
+        if s.outputs == 0 {
+            0.0
+        } else {
+            -f64::from(s.refusals) / f64::from(s.outputs)
+        }
     }
 }

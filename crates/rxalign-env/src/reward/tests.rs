@@ -3,14 +3,23 @@ use rxalign_core::metrics::{ddi_rate, f1, jaccard, precision, recall};
 use rxalign_core::{Action, DdiGraph, DrugSet};
 
 use super::*;
-use crate::{Episode, EnvError, ListStats};
+use crate::{EnvError, Episode, ListStats};
 
 fn all_terms() -> RewardConfig {
     RewardConfig {
-        terms: ["jaccard", "f1", "precision", "recall", "ddi_rate", "overprescription", "overprescription_size", "refusal"]
-            .iter()
-            .map(|k| RewardTermSpec::new(k, 1.0))
-            .collect(),
+        terms: [
+            "jaccard",
+            "f1",
+            "precision",
+            "recall",
+            "ddi_rate",
+            "overprescription",
+            "overprescription_size",
+            "refusal",
+        ]
+        .iter()
+        .map(|k| RewardTermSpec::new(k, 1.0))
+        .collect(),
     }
 }
 
@@ -26,7 +35,16 @@ fn hand_worked_potentials() {
     let reward = all_terms().init().unwrap();
     let ep = Episode::new(&reward, &truth, &ddi, set(6, &[0, 1, 2]), 10);
     let t = ep.terms();
-    let expect = [0.4, 2.0 * 2.0 / 7.0, 2.0 / 3.0, 0.5, -1.0 / 3.0, -1.0 / 4.0, 0.0, 0.0];
+    let expect = [
+        0.4,
+        2.0 * 2.0 / 7.0,
+        2.0 / 3.0,
+        0.5,
+        -1.0 / 3.0,
+        -1.0 / 4.0,
+        0.0,
+        0.0,
+    ];
     for ((name, got), want) in reward.names().iter().zip(t).zip(expect) {
         assert!((got - want).abs() < 1e-12, "{name}: {got} against {want}");
     }
@@ -46,7 +64,10 @@ fn step_rewards_are_potential_differences_with_breakdown() {
     let ddi = DdiGraph::from_pairs(4, [(0, 1)], "t").unwrap();
     let truth = set(4, &[0, 2]);
     let reward = RewardConfig {
-        terms: vec![RewardTermSpec::new("jaccard", 1.0), RewardTermSpec::new("ddi_rate", 0.5)],
+        terms: vec![
+            RewardTermSpec::new("jaccard", 1.0),
+            RewardTermSpec::new("ddi_rate", 0.5),
+        ],
     }
     .init()
     .unwrap();
@@ -96,13 +117,29 @@ fn refusals_are_charged() {
 
 #[test]
 fn unknown_and_duplicate_terms_are_errors() {
-    let err = RewardConfig { terms: vec![RewardTermSpec::new("jacard", 1.0)] }.init().unwrap_err().to_string();
-    assert!(err.contains("unknown reward term kind `jacard`") && err.contains("jaccard, f1"), "{err}");
-    let twice = RewardConfig { terms: vec![RewardTermSpec::new("f1", 1.0), RewardTermSpec::new("f1", 2.0)] };
+    let err = RewardConfig {
+        terms: vec![RewardTermSpec::new("jacard", 1.0)],
+    }
+    .init()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unknown reward term kind `jacard`") && err.contains("jaccard, f1"),
+        "{err}"
+    );
+    let twice = RewardConfig {
+        terms: vec![RewardTermSpec::new("f1", 1.0), RewardTermSpec::new("f1", 2.0)],
+    };
     assert!(twice.init().unwrap_err().to_string().contains("twice"));
     let mut bad = RewardTermSpec::new("f1", 1.0);
     bad.params = serde_json::json!({"beta": 2});
-    assert!(RewardConfig { terms: vec![bad] }.init().unwrap_err().to_string().contains("unknown field `beta`"));
+    assert!(
+        RewardConfig { terms: vec![bad] }
+            .init()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `beta`")
+    );
 }
 
 #[derive(Debug)]
@@ -122,9 +159,16 @@ impl RewardTerm for ListLengthSquared {
 #[test]
 fn a_researchers_term_registers_beside_the_builtins() {
     let mut registry = registry();
-    registry.register("length_squared", |_, _| Ok(Box::new(ListLengthSquared) as Box<dyn RewardTerm>)).unwrap();
+    registry
+        .register("length_squared", |_, _| {
+            Ok(Box::new(ListLengthSquared) as Box<dyn RewardTerm>)
+        })
+        .unwrap();
     let config = RewardConfig {
-        terms: vec![RewardTermSpec::new("jaccard", 1.0), RewardTermSpec::new("length_squared", 0.1)],
+        terms: vec![
+            RewardTermSpec::new("jaccard", 1.0),
+            RewardTermSpec::new("length_squared", 0.1),
+        ],
     };
     let reward = config.init_with(&registry).unwrap();
     let ddi = DdiGraph::empty(4, "none");

@@ -35,14 +35,22 @@ fn default_rate() -> f64 {
 
 impl Default for CorruptedStartConfig {
     fn default() -> Self {
-        Self { miss_rate: default_rate(), extra_rate: default_rate(), miss_weights: BTreeMap::new(), extra_weights: BTreeMap::new() }
+        Self {
+            miss_rate: default_rate(),
+            extra_rate: default_rate(),
+            miss_weights: BTreeMap::new(),
+            extra_weights: BTreeMap::new(),
+        }
     }
 }
 
 impl CorruptedStartConfig {
     /// Resolves the per-drug weights against the cohort's drugs.
     pub fn init(&self, cohort: &Cohort) -> Result<CorruptedStart, EnvError> {
-        let err = |message: String| EnvError::Start { kind: "corrupted", message };
+        let err = |message: String| EnvError::Start {
+            kind: "corrupted",
+            message,
+        };
         for (name, rate) in [("miss_rate", self.miss_rate), ("extra_rate", self.extra_rate)] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(err(format!("`{name}` = {rate} is not in [0, 1]")));
@@ -56,7 +64,9 @@ impl CorruptedStartConfig {
                     .get(code)
                     .ok_or_else(|| err(format!("`{field}` names drug `{code}`, which the dataset lacks")))?;
                 if !(x.is_finite() && x >= 0.0) {
-                    return Err(err(format!("`{field}` gives `{code}` the weight {x}; weights are finite and >= 0")));
+                    return Err(err(format!(
+                        "`{field}` gives `{code}` the weight {x}; weights are finite and >= 0"
+                    )));
                 }
                 w[d] = x;
             }

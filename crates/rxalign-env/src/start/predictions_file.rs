@@ -17,7 +17,10 @@ pub struct PredictionsStartConfig {
 impl PredictionsStartConfig {
     /// Reads and resolves the file; errors name its line.
     pub fn init(&self, cohort: &Cohort) -> Result<PredictionsStart, EnvError> {
-        Ok(PredictionsStart { path: self.path.clone(), predictions: Predictions::read(&self.path, cohort)? })
+        Ok(PredictionsStart {
+            path: self.path.clone(),
+            predictions: Predictions::read(&self.path, cohort)?,
+        })
     }
 }
 
@@ -34,9 +37,17 @@ impl StartList for PredictionsStart {
     }
 
     fn start(&self, cohort: &Cohort, visit: usize, _rng: &mut Rng) -> Result<DrugSet, EnvError> {
-        self.predictions.by_visit.get(&visit).map(|p| p.drugs.clone()).ok_or_else(|| EnvError::Start {
-            kind: "predictions",
-            message: format!("visit `{}` is not in {}", cohort.visits[visit].visit_id, self.path.display()),
-        })
+        self.predictions
+            .by_visit
+            .get(&visit)
+            .map(|p| p.drugs.clone())
+            .ok_or_else(|| EnvError::Start {
+                kind: "predictions",
+                message: format!(
+                    "visit `{}` is not in {}",
+                    cohort.visits[visit].visit_id,
+                    self.path.display()
+                ),
+            })
     }
 }

@@ -22,7 +22,15 @@ fn cohort() -> Cohort {
     };
     let first = visit("p", "v1", &[1, 2, 3], vec![]);
     let second = visit("p", "v2", &(0..20).collect::<Vec<_>>(), vec![first.drugs.clone()]);
-    Cohort::new("t", drugs, Vocab::new(), Vocab::new(), vec![first, second], DdiGraph::empty(40, "none")).unwrap()
+    Cohort::new(
+        "t",
+        drugs,
+        Vocab::new(),
+        Vocab::new(),
+        vec![first, second],
+        DdiGraph::empty(40, "none"),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -30,7 +38,13 @@ fn empty_and_previous_visit() {
     let c = cohort();
     let r = registry();
     let mut rng = seeded_rng(0, "t");
-    assert!(r.build("empty", &json!(null), &c).unwrap().start(&c, 1, &mut rng).unwrap().is_empty());
+    assert!(
+        r.build("empty", &json!(null), &c)
+            .unwrap()
+            .start(&c, 1, &mut rng)
+            .unwrap()
+            .is_empty()
+    );
     let prev = r.build("previous_visit", &json!(null), &c).unwrap();
     assert!(prev.start(&c, 0, &mut rng).unwrap().is_empty());
     assert_eq!(prev.start(&c, 1, &mut rng).unwrap().to_vec(), vec![1, 2, 3]);
@@ -40,7 +54,11 @@ fn empty_and_previous_visit() {
 fn corrupted_rates_and_weights_hold_on_average() {
     let c = cohort();
     let start = registry()
-        .build("corrupted", &json!({"miss_rate": 0.25, "extra_rate": 0.5, "extra_weights": {"D30": 0.0}}), &c)
+        .build(
+            "corrupted",
+            &json!({"miss_rate": 0.25, "extra_rate": 0.5, "extra_weights": {"D30": 0.0}}),
+            &c,
+        )
         .unwrap();
     let mut rng = seeded_rng(1, "t");
     let truth = &c.visits[1].drugs;
@@ -69,9 +87,15 @@ fn corrupted_is_seeded() {
 #[test]
 fn corrupted_names_unknown_codes_and_bad_rates() {
     let c = cohort();
-    let err = registry().build("corrupted", &json!({"miss_weights": {"ZZ": 1.0}}), &c).unwrap_err().to_string();
+    let err = registry()
+        .build("corrupted", &json!({"miss_weights": {"ZZ": 1.0}}), &c)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`ZZ`"), "{err}");
-    let err = registry().build("corrupted", &json!({"miss_rate": 2.0}), &c).unwrap_err().to_string();
+    let err = registry()
+        .build("corrupted", &json!({"miss_rate": 2.0}), &c)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("miss_rate"), "{err}");
 }
 
@@ -81,12 +105,20 @@ fn predictions_file_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.jsonl");
     std::fs::write(&path, "{\"visit_id\": \"v2\", \"drugs\": [\"D5\", \"D7\"]}\n").unwrap();
-    let start = registry().build("predictions", &json!({"path": path}), &c).unwrap();
+    let start = registry()
+        .build("predictions", &json!({"path": path}), &c)
+        .unwrap();
     let mut rng = seeded_rng(0, "t");
     assert_eq!(start.start(&c, 1, &mut rng).unwrap().to_vec(), vec![5, 7]);
     let err = start.start(&c, 0, &mut rng).unwrap_err().to_string();
     assert!(err.contains("visit `v1` is not in"), "{err}");
     std::fs::write(&path, "{\"visit_id\": \"v2\", \"drugs\": [\"D99\"]}\n").unwrap();
-    let err = registry().build("predictions", &json!({"path": path}), &c).unwrap_err().to_string();
-    assert!(err.contains("p.jsonl:1: field `drugs`") && err.contains("D99"), "{err}");
+    let err = registry()
+        .build("predictions", &json!({"path": path}), &c)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("p.jsonl:1: field `drugs`") && err.contains("D99"),
+        "{err}"
+    );
 }
