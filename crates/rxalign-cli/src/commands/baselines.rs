@@ -146,6 +146,7 @@ pub fn run_all(a: &BaselinesArgs) -> anyhow::Result<()> {
     if let Some(c) = &clinic {
         for (name, lists) in [
             ("ceiling (clinician rule)", &c.rule),
+            ("notes-and-codes rule", &c.notes_rule),
             ("codes-only rule", &c.codes_rule),
         ] {
             let lists: Vec<(usize, DrugSet)> = evaluated.iter().map(|&i| (i, lists[i].clone())).collect();

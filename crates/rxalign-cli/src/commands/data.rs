@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use rxalign_core::metrics::MetricReport;
 use rxalign_core::{Cohort, Predictions, SplitName};
-use rxalign_data::synthetic::{CODES_RULE_PREDICTIONS, RULE_PREDICTIONS};
+use rxalign_data::synthetic::{CODES_RULE_PREDICTIONS, NOTES_RULE_PREDICTIONS, RULE_PREDICTIONS};
 use rxalign_data::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::baseline;
 use serde_json::{Value, json};
@@ -119,6 +119,7 @@ fn method_rows(
     let mut rows = vec![(GROUND_TRUTH.to_string(), truth_report(cohort, &s.test))];
     for (file, name) in [
         (RULE_PREDICTIONS, "ceiling (clinician rule)"),
+        (NOTES_RULE_PREDICTIONS, "notes-and-codes rule"),
         (CODES_RULE_PREDICTIONS, "codes-only rule"),
     ] {
         let path = dir.join(file);

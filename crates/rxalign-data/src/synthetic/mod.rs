@@ -17,9 +17,14 @@
 //! - the *codes-only rule* (`codes_rule_predictions.jsonl`): the same rule
 //!   knowing only the codes and the previous visit's drugs (no allergies, no
 //!   severity, no home medications at a first visit): what a recommender
-//!   that ignores notes can at best reach by following the rule.
+//!   that ignores notes can at best reach by following the rule;
+//! - the *notes-and-codes rule* (`notes_rule_predictions.jsonl`): the same
+//!   rule knowing the codes, the previous visit's drugs and what
+//!   [`reader::read_note`] finds in the note text: a recommender that reads
+//!   the notes gets this much closer to the ceiling.
 
 mod note;
+pub mod reader;
 pub mod rule;
 pub mod world;
 
@@ -39,6 +44,8 @@ pub use world::World;
 pub const RULE_PREDICTIONS: &str = "rule_predictions.jsonl";
 /// Predictions file of the codes-only rule.
 pub const CODES_RULE_PREDICTIONS: &str = "codes_rule_predictions.jsonl";
+/// Predictions file of the notes-and-codes rule.
+pub const NOTES_RULE_PREDICTIONS: &str = "notes_rule_predictions.jsonl";
 /// The generator's settings and reference metrics.
 pub const CLINIC_JSON: &str = "clinic.json";
 
@@ -138,6 +145,8 @@ pub struct SyntheticClinic {
     pub rule: Vec<DrugSet>,
     /// The codes-only rule's list, per visit.
     pub codes_rule: Vec<DrugSet>,
+    /// The notes-and-codes rule's list, per visit.
+    pub notes_rule: Vec<DrugSet>,
 }
 
 struct Patient {
@@ -164,6 +173,7 @@ impl SyntheticClinic {
         let mut visits = Vec::new();
         let mut rule = Vec::new();
         let mut codes_rule = Vec::new();
+        let mut notes_rule = Vec::new();
         for p in 0..config.patients {
             let mut rng = seeded_rng(config.seed, &format!("synthetic-patient-{p}"));
             let patient = draw_patient(world, config, p, &mut rng);
@@ -188,19 +198,9 @@ impl SyntheticClinic {
                     },
                 );
                 let coded: Vec<usize> = conditions.iter().filter(|c| c.1).map(|c| c.0).collect();
-                let prev_continued: Vec<(usize, Vec<usize>)> = previous_truth
+                let prev_continued = previous_truth
                     .as_ref()
-                    .map(|truth| {
-                        coded
-                            .iter()
-                            .filter(|&&c| world.conditions[c].chronic)
-                            .map(|&c| {
-                                let mut on = world.indicated(c);
-                                on.intersect_with(truth);
-                                (c, on.to_vec())
-                            })
-                            .collect()
-                    })
+                    .map(|truth| continued_from(world, &coded, truth))
                     .unwrap_or_default();
                 let codes_only = rule::prescribe(
                     world,
@@ -228,6 +228,24 @@ impl SyntheticClinic {
                     },
                     config.note_reveal,
                     &mut rng,
+                );
+                let read = reader::read_note(world, &note);
+                let mut known = coded.clone();
+                known.extend(read.conditions.iter().filter(|&&c| world.conditions[c].chronic));
+                known.sort_unstable();
+                known.dedup();
+                let mut on = DrugSet::from_indices(width, read.home_medications.iter().copied());
+                if let Some(truth) = &previous_truth {
+                    on.union_with(truth);
+                }
+                let with_notes = rule::prescribe(
+                    world,
+                    &rule::Facts {
+                        conditions: &known,
+                        severe: &known.iter().map(|c| read.severe.contains(c)).collect::<Vec<_>>(),
+                        allergic: &read.allergic,
+                        continued: &continued_from(world, &known, &on),
+                    },
                 );
                 let mut diagnoses: Vec<usize> = conditions
                     .iter()
@@ -263,6 +281,7 @@ impl SyntheticClinic {
                 history.push(truth.clone());
                 rule.push(full.list.clone());
                 codes_rule.push(codes_only.list);
+                notes_rule.push(with_notes.list);
                 continued = full.chronic;
                 previous_truth = Some(truth);
                 day += rng.random_range(14..=365);
@@ -281,6 +300,7 @@ impl SyntheticClinic {
             cohort,
             rule,
             codes_rule,
+            notes_rule,
         })
     }
 
@@ -301,6 +321,7 @@ impl SyntheticClinic {
         crate::format::write_dataset(dir, &self.cohort)?;
         for (file, lists) in [
             (RULE_PREDICTIONS, &self.rule),
+            (NOTES_RULE_PREDICTIONS, &self.notes_rule),
             (CODES_RULE_PREDICTIONS, &self.codes_rule),
         ] {
             let records: Vec<_> = self
@@ -324,12 +345,28 @@ impl SyntheticClinic {
             "config": self.config,
             "references_on": "all visits",
             "ceiling": self.score(&self.rule, &all).to_json(),
+            "notes_and_codes_rule": self.score(&self.notes_rule, &all).to_json(),
+            "notes_and_codes_rule": self.score(&self.notes_rule, &all).to_json(),
             "codes_only_rule": self.score(&self.codes_rule, &all).to_json(),
         });
         let text = serde_json::to_string_pretty(&json).expect("clinic.json serialises");
         rxalign_core::run::write_atomic(&dir.join(CLINIC_JSON), text.as_bytes())?;
         Ok(())
     }
+}
+
+/// For each chronic condition among `conditions`, the drugs of `on` that
+/// treat it: what a prescriber who sees `on` would continue.
+fn continued_from(world: &World, conditions: &[usize], on: &DrugSet) -> Vec<(usize, Vec<usize>)> {
+    conditions
+        .iter()
+        .filter(|&&c| world.conditions[c].chronic)
+        .map(|&c| {
+            let mut drugs = world.indicated(c);
+            drugs.intersect_with(on);
+            (c, drugs.to_vec())
+        })
+        .collect()
 }
 
 fn draw_patient(world: &World, config: &SyntheticConfig, index: usize, rng: &mut Rng) -> Patient {

@@ -43,7 +43,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
         files(dirs[1].path()),
         files(dirs[2].path()),
     );
-    assert_eq!(a.len(), 8, "{:?}", a.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert_eq!(a.len(), 9, "{:?}", a.iter().map(|f| &f.0).collect::<Vec<_>>());
     assert_eq!(a, b);
     let visits = |f: &[(String, Vec<u8>)]| f.iter().find(|x| x.0 == "visits.jsonl").unwrap().1.clone();
     assert_ne!(visits(&a), visits(&c));

@@ -18,6 +18,6 @@ impl RewardTerm for DdiRateReward {
             return 0.0;
         }
         let pairs = f64::from(s.size) * f64::from(s.size - 1) / 2.0;
-        -f64::from(s.ddi_pairs) / pairs
+        0.0 - f64::from(s.ddi_pairs) / pairs
     }
 }

@@ -5,6 +5,8 @@
 //!
 //! Built-in terms read only [`ListStats`], so each step costs a few
 //! arithmetic operations; a researcher's term may read the list itself.
+//! Penalties are written `0.0 − x` rather than `−x` so that no penalty logs
+//! as `+0.0`, never `−0.0`.
 
 mod ddi_rate;
 mod f1;

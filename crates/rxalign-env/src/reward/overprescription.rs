@@ -14,6 +14,6 @@ impl RewardTerm for OverprescriptionReward {
     }
     fn potential(&self, ctx: &ListContext<'_>) -> f64 {
         let s = ctx.stats;
-        -f64::from(s.size - s.hits) / f64::from(s.truth_size.max(1))
+        0.0 - f64::from(s.size - s.hits) / f64::from(s.truth_size.max(1))
     }
 }

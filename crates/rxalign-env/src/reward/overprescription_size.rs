@@ -15,6 +15,6 @@ impl RewardTerm for OverprescriptionSizeReward {
     }
     fn potential(&self, ctx: &ListContext<'_>) -> f64 {
         let s = ctx.stats;
-        -f64::from(s.size.saturating_sub(s.truth_size)) / f64::from(s.truth_size.max(1))
+        0.0 - f64::from(s.size.saturating_sub(s.truth_size)) / f64::from(s.truth_size.max(1))
     }
 }

@@ -17,7 +17,7 @@ impl RewardTerm for RefusalReward {
         if s.outputs == 0 {
             0.0
         } else {
-            -f64::from(s.refusals) / f64::from(s.outputs)
+            0.0 - f64::from(s.refusals) / f64::from(s.outputs)
         }
     }
 }
