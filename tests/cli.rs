@@ -92,7 +92,10 @@ fn synth_is_deterministic_and_stats_show_ceiling_and_baselines() {
     let codes = get("codes-only rule", "jaccard");
     let notes = get("notes-and-codes rule", "jaccard");
     assert!(codes < ceiling - 0.1);
-    assert!(notes > codes + 0.05 && notes < ceiling, "notes {notes}, codes {codes}, ceiling {ceiling}");
+    assert!(
+        notes > codes + 0.05 && notes < ceiling,
+        "notes {notes}, codes {codes}, ceiling {ceiling}"
+    );
     // Most-frequent and co-occurrence land well below the ceiling.
     assert!(get("most_frequent", "jaccard") < ceiling - 0.5);
     assert!(get("cooccurrence", "jaccard") < ceiling - 0.15);
