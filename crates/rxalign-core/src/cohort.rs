@@ -235,18 +235,11 @@ mod tests {
         let mut visits = Vec::new();
         for p in 0..patients {
             for v in 0..visits_each {
-                visits.push(Visit {
-                    patient_id: format!("p{p}"),
-                    visit_id: format!("p{p}v{v}"),
-                    time: None,
-                    age: None,
-                    sex: None,
-                    diagnoses: vec![],
-                    procedures: vec![],
-                    note: None,
-                    history: vec![],
-                    drugs: DrugSet::empty(1),
-                });
+                visits.push(Visit::new(
+                    format!("p{p}"),
+                    format!("p{p}v{v}"),
+                    DrugSet::empty(1),
+                ));
             }
         }
         let ddi = DdiGraph::empty(1, "none");

@@ -35,6 +35,23 @@ pub struct Visit {
 }
 
 impl Visit {
+    /// A visit with only its ids and its prescribed drugs; the other fields
+    /// are empty, to be filled as known.
+    pub fn new(patient_id: impl Into<String>, visit_id: impl Into<String>, drugs: DrugSet) -> Self {
+        Self {
+            patient_id: patient_id.into(),
+            visit_id: visit_id.into(),
+            time: None,
+            age: None,
+            sex: None,
+            diagnoses: Vec::new(),
+            procedures: Vec::new(),
+            note: None,
+            history: Vec::new(),
+            drugs,
+        }
+    }
+
     /// The previous visit's drugs, if there was one.
     pub fn previous_drugs(&self) -> Option<&DrugSet> {
         self.history.last()

@@ -152,18 +152,7 @@ mod tests {
         for i in 0..4 {
             drugs.insert(format!("D{i}"), format!("d{i}"));
         }
-        let v = Visit {
-            patient_id: "p".into(),
-            visit_id: "v".into(),
-            time: None,
-            age: None,
-            sex: None,
-            diagnoses: vec![],
-            procedures: vec![],
-            note: None,
-            history: vec![],
-            drugs: DrugSet::from_indices(4, [0, 1]),
-        };
+        let v = Visit::new("p", "v", DrugSet::from_indices(4, [0, 1]));
         let c = Cohort::new(
             "t",
             drugs,

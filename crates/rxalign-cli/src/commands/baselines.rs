@@ -8,6 +8,7 @@ use rxalign_core::metrics::MetricReport;
 use rxalign_core::run::{MetricsRecord, RunFolder, Summary};
 use rxalign_core::{Cohort, DrugSet, Predictions, SplitConfig, SplitName};
 use rxalign_data::SyntheticConfig;
+use rxalign_data::synthetic::REFERENCES;
 use rxalign_env::baseline::{self, Recommender};
 use rxalign_env::trajectory::replay_edits;
 use rxalign_env::{Episode, Reward, RewardConfig, RewardTermSpec};
@@ -144,11 +145,7 @@ pub fn run_all(a: &BaselinesArgs) -> anyhow::Result<()> {
     let evaluated: Vec<usize> = split.val.iter().chain(&split.test).copied().collect();
     let mut methods = Vec::new();
     if let Some(c) = &clinic {
-        for (name, lists) in [
-            ("ceiling (clinician rule)", &c.rule),
-            ("notes-and-codes rule", &c.notes_rule),
-            ("codes-only rule", &c.codes_rule),
-        ] {
+        for ((name, _), lists) in REFERENCES.iter().zip(c.reference_lists()) {
             let lists: Vec<(usize, DrugSet)> = evaluated.iter().map(|&i| (i, lists[i].clone())).collect();
             let predictions = Predictions {
                 by_visit: lists

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use rxalign_core::metrics::MetricReport;
 use rxalign_core::{Cohort, Predictions, SplitName};
-use rxalign_data::synthetic::{CODES_RULE_PREDICTIONS, NOTES_RULE_PREDICTIONS, RULE_PREDICTIONS};
+use rxalign_data::synthetic::REFERENCES;
 use rxalign_data::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::baseline;
 use serde_json::{Value, json};
@@ -117,11 +117,7 @@ fn method_rows(
     let s = split.split(cohort);
     let test: std::collections::HashSet<usize> = s.test.iter().copied().collect();
     let mut rows = vec![(GROUND_TRUTH.to_string(), truth_report(cohort, &s.test))];
-    for (file, name) in [
-        (RULE_PREDICTIONS, "ceiling (clinician rule)"),
-        (NOTES_RULE_PREDICTIONS, "notes-and-codes rule"),
-        (CODES_RULE_PREDICTIONS, "codes-only rule"),
-    ] {
+    for (name, file) in REFERENCES {
         let path = dir.join(file);
         if path.is_file() {
             let p = Predictions::read(&path, cohort)?;

@@ -74,7 +74,7 @@ impl SplitArgs {
 }
 
 /// The row name of the ground truth scored against itself.
-pub const GROUND_TRUTH: &str = "ground truth (prescribed)";
+pub const GROUND_TRUTH: &str = "ground_truth";
 
 /// The ground truth scored against itself over some visits: its list sizes
 /// and DDI rates, the yardstick of every other row.

@@ -46,6 +46,12 @@ pub const RULE_PREDICTIONS: &str = "rule_predictions.jsonl";
 pub const CODES_RULE_PREDICTIONS: &str = "codes_rule_predictions.jsonl";
 /// Predictions file of the notes-and-codes rule.
 pub const NOTES_RULE_PREDICTIONS: &str = "notes_rule_predictions.jsonl";
+/// The reference recommenders: their method name and predictions file.
+pub const REFERENCES: [(&str, &str); 3] = [
+    ("ceiling", RULE_PREDICTIONS),
+    ("notes_and_codes_rule", NOTES_RULE_PREDICTIONS),
+    ("codes_only_rule", CODES_RULE_PREDICTIONS),
+];
 /// The generator's settings and reference metrics.
 pub const CLINIC_JSON: &str = "clinic.json";
 
@@ -304,6 +310,12 @@ impl SyntheticClinic {
         })
     }
 
+    /// The per-visit lists of the references, in the order of
+    /// [`REFERENCES`].
+    pub fn reference_lists(&self) -> [&Vec<DrugSet>; 3] {
+        [&self.rule, &self.notes_rule, &self.codes_rule]
+    }
+
     /// The metrics of a per-visit list (such as [`Self::rule`]) against the
     /// ground truth, over the given visits.
     pub fn score(&self, lists: &[DrugSet], visits: &[usize]) -> MetricReport {
@@ -319,11 +331,7 @@ impl SyntheticClinic {
     /// `clinic.json` (settings and reference metrics over all visits).
     pub fn write(&self, dir: &Path) -> Result<(), DataError> {
         crate::format::write_dataset(dir, &self.cohort)?;
-        for (file, lists) in [
-            (RULE_PREDICTIONS, &self.rule),
-            (NOTES_RULE_PREDICTIONS, &self.notes_rule),
-            (CODES_RULE_PREDICTIONS, &self.codes_rule),
-        ] {
+        for ((_, file), lists) in REFERENCES.iter().zip(self.reference_lists()) {
             let records: Vec<_> = self
                 .cohort
                 .visits

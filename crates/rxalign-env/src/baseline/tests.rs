@@ -14,16 +14,12 @@ fn cohort() -> Cohort {
     dx.insert("A", "a");
     dx.insert("B", "b");
     let visit = |i: usize, diagnoses: Vec<usize>, ix: &[usize]| Visit {
-        patient_id: format!("p{i}"),
-        visit_id: format!("v{i}"),
-        time: None,
-        age: None,
-        sex: None,
         diagnoses,
-        procedures: vec![],
-        note: None,
-        history: vec![],
-        drugs: DrugSet::from_indices(4, ix.iter().copied()),
+        ..Visit::new(
+            format!("p{i}"),
+            format!("v{i}"),
+            DrugSet::from_indices(4, ix.iter().copied()),
+        )
     };
     let visits = vec![
         visit(0, vec![0], &[0, 1]),

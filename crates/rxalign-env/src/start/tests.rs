@@ -9,16 +9,8 @@ fn cohort() -> Cohort {
         drugs.insert(format!("D{i}"), format!("drug {i}"));
     }
     let visit = |p: &str, v: &str, ix: &[usize], history: Vec<DrugSet>| Visit {
-        patient_id: p.into(),
-        visit_id: v.into(),
-        time: None,
-        age: None,
-        sex: None,
-        diagnoses: vec![],
-        procedures: vec![],
-        note: None,
         history,
-        drugs: DrugSet::from_indices(40, ix.iter().copied()),
+        ..Visit::new(p, v, DrugSet::from_indices(40, ix.iter().copied()))
     };
     let first = visit("p", "v1", &[1, 2, 3], vec![]);
     let second = visit("p", "v2", &(0..20).collect::<Vec<_>>(), vec![first.drugs.clone()]);
