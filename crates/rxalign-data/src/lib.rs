@@ -9,8 +9,10 @@
 //!   multimorbid patients with free-text notes, and the clinician rule that
 //!   forms the ground truth.
 
+mod dates;
 pub mod error;
 pub mod format;
+pub mod mimic;
 pub mod synthetic;
 
 pub use error::DataError;

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use rxalign_core::metrics::MetricReport;
 use rxalign_core::{Cohort, Predictions, SplitName};
+use rxalign_data::mimic::{IMPORT_REPORT, MimicOptions, MimicSources, import_mimic3, import_mimic4};
 use rxalign_data::synthetic::REFERENCES;
 use rxalign_data::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::baseline;
@@ -25,6 +26,65 @@ pub enum DataCommand {
     /// Describe a dataset: sizes, the ground truth's list sizes and DDI
     /// rates, and where references and baselines land on its test split.
     Stats(StatsArgs),
+    /// Import MIMIC-III (ADMISSIONS, PATIENTS, DIAGNOSES_ICD, PROCEDURES_ICD,
+    /// PRESCRIPTIONS, NOTEEVENTS where present; .csv or .csv.gz).
+    Mimic3(MimicArgs),
+    /// Import MIMIC-IV (hosp: admissions, patients, diagnoses_icd,
+    /// procedures_icd, prescriptions; notes from MIMIC-IV-Note's discharge).
+    Mimic4(Mimic4Args),
+}
+
+#[derive(Debug, Args)]
+pub struct MimicArgs {
+    /// The folder of the raw tables.
+    #[arg(long)]
+    root: PathBuf,
+    /// The dataset folder to write (with import-report.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// NDC to drug code, CSV with a header: `ndc11,atc3` for ATC level 3
+    /// (GAMENet, SafeDrug, MoleRec: ndc2atc3_molerec.csv), or NDC to DrugBank
+    /// id for FLAME's coding; an optional third column names the drug.
+    #[arg(long)]
+    ndc_map: PathBuf,
+    /// DDI edge list over the drug codes (`code_a,code_b`, for example
+    /// GAMENet's TWOSIDES-derived ATC-3 graph), carried into the dataset.
+    #[arg(long)]
+    ddi: Option<PathBuf>,
+    /// WHO ATC index (`atc_code,atc_name,...`) to name ATC codes.
+    #[arg(long)]
+    atc_names: Option<PathBuf>,
+    /// Patients with fewer visits are dropped (GAMENet and SafeDrug: 2).
+    #[arg(long, default_value_t = MimicOptions::default().min_visits)]
+    min_visits: usize,
+    /// Keep the N most frequent drug codes (SafeDrug: 300); 0 for no limit.
+    #[arg(long, default_value_t = MimicOptions::default().top_drugs)]
+    top_drugs: usize,
+    /// Drop diagnosis and procedure codes seen in fewer visits; 1 for no
+    /// filter.
+    #[arg(long, default_value_t = MimicOptions::default().min_code_count)]
+    min_code_count: usize,
+    /// Prescription drug types to keep, comma-separated (MAIN, BASE,
+    /// ADDITIVE); all when not given.
+    #[arg(long, value_delimiter = ',')]
+    drug_types: Vec<String>,
+    /// Drop visits without a discharge summary.
+    #[arg(long)]
+    require_note: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Mimic4Args {
+    #[command(flatten)]
+    common: MimicArgs,
+    /// The folder of MIMIC-IV-Note's discharge.csv(.gz) (default: ROOT/note).
+    #[arg(long)]
+    notes: Option<PathBuf>,
+    /// Keep only patients of these anchor_year_groups, comma-separated (for
+    /// example "2017 - 2019"): build one dataset from earlier years and one
+    /// from later years for temporal validation.
+    #[arg(long, value_delimiter = ',')]
+    anchor_year_groups: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -72,7 +132,60 @@ pub fn run(command: DataCommand) -> anyhow::Result<()> {
     match command {
         DataCommand::Synth(a) => synth(&a),
         DataCommand::Stats(a) => stats(&a),
+        DataCommand::Mimic3(a) => import(&a, None),
+        DataCommand::Mimic4(a) => import(&a.common, Some(&a)),
     }
+}
+
+fn import(a: &MimicArgs, v4: Option<&Mimic4Args>) -> anyhow::Result<()> {
+    let options = MimicOptions {
+        min_visits: a.min_visits,
+        top_drugs: a.top_drugs,
+        min_code_count: a.min_code_count,
+        drug_types: a.drug_types.clone(),
+        require_note: a.require_note,
+        anchor_year_groups: v4.map(|v| v.anchor_year_groups.clone()).unwrap_or_default(),
+    };
+    let sources = MimicSources {
+        ndc_map: a.ndc_map.clone(),
+        ddi: a.ddi.clone(),
+        atc_names: a.atc_names.clone(),
+        notes: v4.and_then(|v| v.notes.clone()),
+    };
+    let (_, report) = match v4 {
+        None => import_mimic3(&a.root, &sources, &options, &a.out),
+        Some(_) => import_mimic4(&a.root, &sources, &options, &a.out),
+    }
+    .with_context(|| format!("importing {}", a.root.display()))?;
+    println!(
+        "{}: {} admissions -> {} visits of {} patients, written to {}",
+        report.source,
+        report.admissions,
+        report.visits,
+        report.patients,
+        a.out.display()
+    );
+    for (reason, n) in &report.visits_dropped {
+        println!("  dropped {n} visits: {}", &reason[2..]);
+    }
+    if let Some(p) = report
+        .tables
+        .get("PRESCRIPTIONS")
+        .or_else(|| report.tables.get("prescriptions"))
+    {
+        println!(
+            "  prescription rows: {} read; dropped: {:?}",
+            p.rows_read, p.rows_dropped
+        );
+    }
+    println!(
+        "  {} distinct NDCs not in the map; notes: {} discharge summaries, {} visits with a note",
+        report.unmapped_ndcs.len(),
+        report.notes_discharge_summaries,
+        report.visits_with_note
+    );
+    println!("  full report: {}", a.out.join(IMPORT_REPORT).display());
+    Ok(())
 }
 
 fn synth(a: &SynthArgs) -> anyhow::Result<()> {

@@ -38,6 +38,7 @@ use rxalign_core::{Cohort, DrugSet, Rng, Sex, Visit, seeded_rng};
 use serde::{Deserialize, Serialize};
 
 use crate::DataError;
+use crate::dates::iso_date;
 pub use world::World;
 
 /// Predictions file of the noise-free, full-knowledge rule (the ceiling).
@@ -497,21 +498,6 @@ fn add_noise(world: &World, noise: f64, list: &DrugSet, conditions: &[usize], rn
         }
     }
     truth
-}
-
-/// The ISO date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn iso_date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 #[cfg(test)]

@@ -198,10 +198,3 @@ fn bad_settings_are_named() {
     .unwrap_err();
     assert!(err.to_string().contains("1 to 6 conditions"), "{err}");
 }
-
-#[test]
-fn iso_dates() {
-    assert_eq!(iso_date(0), "1970-01-01");
-    assert_eq!(iso_date(47_482), "2100-01-01");
-    assert_eq!(iso_date(47_482 + 59), "2100-03-01");
-}

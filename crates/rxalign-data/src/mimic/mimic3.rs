@@ -1,0 +1,156 @@
+//! MIMIC-III: ADMISSIONS, PATIENTS, DIAGNOSES_ICD, PROCEDURES_ICD,
+//! PRESCRIPTIONS and, where present, NOTEEVENTS; names from D_ICD_DIAGNOSES
+//! and D_ICD_PROCEDURES where present.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rxalign_core::Cohort;
+
+use super::notes::{SectionStats, keep_sections};
+use super::table::{Table, id, required_id, text};
+use super::{
+    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, Raw, age_between, load_map,
+    missing_root, parse_sex, read_codes, read_names, read_prescriptions,
+};
+use crate::DataError;
+
+/// Imports MIMIC-III from `root` into the dataset folder `out`.
+pub fn import_mimic3(
+    root: &Path,
+    sources: &MimicSources,
+    options: &MimicOptions,
+    out: &Path,
+) -> Result<(Cohort, ImportReport), DataError> {
+    if !root.is_dir() {
+        return Err(missing_root(root));
+    }
+    let ndc_map = load_map(sources)?;
+    let mut raw = Raw::default();
+    raw.report.source = "MIMIC-III".into();
+    raw.report.root = root.display().to_string();
+
+    // PATIENTS: sex and date of birth.
+    let mut t = Table::open(root, "PATIENTS")?;
+    let (subject, gender, dob) = (t.column("subject_id")?, t.column("gender")?, t.column("dob")?);
+    let mut patients: HashMap<u64, (Option<rxalign_core::Sex>, String)> = HashMap::new();
+    let rows = t.for_each(|_, r| {
+        patients.insert(
+            required_id(r, subject)?,
+            (parse_sex(text(r, gender)?), text(r, dob)?.to_string()),
+        );
+        Ok(())
+    })?;
+    raw.table("PATIENTS", &t.path).rows_read = rows;
+
+    // ADMISSIONS: one visit each.
+    let mut t = Table::open(root, "ADMISSIONS")?;
+    let (subject, hadm, admit) = (
+        t.column("subject_id")?,
+        t.column("hadm_id")?,
+        t.column("admittime")?,
+    );
+    let mut admissions = HashMap::new();
+    let mut report = super::TableReport::default();
+    report.rows_read = t.for_each(|_, r| {
+        let s = required_id(r, subject)?;
+        let time = text(r, admit)?.to_string();
+        let (sex, age) = match patients.get(&s) {
+            Some((sex, dob)) => (*sex, age_between(dob, &time)),
+            None => {
+                report.drop("patient not in PATIENTS (kept without age and sex)");
+                (None, None)
+            }
+        };
+        admissions.insert(
+            required_id(r, hadm)?,
+            Admission {
+                subject: s,
+                time,
+                age,
+                sex,
+                ..Admission::default()
+            },
+        );
+        Ok(())
+    })?;
+    report.file = t.path.display().to_string();
+    raw.report.tables.insert("ADMISSIONS".into(), report);
+    raw.admissions = admissions;
+
+    let icd9 = CodeColumns {
+        code: "icd9_code",
+        version: None,
+    };
+    read_codes(
+        Table::open(root, "DIAGNOSES_ICD")?,
+        "DIAGNOSES_ICD",
+        &mut raw,
+        true,
+        &icd9,
+    )?;
+    read_codes(
+        Table::open(root, "PROCEDURES_ICD")?,
+        "PROCEDURES_ICD",
+        &mut raw,
+        false,
+        &icd9,
+    )?;
+    read_names(root, "D_ICD_DIAGNOSES", &mut raw.diagnosis_names, &icd9)?;
+    read_names(root, "D_ICD_PROCEDURES", &mut raw.procedure_names, &icd9)?;
+
+    // PRESCRIPTIONS: streamed, one drug code per mapped row.
+    read_prescriptions(
+        Table::open(root, "PRESCRIPTIONS")?,
+        "PRESCRIPTIONS",
+        &mut raw,
+        &ndc_map,
+        options,
+    )?;
+
+    // NOTEEVENTS: discharge summaries, kept sections only.
+    if let Some(path) = super::table::find(root, "NOTEEVENTS") {
+        let mut t = Table::open_path(&path)?;
+        let (hadm, category, body) = (t.column("hadm_id")?, t.column("category")?, t.column("text")?);
+        let iserror = t.optional_column("iserror");
+        let mut report = super::TableReport {
+            file: path.display().to_string(),
+            ..Default::default()
+        };
+        let mut stats = SectionStats::default();
+        let mut summaries = 0;
+        let admissions = &mut raw.admissions;
+        report.rows_read = t.for_each(|_, r| {
+            if !text(r, category)?.eq_ignore_ascii_case("discharge summary") {
+                report.drop("not a discharge summary");
+                return Ok(());
+            }
+            if iserror.is_some_and(|c| r.get(c) == Some(b"1")) {
+                report.drop("marked as an error (iserror = 1)");
+                return Ok(());
+            }
+            let Some(h) = id(r, hadm)? else {
+                report.drop("no hadm_id");
+                return Ok(());
+            };
+            let Some(a) = admissions.get_mut(&h) else {
+                report.drop("admission not in ADMISSIONS");
+                return Ok(());
+            };
+            summaries += 1;
+            let kept = keep_sections(text(r, body)?, &mut stats);
+            if !kept.is_empty() {
+                if !a.note.is_empty() {
+                    a.note.push_str("\n\n");
+                }
+                a.note.push_str(&kept);
+            }
+            Ok(())
+        })?;
+        raw.report.tables.insert("NOTEEVENTS".into(), report);
+        raw.report.notes_discharge_summaries = summaries;
+        raw.report.notes_sections_kept = stats.kept;
+        raw.report.notes_sections_dropped_for_leak = stats.dropped_for_leak;
+    }
+    raw.finish(&ndc_map, sources, options, out)
+}
