@@ -253,25 +253,16 @@ fn malformed_dataset_errors_reach_the_user() {
 fn the_main_job_writes_a_complete_run_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().to_str().unwrap();
-    let text = ok(&[
-        "baselines",
-        "--patients",
-        "300",
-        "--seed",
-        "2",
-        "--out",
-        out,
-        "--trajectories",
-        "2",
-    ]);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../experiments/baselines.ron");
+    let text = ok(&["run", file, "--out", out]);
     assert!(
         text.contains("ceiling") && text.contains("everything_indicated"),
         "{text}"
     );
-    let run = RunFolder::open(tmp.path().join("baselines/synthetic-p300-seed2-split0")).unwrap();
+    let run = RunFolder::open(tmp.path().join("baselines/base.seed=0")).unwrap();
     let resolved = run.read_resolved().unwrap();
     assert!(
-        resolved.contains("patients: 300") && resolved.contains("ddi_rate"),
+        resolved.contains("patients: 1500") && resolved.contains("ddi_rate"),
         "{resolved}"
     );
     let metrics = run.read_metrics().unwrap();
@@ -280,29 +271,33 @@ fn the_main_job_writes_a_complete_run_folder() {
         6 * 2,
         "6 methods (3 references, 3 baselines) on val and test"
     );
-    assert!(metrics.iter().all(|r| r.metrics.contains_key("ddi_rate_pooled")));
+    assert!(
+        metrics
+            .iter()
+            .all(|r| r.metrics.contains_key("ddi_rate_pooled") && r.metrics.contains_key("reward/outcome"))
+    );
     let summary = run.read_summary().unwrap();
     for method in ["most_frequent", "cooccurrence", "everything_indicated", "ceiling"] {
-        assert!(summary[method]["jaccard"].is_number(), "{method}");
+        for key in [
+            "jaccard",
+            "ddi_rate",
+            "ddi_rate_pooled",
+            "med_count",
+            "gt_med_count",
+            "overprescription_ratio",
+        ] {
+            assert!(summary[method][key].is_number(), "{method}.{key}");
+        }
     }
     let trajectories = run.read_trajectories().unwrap();
-    assert_eq!(trajectories.len(), 6 * 2);
+    assert_eq!(trajectories.len(), 6 * 5);
     for t in &trajectories {
         let sum: f64 = t.steps.iter().map(|s| s.reward).sum();
         assert!((sum - t.outcome_reward).abs() < 1e-9);
         assert_eq!(t.steps.last().map(|s| &s.list), Some(&t.final_list));
     }
-    // Running again replaces the run rather than appending to it.
-    ok(&[
-        "baselines",
-        "--patients",
-        "300",
-        "--seed",
-        "2",
-        "--out",
-        out,
-        "--trajectories",
-        "2",
-    ]);
+    // A finished run is not run again.
+    let again = ok(&["run", file, "--out", out]);
+    assert!(again.contains("already finished"), "{again}");
     assert_eq!(run.read_metrics().unwrap().len(), 12);
 }

@@ -28,9 +28,14 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Fit one non-learned baseline and write its predictions file.
     Baseline(commands::baselines::BaselineArgs),
-    /// The main job: fit every baseline, score them beside the references,
-    /// and write a run folder.
-    Baselines(commands::baselines::BaselinesArgs),
+    /// Print the runs an experiment file expands to, with their overrides.
+    Plan(commands::experiment::PlanArgs),
+    /// Run an experiment file: every run of its ablations, each into its run
+    /// folder; finished runs are not run again.
+    Run(commands::experiment::RunArgs),
+    /// Final test metrics of an experiment's runs per variant: mean and
+    /// standard deviation over seeds.
+    Compare(commands::experiment::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,7 +44,9 @@ fn main() -> ExitCode {
         Command::Data(c) => commands::data::run(c),
         Command::Eval(a) => commands::eval::run(&a),
         Command::Baseline(a) => commands::baselines::run_one(&a),
-        Command::Baselines(a) => commands::baselines::run_all(&a),
+        Command::Plan(a) => commands::experiment::plan(&a),
+        Command::Run(a) => commands::experiment::run(&a),
+        Command::Compare(a) => commands::experiment::compare_runs(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

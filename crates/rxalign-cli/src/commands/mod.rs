@@ -1,46 +1,15 @@
 pub mod baselines;
 pub mod data;
 pub mod eval;
+pub mod experiment;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use clap::Args;
 use rxalign_core::metrics::{MetricInput, MetricReport, evaluate};
 use rxalign_core::{Cohort, Split, SplitConfig};
-use rxalign_data::{SyntheticClinic, SyntheticConfig, load_dataset};
-
-/// Where the visits come from: a dataset folder, or the embedded synthetic
-/// clinic.
-#[derive(Debug, Args)]
-pub struct DataArgs {
-    /// A dataset folder (see `rxalign data --help`); without it, the
-    /// embedded synthetic clinic is generated.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Patients of the synthetic clinic (without --data).
-    #[arg(long, default_value_t = SyntheticConfig::default().patients)]
-    pub patients: usize,
-    /// Seed of the synthetic clinic (without --data).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
-/// The cohort, and the synthetic clinic when it was generated.
-pub fn load(args: &DataArgs) -> anyhow::Result<(Cohort, Option<SyntheticClinic>)> {
-    match &args.data {
-        Some(dir) => Ok((load_folder(dir)?, None)),
-        None => {
-            let config = SyntheticConfig {
-                patients: args.patients,
-                seed: args.seed,
-                ..SyntheticConfig::default()
-            };
-            let clinic = SyntheticClinic::generate(&config).context("generating the synthetic clinic")?;
-            Ok((clinic.cohort.clone(), Some(clinic)))
-        }
-    }
-}
+use rxalign_data::load_dataset;
 
 pub fn load_folder(dir: &Path) -> anyhow::Result<Cohort> {
     load_dataset(dir).with_context(|| format!("loading the dataset {}", dir.display()))

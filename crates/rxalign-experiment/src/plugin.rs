@@ -1,0 +1,329 @@
+//! Plugin specifications in experiment files: `(kind: "ddi_rate", weight: 0.2)`.
+//!
+//! A specification is read against the registry of its plugin kind while
+//! the file is parsed, so that an unknown kind, a misspelt field or a value
+//! of the wrong type is an error at the line and column where it stands.
+//! `kind` comes first in a specification.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The parameters a plugin kind takes: its fields, and a typed check of
+/// each field and of the whole.
+#[derive(Clone)]
+pub struct PluginSchema {
+    pub kind: String,
+    pub fields: Vec<&'static str>,
+    check: Arc<dyn Fn(ron::Map) -> Result<(), String> + Send + Sync>,
+}
+
+impl fmt::Debug for PluginSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginSchema")
+            .field("kind", &self.kind)
+            .field("fields", &self.fields)
+            .finish()
+    }
+}
+
+impl PluginSchema {
+    /// The schema of a kind whose parameters deserialise into `T` (a plain
+    /// serde struct with `deny_unknown_fields`).
+    pub fn of<T: DeserializeOwned + 'static>(kind: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            fields: field_names::<T>(),
+            check: Arc::new(|map| {
+                ron::Value::Map(map)
+                    .into_rust::<T>()
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+        }
+    }
+
+    fn check_field(&self, key: &str, value: &ron::Value) -> Result<(), String> {
+        let mut map = ron::Map::new();
+        map.insert(ron::Value::String(key.to_string()), value.clone());
+        match (self.check)(map) {
+            Err(e) if !e.contains("missing field") => Err(format!("field `{key}` of `{}`: {e}", self.kind)),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_all(&self, map: &ron::Map) -> Result<(), String> {
+        (self.check)(map.clone()).map_err(|e| format!("`{}`: {e}", self.kind))
+    }
+}
+
+/// The names of a struct's fields, as serde sees them.
+fn field_names<T: DeserializeOwned>() -> Vec<&'static str> {
+    struct Probe<'a>(&'a mut Vec<&'static str>);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.extend_from_slice(fields);
+            Err(de::Error::custom("probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields = Vec::new();
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// The schemas of every plugin kind, one list per slot.
+#[derive(Clone, Debug, Default)]
+pub struct Schemas {
+    pub slots: BTreeMap<&'static str, Vec<PluginSchema>>,
+}
+
+thread_local! {
+    static SCHEMAS: RefCell<Option<Arc<Schemas>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `schemas` as the context of every [`PluginSpec`] read.
+pub(crate) fn with_schemas<R>(schemas: Arc<Schemas>, f: impl FnOnce() -> R) -> R {
+    SCHEMAS.with(|s| *s.borrow_mut() = Some(schemas));
+    let out = f();
+    SCHEMAS.with(|s| *s.borrow_mut() = None);
+    out
+}
+
+/// A plugin slot of the experiment file.
+pub trait Slot {
+    /// The slot's name (`reward term`, `stage`, ...), as errors say it.
+    const NAME: &'static str;
+}
+
+macro_rules! slot {
+    ($ty:ident, $name:literal) => {
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct $ty;
+        impl Slot for $ty {
+            const NAME: &'static str = $name;
+        }
+    };
+}
+slot!(DataSlot, "dataset source");
+slot!(StartSlot, "start list");
+slot!(PolicySlot, "policy");
+slot!(RewardSlot, "reward term");
+slot!(StageSlot, "stage");
+slot!(LoggerSlot, "logger");
+
+/// A plugin named by `kind`, with its parameters.
+pub struct PluginSpec<S> {
+    pub kind: String,
+    pub params: ron::Map,
+    slot: PhantomData<S>,
+}
+
+impl<S> Clone for PluginSpec<S> {
+    fn clone(&self) -> Self {
+        Self {
+            kind: self.kind.clone(),
+            params: self.params.clone(),
+            slot: PhantomData,
+        }
+    }
+}
+
+impl<S> fmt::Debug for PluginSpec<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginSpec")
+            .field("kind", &self.kind)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl<S> PartialEq for PluginSpec<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.params == other.params
+    }
+}
+
+impl<S> PluginSpec<S> {
+    pub fn new(kind: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            params: ron::Map::new(),
+            slot: PhantomData,
+        }
+    }
+
+    /// A parameter, if given.
+    pub fn param(&self, key: &str) -> Option<&ron::Value> {
+        self.params.get(&ron::Value::String(key.to_string()))
+    }
+
+    /// The parameters as JSON, what the builders take.
+    pub fn params_json(&self) -> serde_json::Value {
+        let map = self
+            .params
+            .iter()
+            .filter_map(|(k, v)| match k {
+                ron::Value::String(k) => Some((
+                    k.clone(),
+                    serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+                )),
+                _ => None,
+            })
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
+/// Field names as `&'static str`, which serde's struct serialisation
+/// needs: each distinct name is kept once for the life of the process.
+fn static_name(name: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .expect("the name set is never poisoned");
+    if let Some(n) = names.get(name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+/// Written as a RON struct, `(kind: "ddi_rate", weight: 0.2)`, so that a
+/// resolved file reads like the file it came from.
+impl<S> Serialize for PluginSpec<S> {
+    fn serialize<Se: Serializer>(&self, serializer: Se) -> Result<Se::Ok, Se::Error> {
+        let mut m = serializer.serialize_struct("Plugin", self.params.len() + 1)?;
+        m.serialize_field("kind", &self.kind)?;
+        for (k, v) in self.params.iter() {
+            let key = match k {
+                ron::Value::String(s) => static_name(s),
+                _ => {
+                    return Err(serde::ser::Error::custom(
+                        "plugin parameters are named by identifiers",
+                    ));
+                }
+            };
+            m.serialize_field(key, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de, S: Slot> Deserialize<'de> for PluginSpec<S> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // `any`: a struct `(kind: ...)` in files, a map in value trees.
+        deserializer.deserialize_any(SpecVisitor::<S>(PhantomData))
+    }
+}
+
+struct SpecVisitor<S>(PhantomData<S>);
+
+impl<'de, S: Slot> Visitor<'de> for SpecVisitor<S> {
+    type Value = PluginSpec<S>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} as (kind: \"...\", ...)", S::NAME)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let schemas = SCHEMAS.with(|s| s.borrow().clone());
+        // Entries before `kind` wait until it is known (value trees order
+        // keys alphabetically); in files `kind` comes first, so each entry
+        // is checked where it stands.
+        let mut kind: Option<(String, Option<PluginSchema>)> = None;
+        let mut waiting: Vec<(String, ron::Value)> = Vec::new();
+        let mut params = ron::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "kind" {
+                let name: String = map.next_value()?;
+                let schema = find_schema::<S>(schemas.as_deref(), &name).map_err(de::Error::custom)?;
+                for (k, v) in waiting.drain(..) {
+                    check_entry::<S>(&name, schema.as_ref(), &k, &v).map_err(de::Error::custom)?;
+                    params.insert(ron::Value::String(k), v);
+                }
+                kind = Some((name, schema));
+                continue;
+            }
+            let value: ron::Value = map.next_value()?;
+            match &kind {
+                Some((name, schema)) => {
+                    check_entry::<S>(name, schema.as_ref(), &key, &value).map_err(de::Error::custom)?;
+                    params.insert(ron::Value::String(key), value);
+                }
+                None => waiting.push((key, value)),
+            }
+        }
+        let Some((kind, schema)) = kind else {
+            return Err(de::Error::custom(format!("a {} needs its `kind`", S::NAME)));
+        };
+        if let Some(schema) = &schema {
+            schema.check_all(&params).map_err(de::Error::custom)?;
+        }
+        Ok(PluginSpec {
+            kind,
+            params,
+            slot: PhantomData,
+        })
+    }
+}
+
+/// The schema of `kind` in slot `S`; `None` when no schemas are in context.
+fn find_schema<S: Slot>(schemas: Option<&Schemas>, kind: &str) -> Result<Option<PluginSchema>, String> {
+    let Some(s) = schemas else { return Ok(None) };
+    let known = s.slots.get(S::NAME).map(Vec::as_slice).unwrap_or_default();
+    match known.iter().find(|p| p.kind == kind) {
+        Some(p) => Ok(Some(p.clone())),
+        None => {
+            let names: Vec<&str> = known.iter().map(|p| p.kind.as_str()).collect();
+            Err(format!(
+                "unknown {} kind `{kind}`; known kinds: {}",
+                S::NAME,
+                if names.is_empty() {
+                    "(none registered yet)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        }
+    }
+}
+
+/// Checks one parameter against the kind's schema.
+fn check_entry<S: Slot>(
+    kind: &str,
+    schema: Option<&PluginSchema>,
+    key: &str,
+    value: &ron::Value,
+) -> Result<(), String> {
+    let Some(schema) = schema else { return Ok(()) };
+    if !schema.fields.contains(&key) {
+        return Err(format!(
+            "unknown field `{key}` of {} `{kind}`; known fields: {}",
+            S::NAME,
+            schema.fields.join(", ")
+        ));
+    }
+    schema.check_field(key, value)
+}

@@ -1,0 +1,211 @@
+//! The plugin registry of experiment files: one explicit list per plugin
+//! kind, each entry a schema (for errors at the right line) and a builder.
+//!
+//! A researcher's plugin, in their own crate, is registered on
+//! [`Plugins::builtin`]'s result before the file is read; nothing of ours
+//! changes (see `tests/experiment_plugin.rs`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rxalign_core::Cohort;
+use rxalign_core::registry::{Registry, params};
+use rxalign_data::{SyntheticConfig, load_dataset};
+use rxalign_env::{RewardTerm, StartList};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::data::{DataSource, FolderSource, SyntheticSource};
+use crate::plugin::{PluginSchema, Schemas};
+use crate::stage::{BaselinesConfig, BaselinesStage, ReferencesStage, Stage};
+
+/// The schemas and builders of one plugin kind.
+pub struct PluginKinds<P: ?Sized, C> {
+    slot: &'static str,
+    schemas: Vec<PluginSchema>,
+    registry: Registry<P, C>,
+}
+
+impl<P: ?Sized, C> std::fmt::Debug for PluginKinds<P, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginKinds")
+            .field("slot", &self.slot)
+            .field("kinds", &self.registry.kinds())
+            .finish()
+    }
+}
+
+impl<P: ?Sized, C> PluginKinds<P, C> {
+    fn new(slot: &'static str) -> Self {
+        Self {
+            slot,
+            schemas: Vec::new(),
+            registry: Registry::new(slot),
+        }
+    }
+
+    /// Registers `kind`, whose parameters deserialise into `T` (a plain
+    /// serde struct with `deny_unknown_fields`).
+    pub fn register<T: DeserializeOwned + 'static>(
+        &mut self,
+        kind: &str,
+        build: impl Fn(T, &C) -> Result<Box<P>, String> + Send + Sync + 'static,
+    ) -> Result<(), crate::ExperimentError> {
+        self.registry
+            .register(kind, move |value, ctx| build(params::<T>(value)?, ctx))?;
+        self.schemas.push(PluginSchema::of::<T>(kind));
+        Ok(())
+    }
+
+    /// Builds a plugin from its specification.
+    pub fn build<S>(
+        &self,
+        spec: &crate::plugin::PluginSpec<S>,
+        ctx: &C,
+    ) -> Result<Box<P>, crate::ExperimentError> {
+        Ok(self.registry.build(&spec.kind, &spec.params_json(), ctx)?)
+    }
+
+    pub fn kinds(&self) -> Vec<&str> {
+        self.registry.kinds()
+    }
+}
+
+/// A reward term's parameters when it has none but its weight.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightOnly {
+    pub weight: f64,
+}
+
+/// Every plugin kind an experiment file can name.
+#[derive(Debug)]
+pub struct Plugins {
+    pub data: PluginKinds<dyn DataSource, ()>,
+    pub init_list: PluginKinds<dyn StartList, Cohort>,
+    /// Learned policies arrive with the training crates; none yet.
+    pub policy: PluginKinds<dyn std::fmt::Debug + Send + Sync, ()>,
+    /// Reward terms; their parameters include their `weight`.
+    pub reward: PluginKinds<dyn RewardTerm, ()>,
+    pub stage: PluginKinds<dyn Stage, ()>,
+    /// Loggers beyond the run folder's JSONL (TensorBoard arrives with the
+    /// training crates); none yet.
+    pub logger: PluginKinds<dyn std::fmt::Debug + Send + Sync, ()>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FolderConfig {
+    path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+impl Plugins {
+    /// The built-in plugins, in one explicit list per kind.
+    pub fn builtin() -> Self {
+        let mut p = Self {
+            data: PluginKinds::new("dataset source"),
+            init_list: PluginKinds::new("start list"),
+            policy: PluginKinds::new("policy"),
+            reward: PluginKinds::new("reward term"),
+            stage: PluginKinds::new("stage"),
+            logger: PluginKinds::new("logger"),
+        };
+        let ok = "built-in kinds are distinct";
+        p.data
+            .register::<SyntheticConfig>("synthetic", |c, _| {
+                Ok(Box::new(SyntheticSource(c)) as Box<dyn DataSource>)
+            })
+            .expect(ok);
+        p.data
+            .register::<FolderConfig>("folder", |c, _| {
+                Ok(Box::new(FolderSource(c.path)) as Box<dyn DataSource>)
+            })
+            .expect(ok);
+        // Start lists: the environment's own builders.
+        let starts = rxalign_env::start::registry();
+        let start = Arc::new(starts);
+        for kind in ["empty", "previous_visit"] {
+            let r = Arc::clone(&start);
+            p.init_list
+                .register::<NoParams>(kind, move |_, cohort| {
+                    r.build(kind, &serde_json::Value::Null, cohort)
+                        .map_err(|e| e.to_string())
+                })
+                .expect(ok);
+        }
+        let r = Arc::clone(&start);
+        p.init_list
+            .register::<rxalign_env::start::CorruptedStartConfig>("corrupted", move |c, cohort| {
+                r.build(
+                    "corrupted",
+                    &serde_json::to_value(c).map_err(|e| e.to_string())?,
+                    cohort,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .expect(ok);
+        let r = Arc::clone(&start);
+        p.init_list
+            .register::<rxalign_env::start::PredictionsStartConfig>("predictions", move |c, cohort| {
+                r.build(
+                    "predictions",
+                    &serde_json::to_value(c).map_err(|e| e.to_string())?,
+                    cohort,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .expect(ok);
+        // Reward terms: the environment's built-ins, each with its weight.
+        let terms = Arc::new(rxalign_env::reward::registry());
+        for kind in terms.kinds() {
+            let r = Arc::clone(&terms);
+            let name = kind.to_string();
+            p.reward
+                .register::<WeightOnly>(kind, move |_, _| {
+                    r.build(&name, &serde_json::Value::Null, &())
+                        .map_err(|e| e.to_string())
+                })
+                .expect(ok);
+        }
+        p.stage
+            .register::<BaselinesConfig>("baselines", |c, _| {
+                Ok(Box::new(BaselinesStage::new(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
+        p.stage
+            .register::<NoParams>("references", |_, _| {
+                Ok(Box::new(ReferencesStage) as Box<dyn Stage>)
+            })
+            .expect(ok);
+        p
+    }
+
+    /// The schemas of every slot, for reading files.
+    pub fn schemas(&self) -> Arc<Schemas> {
+        let mut s = Schemas::default();
+        s.slots
+            .insert(crate::plugin::DataSlot::NAME, self.data.schemas.clone());
+        s.slots
+            .insert(crate::plugin::StartSlot::NAME, self.init_list.schemas.clone());
+        s.slots
+            .insert(crate::plugin::PolicySlot::NAME, self.policy.schemas.clone());
+        s.slots
+            .insert(crate::plugin::RewardSlot::NAME, self.reward.schemas.clone());
+        s.slots
+            .insert(crate::plugin::StageSlot::NAME, self.stage.schemas.clone());
+        s.slots
+            .insert(crate::plugin::LoggerSlot::NAME, self.logger.schemas.clone());
+        Arc::new(s)
+    }
+}
+
+use crate::plugin::Slot as _;
+
+/// Loads a dataset folder (used by the `folder` source).
+pub(crate) fn load_folder(path: &std::path::Path) -> Result<Cohort, crate::ExperimentError> {
+    Ok(load_dataset(path)?)
+}

@@ -1,0 +1,151 @@
+//! Running the runs of an experiment: each writes its run folder; a
+//! finished run is not run again, an unfinished one is run afresh, and one
+//! run's failure leaves the others alone.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rxalign_core::run::{RunFolder, Summary};
+use rxalign_core::{SplitConfig, seeded_rng};
+use rxalign_env::Reward;
+
+use crate::ExperimentError;
+use crate::ablation::{ResolvedRun, RunPlan};
+use crate::plugins::Plugins;
+use crate::stage::RunContext;
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Finished { seconds: f64 },
+    AlreadyFinished,
+    Failed(String),
+}
+
+/// The folder of an experiment's runs: `OUT/<experiment name>`.
+pub fn experiment_dir(out: &Path, name: &str) -> PathBuf {
+    out.join(name)
+}
+
+/// The text of a run's `resolved.ron`.
+pub fn resolved_text(plan: &RunPlan) -> Result<String, ExperimentError> {
+    let resolved = ResolvedRun {
+        run: plan.name.clone(),
+        group: plan.group.clone(),
+        seed: plan.seed,
+        overrides: plan.overrides.iter().cloned().collect(),
+        experiment: plan.file.clone(),
+    };
+    let config = ron::ser::PrettyConfig::default().struct_names(false);
+    ron::ser::to_string_pretty(&resolved, config).map_err(|e| ExperimentError::Invalid(e.to_string()))
+}
+
+/// Runs the plans, `jobs` at a time, each in `dir/<run name>`; calls
+/// `progress` as each ends.
+pub fn run_all(
+    plans: &[RunPlan],
+    plugins: &Plugins,
+    dir: &Path,
+    jobs: usize,
+    progress: &(dyn Fn(&RunPlan, &Outcome) + Sync),
+) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..plans.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, plans.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(plan) = plans.get(i) else { break };
+                    let outcome = run_one(plan, plugins, &dir.join(&plan.name))
+                        .unwrap_or_else(|e| Outcome::Failed(e.to_string()));
+                    progress(plan, &outcome);
+                    outcomes.lock().expect("no run panics holding the lock")[i] = Some(outcome);
+                }
+            });
+        }
+    });
+    outcomes
+        .into_inner()
+        .expect("threads joined")
+        .into_iter()
+        .map(|o| o.expect("every run ends"))
+        .collect()
+}
+
+/// Runs one plan in `root`.
+pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome, ExperimentError> {
+    let resolved = resolved_text(plan)?;
+    if let Ok(folder) = RunFolder::open(root)
+        && folder.is_finished()
+        && folder.read_resolved()? == resolved
+    {
+        return Ok(Outcome::AlreadyFinished);
+    }
+    if root.exists() {
+        std::fs::remove_dir_all(root).map_err(|e| rxalign_core::CoreError::io(root, e))?;
+    }
+    let started = std::time::Instant::now();
+    let folder = RunFolder::create(root)?;
+    folder.write_resolved(&resolved)?;
+    let file = &plan.file;
+    if file.device != "cpu" {
+        return Err(ExperimentError::Invalid(format!(
+            "device `{}`: this build runs on `cpu` only (CUDA comes with the training crates)",
+            file.device
+        )));
+    }
+    let data = plugins.data.build(&file.data, &())?.load()?;
+    let split_config = SplitConfig {
+        seed: file.split.seed,
+        train: file.split.train,
+        val: file.split.val,
+    };
+    split_config.validate()?;
+    let split = data.cohort.split(&split_config);
+    let mut terms = Vec::new();
+    for spec in &file.reward {
+        let weight = spec
+            .param("weight")
+            .and_then(|w| w.clone().into_rust::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        let term = plugins.reward.build(spec, &())?;
+        if terms
+            .iter()
+            .any(|(_, t): &(f64, Box<dyn rxalign_env::RewardTerm>)| t.name() == term.name())
+        {
+            return Err(ExperimentError::Invalid(format!(
+                "reward term `{}` is listed twice",
+                term.name()
+            )));
+        }
+        terms.push((weight, term));
+    }
+    let reward = Reward::from_terms(terms);
+    let start = plugins.init_list.build(&file.init_list, &data.cohort)?;
+    let mut rng = seeded_rng(file.seed, "run");
+    let mut ctx = RunContext {
+        data: &data,
+        split: &split,
+        reward: &reward,
+        start: start.as_ref(),
+        eval: &file.eval,
+        folder: &folder,
+        rng: &mut rng,
+        summary: Summary::new(),
+        trajectories: Vec::new(),
+    };
+    for spec in &file.stages {
+        let stage = plugins.stage.build(spec, &())?;
+        stage.run(&mut ctx).map_err(|e| ExperimentError::Run {
+            run: plan.name.clone(),
+            message: format!("stage `{}`: {e}", spec.kind),
+        })?;
+        folder.write_trajectories(&ctx.trajectories)?;
+    }
+    folder.write_summary(&ctx.summary)?;
+    Ok(Outcome::Finished {
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

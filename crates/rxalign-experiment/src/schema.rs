@@ -1,0 +1,208 @@
+//! Version 1 of the experiment file.
+//!
+//! ```ron
+//! (
+//!   schema_version: 1,
+//!   name: "baselines",
+//!   seed: 0,
+//!   data: (kind: "synthetic", patients: 1500),
+//!   reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
+//!   stages: [(kind: "baselines")],
+//!   ablations: (grid: {"reward[1].weight": [0.0, 0.2]}),
+//! )
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rxalign_core::SplitName;
+use serde::{Deserialize, Serialize};
+
+use crate::ExperimentError;
+use crate::plugin::{
+    DataSlot, LoggerSlot, PluginSpec, PolicySlot, RewardSlot, Schemas, StageSlot, StartSlot,
+};
+
+/// The newest `schema_version` this build reads.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// An experiment file, as written (before ablations are applied).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentFile {
+    pub schema_version: u64,
+    pub name: String,
+    /// Seeds every random choice of a run (an ablation axis like any other).
+    #[serde(default)]
+    pub seed: u64,
+    /// `cpu`, or `cuda:N` where the build has CUDA.
+    #[serde(default = "default_device")]
+    pub device: String,
+    pub data: PluginSpec<DataSlot>,
+    #[serde(default)]
+    pub split: SplitSettings,
+    /// Where episodes start.
+    #[serde(default = "default_init_list")]
+    pub init_list: PluginSpec<StartSlot>,
+    #[serde(default)]
+    pub policy: Option<PluginSpec<PolicySlot>>,
+    /// The terms of the list potential, each with its weight.
+    pub reward: Vec<PluginSpec<RewardSlot>>,
+    pub stages: Vec<PluginSpec<StageSlot>>,
+    #[serde(default)]
+    pub eval: EvalSettings,
+    #[serde(default)]
+    pub loggers: Vec<PluginSpec<LoggerSlot>>,
+    #[serde(default)]
+    pub ablations: Ablations,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+
+fn default_init_list() -> PluginSpec<StartSlot> {
+    PluginSpec::new("empty")
+}
+
+/// How patients are split; the split seed is fixed apart from the run seed,
+/// so seeds vary the training, not the test patients.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitSettings {
+    pub seed: u64,
+    pub train: f64,
+    pub val: f64,
+}
+
+impl Default for SplitSettings {
+    fn default() -> Self {
+        let c = rxalign_core::SplitConfig::with_seed(0);
+        Self {
+            seed: c.seed,
+            train: c.train,
+            val: c.val,
+        }
+    }
+}
+
+/// What each evaluation covers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSettings {
+    /// Splits every method is scored on (`train`, `val`, `test`); the
+    /// summary uses `test`.
+    pub splits: Vec<String>,
+    /// Test visits per method whose step-by-step trajectory is kept.
+    pub trajectories: usize,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        Self {
+            splits: vec!["val".into(), "test".into()],
+            trajectories: 5,
+        }
+    }
+}
+
+impl EvalSettings {
+    /// The splits, checked.
+    pub fn split_names(&self) -> Result<Vec<SplitName>, ExperimentError> {
+        self.splits
+            .iter()
+            .map(|s| {
+                s.parse::<SplitName>()
+                    .map_err(|e| ExperimentError::Invalid(format!("eval.splits: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// Ablations: a grid of values by path (the runs are its product) and named
+/// variants (sets of overrides). With both, every variant runs over the grid.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ablations {
+    pub grid: BTreeMap<String, Vec<ron::Value>>,
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    pub set: BTreeMap<String, ron::Value>,
+}
+
+/// Just the version, read before anything else (0 when missing).
+#[derive(Deserialize)]
+struct VersionProbe {
+    #[serde(default)]
+    schema_version: u64,
+}
+
+/// RON as experiment files are read: `Some(...)` may be left out around
+/// optional settings (`policy: (kind: ...)`).
+pub(crate) fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+}
+
+/// A parsed experiment file with its source text.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    pub path: PathBuf,
+    pub text: String,
+    pub file: ExperimentFile,
+    /// The file as a value tree, where ablation paths apply.
+    pub tree: ron::Value,
+}
+
+/// Parses an experiment file against the plugin schemas.
+pub fn parse(path: &Path, text: &str, schemas: Arc<Schemas>) -> Result<Experiment, ExperimentError> {
+    let located = |e: ron::error::SpannedError| ExperimentError::File {
+        path: path.to_path_buf(),
+        line: e.position.line,
+        column: e.position.col,
+        message: e.code.to_string(),
+    };
+    let probe: VersionProbe = ron_options().from_str(text).map_err(located)?;
+    match probe.schema_version {
+        0 => {
+            return Err(ExperimentError::File {
+                path: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("missing `schema_version` (this rxalign reads version {SCHEMA_VERSION})"),
+            });
+        }
+        v if v > SCHEMA_VERSION => {
+            return Err(ExperimentError::NewerSchema {
+                path: path.to_path_buf(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        _ => {}
+    }
+    let file: ExperimentFile =
+        crate::plugin::with_schemas(schemas, || ron_options().from_str(text)).map_err(located)?;
+    let tree: ron::Value = ron_options().from_str(text).map_err(located)?;
+    Ok(Experiment {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+        file,
+        tree,
+    })
+}
+
+/// The line and column (1-based) of the first occurrence of `needle` in
+/// `text` at or after byte `from`.
+pub(crate) fn locate(text: &str, needle: &str, from: usize) -> Option<(usize, usize)> {
+    let at = from + text.get(from..)?.find(needle)?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = at - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    Some((line, column))
+}

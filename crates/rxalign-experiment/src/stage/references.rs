@@ -1,0 +1,43 @@
+use rxalign_core::{Prediction, Predictions};
+use rxalign_data::synthetic::REFERENCES;
+
+use super::{RunContext, Stage};
+use crate::ExperimentError;
+
+/// Scores the synthetic clinic's references (the ceiling, the notes-and-codes
+/// rule and the codes-only rule) beside the other methods.
+#[derive(Debug)]
+pub struct ReferencesStage;
+
+impl Stage for ReferencesStage {
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
+        let Some(clinic) = ctx.data.clinic.as_ref() else {
+            return Err(ExperimentError::Invalid(
+                "the `references` stage needs the synthetic clinic (data kind `synthetic`)".into(),
+            ));
+        };
+        let lists: Vec<Predictions> = clinic
+            .reference_lists()
+            .iter()
+            .map(|lists| Predictions {
+                by_visit: lists
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        (
+                            i,
+                            Prediction {
+                                drugs: l.clone(),
+                                scores: None,
+                            },
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        for ((name, _), predictions) in REFERENCES.iter().zip(&lists) {
+            ctx.record_method(name, 0, predictions)?;
+        }
+        Ok(())
+    }
+}

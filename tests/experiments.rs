@@ -1,0 +1,275 @@
+//! Experiment files: every shipped file parses and expands; errors point at
+//! the right line and column; a small ablation runs end to end through the
+//! binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rxalign_experiment::{Plugins, load};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn rxalign(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rxalign"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn every_shipped_experiment_file_parses_and_expands() {
+    let dir = root().join("experiments");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.trim_start().starts_with("//"),
+            "{}: starts with a comment saying what it shows",
+            file.display()
+        );
+        assert!(
+            text.contains("Takes about"),
+            "{}: says how long it takes",
+            file.display()
+        );
+        let (exp, plans) = load(&file, &Plugins::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plans.is_empty(), "{}", exp.file.name);
+    }
+}
+
+/// Writes `text` as an experiment file and returns the load error.
+fn error_of(text: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("x.ron");
+    std::fs::write(&path, text).unwrap();
+    load(&path, &Plugins::builtin())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+const GOOD: &str = r#"(
+    schema_version: 1,
+    name: "t",
+    data: (kind: "synthetic", patients: 30),
+    reward: [
+        (kind: "jaccard", weight: 1.0),
+        (kind: "ddi_rate", weight: 0.2),
+    ],
+    stages: [(kind: "baselines")],
+    ablations: (
+        grid: {"reward[1].weight": [0.0, 0.5], "seed": [1, 2]},
+    ),
+)"#;
+
+#[test]
+fn the_reference_file_is_good() {
+    assert_eq!(error_of(GOOD), "");
+}
+
+#[test]
+fn a_misspelt_field_points_at_its_line_and_column() {
+    let e = error_of(&GOOD.replace("name: \"t\"", "nmae: \"t\""));
+    // Positions are where the parser stands: just after the field name.
+    assert!(
+        e.contains("x.ron:3:9") && e.contains("nmae") && e.contains("`name`"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace("patients: 30", "patient: 30"));
+    assert!(
+        e.contains("x.ron:4:") && e.contains("unknown field `patient` of dataset source `synthetic`"),
+        "{e}"
+    );
+    assert!(e.contains("known fields: patients, seed"), "{e}");
+    let e = error_of(&GOOD.replace(
+        "(kind: \"ddi_rate\", weight: 0.2)",
+        "(kind: \"ddi_rate\", wieght: 0.2)",
+    ));
+    assert!(e.contains("x.ron:7:") && e.contains("`wieght`"), "{e}");
+}
+
+#[test]
+fn an_unknown_kind_lists_the_known_ones() {
+    let e = error_of(&GOOD.replace("kind: \"ddi_rate\"", "kind: \"ddi\""));
+    assert!(
+        e.contains("x.ron:7:") && e.contains("unknown reward term kind `ddi`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("known kinds: jaccard, f1, precision, recall, ddi_rate"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace("(kind: \"baselines\")", "(kind: \"grpo\")"));
+    assert!(
+        e.contains("x.ron:9:") && e.contains("unknown stage kind `grpo`; known kinds: baselines, references"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_wrong_type_points_at_its_line() {
+    let e = error_of(&GOOD.replace("patients: 30", "patients: \"thirty\""));
+    assert!(
+        e.contains("x.ron:4:") && e.contains("field `patients` of `synthetic`"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace(
+        "(kind: \"jaccard\", weight: 1.0)",
+        "(kind: \"jaccard\", weight: \"high\")",
+    ));
+    assert!(e.contains("x.ron:6:") && e.contains("`weight`"), "{e}");
+    let e = error_of(&GOOD.replace(
+        "schema_version: 1,\n    name: \"t\"",
+        "schema_version: 1,\n    name: 4",
+    ));
+    assert!(e.contains("x.ron:3:"), "{e}");
+}
+
+#[test]
+fn a_bad_ablation_path_points_at_the_path() {
+    let e = error_of(&GOOD.replace("\"reward[1].weight\"", "\"reward[3].weight\""));
+    assert!(
+        e.contains("x.ron:11:16")
+            && e.contains("ablation path `reward[3].weight`")
+            && e.contains("has 2 elements"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace("\"reward[1].weight\"", "\"stages[0].epochs\""));
+    assert!(e.contains("x.ron:11:16") && e.contains("epochs"), "{e}");
+    let e = error_of(&GOOD.replace("[0.0, 0.5]", "[\"a\", 0.5]"));
+    assert!(e.contains("x.ron:11:16") && e.contains("weight"), "{e}");
+}
+
+#[test]
+fn newer_and_missing_schema_versions_are_refused() {
+    let e = error_of(&GOOD.replace("schema_version: 1", "schema_version: 2"));
+    assert!(
+        e.contains("schema_version 2 is newer than this rxalign reads (1)"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace("schema_version: 1,", ""));
+    assert!(e.contains("missing `schema_version`"), "{e}");
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = rxalign(args);
+    assert!(
+        out.status.success(),
+        "rxalign {args:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_small_ablation_runs_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("tiny.ron");
+    std::fs::write(
+        &file,
+        r#"// A tiny ablation for the tests. Takes about a second.
+(
+    schema_version: 1,
+    name: "tiny",
+    data: (kind: "synthetic", patients: 120),
+    reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
+    stages: [(kind: "references"), (kind: "baselines", methods: ["most_frequent", "cooccurrence"])],
+    eval: (trajectories: 2),
+    ablations: (
+        variants: [
+            (name: "noisy", set: {"data.noise": 0.2}),
+            (name: "clean", set: {"data.noise": 0.0}),
+        ],
+        grid: {"seed": [1, 2]},
+    ),
+)"#,
+    )
+    .unwrap();
+    let (f, out) = (file.to_str().unwrap(), tmp.path().join("runs"));
+    let plan = ok(&["plan", f]);
+    assert!(
+        plan.contains("4 run(s)") && plan.contains("noisy.seed=2") && plan.contains("data.noise = 0.2"),
+        "{plan}"
+    );
+    let first = ok(&["run", f, "--out", out.to_str().unwrap(), "--jobs", "2"]);
+    assert_eq!(first.matches("finished ").count(), 4, "{first}");
+    let dir = out.join("tiny");
+    for run in ["noisy.seed=1", "noisy.seed=2", "clean.seed=1", "clean.seed=2"] {
+        for file in [
+            "resolved.ron",
+            "metrics.jsonl",
+            "trajectories.jsonl",
+            "summary.json",
+            "predictions/cooccurrence.jsonl",
+        ] {
+            assert!(dir.join(run).join(file).is_file(), "{run}/{file}");
+        }
+    }
+    let again = ok(&["run", f, "--out", out.to_str().unwrap(), "--only", "clean"]);
+    assert_eq!(again.matches("already finished").count(), 2, "{again}");
+    let text = ok(&["compare", dir.to_str().unwrap()]);
+    assert!(
+        text.contains("noisy") && text.contains("±") && text.contains("ceiling"),
+        "{text}"
+    );
+    // Without noise the ceiling is exact.
+    let clean_ceiling = text
+        .lines()
+        .find(|l| l.starts_with("clean") && l.contains("ceiling"))
+        .unwrap();
+    assert!(clean_ceiling.contains("1.0000 ± 0.0000"), "{clean_ceiling}");
+    let md = ok(&["compare", dir.to_str().unwrap(), "--format", "markdown"]);
+    assert!(md.starts_with("| group | method | seeds | jaccard"), "{md}");
+    let csv = ok(&["compare", dir.to_str().unwrap(), "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 1 + 2 * 5, "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("\"clean\",\"ceiling\",2,1,0,"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn a_failed_run_leaves_the_others_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("mixed.ron");
+    std::fs::write(
+        &file,
+        r#"(
+    schema_version: 1,
+    name: "mixed",
+    data: (kind: "folder", path: "no/such/folder"),
+    reward: [(kind: "jaccard", weight: 1.0)],
+    stages: [(kind: "baselines")],
+    ablations: (variants: [
+        (name: "good", set: {"data": (kind: "synthetic", patients: 40)}),
+        (name: "bad", set: {}),
+    ]),
+)"#,
+    )
+    .unwrap();
+    let out = rxalign(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("FAILED bad.seed=0") && err.contains("1 of 2 run(s) failed"),
+        "{err}"
+    );
+    assert!(Path::new(&tmp.path().join("mixed/good.seed=0/summary.json")).is_file());
+}
