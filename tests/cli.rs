@@ -268,8 +268,8 @@ fn the_main_job_writes_a_complete_run_folder() {
     let metrics = run.read_metrics().unwrap();
     assert_eq!(
         metrics.len(),
-        6 * 2,
-        "6 methods (3 references, 3 baselines) on val and test"
+        7 * 2,
+        "the ground truth, 3 references and 3 baselines on val and test"
     );
     assert!(
         metrics
@@ -290,7 +290,7 @@ fn the_main_job_writes_a_complete_run_folder() {
         }
     }
     let trajectories = run.read_trajectories().unwrap();
-    assert_eq!(trajectories.len(), 6 * 5);
+    assert_eq!(trajectories.len(), 7 * 5);
     for t in &trajectories {
         let sum: f64 = t.steps.iter().map(|s| s.reward).sum();
         assert!((sum - t.outcome_reward).abs() < 1e-9);
@@ -299,5 +299,5 @@ fn the_main_job_writes_a_complete_run_folder() {
     // A finished run is not run again.
     let again = ok(&["run", file, "--out", out]);
     assert!(again.contains("already finished"), "{again}");
-    assert_eq!(run.read_metrics().unwrap().len(), 12);
+    assert_eq!(run.read_metrics().unwrap().len(), 14);
 }

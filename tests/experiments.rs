@@ -229,11 +229,30 @@ fn a_small_ablation_runs_end_to_end() {
     assert!(clean_ceiling.contains("1.0000 ± 0.0000"), "{clean_ceiling}");
     let md = ok(&["compare", dir.to_str().unwrap(), "--format", "markdown"]);
     assert!(md.starts_with("| group | method | seeds | jaccard"), "{md}");
+    let figures = tmp.path().join("figures");
+    let plot = ok(&["plot", dir.to_str().unwrap(), "--out", figures.to_str().unwrap()]);
+    assert_eq!(plot.lines().count(), 8, "{plot}");
+    for name in ["learning_curves", "safety_accuracy", "list_sizes", "reward_terms"] {
+        assert_not_blank_png(&figures.join(format!("{name}.png")));
+        let svg = std::fs::read_to_string(figures.join(format!("{name}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}.svg"
+        );
+        assert!(
+            svg.matches("<text").count() > 5
+                && svg.matches("<circle").count()
+                    + svg.matches("<polyline").count()
+                    + svg.matches("<rect").count()
+                    > 5,
+            "{name}.svg draws something"
+        );
+    }
     let csv = ok(&["compare", dir.to_str().unwrap(), "--format", "csv"]);
-    assert_eq!(csv.lines().count(), 1 + 2 * 5, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 2 * 6, "{csv}");
     assert!(
         csv.lines()
-            .nth(1)
+            .nth(2)
             .unwrap()
             .starts_with("\"clean\",\"ceiling\",2,1,0,"),
         "{csv}"
@@ -272,4 +291,26 @@ fn a_failed_run_leaves_the_others_intact() {
         "{err}"
     );
     assert!(Path::new(&tmp.path().join("mixed/good.seed=0/summary.json")).is_file());
+}
+
+/// A PNG that decodes, of the expected size, with more than a handful of
+/// colours (axes, text and data, not a blank canvas).
+fn assert_not_blank_png(path: &Path) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (960, 640), "{}", path.display());
+    let px = info.color_type.samples();
+    let colours: std::collections::HashSet<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
+    let non_white = buf[..info.buffer_size()]
+        .chunks(px)
+        .filter(|c| c.iter().take(3).any(|&v| v < 200))
+        .count();
+    assert!(
+        colours.len() > 20 && non_white > 2000,
+        "{} looks blank: {} colours, {non_white} dark pixels",
+        path.display(),
+        colours.len()
+    );
 }

@@ -36,6 +36,9 @@ enum Command {
     /// Final test metrics of an experiment's runs per variant: mean and
     /// standard deviation over seeds.
     Compare(commands::experiment::CompareArgs),
+    /// Figures of an experiment's runs, as PNG and SVG: learning curves,
+    /// the safety-accuracy plane, list sizes, the reward by term.
+    Plot(commands::experiment::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => commands::experiment::plan(&a),
         Command::Run(a) => commands::experiment::run(&a),
         Command::Compare(a) => commands::experiment::compare_runs(&a),
+        Command::Plot(a) => commands::experiment::plot(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -136,6 +136,24 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         summary: Summary::new(),
         trajectories: Vec::new(),
     };
+    let truth = rxalign_core::Predictions {
+        by_visit: data
+            .cohort
+            .visits
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    i,
+                    rxalign_core::Prediction {
+                        drugs: v.drugs.clone(),
+                        scores: None,
+                    },
+                )
+            })
+            .collect(),
+    };
+    ctx.record_method(GROUND_TRUTH, 0, &truth)?;
     for spec in &file.stages {
         let stage = plugins.stage.build(spec, &())?;
         stage.run(&mut ctx).map_err(|e| ExperimentError::Run {
@@ -149,3 +167,10 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// The method name of the prescriptions scored against themselves: the
+/// yardstick of every table (their list sizes and DDI rates).
+pub const GROUND_TRUTH: &str = "ground_truth";
+
+/// Its file in a run folder's `predictions/`.
+pub const GROUND_TRUTH_FILE: &str = "ground_truth.jsonl";

@@ -123,3 +123,20 @@ pub fn compare_runs(a: &CompareArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The folder of an experiment's runs (runs/<experiment name>).
+    dir: PathBuf,
+    /// Where to write the figures (PNG and SVG).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn plot(a: &PlotArgs) -> anyhow::Result<()> {
+    let files = rxalign_experiment::plot::plot_experiment(&a.dir, &a.out)?;
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,443 @@
+//! Figures of an experiment's runs, drawn with plotters as PNG and SVG with
+//! the font shipped in `assets/fonts` (so they look the same everywhere):
+//! learning curves per variant, the safety-accuracy plane with its Pareto
+//! front, list sizes against the ground truth's, and the reward by term.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use rxalign_core::predictions::PredictionRecord;
+use rxalign_core::run::read_jsonl;
+
+use crate::ExperimentError;
+use crate::compare::{FinishedRun, finished_runs};
+use crate::runner::GROUND_TRUTH_FILE;
+
+const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+const SIZE: (u32, u32) = (960, 640);
+
+fn register_font() -> Result<(), ExperimentError> {
+    static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok =
+        *DONE.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(ExperimentError::Invalid(
+            "the shipped font could not be read".into(),
+        ))
+    }
+}
+
+type DrawResult = Result<(), String>;
+
+/// What the figures show, gathered from the run folders.
+#[derive(Debug, Default)]
+struct Figures {
+    /// `(group, method) -> step -> val Jaccard values over seeds`.
+    curves: BTreeMap<(String, String), BTreeMap<u64, Vec<f64>>>,
+    /// `(group, method, ddi_rate, jaccard)` per run, test split.
+    points: Vec<(String, String, f64, f64)>,
+    /// `method -> list sizes` over every run's test predictions.
+    sizes: BTreeMap<String, Vec<usize>>,
+    /// `method -> term -> test values over runs`.
+    terms: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+    methods: Vec<String>,
+}
+
+fn gather(runs: &[FinishedRun]) -> Result<Figures, ExperimentError> {
+    let mut f = Figures::default();
+    for run in runs {
+        let group = run.resolved.group.clone();
+        for m in &run.methods {
+            if !f.methods.contains(m) {
+                f.methods.push(m.clone());
+            }
+        }
+        for r in run.folder.read_metrics()? {
+            if let ("val", Some(Some(j))) = (r.split.as_str(), r.metrics.get("jaccard")) {
+                f.curves
+                    .entry((group.clone(), r.method.clone()))
+                    .or_default()
+                    .entry(r.step)
+                    .or_default()
+                    .push(*j);
+            }
+            if r.split == "test" {
+                for (k, v) in &r.metrics {
+                    if let (Some(term), Some(v)) = (k.strip_prefix("reward/"), v) {
+                        f.terms
+                            .entry(r.method.clone())
+                            .or_default()
+                            .entry(term.to_string())
+                            .or_default()
+                            .push(*v);
+                    }
+                }
+            }
+        }
+        for (method, m) in &run.summary {
+            if let (Some(d), Some(j)) = (m["ddi_rate"].as_f64(), m["jaccard"].as_f64()) {
+                f.points.push((group.clone(), method.clone(), d, j));
+            }
+        }
+        let dir = run.folder.root().join("predictions");
+        for name in f.methods.iter().map(String::as_str).chain(["ground_truth"]) {
+            let path = dir.join(if name == "ground_truth" {
+                GROUND_TRUTH_FILE.to_string()
+            } else {
+                format!("{name}.jsonl")
+            });
+            if path.is_file() {
+                let records: Vec<PredictionRecord> = read_jsonl(&path)?;
+                f.sizes
+                    .entry(name.to_string())
+                    .or_default()
+                    .extend(records.iter().map(|r| r.drugs.len()));
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// Draws every figure of the experiment in `dir` into `out`; returns the
+/// files written.
+pub fn plot_experiment(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
+    register_font()?;
+    let (runs, _) = finished_runs(dir)?;
+    if runs.is_empty() {
+        return Err(ExperimentError::Invalid(format!(
+            "no finished run under {}",
+            dir.display()
+        )));
+    }
+    let f = gather(&runs)?;
+    std::fs::create_dir_all(out).map_err(|e| rxalign_core::CoreError::io(out, e))?;
+    let mut written = Vec::new();
+    let figures = [
+        ("learning_curves", Figure::LearningCurves),
+        ("safety_accuracy", Figure::SafetyAccuracy),
+        ("list_sizes", Figure::ListSizes),
+        ("reward_terms", Figure::RewardTerms),
+    ];
+    for (name, figure) in figures {
+        let fail = |e: String| ExperimentError::Invalid(format!("drawing {name}: {e}"));
+        let svg_path = out.join(format!("{name}.svg"));
+        {
+            let area = SVGBackend::new(&svg_path, SIZE).into_drawing_area();
+            draw(figure, &f, area.clone()).map_err(fail)?;
+            area.present().map_err(|e| fail(e.to_string()))?;
+        }
+        let png_path = out.join(format!("{name}.png"));
+        {
+            let area = BitMapBackend::new(&png_path, SIZE).into_drawing_area();
+            draw(figure, &f, area.clone()).map_err(fail)?;
+            area.present().map_err(|e| fail(e.to_string()))?;
+        }
+        written.extend([png_path, svg_path]);
+    }
+    Ok(written)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Figure {
+    LearningCurves,
+    SafetyAccuracy,
+    ListSizes,
+    RewardTerms,
+}
+
+fn draw<DB: DrawingBackend>(figure: Figure, f: &Figures, area: DrawingArea<DB, Shift>) -> DrawResult {
+    match figure {
+        Figure::LearningCurves => learning_curves(f, area),
+        Figure::SafetyAccuracy => safety_accuracy(f, area),
+        Figure::ListSizes => list_sizes(f, area),
+        Figure::RewardTerms => reward_terms(f, area),
+    }
+}
+
+fn color(i: usize) -> RGBColor {
+    let c = Palette99::pick(i).to_rgba();
+    RGBColor(c.0, c.1, c.2)
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
+fn learning_curves<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    let groups: Vec<&String> = {
+        let mut g: Vec<&String> = f.curves.keys().map(|(g, _)| g).collect();
+        g.dedup();
+        g
+    };
+    let panels = root.split_evenly((groups.len().max(1), 1));
+    let max_step = f
+        .curves
+        .values()
+        .flat_map(|c| c.keys())
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    for (panel, group) in panels.iter().zip(&groups) {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(
+                format!("validation Jaccard (per-visit mean): {group}"),
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..max_step as f64, 0f64..1f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("jaccard")
+            .draw()
+            .map_err(err)?;
+        for (i, m) in f.methods.iter().enumerate() {
+            let Some(curve) = f.curves.get(&((*group).clone(), m.clone())) else {
+                continue;
+            };
+            let pts: Vec<(f64, f64)> = curve
+                .iter()
+                .map(|(s, v)| (*s as f64, v.iter().sum::<f64>() / v.len() as f64))
+                .collect();
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(m.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The points no other point beats on both axes (lower DDI rate, higher
+/// Jaccard), in order of DDI rate.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut front: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|&(d, j)| {
+            !points
+                .iter()
+                .any(|&(d2, j2)| d2 <= d && j2 >= j && (d2 < d || j2 > j))
+        })
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    front.dedup();
+    front
+}
+
+fn safety_accuracy<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    let max_d = f.points.iter().map(|p| p.2).fold(0.0, f64::max).max(0.01) * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "safety and accuracy on the test split (one point per run and method)",
+            ("sans-serif", 18),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0f64..max_d, 0f64..1f64)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("DDI rate (per-visit mean; lower is safer)")
+        .y_desc("Jaccard (per-visit mean)")
+        .draw()
+        .map_err(err)?;
+    for (i, m) in f.methods.iter().enumerate() {
+        let c = color(i);
+        let pts: Vec<(f64, f64)> = f
+            .points
+            .iter()
+            .filter(|p| &p.1 == m)
+            .map(|p| (p.2, p.3))
+            .collect();
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 5, c.filled())))
+            .map_err(err)?
+            .label(m.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 5, c.filled()));
+    }
+    let all: Vec<(f64, f64)> = f.points.iter().map(|p| (p.2, p.3)).collect();
+    let front = pareto_front(&all);
+    chart
+        .draw_series(LineSeries::new(front.clone(), BLACK.stroke_width(1)))
+        .map_err(err)?
+        .label("Pareto front")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
+    chart
+        .draw_series(front.iter().map(|p| Circle::new(*p, 8, BLACK.stroke_width(1))))
+        .map_err(err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn list_sizes<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    let max = f.sizes.values().flatten().copied().max().unwrap_or(1).min(80);
+    let share = |sizes: &[usize]| -> Vec<(f64, f64)> {
+        let mut counts = vec![0usize; max + 1];
+        for &s in sizes {
+            counts[s.min(max)] += 1;
+        }
+        counts
+            .iter()
+            .enumerate()
+            .map(|(s, &c)| (s as f64, c as f64 / sizes.len().max(1) as f64))
+            .collect()
+    };
+    let top = f
+        .sizes
+        .values()
+        .flat_map(|s| share(s))
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(0.05)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "list sizes on the test split against the ground truth's",
+            ("sans-serif", 18),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0f64..max as f64, 0f64..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("drugs in the list")
+        .y_desc("share of visits")
+        .draw()
+        .map_err(err)?;
+    if let Some(gt) = f.sizes.get("ground_truth") {
+        chart
+            .draw_series(LineSeries::new(share(gt), BLACK.stroke_width(3)))
+            .map_err(err)?
+            .label("ground truth")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(3)));
+    }
+    for (i, m) in f.methods.iter().enumerate() {
+        let Some(sizes) = f.sizes.get(m) else { continue };
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(share(sizes), c.stroke_width(2)))
+            .map_err(err)?
+            .label(m.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn reward_terms<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    let terms: Vec<String> = {
+        let mut t: Vec<String> = f.terms.values().flat_map(|m| m.keys().cloned()).collect();
+        t.sort();
+        t.dedup();
+        t
+    };
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let values: Vec<f64> = f.terms.values().flat_map(|m| m.values().map(mean)).collect();
+    let (lo, hi) = (
+        values.iter().copied().fold(0.0, f64::min) * 1.1 - 0.05,
+        values.iter().copied().fold(0.0, f64::max) * 1.1 + 0.05,
+    );
+    let n = f.methods.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "mean weighted reward terms of the final lists (test split)",
+            ("sans-serif", 18),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0f64..n as f64, lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|_| String::new())
+        .y_desc("weighted term (outcome: from the start list)")
+        .draw()
+        .map_err(err)?;
+    // One label under each method's bars.
+    chart
+        .draw_series(f.methods.iter().enumerate().map(|(i, m)| {
+            Text::new(
+                m.clone(),
+                (i as f64 + 0.1, lo + (hi - lo) * 0.02),
+                ("sans-serif", 13).into_font(),
+            )
+        }))
+        .map_err(err)?;
+    let width = 0.8 / terms.len().max(1) as f64;
+    for (t, term) in terms.iter().enumerate() {
+        let c = color(t + 10);
+        let bars: Vec<Rectangle<(f64, f64)>> = f
+            .methods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let v = mean(f.terms.get(m)?.get(term)?);
+                let x0 = i as f64 + 0.1 + t as f64 * width;
+                Some(Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v)], c.filled()))
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(err)?
+            .label(term.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pareto_front;
+
+    #[test]
+    fn the_pareto_front_keeps_the_undominated() {
+        let pts = [(0.05, 0.6), (0.03, 0.5), (0.04, 0.7), (0.06, 0.65), (0.03, 0.4)];
+        assert_eq!(pareto_front(&pts), vec![(0.03, 0.5), (0.04, 0.7)]);
+    }
+}
