@@ -146,6 +146,7 @@ fn main() {
         ndc_map: dir.join("ndc_map.csv"),
         ddi: None,
         atc_names: None,
+        icd9_titles: None,
         notes: None,
     };
     let t = Instant::now();

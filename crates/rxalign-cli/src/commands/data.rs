@@ -54,6 +54,10 @@ pub struct MimicArgs {
     /// WHO ATC index (`atc_code,atc_name,...`) to name ATC codes.
     #[arg(long)]
     atc_names: Option<PathBuf>,
+    /// Folder of CMS ICD-9-CM title files (`*_LONG_DX.txt`, `*_LONG_SG.txt`)
+    /// naming codes that MIMIC's own D_ICD tables leave unnamed.
+    #[arg(long)]
+    icd9_titles: Option<PathBuf>,
     /// Patients with fewer visits are dropped (GAMENet and SafeDrug: 2).
     #[arg(long, default_value_t = MimicOptions::default().min_visits)]
     min_visits: usize,
@@ -150,6 +154,7 @@ fn import(a: &MimicArgs, v4: Option<&Mimic4Args>) -> anyhow::Result<()> {
         ndc_map: a.ndc_map.clone(),
         ddi: a.ddi.clone(),
         atc_names: a.atc_names.clone(),
+        icd9_titles: a.icd9_titles.clone(),
         notes: v4.and_then(|v| v.notes.clone()),
     };
     let (_, report) = match v4 {

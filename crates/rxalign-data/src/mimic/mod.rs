@@ -77,6 +77,10 @@ pub struct MimicSources {
     pub ddi: Option<PathBuf>,
     /// `atc_code,atc_name,...` (the WHO ATC index) to name ATC codes.
     pub atc_names: Option<PathBuf>,
+    /// A folder of CMS ICD-9-CM title files (`*_LONG_DX.txt`,
+    /// `*_LONG_SG.txt`) naming the codes the MIMIC `d_icd_*` tables leave
+    /// unnamed.
+    pub icd9_titles: Option<PathBuf>,
     /// MIMIC-IV: the folder with `discharge.csv(.gz)` of MIMIC-IV-Note.
     pub notes: Option<PathBuf>,
 }
@@ -327,6 +331,20 @@ impl Raw {
                 }
                 (vocab, index)
             };
+        if let Some(dir) = &sources.icd9_titles {
+            for (suffix, names, interner) in [
+                ("_LONG_DX.txt", &mut self.diagnosis_names, &self.diagnoses),
+                ("_LONG_SG.txt", &mut self.procedure_names, &self.procedures),
+            ] {
+                let titles = read_cms_titles(dir, suffix)?;
+                for code in &interner.codes {
+                    let bare = code.strip_prefix("ICD9:").unwrap_or(code);
+                    if let (false, Some(t)) = (names.contains_key(code), titles.get(bare)) {
+                        names.insert(code.clone(), t.clone());
+                    }
+                }
+            }
+        }
         let (diagnoses, dx_index) = vocab_of(
             &self.diagnoses,
             &self.diagnosis_names,
@@ -540,6 +558,28 @@ fn read_prescriptions(
     })?;
     raw.report.tables.insert(name.to_string(), report);
     Ok(())
+}
+
+/// A CMS ICD-9-CM title file (`CODE title` lines, Latin-1) whose name ends
+/// with `suffix`, in `dir`.
+fn read_cms_titles(dir: &Path, suffix: &str) -> Result<HashMap<String, String>, DataError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| CoreError::io(dir, e))?;
+    let path = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(suffix))
+        })
+        .ok_or_else(|| CoreError::file(dir, format!("no CMS title file `*{suffix}` here")))?;
+    let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
+    let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(c, t)| (c.to_string(), t.trim().to_string()))
+        })
+        .collect())
 }
 
 /// `atc_code,atc_name,...` as a map.

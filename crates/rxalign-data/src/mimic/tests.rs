@@ -106,6 +106,7 @@ fn mimic3(dir: &Path) -> MimicSources {
         ndc_map: dir.join("map.csv"),
         ddi: Some(dir.join("ddi.csv")),
         atc_names: None,
+        icd9_titles: None,
         notes: None,
     }
 }
@@ -210,6 +211,37 @@ fn mimic3_visits_codes_notes_and_report() {
     let back = crate::load_dataset(&tmp.path().join("out")).unwrap();
     assert_eq!(back.visits.len(), 3);
     assert!(tmp.path().join("out").join(IMPORT_REPORT).is_file());
+}
+
+#[test]
+fn cms_titles_name_what_the_d_icd_tables_leave_unnamed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sources = mimic3(tmp.path());
+    let titles = tmp.path().join("cms");
+    std::fs::create_dir(&titles).unwrap();
+    std::fs::write(
+        titles.join("CMS32_DESC_LONG_DX.txt"),
+        b"486     Pneumonia, organism unspecified\n4019    Not this one\n",
+    )
+    .unwrap();
+    std::fs::write(
+        titles.join("CMS32_DESC_LONG_SG.txt"),
+        b"3893    Venous catheterization, not elsewhere classified\n",
+    )
+    .unwrap();
+    sources.icd9_titles = Some(titles);
+    let (c, _) = import_mimic3(tmp.path(), &sources, &options(), &tmp.path().join("out")).unwrap();
+    let dx = |code| c.diagnoses.name(c.diagnoses.get(code).unwrap()).to_string();
+    assert_eq!(dx("486"), "Pneumonia, organism unspecified");
+    assert_eq!(
+        dx("4019"),
+        "Unspecified essential hypertension",
+        "MIMIC's own title wins"
+    );
+    assert_eq!(
+        c.procedures.name(c.procedures.get("3893").unwrap()),
+        "Venous catheterization, not elsewhere classified"
+    );
 }
 
 #[test]
@@ -379,6 +411,7 @@ fn mimic4(dir: &Path) -> MimicSources {
         ndc_map: dir.join("map.csv"),
         ddi: None,
         atc_names: None,
+        icd9_titles: None,
         notes: None,
     }
 }
