@@ -5,20 +5,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+mod common;
+use common::shared;
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("RXALIGN_SHARED_DATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("PROVENANCE.md").is_file(),
-        "no shared data at {}",
-        dir.display()
-    );
-    dir
-}
+use serde_json::Value;
 
 fn rxalign(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rxalign"))

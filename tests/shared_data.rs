@@ -4,25 +4,13 @@
 //! ATC code with its official title.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use rxalign_core::ddi::UnknownCodes;
 use rxalign_core::{DdiGraph, Vocab};
 use rxalign_data::World;
 
-/// `../shared/data` beside the workspace, or `RXALIGN_SHARED_DATA`.
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("RXALIGN_SHARED_DATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("PROVENANCE.md").is_file(),
-        "the shared data folder is missing at {}: clone the project beside shared/ or set RXALIGN_SHARED_DATA",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared;
 
 /// Distinct unordered pairs and distinct codes of an edge-list file, counted
 /// by hand.

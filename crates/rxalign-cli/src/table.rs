@@ -2,18 +2,8 @@
 
 use rxalign_core::metrics::{MetricReport, definitions};
 
-/// The columns shown in terminal tables, in order.
-pub const COLUMNS: [&str; 9] = [
-    "jaccard",
-    "f1",
-    "prauc",
-    "ddi_rate",
-    "ddi_rate_pooled",
-    "med_count",
-    "gt_med_count",
-    "overprescription_ratio",
-    "recall",
-];
+/// The columns shown in terminal tables, in order: those of `compare`.
+pub use rxalign_experiment::compare::COLUMNS;
 
 /// An aligned table: one row per method, one column per metric, `n/a` where
 /// a metric is undefined; then the definition of every column.

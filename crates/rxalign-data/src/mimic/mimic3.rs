@@ -7,10 +7,9 @@ use std::path::Path;
 
 use rxalign_core::Cohort;
 
-use super::notes::{SectionStats, keep_sections};
 use super::table::{Table, id, required_id, text};
 use super::{
-    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, Raw, age_between, load_map,
+    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, NoteIntake, Raw, age_between, load_map,
     missing_root, parse_sex, read_codes, read_names, read_prescriptions,
 };
 use crate::DataError;
@@ -117,8 +116,7 @@ pub fn import_mimic3(
             file: path.display().to_string(),
             ..Default::default()
         };
-        let mut stats = SectionStats::default();
-        let mut summaries = 0;
+        let mut intake = NoteIntake::default();
         let admissions = &mut raw.admissions;
         report.rows_read = t.for_each(|_, r| {
             if !text(r, category)?.eq_ignore_ascii_case("discharge summary") {
@@ -137,20 +135,10 @@ pub fn import_mimic3(
                 report.drop("admission not in ADMISSIONS");
                 return Ok(());
             };
-            summaries += 1;
-            let kept = keep_sections(text(r, body)?, &mut stats);
-            if !kept.is_empty() {
-                if !a.note.is_empty() {
-                    a.note.push_str("\n\n");
-                }
-                a.note.push_str(&kept);
-            }
+            intake.add(a, text(r, body)?);
             Ok(())
         })?;
-        raw.report.tables.insert("NOTEEVENTS".into(), report);
-        raw.report.notes_discharge_summaries = summaries;
-        raw.report.notes_sections_kept = stats.kept;
-        raw.report.notes_sections_dropped_for_leak = stats.dropped_for_leak;
+        intake.finish(&mut raw.report, "NOTEEVENTS", report);
     }
     raw.finish(&ndc_map, sources, options, out)
 }

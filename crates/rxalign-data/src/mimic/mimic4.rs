@@ -7,10 +7,9 @@ use std::path::Path;
 
 use rxalign_core::{Cohort, CoreError, Sex};
 
-use super::notes::{SectionStats, keep_sections};
 use super::table::{Table, id, required_id, text};
 use super::{
-    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, Raw, TableReport, load_map,
+    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, NoteIntake, Raw, TableReport, load_map,
     missing_root, parse_sex, read_codes, read_names, read_prescriptions,
 };
 use crate::DataError;
@@ -158,28 +157,17 @@ pub fn import_mimic4(
             file: path.display().to_string(),
             ..Default::default()
         };
-        let mut stats = SectionStats::default();
-        let mut summaries = 0;
+        let mut intake = NoteIntake::default();
         let admissions = &mut raw.admissions;
         report.rows_read = t.for_each(|_, r| {
             let Some(a) = id(r, hadm)?.and_then(|h| admissions.get_mut(&h)) else {
                 report.drop("admission not in the admissions table (or filtered out)");
                 return Ok(());
             };
-            summaries += 1;
-            let kept = keep_sections(text(r, body)?, &mut stats);
-            if !kept.is_empty() {
-                if !a.note.is_empty() {
-                    a.note.push_str("\n\n");
-                }
-                a.note.push_str(&kept);
-            }
+            intake.add(a, text(r, body)?);
             Ok(())
         })?;
-        raw.report.tables.insert("discharge".into(), report);
-        raw.report.notes_discharge_summaries = summaries;
-        raw.report.notes_sections_kept = stats.kept;
-        raw.report.notes_sections_dropped_for_leak = stats.dropped_for_leak;
+        intake.finish(&mut raw.report, "discharge", report);
     } else if options.require_note {
         return Err(CoreError::file(
             &note_dir,

@@ -143,6 +143,36 @@ struct Admission {
     note: String,
 }
 
+/// Discharge summaries being attached to admissions, with their counts.
+#[derive(Debug, Default)]
+struct NoteIntake {
+    stats: notes::SectionStats,
+    summaries: u64,
+}
+
+impl NoteIntake {
+    /// Keeps the allowed sections of a summary and appends them to the
+    /// admission's note.
+    fn add(&mut self, admission: &mut Admission, text: &str) {
+        self.summaries += 1;
+        let kept = notes::keep_sections(text, &mut self.stats);
+        if !kept.is_empty() {
+            if !admission.note.is_empty() {
+                admission.note.push_str("\n\n");
+            }
+            admission.note.push_str(&kept);
+        }
+    }
+
+    /// Records the notes table and the counts in the report.
+    fn finish(self, report: &mut ImportReport, table: &str, rows: TableReport) {
+        report.tables.insert(table.to_string(), rows);
+        report.notes_discharge_summaries = self.summaries;
+        report.notes_sections_kept = self.stats.kept;
+        report.notes_sections_dropped_for_leak = self.stats.dropped_for_leak;
+    }
+}
+
 /// Interns codes as they stream by.
 #[derive(Clone, Debug, Default)]
 struct Interner {

@@ -10,9 +10,8 @@ use std::fmt;
 
 use rxalign_core::metrics::MetricReport;
 use rxalign_core::run::{MetricsRecord, RunFolder, Summary};
-use rxalign_core::trajectory::{ActionRecord, codes_of};
-use rxalign_core::{Cohort, DrugSet, Predictions, Rng, Split, SplitName, Trajectory};
-use rxalign_env::trajectory::TrajectoryRecorder;
+use rxalign_core::{Cohort, Predictions, Rng, Split, SplitName, Trajectory};
+use rxalign_env::trajectory::replay_edits;
 use rxalign_env::{Episode, Reward, StartList};
 
 pub use baselines::{BaselinesConfig, BaselinesStage};
@@ -100,7 +99,15 @@ impl RunContext<'_> {
         for &i in test.iter().take(self.eval.trajectories) {
             if let Some(p) = predictions.by_visit.get(&i) {
                 let start = self.start.start(cohort, i, self.rng)?;
-                self.trajectories.push(self.replay(i, start, &p.drugs, method)?);
+                self.trajectories.push(replay_edits(
+                    cohort,
+                    i,
+                    self.reward,
+                    start,
+                    &p.drugs,
+                    method,
+                    "test",
+                )?);
             }
         }
         let report = test_report.unwrap_or_else(|| predictions.evaluate(cohort, |i| test.contains(&i)));
@@ -137,37 +144,5 @@ impl RunContext<'_> {
         let mut out: Vec<(String, Option<f64>)> = names.into_iter().zip(sums.into_iter().map(mean)).collect();
         out.push(("outcome".into(), mean(outcome)));
         Ok(out)
-    }
-
-    /// The canonical edits from `start` to `target` as a trajectory.
-    fn replay(
-        &self,
-        visit: usize,
-        start: DrugSet,
-        target: &DrugSet,
-        method: &str,
-    ) -> Result<Trajectory, ExperimentError> {
-        let cohort = &self.data.cohort;
-        let actions = rxalign_env::trajectory::expert_actions(&start, target);
-        let mut episode = Episode::new(
-            self.reward,
-            &cohort.visits[visit].drugs,
-            &cohort.ddi,
-            start,
-            actions.len(),
-        );
-        let mut recorder = TrajectoryRecorder::begin(cohort, visit, method, "test", self.reward, &episode);
-        for action in actions {
-            let r = episode.step(action)?;
-            recorder.record(
-                ActionRecord::from_action(action, &cohort.drugs),
-                None,
-                r,
-                &episode,
-            );
-        }
-        let t = recorder.finish(&episode);
-        debug_assert_eq!(t.final_list, codes_of(target, &cohort.drugs));
-        Ok(t)
     }
 }
