@@ -110,7 +110,8 @@ fn an_unknown_kind_lists_the_known_ones() {
     );
     let e = error_of(&GOOD.replace("(kind: \"baselines\")", "(kind: \"grpo\")"));
     assert!(
-        e.contains("x.ron:9:") && e.contains("unknown stage kind `grpo`; known kinds: baselines, references"),
+        e.contains("x.ron:9:")
+            && e.contains("unknown stage kind `grpo`; known kinds: baselines, classifier, references"),
         "{e}"
     );
 }

@@ -177,6 +177,12 @@ impl Plugins {
             })
             .expect(ok);
         p.stage
+            .register::<rxalign_policy::classifier::ClassifierSettings>("classifier", |c, _| {
+                c.validate().map_err(|e| e.to_string())?;
+                Ok(Box::new(crate::stage::ClassifierStage::new(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
+        p.stage
             .register::<NoParams>("references", |_, _| {
                 Ok(Box::new(ReferencesStage) as Box<dyn Stage>)
             })

@@ -133,6 +133,7 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         eval: &file.eval,
         folder: &folder,
         rng: &mut rng,
+        seed: file.seed,
         summary: Summary::new(),
         trajectories: Vec::new(),
     };

@@ -3,6 +3,7 @@
 //! and the test predictions, and adds them to the summary.
 
 mod baselines;
+mod classifier;
 mod references;
 
 use std::collections::{BTreeMap, HashSet};
@@ -15,6 +16,7 @@ use rxalign_env::trajectory::replay_edits;
 use rxalign_env::{Episode, Reward, StartList};
 
 pub use baselines::{BaselinesConfig, BaselinesStage};
+pub use classifier::ClassifierStage;
 pub use references::ReferencesStage;
 
 use crate::ExperimentError;
@@ -36,6 +38,8 @@ pub struct RunContext<'a> {
     pub eval: &'a EvalSettings,
     pub folder: &'a RunFolder,
     pub rng: &'a mut Rng,
+    /// The run's seed, for stages that seed a backend of their own.
+    pub seed: u64,
     pub summary: Summary,
     pub trajectories: Vec<Trajectory>,
 }

@@ -1,0 +1,61 @@
+use burn::backend::flex::FlexDevice;
+use rxalign_core::run::MetricsRecord;
+use rxalign_policy::CpuTrainBackend;
+use rxalign_policy::classifier::{ClassifierSettings, train_classifier};
+
+use super::{RunContext, Stage};
+use crate::ExperimentError;
+
+/// Trains the drug-level classifier (FLAME's first stage, LAMO's point-wise
+/// recommender) on the training visits and scores it. Each epoch's
+/// validation metrics (at threshold 0.5) and mean training loss go to
+/// `metrics.jsonl` as steps `1..epochs-1`; the final evaluation, at the
+/// threshold chosen on validation, is step `epochs`.
+#[derive(Debug)]
+pub struct ClassifierStage {
+    settings: ClassifierSettings,
+}
+
+impl ClassifierStage {
+    pub fn new(settings: ClassifierSettings) -> Self {
+        Self { settings }
+    }
+}
+
+impl Stage for ClassifierStage {
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
+        let data = ctx.data;
+        let cohort = &data.cohort;
+        let trained = train_classifier::<CpuTrainBackend>(
+            cohort,
+            &ctx.split.train,
+            &ctx.split.val,
+            &self.settings,
+            ctx.seed,
+            &FlexDevice,
+        )
+        .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let records: Vec<MetricsRecord> = trained
+            .log
+            .iter()
+            .take(trained.log.len().saturating_sub(1))
+            .map(|log| {
+                let mut metrics: std::collections::BTreeMap<String, Option<f64>> =
+                    log.val.values.iter().map(|v| (v.name.clone(), v.value)).collect();
+                metrics.insert("loss/train".into(), Some(log.loss));
+                metrics.insert("threshold".into(), Some(0.5));
+                MetricsRecord {
+                    step: log.epoch as u64,
+                    split: "val".into(),
+                    method: "classifier".into(),
+                    metrics,
+                }
+            })
+            .collect();
+        ctx.folder.append_metrics(&records)?;
+        let all: Vec<usize> = (0..cohort.visits.len()).collect();
+        let predictions = trained.predict(cohort, &all);
+        ctx.record_method("classifier", self.settings.epochs as u64, &predictions)?;
+        Ok(())
+    }
+}

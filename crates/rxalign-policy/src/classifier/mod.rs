@@ -1,0 +1,12 @@
+//! The drug-level classifier.
+
+mod features;
+mod model;
+mod train;
+
+pub use features::{Batch, VisitFeatures};
+pub use model::{DrugClassifier, DrugClassifierConfig};
+pub use train::{ClassifierSettings, EpochLog, TrainedClassifier, train_classifier};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,247 @@
+//! Training the classifier: binary cross-entropy over drugs with Adam, the
+//! threshold chosen on the validation split.
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::BinaryCrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::backend::AutodiffBackend;
+use rand::seq::SliceRandom;
+use rxalign_core::metrics::{MetricInput, MetricReport, evaluate};
+use rxalign_core::{Cohort, Prediction, Predictions, seeded_rng};
+use serde::{Deserialize, Serialize};
+
+use super::features::above;
+use super::{Batch, DrugClassifier, DrugClassifierConfig, VisitFeatures};
+use crate::PolicyError;
+
+/// Settings of classifier training, as an experiment file gives them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierSettings {
+    /// Width of the embedding bag and the hidden layer.
+    pub hidden: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Dropout on the embedding bag and the hidden layer while training.
+    pub dropout: f64,
+    /// Decoupled weight decay of Adam.
+    pub weight_decay: f64,
+    /// Thresholds tried on validation: from `step` to `1 − step` by `step`.
+    pub threshold_step: f32,
+}
+
+impl Default for ClassifierSettings {
+    fn default() -> Self {
+        Self {
+            hidden: 256,
+            epochs: 30,
+            batch_size: 64,
+            lr: 2e-3,
+            dropout: 0.3,
+            weight_decay: 0.0,
+            threshold_step: 0.05,
+        }
+    }
+}
+
+impl ClassifierSettings {
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let bad = |field, message: &str| {
+            Err(PolicyError::Config {
+                field,
+                message: message.to_string(),
+            })
+        };
+        if self.hidden == 0 {
+            return bad("hidden", "must be positive");
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "must be positive");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be positive");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", "must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("dropout", "must lie in [0, 1)");
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight_decay", "must be a non-negative number");
+        }
+        if !(self.threshold_step > 0.0 && self.threshold_step < 0.5) {
+            return bad("threshold_step", "must lie in (0, 0.5)");
+        }
+        Ok(())
+    }
+}
+
+/// One epoch: the mean training loss and the validation metrics at the
+/// threshold 0.5.
+#[derive(Clone, Debug)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub loss: f64,
+    pub val: MetricReport,
+}
+
+/// A trained classifier with its threshold.
+#[derive(Debug)]
+pub struct TrainedClassifier<B: Backend> {
+    pub model: DrugClassifier<B>,
+    pub features: VisitFeatures,
+    /// The threshold that maximised validation Jaccard.
+    pub threshold: f32,
+    /// The epoch kept: the one with the best validation Jaccard (at 0.5).
+    pub best_epoch: usize,
+    pub log: Vec<EpochLog>,
+    device: B::Device,
+}
+
+/// The sigmoid score of every drug for each visit.
+///
+/// # Shapes
+/// Returns `visits.len()` rows of `drugs` scores.
+fn scores<B: Backend>(
+    model: &DrugClassifier<B>,
+    features: &VisitFeatures,
+    cohort: &Cohort,
+    visits: &[usize],
+    device: &B::Device,
+) -> Vec<Vec<f32>> {
+    let drugs = cohort.drug_count();
+    let mut out = Vec::with_capacity(visits.len());
+    for chunk in visits.chunks(512) {
+        let batch = Batch::<B>::new(features, cohort, chunk, device);
+        let probs = sigmoid(model.forward(batch.indices, batch.mask)); // [chunk, drugs]
+        let flat: Vec<f32> = probs.into_data().convert::<f32>().to_vec().expect("float scores");
+        out.extend(flat.chunks(drugs).map(<[f32]>::to_vec));
+    }
+    out
+}
+
+fn report(cohort: &Cohort, visits: &[usize], scores: &[Vec<f32>], threshold: f32) -> MetricReport {
+    let lists: Vec<_> = scores.iter().map(|s| above(s, threshold)).collect();
+    let wide: Vec<Vec<f64>> = scores
+        .iter()
+        .map(|s| s.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    evaluate(
+        visits
+            .iter()
+            .zip(&lists)
+            .zip(&wide)
+            .map(|((&v, list), s)| MetricInput {
+                predicted: list,
+                truth: &cohort.visits[v].drugs,
+                scores: Some(s),
+                ddi: &cohort.ddi,
+            }),
+    )
+}
+
+/// Trains the classifier on `train`, logging validation metrics each epoch,
+/// keeps the epoch with the best validation Jaccard (early stopping) and
+/// picks its threshold on `val`. The same seed gives the same model.
+pub fn train_classifier<B: AutodiffBackend>(
+    cohort: &Cohort,
+    train: &[usize],
+    val: &[usize],
+    settings: &ClassifierSettings,
+    seed: u64,
+    device: &B::Device,
+) -> Result<TrainedClassifier<B::InnerBackend>, PolicyError> {
+    settings.validate()?;
+    if train.is_empty() {
+        return Err(PolicyError::Invalid("the training split is empty".into()));
+    }
+    B::seed(device, seed);
+    let features = VisitFeatures::of(cohort);
+    let mut model: DrugClassifier<B> =
+        DrugClassifierConfig::for_features(&features, settings.hidden, settings.dropout).init(device);
+    let mut optim = AdamConfig::new()
+        .with_weight_decay(
+            (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
+        )
+        .init();
+    let loss_fn = BinaryCrossEntropyLossConfig::new().with_logits(true).init(device);
+    let mut rng = seeded_rng(seed, "classifier-batches");
+    let mut order = train.to_vec();
+    let mut log = Vec::with_capacity(settings.epochs);
+    let mut best_epoch: Option<(usize, f64, DrugClassifier<B::InnerBackend>)> = None;
+    for epoch in 1..=settings.epochs {
+        order.shuffle(&mut rng);
+        let mut total = 0.0;
+        for chunk in order.chunks(settings.batch_size) {
+            let batch = Batch::<B>::new(&features, cohort, chunk, device);
+            let logits = model.forward(batch.indices, batch.mask); // [chunk, drugs]
+            let loss = loss_fn.forward(logits, batch.targets); // [1]
+            total += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(settings.lr, model, grads);
+        }
+        let inner = model.valid();
+        let val_scores = scores(&inner, &features, cohort, val, device);
+        let val_report = report(cohort, val, &val_scores, 0.5);
+        let j = val_report.get("jaccard").unwrap_or(0.0);
+        if best_epoch.as_ref().is_none_or(|(_, b, _)| j > *b) {
+            best_epoch = Some((epoch, j, inner));
+        }
+        log.push(EpochLog {
+            epoch,
+            loss: total / order.len() as f64,
+            val: val_report,
+        });
+    }
+    // Early stopping: the epoch with the best validation Jaccard.
+    let (kept_epoch, _, model) = best_epoch.expect("at least one epoch ran");
+    let val_scores = scores(&model, &features, cohort, val, device);
+    let mut threshold = 0.5;
+    let mut best = f64::NEG_INFINITY;
+    let mut t = settings.threshold_step;
+    while t < 1.0 - settings.threshold_step / 2.0 {
+        let j = report(cohort, val, &val_scores, t).get("jaccard").unwrap_or(0.0);
+        if j > best {
+            best = j;
+            threshold = t;
+        }
+        t += settings.threshold_step;
+    }
+    Ok(TrainedClassifier {
+        model,
+        features,
+        threshold,
+        best_epoch: kept_epoch,
+        log,
+        device: device.clone(),
+    })
+}
+
+impl<B: Backend> TrainedClassifier<B> {
+    /// Predictions with scores for the given visits; the list holds the
+    /// drugs scoring at least the threshold.
+    pub fn predict(&self, cohort: &Cohort, visits: &[usize]) -> Predictions {
+        let s = scores(&self.model, &self.features, cohort, visits, &self.device);
+        Predictions {
+            by_visit: visits
+                .iter()
+                .zip(s)
+                .map(|(&v, row)| {
+                    let drugs = above(&row, self.threshold);
+                    (
+                        v,
+                        Prediction {
+                            drugs,
+                            scores: Some(row.into_iter().map(f64::from).collect()),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Policies of rxalign on burn. Model code is generic over `B: Backend`;
+//! the CPU default is burn's pure-Rust `flex` backend with `simd`, and
+//! `--features cuda` adds the CUDA backend.
+//!
+//! - [`classifier`]: the drug-level classifier (FLAME's first stage, LAMO's
+//!   point-wise recommender): a score per drug from the visit's codes and the
+//!   previous visit's drugs, trained with binary cross-entropy, its threshold
+//!   chosen on validation.
+
+pub mod classifier;
+pub mod error;
+
+pub use error::PolicyError;
+
+/// The CPU backend for training: autodiff over `flex`.
+pub type CpuTrainBackend = burn::backend::Autodiff<burn::backend::Flex>;
