@@ -183,7 +183,11 @@ fn a_small_ablation_runs_end_to_end() {
     name: "tiny",
     data: (kind: "synthetic", patients: 120),
     reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
-    stages: [(kind: "references"), (kind: "baselines", methods: ["most_frequent", "cooccurrence"])],
+    stages: [
+        (kind: "references"),
+        (kind: "baselines", methods: ["most_frequent", "cooccurrence"]),
+        (kind: "classifier", hidden: 16, epochs: 3),
+    ],
     eval: (trajectories: 2),
     ablations: (
         variants: [
@@ -215,6 +219,28 @@ fn a_small_ablation_runs_end_to_end() {
             assert!(dir.join(run).join(file).is_file(), "{run}/{file}");
         }
     }
+    // The classifier logs each epoch on validation, then its final evaluation.
+    let metrics = std::fs::read_to_string(dir.join("clean.seed=1/metrics.jsonl")).unwrap();
+    let steps: Vec<(u64, String)> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["method"] == "classifier")
+        .map(|r| {
+            (
+                r["step"].as_u64().unwrap(),
+                r["split"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (1, "val".into()),
+            (2, "val".into()),
+            (3, "val".into()),
+            (3, "test".into())
+        ]
+    );
     let again = ok(&["run", f, "--out", out.to_str().unwrap(), "--only", "clean"]);
     assert_eq!(again.matches("already finished").count(), 2, "{again}");
     let text = ok(&["compare", dir.to_str().unwrap()]);
@@ -250,7 +276,7 @@ fn a_small_ablation_runs_end_to_end() {
         );
     }
     let csv = ok(&["compare", dir.to_str().unwrap(), "--format", "csv"]);
-    assert_eq!(csv.lines().count(), 1 + 2 * 6, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 2 * 7, "{csv}");
     assert!(
         csv.lines()
             .nth(2)

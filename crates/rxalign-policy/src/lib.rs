@@ -1,6 +1,6 @@
 //! Policies of rxalign on burn. Model code is generic over `B: Backend`;
-//! the CPU default is burn's pure-Rust `flex` backend with `simd`, and
-//! `--features cuda` adds the CUDA backend.
+//! the CPU default is burn's pure-Rust `flex` backend with `simd` (a `cuda`
+//! feature comes with the list policies and their training).
 //!
 //! - [`classifier`]: the drug-level classifier (FLAME's first stage, LAMO's
 //!   point-wise recommender): a score per drug from the visit's codes and the
