@@ -1,8 +1,16 @@
 //! The classifier's network: an embedding bag of the visit's features, a
 //! hidden layer and a logit per drug.
+//!
+//! Parameters and dropout masks are drawn from rxalign's own seeded
+//! generator, not the backend's: the backend's generator is global to the
+//! process, so runs training side by side (`--jobs`, parallel tests) would
+//! otherwise draw from one stream and stop being reproducible.
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig, Relu};
+use burn::module::Param;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Relu};
 use burn::prelude::*;
+use rand::Rng as _;
+use rxalign_core::Rng;
 
 use super::VisitFeatures;
 
@@ -14,26 +22,43 @@ pub struct DrugClassifierConfig {
     pub drugs: usize,
     #[config(default = 128)]
     pub hidden: usize,
-    #[config(default = 0.0)]
-    pub dropout: f64,
+}
+
+/// A tensor of `U(−bound, bound)` values from `rng`.
+fn uniform<B: Backend, const D: usize>(
+    shape: [usize; D],
+    bound: f32,
+    rng: &mut Rng,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// A linear layer initialised as PyTorch's: `U(−1/√in, 1/√in)`.
+fn linear<B: Backend>(d_in: usize, d_out: usize, rng: &mut Rng, device: &B::Device) -> Linear<B> {
+    let bound = 1.0 / (d_in as f32).sqrt();
+    let mut layer = LinearConfig::new(d_in, d_out).init(device);
+    layer.weight = Param::from_tensor(uniform([d_in, d_out], bound, rng, device));
+    layer.bias = Some(Param::from_tensor(uniform([d_out], bound, rng, device)));
+    layer
 }
 
 impl DrugClassifierConfig {
-    pub fn for_features(features: &VisitFeatures, hidden: usize, dropout: f64) -> Self {
-        Self::new(features.size(), features.drugs)
-            .with_hidden(hidden)
-            .with_dropout(dropout)
+    pub fn for_features(features: &VisitFeatures, hidden: usize) -> Self {
+        Self::new(features.size(), features.drugs).with_hidden(hidden)
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> DrugClassifier<B> {
+    /// A network with parameters drawn from `rng`.
+    pub fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> DrugClassifier<B> {
+        let mut embedding = EmbeddingConfig::new(self.features, self.hidden).init(device);
+        embedding.weight = Param::from_tensor(uniform([self.features, self.hidden], 0.1, rng, device));
         DrugClassifier {
-            embedding: EmbeddingConfig::new(self.features, self.hidden)
-                .with_initializer(nn::Initializer::Normal { mean: 0.0, std: 0.1 })
-                .init(device),
-            hidden: LinearConfig::new(self.hidden, self.hidden).init(device),
-            output: LinearConfig::new(self.hidden, self.drugs).init(device),
+            embedding,
+            hidden: linear(self.hidden, self.hidden, rng, device),
+            output: linear(self.hidden, self.drugs, rng, device),
             activation: Relu::new(),
-            dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
 }
@@ -45,7 +70,33 @@ pub struct DrugClassifier<B: Backend> {
     hidden: Linear<B>,
     output: Linear<B>,
     activation: Relu,
-    dropout: Dropout,
+}
+
+/// Dropout masks for one training batch: 0 for a dropped unit, `1/(1−p)`
+/// for a kept one.
+///
+/// # Shapes
+/// - `bag`, `hidden`: `[batch, hidden]`
+#[derive(Debug)]
+pub struct DropoutMasks<B: Backend> {
+    pub bag: Tensor<B, 2>,
+    pub hidden: Tensor<B, 2>,
+}
+
+impl<B: Backend> DropoutMasks<B> {
+    pub fn draw(batch: usize, hidden: usize, p: f64, rng: &mut Rng, device: &B::Device) -> Self {
+        let keep = (1.0 / (1.0 - p)) as f32;
+        let mut mask = || {
+            let values: Vec<f32> = (0..batch * hidden)
+                .map(|_| if rng.random_bool(p) { 0.0 } else { keep })
+                .collect();
+            Tensor::from_data(TensorData::new(values, [batch, hidden]), device)
+        };
+        Self {
+            bag: mask(),
+            hidden: mask(),
+        }
+    }
 }
 
 impl<B: Backend> DrugClassifier<B> {
@@ -56,14 +107,31 @@ impl<B: Backend> DrugClassifier<B> {
     /// - `mask`: `[batch, width]`
     /// - output: `[batch, drugs]`
     pub fn forward(&self, indices: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward_with(indices, mask, None)
+    }
+
+    /// [`Self::forward`] with dropout masks while training.
+    pub fn forward_with(
+        &self,
+        indices: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2>,
+        dropout: Option<DropoutMasks<B>>,
+    ) -> Tensor<B, 2> {
         let [batch, width] = indices.dims();
         let embedded = self.embedding.forward(indices); // [batch, width, hidden]
         let masked = embedded * mask.reshape([batch, width, 1]); // [batch, width, hidden]
-        let bag = masked.sum_dim(1).squeeze_dim::<2>(1); // [batch, hidden]
-        let h = self
-            .activation
-            .forward(self.hidden.forward(self.dropout.forward(bag))); // [batch, hidden]
-        let h = self.dropout.forward(h); // [batch, hidden]
+        let mut bag = masked.sum_dim(1).squeeze_dim::<2>(1); // [batch, hidden]
+        let (drop_bag, drop_hidden) = match dropout {
+            Some(m) => (Some(m.bag), Some(m.hidden)),
+            None => (None, None),
+        };
+        if let Some(m) = drop_bag {
+            bag = bag * m;
+        }
+        let mut h = self.activation.forward(self.hidden.forward(bag)); // [batch, hidden]
+        if let Some(m) = drop_hidden {
+            h = h * m;
+        }
         self.output.forward(h) // [batch, drugs]
     }
 }

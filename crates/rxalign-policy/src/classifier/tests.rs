@@ -63,6 +63,33 @@ fn the_same_seed_gives_the_same_model() {
 }
 
 #[test]
+fn runs_side_by_side_stay_reproducible() {
+    // The backend's generator is global to the process: training draws from
+    // rxalign's own seeded streams, so concurrent runs cannot disturb each
+    // other.
+    let cohort = tiny();
+    let settings = ClassifierSettings {
+        hidden: 8,
+        epochs: 4,
+        dropout: 0.3,
+        ..ClassifierSettings::default()
+    };
+    let run = || {
+        let t = train_classifier::<CpuTrainBackend>(&cohort, &[0, 1], &[0, 1], &settings, 11, &FlexDevice)
+            .unwrap();
+        t.predict(&cohort, &[0, 1]).by_visit[&1].scores.clone().unwrap()
+    };
+    let alone = run();
+    let side_by_side: Vec<Vec<f64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3).map(|_| s.spawn(run)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for scores in side_by_side {
+        assert_eq!(scores, alone);
+    }
+}
+
+#[test]
 fn bad_settings_are_named() {
     let e = ClassifierSettings {
         epochs: 0,

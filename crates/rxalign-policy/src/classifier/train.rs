@@ -14,6 +14,7 @@ use rxalign_core::{Cohort, Prediction, Predictions, seeded_rng};
 use serde::{Deserialize, Serialize};
 
 use super::features::above;
+use super::model::DropoutMasks;
 use super::{Batch, DrugClassifier, DrugClassifierConfig, VisitFeatures};
 use crate::PolicyError;
 
@@ -160,10 +161,11 @@ pub fn train_classifier<B: AutodiffBackend>(
     if train.is_empty() {
         return Err(PolicyError::Invalid("the training split is empty".into()));
     }
-    B::seed(device, seed);
     let features = VisitFeatures::of(cohort);
+    let mut init_rng = seeded_rng(seed, "classifier-init");
+    let mut dropout_rng = seeded_rng(seed, "classifier-dropout");
     let mut model: DrugClassifier<B> =
-        DrugClassifierConfig::for_features(&features, settings.hidden, settings.dropout).init(device);
+        DrugClassifierConfig::for_features(&features, settings.hidden).init(&mut init_rng, device);
     let mut optim = AdamConfig::new()
         .with_weight_decay(
             (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
@@ -179,7 +181,16 @@ pub fn train_classifier<B: AutodiffBackend>(
         let mut total = 0.0;
         for chunk in order.chunks(settings.batch_size) {
             let batch = Batch::<B>::new(&features, cohort, chunk, device);
-            let logits = model.forward(batch.indices, batch.mask); // [chunk, drugs]
+            let masks = (settings.dropout > 0.0).then(|| {
+                DropoutMasks::draw(
+                    chunk.len(),
+                    settings.hidden,
+                    settings.dropout,
+                    &mut dropout_rng,
+                    device,
+                )
+            });
+            let logits = model.forward_with(batch.indices, batch.mask, masks); // [chunk, drugs]
             let loss = loss_fn.forward(logits, batch.targets); // [1]
             total += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
