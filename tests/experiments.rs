@@ -111,7 +111,7 @@ fn an_unknown_kind_lists_the_known_ones() {
     let e = error_of(&GOOD.replace("(kind: \"baselines\")", "(kind: \"grpo\")"));
     assert!(
         e.contains("x.ron:9:")
-            && e.contains("unknown stage kind `grpo`; known kinds: baselines, classifier, references"),
+            && e.contains("unknown stage kind `grpo`; known kinds: baselines, classifier, references, sft"),
         "{e}"
     );
 }
@@ -187,6 +187,7 @@ fn a_small_ablation_runs_end_to_end() {
         (kind: "references"),
         (kind: "baselines", methods: ["most_frequent", "cooccurrence"]),
         (kind: "classifier", hidden: 16, epochs: 3),
+        (kind: "sft", hidden: 16, epochs: 2, budget: 12),
     ],
     eval: (trajectories: 2),
     ablations: (
@@ -241,6 +242,23 @@ fn a_small_ablation_runs_end_to_end() {
             (3, "test".into())
         ]
     );
+    // SFT keeps the policy's own steps, each with its probability.
+    let trajectories = std::fs::read_to_string(dir.join("clean.seed=1/trajectories.jsonl")).unwrap();
+    let sft: Vec<serde_json::Value> = trajectories
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|t| t["method"] == "sft")
+        .collect();
+    assert_eq!(sft.len(), 2);
+    for t in &sft {
+        let steps = t["steps"].as_array().unwrap();
+        assert!(!steps.is_empty() && steps.len() <= 12);
+        assert!(
+            steps
+                .iter()
+                .all(|s| s["probability"].as_f64().is_some_and(|p| p > 0.0 && p <= 1.0))
+        );
+    }
     let again = ok(&["run", f, "--out", out.to_str().unwrap(), "--only", "clean"]);
     assert_eq!(again.matches("already finished").count(), 2, "{again}");
     let text = ok(&["compare", dir.to_str().unwrap()]);
@@ -276,7 +294,7 @@ fn a_small_ablation_runs_end_to_end() {
         );
     }
     let csv = ok(&["compare", dir.to_str().unwrap(), "--format", "csv"]);
-    assert_eq!(csv.lines().count(), 1 + 2 * 7, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 2 * 8, "{csv}");
     assert!(
         csv.lines()
             .nth(2)

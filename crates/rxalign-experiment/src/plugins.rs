@@ -187,6 +187,12 @@ impl Plugins {
                 Ok(Box::new(ReferencesStage) as Box<dyn Stage>)
             })
             .expect(ok);
+        p.stage
+            .register::<rxalign_policy::list::SftSettings>("sft", |c, _| {
+                c.validate().map_err(|e| e.to_string())?;
+                Ok(Box::new(crate::stage::SftStage::new(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
         p
     }
 

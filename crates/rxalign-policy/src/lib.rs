@@ -9,6 +9,7 @@
 
 pub mod classifier;
 pub mod error;
+pub mod list;
 
 pub use error::PolicyError;
 

@@ -5,6 +5,7 @@
 mod baselines;
 mod classifier;
 mod references;
+mod sft;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -18,6 +19,7 @@ use rxalign_env::{Episode, Reward, StartList};
 pub use baselines::{BaselinesConfig, BaselinesStage};
 pub use classifier::ClassifierStage;
 pub use references::ReferencesStage;
+pub use sft::SftStage;
 
 use crate::ExperimentError;
 use crate::data::LoadedData;
@@ -63,6 +65,18 @@ impl RunContext<'_> {
         step: u64,
         predictions: &Predictions,
     ) -> Result<MetricReport, ExperimentError> {
+        self.record_method_with(method, step, predictions, None)
+    }
+
+    /// [`Self::record_method`], keeping the given trajectories (a policy's
+    /// own decoded steps) instead of replaying the canonical edits.
+    pub fn record_method_with(
+        &mut self,
+        method: &str,
+        step: u64,
+        predictions: &Predictions,
+        trajectories: Option<Vec<Trajectory>>,
+    ) -> Result<MetricReport, ExperimentError> {
         let data = self.data;
         let cohort = &data.cohort;
         let mut test_report = None;
@@ -100,8 +114,13 @@ impl RunContext<'_> {
         let dir = self.folder.root().join("predictions");
         std::fs::create_dir_all(&dir).map_err(|e| rxalign_core::CoreError::io(&dir, e))?;
         Predictions::write(&dir.join(format!("{method}.jsonl")), &file_records)?;
-        for &i in test.iter().take(self.eval.trajectories) {
-            if let Some(p) = predictions.by_visit.get(&i) {
+        if let Some(own) = trajectories {
+            self.trajectories.extend(own);
+        } else {
+            for &i in test.iter().take(self.eval.trajectories) {
+                let Some(p) = predictions.by_visit.get(&i) else {
+                    continue;
+                };
                 let start = self.start.start(cohort, i, self.rng)?;
                 self.trajectories.push(replay_edits(
                     cohort,

@@ -1,0 +1,109 @@
+use burn::backend::flex::FlexDevice;
+use rxalign_core::run::MetricsRecord;
+use rxalign_core::trajectory::ActionRecord;
+use rxalign_core::{Prediction, Predictions, SplitName};
+use rxalign_env::Episode;
+use rxalign_env::trajectory::TrajectoryRecorder;
+use rxalign_policy::CpuTrainBackend;
+use rxalign_policy::list::{SftSettings, train_sft};
+
+use super::{RunContext, Stage};
+use crate::ExperimentError;
+
+/// Supervised fine-tuning of the list policy on expert edit sequences
+/// (from corrupted ground truths to the ground truth), then greedy decoding
+/// from the run's start lists. Each epoch's mean cross-entropy goes to
+/// `metrics.jsonl` (`loss/sft`); the kept trajectories are the policy's own
+/// decoded steps, each with its probability.
+#[derive(Debug)]
+pub struct SftStage {
+    settings: SftSettings,
+}
+
+impl SftStage {
+    pub fn new(settings: SftSettings) -> Self {
+        Self { settings }
+    }
+}
+
+impl Stage for SftStage {
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
+        let data = ctx.data;
+        let cohort = &data.cohort;
+        let trained =
+            train_sft::<CpuTrainBackend>(cohort, &ctx.split.train, &self.settings, ctx.seed, &FlexDevice)
+                .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let records: Vec<MetricsRecord> = trained
+            .log
+            .iter()
+            .map(|(epoch, loss)| MetricsRecord {
+                step: *epoch as u64,
+                split: "train".into(),
+                method: "sft".into(),
+                metrics: [("loss/sft".to_string(), Some(*loss))].into_iter().collect(),
+            })
+            .collect();
+        ctx.folder.append_metrics(&records)?;
+        let mut visits = Vec::new();
+        for name in ctx.eval.split_names()? {
+            visits.extend(ctx.split.indices(name, cohort.visits.len()));
+        }
+        visits.sort_unstable();
+        visits.dedup();
+        let starts = visits
+            .iter()
+            .map(|&v| ctx.start.start(cohort, v, ctx.rng))
+            .collect::<Result<Vec<_>, _>>()?;
+        let decoded = trained.decode(cohort, &visits, starts.clone());
+        let predictions = Predictions {
+            by_visit: visits
+                .iter()
+                .zip(&decoded)
+                .map(|(&v, (list, _))| {
+                    (
+                        v,
+                        Prediction {
+                            drugs: list.clone(),
+                            scores: None,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        // The policy's own trajectories of the first test visits.
+        let test: std::collections::HashSet<usize> = ctx
+            .split
+            .indices(SplitName::Test, cohort.visits.len())
+            .into_iter()
+            .collect();
+        let mut kept = Vec::new();
+        for ((&v, start), (_, steps)) in visits.iter().zip(starts).zip(&decoded) {
+            if kept.len() == ctx.eval.trajectories {
+                break;
+            }
+            if !test.contains(&v) {
+                continue;
+            }
+            let mut episode = Episode::new(
+                ctx.reward,
+                &cohort.visits[v].drugs,
+                &cohort.ddi,
+                start,
+                trained.budget,
+            );
+            let mut recorder = TrajectoryRecorder::begin(cohort, v, "sft", "test", ctx.reward, &episode);
+            for s in steps {
+                let r = episode.step(s.action)?;
+                recorder.record(
+                    ActionRecord::from_action(s.action, &cohort.drugs),
+                    Some(s.probability),
+                    r,
+                    &episode,
+                );
+            }
+            kept.push(recorder.finish(&episode));
+        }
+        ctx.record_method_with("sft", self.settings.epochs as u64, &predictions, Some(kept))?;
+        Ok(())
+    }
+}

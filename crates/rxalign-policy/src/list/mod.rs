@@ -1,0 +1,12 @@
+//! The list policy: edits a drug list one action at a time (add a drug not
+//! in the list, remove one that is, stop), trained first by supervision on
+//! expert edit sequences (SFT).
+
+mod model;
+mod sft;
+
+pub use model::{ListPolicy, ListPolicyConfig, StateBatch};
+pub use sft::{DecodeStep, SftSettings, TrainedListPolicy, train_sft};
+
+#[cfg(test)]
+mod tests;

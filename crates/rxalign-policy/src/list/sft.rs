@@ -1,0 +1,220 @@
+//! Supervised fine-tuning of the list policy on expert edit sequences, and
+//! greedy decoding.
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::backend::AutodiffBackend;
+use rand::seq::SliceRandom;
+use rxalign_core::{Action, Cohort, DrugSet, seeded_rng};
+use rxalign_env::StartList;
+use rxalign_env::start::CorruptedStartConfig;
+use rxalign_env::trajectory::expert_actions;
+use serde::{Deserialize, Serialize};
+
+use super::{ListPolicy, ListPolicyConfig, StateBatch};
+use crate::PolicyError;
+use crate::classifier::VisitFeatures;
+
+/// Settings of SFT, as an experiment file gives them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftSettings {
+    pub hidden: usize,
+    pub epochs: usize,
+    /// States (not visits) per batch.
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Training starts are the ground truth corrupted with these rates
+    /// (FLAME's edit data): each true drug missing with `miss_rate`, and
+    /// `Binomial(|G|, extra_rate)` wrong drugs added; the expert removes the
+    /// extras and adds the misses in increasing drug index, then stops.
+    pub miss_rate: f64,
+    pub extra_rate: f64,
+    /// At most this many edits when decoding.
+    pub budget: usize,
+}
+
+impl Default for SftSettings {
+    fn default() -> Self {
+        Self {
+            hidden: 128,
+            epochs: 10,
+            batch_size: 256,
+            lr: 2e-3,
+            miss_rate: 0.5,
+            extra_rate: 0.2,
+            budget: 30,
+        }
+    }
+}
+
+impl SftSettings {
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let bad = |field, message: &str| {
+            Err(PolicyError::Config {
+                field,
+                message: message.to_string(),
+            })
+        };
+        if self.hidden == 0 || self.epochs == 0 || self.batch_size == 0 || self.budget == 0 {
+            return bad("hidden", "hidden, epochs, batch_size and budget must be positive");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", "must be a positive number");
+        }
+        for (field, rate) in [("miss_rate", self.miss_rate), ("extra_rate", self.extra_rate)] {
+            if !(0.0..=1.0).contains(&rate) {
+                return bad(field, "must lie in [0, 1]");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One decoded step: the action and its probability under the policy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DecodeStep {
+    pub action: Action,
+    pub probability: f64,
+}
+
+/// A trained list policy.
+#[derive(Debug)]
+pub struct TrainedListPolicy<B: Backend> {
+    pub model: ListPolicy<B>,
+    pub features: VisitFeatures,
+    pub budget: usize,
+    /// Mean cross-entropy of the expert actions, per epoch.
+    pub log: Vec<(usize, f64)>,
+    device: B::Device,
+}
+
+/// Trains the list policy on expert edit sequences from corrupted starts of
+/// the training visits (fresh corruptions each epoch, seeded).
+pub fn train_sft<B: AutodiffBackend>(
+    cohort: &Cohort,
+    train: &[usize],
+    settings: &SftSettings,
+    seed: u64,
+    device: &B::Device,
+) -> Result<TrainedListPolicy<B::InnerBackend>, PolicyError> {
+    settings.validate()?;
+    let features = VisitFeatures::of(cohort);
+    let mut model: ListPolicy<B> = ListPolicyConfig::for_features(&features, settings.hidden)
+        .init(&mut seeded_rng(seed, "sft-init"), device);
+    let mut optim = AdamConfig::new().init();
+    let corrupt = CorruptedStartConfig {
+        miss_rate: settings.miss_rate,
+        extra_rate: settings.extra_rate,
+        ..CorruptedStartConfig::default()
+    }
+    .init(cohort)
+    .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+    let mut rng = seeded_rng(seed, "sft-data");
+    let mut log = Vec::new();
+    for epoch in 1..=settings.epochs {
+        // Every state of every expert sequence, with its expert action.
+        let mut samples: Vec<(usize, DrugSet, usize)> = Vec::new();
+        for &v in train {
+            let truth = &cohort.visits[v].drugs;
+            let mut list = corrupt
+                .start(cohort, v, &mut rng)
+                .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+            for action in expert_actions(&list, truth) {
+                samples.push((v, list.clone(), action.index(cohort.drug_count())));
+                match action {
+                    Action::Add(d) => {
+                        list.insert(d);
+                    }
+                    Action::Remove(d) => {
+                        list.remove(d);
+                    }
+                    Action::Stop => {}
+                }
+            }
+        }
+        samples.shuffle(&mut rng);
+        let mut total = 0.0;
+        for chunk in samples.chunks(settings.batch_size) {
+            let states: Vec<(usize, &DrugSet)> = chunk.iter().map(|(v, l, _)| (*v, l)).collect();
+            let batch = StateBatch::<B>::new(&features, cohort, &states, device);
+            let targets: Vec<i64> = chunk.iter().map(|(_, _, a)| *a as i64).collect();
+            let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [chunk.len(), 1]), device);
+            let logp = log_softmax(model.forward(batch), 1); // [chunk, actions]
+            let loss = logp.gather(1, targets).mean().neg(); // [1]
+            total += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(settings.lr, model, grads);
+        }
+        log.push((epoch, total / samples.len().max(1) as f64));
+    }
+    Ok(TrainedListPolicy {
+        model: model.valid(),
+        features,
+        budget: settings.budget,
+        log,
+        device: device.clone(),
+    })
+}
+
+impl<B: Backend> TrainedListPolicy<B> {
+    /// Greedy decoding from the given starts: each visit takes its most
+    /// probable valid action until `Stop` or the budget. Returns each final
+    /// list with its steps.
+    pub fn decode(
+        &self,
+        cohort: &Cohort,
+        visits: &[usize],
+        starts: Vec<DrugSet>,
+    ) -> Vec<(DrugSet, Vec<DecodeStep>)> {
+        let drugs = cohort.drug_count();
+        let mut out: Vec<(DrugSet, Vec<DecodeStep>)> = starts.into_iter().map(|s| (s, Vec::new())).collect();
+        let mut active: Vec<usize> = (0..visits.len()).collect();
+        for _ in 0..self.budget {
+            if active.is_empty() {
+                break;
+            }
+            let mut still = Vec::with_capacity(active.len());
+            for chunk in active.chunks(512) {
+                let states: Vec<(usize, &DrugSet)> = chunk.iter().map(|&i| (visits[i], &out[i].0)).collect();
+                let batch = StateBatch::<B>::new(&self.features, cohort, &states, &self.device);
+                let probs = softmax(self.model.forward(batch), 1); // [chunk, actions]
+                let probs: Vec<f32> = probs
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec()
+                    .expect("float probabilities");
+                let space = Action::space(drugs);
+                for (row, &i) in chunk.iter().enumerate() {
+                    let p = &probs[row * space..(row + 1) * space];
+                    let (slot, &prob) = p
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .expect("actions exist");
+                    let action = Action::from_index(slot, drugs);
+                    match action {
+                        Action::Add(d) => {
+                            out[i].0.insert(d);
+                        }
+                        Action::Remove(d) => {
+                            out[i].0.remove(d);
+                        }
+                        Action::Stop => {}
+                    }
+                    out[i].1.push(DecodeStep {
+                        action,
+                        probability: f64::from(prob),
+                    });
+                    if action != Action::Stop {
+                        still.push(i);
+                    }
+                }
+            }
+            active = still;
+        }
+        out
+    }
+}

@@ -1,0 +1,83 @@
+use burn::backend::flex::FlexDevice;
+use rxalign_core::{Action, Cohort, DdiGraph, DrugSet, Visit, Vocab};
+
+use super::*;
+use crate::CpuTrainBackend;
+
+fn tiny() -> Cohort {
+    let mut drugs = Vocab::new();
+    for i in 0..6 {
+        drugs.insert(format!("D{i}"), format!("d{i}"));
+    }
+    let mut dx = Vocab::new();
+    dx.insert("A", "a");
+    dx.insert("B", "b");
+    let visit = |i: usize, d: Vec<usize>, ix: &[usize]| Visit {
+        diagnoses: d,
+        ..Visit::new(
+            format!("p{i}"),
+            format!("v{i}"),
+            DrugSet::from_indices(6, ix.iter().copied()),
+        )
+    };
+    let visits = vec![visit(0, vec![0], &[0, 2]), visit(1, vec![1], &[3, 4, 5])];
+    Cohort::new("t", drugs, dx, Vocab::new(), visits, DdiGraph::empty(6, "none")).unwrap()
+}
+
+#[test]
+fn sft_learns_to_build_and_repair_lists() {
+    let cohort = tiny();
+    let settings = SftSettings {
+        hidden: 32,
+        epochs: 150,
+        batch_size: 16,
+        lr: 0.01,
+        ..SftSettings::default()
+    };
+    let trained = train_sft::<CpuTrainBackend>(&cohort, &[0, 1], &settings, 5, &FlexDevice).unwrap();
+    assert!(
+        trained.log.last().unwrap().1 < trained.log.first().unwrap().1 * 0.2,
+        "{:?}",
+        trained.log
+    );
+    // From the empty list it adds the prescribed drugs in index order and stops.
+    let empty = vec![DrugSet::empty(6), DrugSet::empty(6)];
+    let decoded = trained.decode(&cohort, &[0, 1], empty);
+    assert_eq!(decoded[0].0.to_vec(), vec![0, 2]);
+    assert_eq!(decoded[1].0.to_vec(), vec![3, 4, 5]);
+    let actions: Vec<Action> = decoded[0].1.iter().map(|s| s.action).collect();
+    assert_eq!(actions, [Action::Add(0), Action::Add(2), Action::Stop]);
+    assert!(
+        decoded[0]
+            .1
+            .iter()
+            .all(|s| s.probability > 0.5 && s.probability <= 1.0)
+    );
+    // From a wrong list it removes the extra drug and adds the missing one.
+    let wrong = vec![DrugSet::from_indices(6, [0, 5])];
+    let repaired = trained.decode(&cohort, &[0], wrong);
+    assert_eq!(repaired[0].0.to_vec(), vec![0, 2]);
+}
+
+#[test]
+fn decoding_never_takes_an_invalid_action_and_respects_the_budget() {
+    let cohort = tiny();
+    let settings = SftSettings {
+        hidden: 8,
+        epochs: 1,
+        budget: 4,
+        ..SftSettings::default()
+    };
+    let trained = train_sft::<CpuTrainBackend>(&cohort, &[0, 1], &settings, 1, &FlexDevice).unwrap();
+    for (list, steps) in trained.decode(&cohort, &[0, 1], vec![DrugSet::full(6), DrugSet::empty(6)]) {
+        assert!(steps.len() <= 4);
+        let mut replay = list.clone();
+        for s in steps.iter().rev() {
+            match s.action {
+                Action::Add(d) => assert!(replay.remove(d), "an add of a listed drug"),
+                Action::Remove(d) => assert!(replay.insert(d), "a remove of an unlisted drug"),
+                Action::Stop => {}
+            }
+        }
+    }
+}
