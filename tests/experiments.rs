@@ -108,10 +108,10 @@ fn an_unknown_kind_lists_the_known_ones() {
         e.contains("known kinds: jaccard, f1, precision, recall, ddi_rate"),
         "{e}"
     );
-    let e = error_of(&GOOD.replace("(kind: \"baselines\")", "(kind: \"grpo\")"));
+    let e = error_of(&GOOD.replace("(kind: \"baselines\")", "(kind: \"gpro\")"));
     assert!(
         e.contains("x.ron:9:")
-            && e.contains("unknown stage kind `grpo`; known kinds: baselines, classifier, references, sft"),
+            && e.contains("unknown stage kind `gpro`; known kinds: baselines, classifier, references, sft, grpo, step_grpo, start_from"),
         "{e}"
     );
 }
@@ -188,6 +188,8 @@ fn a_small_ablation_runs_end_to_end() {
         (kind: "baselines", methods: ["most_frequent", "cooccurrence"]),
         (kind: "classifier", hidden: 16, epochs: 3),
         (kind: "sft", hidden: 16, epochs: 2, budget: 12),
+        (kind: "start_from", method: "classifier"),
+        (kind: "step_grpo", iterations: 2, visits: 4, group: 2),
     ],
     eval: (trajectories: 2),
     ablations: (
@@ -250,6 +252,30 @@ fn a_small_ablation_runs_end_to_end() {
         .filter(|t| t["method"] == "sft")
         .collect();
     assert_eq!(sft.len(), 2);
+    // Step-wise GRPO started from the classifier's lists.
+    let classifier_lists: std::collections::HashMap<String, Vec<String>> =
+        std::fs::read_to_string(dir.join("clean.seed=1/predictions/classifier.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|r| {
+                (
+                    r["visit_id"].as_str().unwrap().to_string(),
+                    serde_json::from_value(r["drugs"].clone()).unwrap(),
+                )
+            })
+            .collect();
+    for t in trajectories
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|t| t["method"] == "step_grpo")
+    {
+        let start: Vec<String> = serde_json::from_value(t["start"].clone()).unwrap();
+        assert_eq!(
+            Some(&start),
+            classifier_lists.get(t["visit_id"].as_str().unwrap())
+        );
+    }
     for t in &sft {
         let steps = t["steps"].as_array().unwrap();
         assert!(!steps.is_empty() && steps.len() <= 12);
@@ -294,7 +320,7 @@ fn a_small_ablation_runs_end_to_end() {
         );
     }
     let csv = ok(&["compare", dir.to_str().unwrap(), "--format", "csv"]);
-    assert_eq!(csv.lines().count(), 1 + 2 * 8, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 2 * 9, "{csv}");
     assert!(
         csv.lines()
             .nth(2)

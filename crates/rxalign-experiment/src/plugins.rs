@@ -193,6 +193,23 @@ impl Plugins {
                 Ok(Box::new(crate::stage::SftStage::new(c)) as Box<dyn Stage>)
             })
             .expect(ok);
+        p.stage
+            .register::<rxalign_policy::list::GrpoSettings>("grpo", |c, _| {
+                c.validate().map_err(|e| e.to_string())?;
+                Ok(Box::new(crate::stage::GrpoStage::grpo(c)?) as Box<dyn Stage>)
+            })
+            .expect(ok);
+        p.stage
+            .register::<rxalign_policy::list::GrpoSettings>("step_grpo", |c, _| {
+                c.validate().map_err(|e| e.to_string())?;
+                Ok(Box::new(crate::stage::GrpoStage::step_grpo(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
+        p.stage
+            .register::<crate::stage::StartFromConfig>("start_from", |c, _| {
+                Ok(Box::new(crate::stage::StartFromStage(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
         p
     }
 

@@ -31,6 +31,17 @@ pub struct PredictionsStart {
     predictions: Predictions,
 }
 
+impl PredictionsStart {
+    /// Starts from predictions made in this process (another method's
+    /// output); `origin` names them in errors.
+    pub fn from_predictions(predictions: Predictions, origin: impl Into<PathBuf>) -> Self {
+        Self {
+            path: origin.into(),
+            predictions,
+        }
+    }
+}
+
 impl StartList for PredictionsStart {
     fn name(&self) -> &str {
         "predictions"

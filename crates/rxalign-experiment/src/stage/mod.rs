@@ -4,8 +4,10 @@
 
 mod baselines;
 mod classifier;
+mod grpo;
 mod references;
 mod sft;
+mod start_from;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -18,8 +20,10 @@ use rxalign_env::{Episode, Reward, StartList};
 
 pub use baselines::{BaselinesConfig, BaselinesStage};
 pub use classifier::ClassifierStage;
+pub use grpo::GrpoStage;
 pub use references::ReferencesStage;
 pub use sft::SftStage;
+pub use start_from::{StartFromConfig, StartFromStage};
 
 use crate::ExperimentError;
 use crate::data::LoadedData;
@@ -36,12 +40,22 @@ pub struct RunContext<'a> {
     pub data: &'a LoadedData,
     pub split: &'a Split,
     pub reward: &'a Reward,
-    pub start: &'a dyn StartList,
+    /// Where episodes start; a `start_from` stage may replace it.
+    pub start: std::sync::Arc<dyn StartList>,
+    /// Each recorded method's predictions, for later stages.
+    pub outputs: std::collections::HashMap<String, Predictions>,
     pub eval: &'a EvalSettings,
     pub folder: &'a RunFolder,
     pub rng: &'a mut Rng,
     /// The run's seed, for stages that seed a backend of their own.
     pub seed: u64,
+    /// The SFT list policy, once the `sft` stage ran: the start and the KL
+    /// reference of the GRPO stages.
+    /// With its decoding budget.
+    pub sft: Option<(
+        rxalign_policy::list::ListPolicy<rxalign_policy::CpuTrainBackend>,
+        usize,
+    )>,
     pub summary: Summary,
     pub trajectories: Vec<Trajectory>,
 }
@@ -121,7 +135,7 @@ impl RunContext<'_> {
                 let Some(p) = predictions.by_visit.get(&i) else {
                     continue;
                 };
-                let start = self.start.start(cohort, i, self.rng)?;
+                let start = self.start.clone().start(cohort, i, self.rng)?;
                 self.trajectories.push(replay_edits(
                     cohort,
                     i,
@@ -135,6 +149,7 @@ impl RunContext<'_> {
         }
         let report = test_report.unwrap_or_else(|| predictions.evaluate(cohort, |i| test.contains(&i)));
         self.summary.insert(method.to_string(), report.to_json());
+        self.outputs.insert(method.to_string(), predictions.clone());
         Ok(report)
     }
 
@@ -159,7 +174,7 @@ impl RunContext<'_> {
             for (s, t) in sums.iter_mut().zip(end.terms()) {
                 *s += t;
             }
-            let start = self.start.start(cohort, i, self.rng)?;
+            let start = self.start.clone().start(cohort, i, self.rng)?;
             outcome += end.potential() - Episode::new(self.reward, truth, &cohort.ddi, start, 0).potential();
             n += 1;
         }

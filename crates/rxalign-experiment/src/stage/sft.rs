@@ -5,7 +5,7 @@ use rxalign_core::{Prediction, Predictions, SplitName};
 use rxalign_env::Episode;
 use rxalign_env::trajectory::TrajectoryRecorder;
 use rxalign_policy::CpuTrainBackend;
-use rxalign_policy::list::{SftSettings, train_sft};
+use rxalign_policy::list::{SftSettings, TrainedListPolicy, train_sft};
 
 use super::{RunContext, Stage};
 use crate::ExperimentError;
@@ -30,7 +30,7 @@ impl Stage for SftStage {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let data = ctx.data;
         let cohort = &data.cohort;
-        let trained =
+        let (trained, module) =
             train_sft::<CpuTrainBackend>(cohort, &ctx.split.train, &self.settings, ctx.seed, &FlexDevice)
                 .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         let records: Vec<MetricsRecord> = trained
@@ -44,66 +44,82 @@ impl Stage for SftStage {
             })
             .collect();
         ctx.folder.append_metrics(&records)?;
-        let mut visits = Vec::new();
-        for name in ctx.eval.split_names()? {
-            visits.extend(ctx.split.indices(name, cohort.visits.len()));
-        }
-        visits.sort_unstable();
-        visits.dedup();
-        let starts = visits
-            .iter()
-            .map(|&v| ctx.start.start(cohort, v, ctx.rng))
-            .collect::<Result<Vec<_>, _>>()?;
-        let decoded = trained.decode(cohort, &visits, starts.clone());
-        let predictions = Predictions {
-            by_visit: visits
-                .iter()
-                .zip(&decoded)
-                .map(|(&v, (list, _))| {
-                    (
-                        v,
-                        Prediction {
-                            drugs: list.clone(),
-                            scores: None,
-                        },
-                    )
-                })
-                .collect(),
-        };
-        // The policy's own trajectories of the first test visits.
-        let test: std::collections::HashSet<usize> = ctx
-            .split
-            .indices(SplitName::Test, cohort.visits.len())
-            .into_iter()
-            .collect();
-        let mut kept = Vec::new();
-        for ((&v, start), (_, steps)) in visits.iter().zip(starts).zip(&decoded) {
-            if kept.len() == ctx.eval.trajectories {
-                break;
-            }
-            if !test.contains(&v) {
-                continue;
-            }
-            let mut episode = Episode::new(
-                ctx.reward,
-                &cohort.visits[v].drugs,
-                &cohort.ddi,
-                start,
-                trained.budget,
-            );
-            let mut recorder = TrajectoryRecorder::begin(cohort, v, "sft", "test", ctx.reward, &episode);
-            for s in steps {
-                let r = episode.step(s.action)?;
-                recorder.record(
-                    ActionRecord::from_action(s.action, &cohort.drugs),
-                    Some(s.probability),
-                    r,
-                    &episode,
-                );
-            }
-            kept.push(recorder.finish(&episode));
-        }
-        ctx.record_method_with("sft", self.settings.epochs as u64, &predictions, Some(kept))?;
+        ctx.sft = Some((module, self.settings.budget));
+        evaluate_policy(ctx, "sft", self.settings.epochs as u64, &trained)?;
         Ok(())
     }
+}
+
+/// Decodes a list policy greedily from the run's start lists on every
+/// evaluation split and records it, keeping its own trajectories (each
+/// step with its probability) for the first test visits.
+pub(crate) fn evaluate_policy(
+    ctx: &mut RunContext<'_>,
+    method: &str,
+    step: u64,
+    trained: &TrainedListPolicy<burn::backend::Flex>,
+) -> Result<(), ExperimentError> {
+    let data = ctx.data;
+    let cohort = &data.cohort;
+    let mut visits = Vec::new();
+    for name in ctx.eval.split_names()? {
+        visits.extend(ctx.split.indices(name, cohort.visits.len()));
+    }
+    visits.sort_unstable();
+    visits.dedup();
+    let starts = visits
+        .iter()
+        .map(|&v| ctx.start.clone().start(cohort, v, ctx.rng))
+        .collect::<Result<Vec<_>, _>>()?;
+    let decoded = trained.decode(cohort, &visits, starts.clone());
+    let predictions = Predictions {
+        by_visit: visits
+            .iter()
+            .zip(&decoded)
+            .map(|(&v, (list, _))| {
+                (
+                    v,
+                    Prediction {
+                        drugs: list.clone(),
+                        scores: None,
+                    },
+                )
+            })
+            .collect(),
+    };
+    // The policy's own trajectories of the first test visits.
+    let test: std::collections::HashSet<usize> = ctx
+        .split
+        .indices(SplitName::Test, cohort.visits.len())
+        .into_iter()
+        .collect();
+    let mut kept = Vec::new();
+    for ((&v, start), (_, steps)) in visits.iter().zip(starts).zip(&decoded) {
+        if kept.len() == ctx.eval.trajectories {
+            break;
+        }
+        if !test.contains(&v) {
+            continue;
+        }
+        let mut episode = Episode::new(
+            ctx.reward,
+            &cohort.visits[v].drugs,
+            &cohort.ddi,
+            start,
+            trained.budget,
+        );
+        let mut recorder = TrajectoryRecorder::begin(cohort, v, method, "test", ctx.reward, &episode);
+        for s in steps {
+            let r = episode.step(s.action)?;
+            recorder.record(
+                ActionRecord::from_action(s.action, &cohort.drugs),
+                Some(s.probability),
+                r,
+                &episode,
+            );
+        }
+        kept.push(recorder.finish(&episode));
+    }
+    ctx.record_method_with(method, step, &predictions, Some(kept))?;
+    Ok(())
 }

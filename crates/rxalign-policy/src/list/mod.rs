@@ -2,9 +2,11 @@
 //! in the list, remove one that is, stop), trained first by supervision on
 //! expert edit sequences (SFT).
 
+mod grpo;
 mod model;
 mod sft;
 
+pub use grpo::{GrpoLog, GrpoSettings, group_advantages, train_grpo};
 pub use model::{ListPolicy, ListPolicyConfig, StateBatch};
 pub use sft::{DecodeStep, SftSettings, TrainedListPolicy, train_sft};
 

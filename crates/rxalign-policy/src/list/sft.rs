@@ -92,14 +92,16 @@ pub struct TrainedListPolicy<B: Backend> {
 }
 
 /// Trains the list policy on expert edit sequences from corrupted starts of
-/// the training visits (fresh corruptions each epoch, seeded).
+/// the training visits (fresh corruptions each epoch, seeded). Returns the
+/// policy for decoding and the trainable module (the start and reference of
+/// the GRPO stages).
 pub fn train_sft<B: AutodiffBackend>(
     cohort: &Cohort,
     train: &[usize],
     settings: &SftSettings,
     seed: u64,
     device: &B::Device,
-) -> Result<TrainedListPolicy<B::InnerBackend>, PolicyError> {
+) -> Result<(TrainedListPolicy<B::InnerBackend>, ListPolicy<B>), PolicyError> {
     settings.validate()?;
     let features = VisitFeatures::of(cohort);
     let mut model: ListPolicy<B> = ListPolicyConfig::for_features(&features, settings.hidden)
@@ -150,16 +152,27 @@ pub fn train_sft<B: AutodiffBackend>(
         }
         log.push((epoch, total / samples.len().max(1) as f64));
     }
-    Ok(TrainedListPolicy {
-        model: model.valid(),
-        features,
-        budget: settings.budget,
-        log,
-        device: device.clone(),
-    })
+    let trained = TrainedListPolicy::new(model.valid(), features, settings.budget, log, device.clone());
+    Ok((trained, model))
 }
 
 impl<B: Backend> TrainedListPolicy<B> {
+    pub fn new(
+        model: ListPolicy<B>,
+        features: VisitFeatures,
+        budget: usize,
+        log: Vec<(usize, f64)>,
+        device: B::Device,
+    ) -> Self {
+        Self {
+            model,
+            features,
+            budget,
+            log,
+            device,
+        }
+    }
+
     /// Greedy decoding from the given starts: each visit takes its most
     /// probable valid action until `Stop` or the budget. Returns each final
     /// list with its steps.

@@ -1,0 +1,88 @@
+use burn::backend::flex::FlexDevice;
+use rxalign_core::run::MetricsRecord;
+use rxalign_policy::classifier::VisitFeatures;
+use rxalign_policy::list::{GrpoSettings, train_grpo};
+
+use super::sft::evaluate_policy;
+use super::{RunContext, Stage};
+use crate::ExperimentError;
+
+/// GRPO (`grpo`, λ = 0) or step-wise GRPO (`step_grpo`, λ = 0.5 unless
+/// set) on the SFT list policy, which must come first; its per-iteration
+/// statistics go to `metrics.jsonl` on the train split (`reward/outcome`,
+/// `advantage/mean`, `advantage/std`, `kl`, `entropy`, `lr`).
+#[derive(Debug)]
+pub struct GrpoStage {
+    name: &'static str,
+    settings: GrpoSettings,
+}
+
+impl GrpoStage {
+    pub fn grpo(settings: GrpoSettings) -> Result<Self, String> {
+        if settings.lambda() != 0.0 {
+            return Err("`grpo` is plain GRPO (step_weight 0); use `step_grpo` for step-wise credit".into());
+        }
+        Ok(Self {
+            name: "grpo",
+            settings,
+        })
+    }
+
+    pub fn step_grpo(mut settings: GrpoSettings) -> Self {
+        settings.step_weight = Some(settings.step_weight.unwrap_or(0.5));
+        Self {
+            name: "step_grpo",
+            settings,
+        }
+    }
+}
+
+impl Stage for GrpoStage {
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
+        let Some((sft, budget)) = ctx.sft.clone() else {
+            return Err(ExperimentError::Invalid(format!(
+                "`{}` needs an `sft` stage before it",
+                self.name
+            )));
+        };
+        let data = ctx.data;
+        let cohort = &data.cohort;
+        let start = ctx.start.clone();
+        let starts =
+            |v: usize, rng: &mut rxalign_core::Rng| start.start(cohort, v, rng).map_err(|e| e.to_string());
+        let (aligned, log) = train_grpo(
+            sft,
+            VisitFeatures::of(cohort),
+            cohort,
+            &ctx.split.train,
+            &starts,
+            ctx.reward,
+            &self.settings,
+            budget,
+            ctx.seed,
+            &FlexDevice,
+        )
+        .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let records: Vec<MetricsRecord> = log
+            .iter()
+            .map(|l| MetricsRecord {
+                step: l.iteration as u64,
+                split: "train".into(),
+                method: self.name.into(),
+                metrics: [
+                    ("reward/outcome", l.mean_outcome),
+                    ("advantage/mean", l.mean_advantage),
+                    ("advantage/std", l.std_advantage),
+                    ("kl", l.kl),
+                    ("entropy", l.entropy),
+                    ("lr", l.lr),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Some(v)))
+                .collect(),
+            })
+            .collect();
+        ctx.folder.append_metrics(&records)?;
+        evaluate_policy(ctx, self.name, self.settings.iterations as u64, &aligned)
+    }
+}

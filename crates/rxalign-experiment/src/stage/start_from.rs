@@ -1,0 +1,37 @@
+use rxalign_env::start::PredictionsStart;
+use serde::{Deserialize, Serialize};
+
+use super::{RunContext, Stage};
+use crate::ExperimentError;
+
+/// Settings of the `start_from` stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartFromConfig {
+    /// A method recorded by an earlier stage (`classifier`, a baseline).
+    pub method: String,
+}
+
+/// Makes the later stages start their episodes from an earlier method's
+/// lists: FLAME's two stages, where the list policy edits the classifier's
+/// output.
+#[derive(Debug)]
+pub struct StartFromStage(pub StartFromConfig);
+
+impl Stage for StartFromStage {
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
+        let Some(predictions) = ctx.outputs.get(&self.0.method) else {
+            let mut known: Vec<&String> = ctx.outputs.keys().collect();
+            known.sort();
+            return Err(ExperimentError::Invalid(format!(
+                "`start_from`: no earlier stage recorded `{}`; recorded so far: {known:?}",
+                self.0.method
+            )));
+        };
+        ctx.start = std::sync::Arc::new(PredictionsStart::from_predictions(
+            predictions.clone(),
+            format!("the predictions of `{}`", self.0.method),
+        ));
+        Ok(())
+    }
+}
