@@ -9,7 +9,10 @@
 
 pub mod classifier;
 pub mod error;
+mod init;
 pub mod list;
+#[cfg(test)]
+mod test_support;
 
 pub use error::PolicyError;
 

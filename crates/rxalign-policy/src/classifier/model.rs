@@ -6,13 +6,13 @@
 //! process, so runs training side by side (`--jobs`, parallel tests) would
 //! otherwise draw from one stream and stop being reproducible.
 
-use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Relu};
+use burn::nn::{Embedding, Linear, Relu};
 use burn::prelude::*;
 use rand::Rng as _;
 use rxalign_core::Rng;
 
 use super::VisitFeatures;
+use crate::init::{embedding, linear};
 
 /// The network's sizes (a burn config, built from the plain settings of an
 /// experiment file).
@@ -24,27 +24,6 @@ pub struct DrugClassifierConfig {
     pub hidden: usize,
 }
 
-/// A tensor of `U(−bound, bound)` values from `rng`.
-fn uniform<B: Backend, const D: usize>(
-    shape: [usize; D],
-    bound: f32,
-    rng: &mut Rng,
-    device: &B::Device,
-) -> Tensor<B, D> {
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-/// A linear layer initialised as PyTorch's: `U(−1/√in, 1/√in)`.
-fn linear<B: Backend>(d_in: usize, d_out: usize, rng: &mut Rng, device: &B::Device) -> Linear<B> {
-    let bound = 1.0 / (d_in as f32).sqrt();
-    let mut layer = LinearConfig::new(d_in, d_out).init(device);
-    layer.weight = Param::from_tensor(uniform([d_in, d_out], bound, rng, device));
-    layer.bias = Some(Param::from_tensor(uniform([d_out], bound, rng, device)));
-    layer
-}
-
 impl DrugClassifierConfig {
     pub fn for_features(features: &VisitFeatures, hidden: usize) -> Self {
         Self::new(features.size(), features.drugs).with_hidden(hidden)
@@ -52,10 +31,8 @@ impl DrugClassifierConfig {
 
     /// A network with parameters drawn from `rng`.
     pub fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> DrugClassifier<B> {
-        let mut embedding = EmbeddingConfig::new(self.features, self.hidden).init(device);
-        embedding.weight = Param::from_tensor(uniform([self.features, self.hidden], 0.1, rng, device));
         DrugClassifier {
-            embedding,
+            embedding: embedding(self.features, self.hidden, rng, device),
             hidden: linear(self.hidden, self.hidden, rng, device),
             output: linear(self.hidden, self.drugs, rng, device),
             activation: Relu::new(),

@@ -3,26 +3,7 @@ use rxalign_core::{Cohort, DdiGraph, DrugSet, SplitConfig, Visit, Vocab};
 
 use super::*;
 use crate::CpuTrainBackend;
-
-fn tiny() -> Cohort {
-    let mut drugs = Vocab::new();
-    for i in 0..6 {
-        drugs.insert(format!("D{i}"), format!("d{i}"));
-    }
-    let mut dx = Vocab::new();
-    dx.insert("A", "a");
-    dx.insert("B", "b");
-    let visit = |i: usize, d: Vec<usize>, ix: &[usize]| Visit {
-        diagnoses: d,
-        ..Visit::new(
-            format!("p{i}"),
-            format!("v{i}"),
-            DrugSet::from_indices(6, ix.iter().copied()),
-        )
-    };
-    let visits = vec![visit(0, vec![0], &[0, 2]), visit(1, vec![1], &[3, 4, 5])];
-    Cohort::new("t", drugs, dx, Vocab::new(), visits, DdiGraph::empty(6, "none")).unwrap()
-}
+use crate::test_support::tiny;
 
 #[test]
 fn gradients_flow_and_a_tiny_classifier_fits_its_visits() {

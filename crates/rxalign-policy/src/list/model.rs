@@ -2,13 +2,12 @@
 //! previous drugs) and the current list (an embedding bag of its drugs)
 //! give the logits of every action; invalid actions are masked.
 
-use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Relu};
+use burn::nn::{Embedding, Linear, Relu};
 use burn::prelude::*;
-use rand::Rng as _;
 use rxalign_core::{Action, Cohort, DrugSet, Rng};
 
 use crate::classifier::VisitFeatures;
+use crate::init::{embedding, linear};
 
 /// The logit given to masked actions.
 pub const MASKED: f32 = -1.0e9;
@@ -20,31 +19,6 @@ pub struct ListPolicyConfig {
     pub drugs: usize,
     #[config(default = 128)]
     pub hidden: usize,
-}
-
-fn uniform<B: Backend, const D: usize>(
-    shape: [usize; D],
-    bound: f32,
-    rng: &mut Rng,
-    device: &B::Device,
-) -> Tensor<B, D> {
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-fn linear<B: Backend>(d_in: usize, d_out: usize, rng: &mut Rng, device: &B::Device) -> Linear<B> {
-    let bound = 1.0 / (d_in as f32).sqrt();
-    let mut layer = LinearConfig::new(d_in, d_out).init(device);
-    layer.weight = Param::from_tensor(uniform([d_in, d_out], bound, rng, device));
-    layer.bias = Some(Param::from_tensor(uniform([d_out], bound, rng, device)));
-    layer
-}
-
-fn embedding<B: Backend>(n: usize, d: usize, rng: &mut Rng, device: &B::Device) -> Embedding<B> {
-    let mut e = EmbeddingConfig::new(n, d).init(device);
-    e.weight = Param::from_tensor(uniform([n, d], 0.1, rng, device));
-    e
 }
 
 impl ListPolicyConfig {
