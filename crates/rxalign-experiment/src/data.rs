@@ -43,7 +43,7 @@ pub struct FolderSource(pub PathBuf);
 impl DataSource for FolderSource {
     fn load(&self) -> Result<LoadedData, ExperimentError> {
         Ok(LoadedData {
-            cohort: crate::plugins::load_folder(&self.0)?,
+            cohort: rxalign_data::load_dataset(&self.0)?,
             clinic: None,
         })
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rxalign_core::Cohort;
 use rxalign_core::registry::{Registry, params};
-use rxalign_data::{SyntheticConfig, load_dataset};
+use rxalign_data::SyntheticConfig;
 use rxalign_env::{RewardTerm, StartList};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -233,8 +233,3 @@ impl Plugins {
 }
 
 use crate::plugin::Slot as _;
-
-/// Loads a dataset folder (used by the `folder` source).
-pub(crate) fn load_folder(path: &std::path::Path) -> Result<Cohort, crate::ExperimentError> {
-    Ok(load_dataset(path)?)
-}

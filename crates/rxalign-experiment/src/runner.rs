@@ -104,25 +104,18 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
     };
     split_config.validate()?;
     let split = data.cohort.split(&split_config);
-    let mut terms = Vec::new();
-    for spec in &file.reward {
-        let weight = spec
-            .param("weight")
-            .and_then(|w| w.clone().into_rust::<f64>().ok())
-            .unwrap_or(f64::NAN);
-        let term = plugins.reward.build(spec, &())?;
-        if terms
-            .iter()
-            .any(|(_, t): &(f64, Box<dyn rxalign_env::RewardTerm>)| t.name() == term.name())
-        {
-            return Err(ExperimentError::Invalid(format!(
-                "reward term `{}` is listed twice",
-                term.name()
-            )));
-        }
-        terms.push((weight, term));
-    }
-    let reward = Reward::from_terms(terms);
+    let terms = file
+        .reward
+        .iter()
+        .map(|spec| {
+            let weight = spec
+                .param("weight")
+                .and_then(|w| w.clone().into_rust::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            Ok((weight, plugins.reward.build(spec, &())?))
+        })
+        .collect::<Result<Vec<_>, ExperimentError>>()?;
+    let reward = Reward::from_terms(terms)?;
     let start = plugins.init_list.build(&file.init_list, &data.cohort)?;
     let mut rng = seeded_rng(file.seed, "run");
     let mut ctx = RunContext {

@@ -42,8 +42,9 @@ impl SplitArgs {
     }
 }
 
-/// The row name of the ground truth scored against itself.
-pub const GROUND_TRUTH: &str = "ground_truth";
+/// The row name of the ground truth scored against itself, as run folders
+/// name it.
+pub use rxalign_experiment::runner::GROUND_TRUTH;
 
 /// The ground truth scored against itself over some visits: its list sizes
 /// and DDI rates, the yardstick of every other row.

@@ -9,8 +9,8 @@ use rxalign_core::Cohort;
 
 use super::table::{Table, id, required_id, text};
 use super::{
-    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, NoteIntake, Raw, age_between, load_map,
-    missing_root, parse_sex, read_codes, read_names, read_prescriptions,
+    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, NoteIntake, Raw, age_between,
+    parse_sex, read_codes, read_names, read_prescriptions,
 };
 use crate::DataError;
 
@@ -21,13 +21,7 @@ pub fn import_mimic3(
     options: &MimicOptions,
     out: &Path,
 ) -> Result<(Cohort, ImportReport), DataError> {
-    if !root.is_dir() {
-        return Err(missing_root(root));
-    }
-    let ndc_map = load_map(sources)?;
-    let mut raw = Raw::default();
-    raw.report.source = "MIMIC-III".into();
-    raw.report.root = root.display().to_string();
+    let (mut raw, ndc_map) = Raw::begin("MIMIC-III", root, sources)?;
 
     // PATIENTS: sex and date of birth.
     let mut t = Table::open(root, "PATIENTS")?;

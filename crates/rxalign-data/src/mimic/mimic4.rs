@@ -9,8 +9,8 @@ use rxalign_core::{Cohort, CoreError, Sex};
 
 use super::table::{Table, id, required_id, text};
 use super::{
-    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, NoteIntake, Raw, TableReport, load_map,
-    missing_root, parse_sex, read_codes, read_names, read_prescriptions,
+    Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, NoteIntake, Raw, TableReport,
+    parse_sex, read_codes, read_names, read_prescriptions,
 };
 use crate::DataError;
 
@@ -30,18 +30,12 @@ pub fn import_mimic4(
     options: &MimicOptions,
     out: &Path,
 ) -> Result<(Cohort, ImportReport), DataError> {
-    if !root.is_dir() {
-        return Err(missing_root(root));
-    }
     let hosp = if root.join("hosp").is_dir() {
         root.join("hosp")
     } else {
         root.to_path_buf()
     };
-    let ndc_map = load_map(sources)?;
-    let mut raw = Raw::default();
-    raw.report.source = "MIMIC-IV".into();
-    raw.report.root = root.display().to_string();
+    let (mut raw, ndc_map) = Raw::begin("MIMIC-IV", root, sources)?;
 
     let mut t = Table::open(&hosp, "patients")?;
     let (subject, gender) = (t.column("subject_id")?, t.column("gender")?);

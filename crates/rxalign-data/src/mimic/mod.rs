@@ -205,6 +205,19 @@ struct Raw {
 }
 
 impl Raw {
+    /// The start of an import: the root must be a folder and the NDC map
+    /// non-empty (read before the large tables, so it fails early).
+    fn begin(source: &str, root: &Path, sources: &MimicSources) -> Result<(Self, NdcMap), DataError> {
+        if !root.is_dir() {
+            return Err(CoreError::file(root, "no such folder of MIMIC tables").into());
+        }
+        let ndc_map = NdcMap::load(&sources.ndc_map)?;
+        let mut raw = Self::default();
+        raw.report.source = source.into();
+        raw.report.root = root.display().to_string();
+        Ok((raw, ndc_map))
+    }
+
     fn table(&mut self, name: &str, path: &Path) -> &mut TableReport {
         let t = self.report.tables.entry(name.to_string()).or_default();
         t.file = path.display().to_string();
@@ -627,11 +640,6 @@ fn read_atc_names(path: &Path) -> Result<HashMap<String, String>, DataError> {
     Ok(out)
 }
 
-/// Reads the NDC map, failing early when it is empty.
-fn load_map(sources: &MimicSources) -> Result<NdcMap, DataError> {
-    NdcMap::load(&sources.ndc_map)
-}
-
 /// The age in whole years between two `YYYY-MM-DD...` dates; MIMIC-III
 /// shifts the birth dates of patients over 89 by 300 years, so ages above 89
 /// read as 90 ("90 or older").
@@ -647,10 +655,6 @@ fn parse_sex(s: &str) -> Option<Sex> {
         "M" | "m" => Some(Sex::Male),
         _ => None,
     }
-}
-
-fn missing_root(root: &Path) -> DataError {
-    CoreError::file(root, "no such folder of MIMIC tables").into()
 }
 
 #[cfg(test)]

@@ -101,27 +101,12 @@ impl RewardConfig {
 
     /// Builds the weighted sum with a registry holding a researcher's terms.
     pub fn init_with(&self, registry: &Registry<dyn RewardTerm, ()>) -> Result<Reward, EnvError> {
-        let mut terms: Vec<(f64, Box<dyn RewardTerm>)> = Vec::new();
-        for spec in &self.terms {
-            if !spec.weight.is_finite() {
-                return Err(EnvError::Config(format!(
-                    "reward term `{}` has weight {}",
-                    spec.kind, spec.weight
-                )));
-            }
-            let term = registry.build(&spec.kind, &spec.params, &())?;
-            if terms.iter().any(|(_, t)| t.name() == term.name()) {
-                return Err(EnvError::Config(format!(
-                    "reward term `{}` is listed twice",
-                    term.name()
-                )));
-            }
-            terms.push((spec.weight, term));
-        }
-        if terms.is_empty() {
-            return Err(EnvError::Config("the reward needs at least one term".into()));
-        }
-        Ok(Reward { terms })
+        let terms = self
+            .terms
+            .iter()
+            .map(|spec| Ok((spec.weight, registry.build(&spec.kind, &spec.params, &())?)))
+            .collect::<Result<Vec<_>, EnvError>>()?;
+        Reward::from_terms(terms)
     }
 }
 
@@ -161,9 +146,27 @@ pub struct Reward {
 }
 
 impl Reward {
-    /// A reward from terms built elsewhere.
-    pub fn from_terms(terms: Vec<(f64, Box<dyn RewardTerm>)>) -> Self {
-        Self { terms }
+    /// The weighted sum of built terms: at least one, each weight finite,
+    /// no term name twice.
+    pub fn from_terms(terms: Vec<(f64, Box<dyn RewardTerm>)>) -> Result<Self, EnvError> {
+        for (i, (weight, term)) in terms.iter().enumerate() {
+            if !weight.is_finite() {
+                return Err(EnvError::Config(format!(
+                    "reward term `{}` has weight {weight}",
+                    term.name()
+                )));
+            }
+            if terms[..i].iter().any(|(_, t)| t.name() == term.name()) {
+                return Err(EnvError::Config(format!(
+                    "reward term `{}` is listed twice",
+                    term.name()
+                )));
+            }
+        }
+        if terms.is_empty() {
+            return Err(EnvError::Config("the reward needs at least one term".into()));
+        }
+        Ok(Self { terms })
     }
 
     pub fn len(&self) -> usize {
@@ -181,11 +184,6 @@ impl Reward {
 
     pub fn weights(&self) -> Vec<f64> {
         self.terms.iter().map(|(w, _)| *w).collect()
-    }
-
-    /// `Phi(S)`.
-    pub fn potential(&self, ctx: &ListContext<'_>) -> f64 {
-        self.terms.iter().map(|(w, t)| w * t.potential(ctx)).sum()
     }
 
     /// `Phi(S)`, writing each weighted term `w_k phi_k(S)` into `out`.
