@@ -73,10 +73,6 @@ impl Vocab {
         &self.names[i]
     }
 
-    pub fn set_name(&mut self, i: usize, name: impl Into<String>) {
-        self.names[i] = name.into();
-    }
-
     pub fn len(&self) -> usize {
         self.codes.len()
     }
