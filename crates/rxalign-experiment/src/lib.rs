@@ -6,6 +6,7 @@ pub mod ablation;
 pub mod compare;
 pub mod data;
 pub mod error;
+pub mod logger;
 pub mod plot;
 pub mod plugin;
 pub mod plugins;

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::data::{DataSource, FolderSource, SyntheticSource};
+use crate::logger::{RunLogger, TensorboardConfig};
 use crate::plugin::{PluginSchema, Schemas};
 use crate::stage::{BaselinesConfig, BaselinesStage, ReferencesStage, Stage};
 
@@ -88,9 +89,8 @@ pub struct Plugins {
     /// Reward terms; their parameters include their `weight`.
     pub reward: PluginKinds<dyn RewardTerm, ()>,
     pub stage: PluginKinds<dyn Stage, ()>,
-    /// Loggers beyond the run folder's JSONL (TensorBoard arrives with the
-    /// training crates); none yet.
-    pub logger: PluginKinds<dyn std::fmt::Debug + Send + Sync, ()>,
+    /// Loggers beyond the run folder's JSONL, each opened in a run folder.
+    pub logger: PluginKinds<dyn RunLogger, PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +208,11 @@ impl Plugins {
         p.stage
             .register::<crate::stage::StartFromConfig>("start_from", |c, _| {
                 Ok(Box::new(crate::stage::StartFromStage(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
+        p.logger
+            .register::<TensorboardConfig>("tensorboard", |c, run_root| {
+                Ok(Box::new(c.init(run_root).map_err(|e| e.to_string())?) as Box<dyn RunLogger>)
             })
             .expect(ok);
         p

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rxalign_core::run::{RunFolder, Summary};
 use rxalign_core::{SplitConfig, seeded_rng};
 use rxalign_env::Reward;
+use rxalign_policy::classifier::VisitFeatures;
 
 use crate::ExperimentError;
 use crate::ablation::{ResolvedRun, RunPlan};
@@ -116,12 +117,27 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         })
         .collect::<Result<Vec<_>, ExperimentError>>()?;
     let reward = Reward::from_terms(terms)?;
+    let features = match file.notes.tokenizer(&data.cohort, &split.train)? {
+        Some(tokenizer) => {
+            let json = tokenizer.to_json().map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+            rxalign_core::run::write_atomic(&folder.root().join(TOKENIZER_FILE), json.as_bytes())?;
+            VisitFeatures::with_notes(&data.cohort, &tokenizer)
+                .map_err(|e| ExperimentError::Invalid(format!("notes: {e}")))?
+        }
+        None => VisitFeatures::of(&data.cohort),
+    };
     let start = plugins.init_list.build(&file.init_list, &data.cohort)?;
+    let loggers = file
+        .loggers
+        .iter()
+        .map(|spec| plugins.logger.build(spec, &root.to_path_buf()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut rng = seeded_rng(file.seed, "run");
     let mut ctx = RunContext {
         data: &data,
         split: &split,
         reward: &reward,
+        features,
         start: std::sync::Arc::from(start),
         outputs: std::collections::HashMap::new(),
         eval: &file.eval,
@@ -131,6 +147,7 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         sft: None,
         summary: Summary::new(),
         trajectories: Vec::new(),
+        loggers,
     };
     let truth = rxalign_core::Predictions {
         by_visit: data
@@ -157,12 +174,43 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
             message: format!("stage `{}`: {e}", spec.kind),
         })?;
         folder.write_trajectories(&ctx.trajectories)?;
+        for logger in &mut ctx.loggers {
+            logger.flush()?;
+        }
+    }
+    if !ctx.loggers.is_empty() {
+        // The run's settings and the tags of its final (test) metrics, for
+        // TensorBoard's HParams view.
+        let settings = serde_json::to_value(file).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let mut hparams = crate::logger::flatten_settings(&settings);
+        hparams.insert("run".into(), crate::logger::HParam::Text(plan.name.clone()));
+        let mut tags: Vec<String> = folder
+            .read_metrics()?
+            .iter()
+            .filter(|r| r.split == "test" && ctx.summary.contains_key(&r.method))
+            .flat_map(|r| {
+                r.metrics
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(m, _)| crate::logger::metric_tag(&r.method, "test", m))
+            })
+            .collect();
+        tags.sort();
+        tags.dedup();
+        for logger in &mut ctx.loggers {
+            logger.hparams(&hparams, &tags)?;
+            logger.flush()?;
+        }
     }
     folder.write_summary(&ctx.summary)?;
     Ok(Outcome::Finished {
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// The note tokenizer of a run (`tokenizer.json` in its folder), where the
+/// learned methods read notes.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// The method name of the prescriptions scored against themselves: the
 /// yardstick of every table (their list sizes and DDI rates).

@@ -47,6 +47,9 @@ pub struct ExperimentFile {
     pub init_list: PluginSpec<StartSlot>,
     #[serde(default)]
     pub policy: Option<PluginSpec<PolicySlot>>,
+    /// How notes become features of the learned methods.
+    #[serde(default)]
+    pub notes: NoteSettings,
     /// The terms of the list potential, each with its weight.
     pub reward: Vec<PluginSpec<RewardSlot>>,
     pub stages: Vec<PluginSpec<StageSlot>>,
@@ -83,6 +86,61 @@ impl Default for SplitSettings {
             seed: c.seed,
             train: c.train,
             val: c.val,
+        }
+    }
+}
+
+/// How the learned methods read notes: the distinct tokens of a visit's
+/// note join its codes as features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoteSettings {
+    /// `"trained"`: a BPE tokenizer trained on the training split's notes
+    /// with the `tokenizers` crate's trainer; `"none"`: notes are not read;
+    /// anything else: the path of a `tokenizer.json` (relative to the
+    /// directory rxalign runs in), such as a BERT WordPiece tokenizer.
+    pub tokenizer: String,
+    /// Most tokens of a trained tokenizer.
+    pub vocab_size: usize,
+    /// Fewest occurrences of a pair the trainer merges.
+    pub min_frequency: u64,
+}
+
+impl Default for NoteSettings {
+    fn default() -> Self {
+        Self {
+            tokenizer: "trained".into(),
+            vocab_size: 2000,
+            min_frequency: 2,
+        }
+    }
+}
+
+impl NoteSettings {
+    /// The tokenizer these settings name, trained on the notes of `train`
+    /// where asked; `None` for `"none"` or a cohort without notes.
+    pub fn tokenizer(
+        &self,
+        cohort: &rxalign_core::Cohort,
+        train: &[usize],
+    ) -> Result<Option<rxalign_policy::notes::NoteTokenizer>, ExperimentError> {
+        use rxalign_policy::notes::NoteTokenizer;
+        let invalid = |e: rxalign_policy::PolicyError| ExperimentError::Invalid(format!("notes.tokenizer: {e}"));
+        match self.tokenizer.as_str() {
+            "none" => Ok(None),
+            "trained" => {
+                let notes: Vec<&str> = train.iter().filter_map(|&v| cohort.visits[v].note.as_deref()).collect();
+                if notes.is_empty() {
+                    return Ok(None);
+                }
+                if self.vocab_size == 0 {
+                    return Err(ExperimentError::Invalid("notes.vocab_size: must be positive".into()));
+                }
+                NoteTokenizer::train(notes.into_iter(), self.vocab_size, self.min_frequency)
+                    .map(Some)
+                    .map_err(invalid)
+            }
+            path => NoteTokenizer::from_file(Path::new(path)).map(Some).map_err(invalid),
         }
     }
 }

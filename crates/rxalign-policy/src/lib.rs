@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod error;
 mod init;
 pub mod list;
+pub mod notes;
 #[cfg(test)]
 mod test_support;
 

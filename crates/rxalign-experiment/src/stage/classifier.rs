@@ -28,6 +28,7 @@ impl Stage for ClassifierStage {
         let cohort = &data.cohort;
         let trained = train_classifier::<CpuTrainBackend>(
             cohort,
+            &ctx.features,
             &ctx.split.train,
             &ctx.split.val,
             &self.settings,
@@ -52,7 +53,7 @@ impl Stage for ClassifierStage {
                 }
             })
             .collect();
-        ctx.folder.append_metrics(&records)?;
+        ctx.append_metrics(&records)?;
         let all: Vec<usize> = (0..cohort.visits.len()).collect();
         let predictions = trained.predict(cohort, &all);
         ctx.record_method("classifier", self.settings.epochs as u64, &predictions)?;

@@ -1,6 +1,5 @@
 use burn::backend::flex::FlexDevice;
 use rxalign_core::run::MetricsRecord;
-use rxalign_policy::classifier::VisitFeatures;
 use rxalign_policy::list::{GrpoSettings, train_grpo};
 
 use super::sft::evaluate_policy;
@@ -9,8 +8,11 @@ use crate::ExperimentError;
 
 /// GRPO (`grpo`, λ = 0) or step-wise GRPO (`step_grpo`, λ = 0.5 unless
 /// set) on the SFT list policy, which must come first; its per-iteration
-/// statistics go to `metrics.jsonl` on the train split (`reward/outcome`,
-/// `advantage/mean`, `advantage/std`, `kl`, `entropy`, `lr`).
+/// statistics go to `metrics.jsonl` on the train split (`loss/grpo`,
+/// `reward/outcome`, each `reward/<term>` at the rollouts' final lists,
+/// `advantage/mean`, `advantage/std`, `kl`, `entropy`, `lr`), and the
+/// loggers also get histograms of the rollouts' step rewards and list
+/// sizes.
 #[derive(Debug)]
 pub struct GrpoStage {
     name: &'static str,
@@ -52,7 +54,7 @@ impl Stage for GrpoStage {
             |v: usize, rng: &mut rxalign_core::Rng| start.start(cohort, v, rng).map_err(|e| e.to_string());
         let (aligned, log) = train_grpo(
             sft,
-            VisitFeatures::of(cohort),
+            ctx.features.clone(),
             cohort,
             &ctx.split.train,
             &starts,
@@ -70,6 +72,7 @@ impl Stage for GrpoStage {
                 split: "train".into(),
                 method: self.name.into(),
                 metrics: [
+                    ("loss/grpo", l.loss),
                     ("reward/outcome", l.mean_outcome),
                     ("advantage/mean", l.mean_advantage),
                     ("advantage/std", l.std_advantage),
@@ -79,10 +82,16 @@ impl Stage for GrpoStage {
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), Some(v)))
+                .chain(l.mean_terms.iter().map(|(k, v)| (format!("reward/{k}"), Some(*v))))
                 .collect(),
             })
             .collect();
-        ctx.folder.append_metrics(&records)?;
+        ctx.append_metrics(&records)?;
+        for l in &log {
+            let step = l.iteration as u64;
+            ctx.log_histogram(&format!("{}/train/step_reward", self.name), step, &l.step_rewards)?;
+            ctx.log_histogram(&format!("{}/train/list_size", self.name), step, &l.list_sizes)?;
+        }
         evaluate_policy(ctx, self.name, self.settings.iterations as u64, &aligned)
     }
 }

@@ -27,6 +27,7 @@ pub use start_from::{StartFromConfig, StartFromStage};
 
 use crate::ExperimentError;
 use crate::data::LoadedData;
+use crate::logger::RunLogger;
 use crate::schema::EvalSettings;
 
 /// A stage plugin.
@@ -40,6 +41,9 @@ pub struct RunContext<'a> {
     pub data: &'a LoadedData,
     pub split: &'a Split,
     pub reward: &'a Reward,
+    /// The learned methods' features: codes, previous drugs and, where the
+    /// run reads notes, note tokens.
+    pub features: rxalign_policy::classifier::VisitFeatures,
     /// Where episodes start; a `start_from` stage may replace it.
     pub start: std::sync::Arc<dyn StartList>,
     /// Each recorded method's predictions, for later stages.
@@ -58,11 +62,38 @@ pub struct RunContext<'a> {
     )>,
     pub summary: Summary,
     pub trajectories: Vec<Trajectory>,
+    /// The run's loggers (TensorBoard, ...), fed with every record.
+    pub loggers: Vec<Box<dyn RunLogger>>,
 }
 
 impl RunContext<'_> {
     pub fn cohort(&self) -> &Cohort {
         &self.data.cohort
+    }
+
+    /// Appends records to `metrics.jsonl` and hands them to every logger.
+    pub fn append_metrics(&mut self, records: &[MetricsRecord]) -> Result<(), ExperimentError> {
+        self.folder.append_metrics(records)?;
+        for logger in &mut self.loggers {
+            logger.metrics(records)?;
+        }
+        Ok(())
+    }
+
+    /// A histogram for every logger.
+    pub fn log_histogram(&mut self, tag: &str, step: u64, values: &[f64]) -> Result<(), ExperimentError> {
+        for logger in &mut self.loggers {
+            logger.histogram(tag, step, values)?;
+        }
+        Ok(())
+    }
+
+    /// A Markdown text for every logger.
+    pub fn log_text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), ExperimentError> {
+        for logger in &mut self.loggers {
+            logger.text(tag, step, markdown)?;
+        }
+        Ok(())
     }
 
     /// Scores a method's predictions on every evaluation split, writes its
@@ -97,6 +128,11 @@ impl RunContext<'_> {
         let mut records = Vec::new();
         for name in self.eval.split_names()? {
             let visits = self.split.indices(name, cohort.visits.len());
+            let sizes: Vec<f64> = visits
+                .iter()
+                .filter_map(|v| predictions.by_visit.get(v).map(|p| p.drugs.len() as f64))
+                .collect();
+            self.log_histogram(&crate::logger::metric_tag(method, &name.to_string(), "list_size"), step, &sizes)?;
             let keep: HashSet<usize> = visits.iter().copied().collect();
             let report = predictions.evaluate(cohort, |i| keep.contains(&i));
             let mut metrics: BTreeMap<String, Option<f64>> =
@@ -114,7 +150,7 @@ impl RunContext<'_> {
                 test_report = Some(report);
             }
         }
-        self.folder.append_metrics(&records)?;
+        self.append_metrics(&records)?;
         let test = self.split.indices(SplitName::Test, cohort.visits.len());
         let file_records: Vec<_> = test
             .iter()
@@ -128,6 +164,7 @@ impl RunContext<'_> {
         let dir = self.folder.root().join("predictions");
         std::fs::create_dir_all(&dir).map_err(|e| rxalign_core::CoreError::io(&dir, e))?;
         Predictions::write(&dir.join(format!("{method}.jsonl")), &file_records)?;
+        let kept_from = self.trajectories.len();
         if let Some(own) = trajectories {
             self.trajectories.extend(own);
         } else {
@@ -146,6 +183,10 @@ impl RunContext<'_> {
                     "test",
                 )?);
             }
+        }
+        let markdown = trajectories_markdown(&self.trajectories[kept_from..]);
+        if !markdown.is_empty() {
+            self.log_text(&crate::logger::metric_tag(method, "test", "trajectories"), step, &markdown)?;
         }
         let report = test_report.unwrap_or_else(|| predictions.evaluate(cohort, |i| test.contains(&i)));
         self.summary.insert(method.to_string(), report.to_json());
@@ -183,4 +224,47 @@ impl RunContext<'_> {
         out.push(("outcome".into(), mean(outcome)));
         Ok(out)
     }
+}
+
+/// Trajectories as Markdown: per visit, a table of its steps (action,
+/// probability, step reward and its terms, the list after the step).
+pub fn trajectories_markdown(trajectories: &[Trajectory]) -> String {
+    let mut out = String::new();
+    for t in trajectories {
+        out.push_str(&format!(
+            "**visit {}** (patient {}, {} split): start [{}], ground truth [{}], final [{}], outcome reward {:+.4}{}\n\n",
+            t.visit_id,
+            t.patient_id,
+            t.split,
+            t.start.join(", "),
+            t.ground_truth.join(", "),
+            t.final_list.join(", "),
+            t.outcome_reward,
+            if t.truncated { ", cut by the step budget" } else { "" },
+        ));
+        let terms: Vec<&String> = t.steps.first().map(|s| s.terms.keys().collect()).unwrap_or_default();
+        out.push_str("| step | action | probability | reward |");
+        for term in &terms {
+            out.push_str(&format!(" {term} |"));
+        }
+        out.push_str(" list after |\n|---|---|---|---|");
+        out.push_str(&"---|".repeat(terms.len()));
+        out.push_str("---|\n");
+        for (k, s) in t.steps.iter().enumerate() {
+            let action = match &s.action {
+                rxalign_core::trajectory::ActionRecord::Add(d) => format!("add {d}"),
+                rxalign_core::trajectory::ActionRecord::Remove(d) => format!("remove {d}"),
+                rxalign_core::trajectory::ActionRecord::Stop => "stop".to_string(),
+                rxalign_core::trajectory::ActionRecord::Unrecognized(line) => format!("unrecognised `{line}`"),
+            };
+            let p = s.probability.map_or("n/a".to_string(), |p| format!("{p:.3}"));
+            out.push_str(&format!("| {} | {action} | {p} | {:+.4} |", k + 1, s.reward));
+            for term in &terms {
+                out.push_str(&format!(" {:+.4} |", s.terms.get(*term).copied().unwrap_or(0.0)));
+            }
+            out.push_str(&format!(" {} |\n", s.list.join(", ")));
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -31,7 +31,7 @@ impl Stage for SftStage {
         let data = ctx.data;
         let cohort = &data.cohort;
         let (trained, module) =
-            train_sft::<CpuTrainBackend>(cohort, &ctx.split.train, &self.settings, ctx.seed, &FlexDevice)
+            train_sft::<CpuTrainBackend>(cohort, &ctx.features, &ctx.split.train, &self.settings, ctx.seed, &FlexDevice)
                 .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         let records: Vec<MetricsRecord> = trained
             .log
@@ -43,7 +43,7 @@ impl Stage for SftStage {
                 metrics: [("loss/sft".to_string(), Some(*loss))].into_iter().collect(),
             })
             .collect();
-        ctx.folder.append_metrics(&records)?;
+        ctx.append_metrics(&records)?;
         ctx.sft = Some((module, self.settings.budget));
         evaluate_policy(ctx, "sft", self.settings.epochs as u64, &trained)?;
         Ok(())

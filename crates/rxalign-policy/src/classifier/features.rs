@@ -1,43 +1,76 @@
 //! Visits as bags of feature indices: the codes are a few indices each, so
 //! the model looks them up in one embedding table and sums them (an
-//! embedding bag) instead of multiplying a dense multi-hot vector.
+//! embedding bag) instead of multiplying a dense multi-hot vector. A
+//! note adds the distinct ids of its tokens.
+
+use std::sync::Arc;
 
 use burn::prelude::*;
-use rxalign_core::{Cohort, DrugSet, Visit};
+use rxalign_core::{Cohort, DrugSet};
+
+use crate::PolicyError;
+use crate::notes::NoteTokenizer;
 
 /// The feature space: diagnoses, then procedures, then the previous visit's
-/// drugs, then one padding index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// drugs, then note tokens, then one padding index.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VisitFeatures {
     pub diagnoses: usize,
     pub procedures: usize,
     pub drugs: usize,
+    /// The note tokenizer's vocabulary size (0 without notes).
+    pub tokens: usize,
+    /// Each visit's distinct note token ids (empty without notes).
+    notes: Arc<[Vec<u32>]>,
 }
 
 impl VisitFeatures {
+    /// Codes and previous drugs only.
     pub fn of(cohort: &Cohort) -> Self {
         Self {
             diagnoses: cohort.diagnoses.len(),
             procedures: cohort.procedures.len(),
             drugs: cohort.drug_count(),
+            tokens: 0,
+            notes: Arc::from(Vec::new()),
         }
+    }
+
+    /// Codes, previous drugs and the tokens of every visit's note.
+    pub fn with_notes(cohort: &Cohort, tokenizer: &NoteTokenizer) -> Result<Self, PolicyError> {
+        let notes = cohort
+            .visits
+            .iter()
+            .map(|v| v.note.as_deref().map_or(Ok(Vec::new()), |n| tokenizer.token_set(n)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            tokens: tokenizer.vocab_size(),
+            notes: Arc::from(notes),
+            ..Self::of(cohort)
+        })
     }
 
     /// The number of feature indices, padding included.
     pub fn size(&self) -> usize {
-        self.diagnoses + self.procedures + self.drugs + 1
+        self.diagnoses + self.procedures + self.drugs + self.tokens + 1
     }
 
     pub fn padding(&self) -> usize {
         self.size() - 1
     }
 
-    /// The feature indices of a visit.
-    pub fn bag(&self, visit: &Visit) -> Vec<i64> {
+    /// The feature indices of visit `v` of `cohort` (the cohort these
+    /// features were built for).
+    pub fn bag(&self, cohort: &Cohort, v: usize) -> Vec<i64> {
+        let visit = &cohort.visits[v];
         let mut out: Vec<i64> = visit.diagnoses.iter().map(|&d| d as i64).collect();
         out.extend(visit.procedures.iter().map(|&p| (self.diagnoses + p) as i64));
+        let codes = self.diagnoses + self.procedures;
         if let Some(prev) = visit.previous_drugs() {
-            out.extend(prev.iter().map(|d| (self.diagnoses + self.procedures + d) as i64));
+            out.extend(prev.iter().map(|d| (codes + d) as i64));
+        }
+        if let Some(tokens) = self.notes.get(v) {
+            out.extend(tokens.iter().map(|&t| (codes + self.drugs + t as usize) as i64));
         }
         out
     }
@@ -58,7 +91,7 @@ pub struct Batch<B: Backend> {
 
 impl<B: Backend> Batch<B> {
     pub fn new(features: &VisitFeatures, cohort: &Cohort, visits: &[usize], device: &B::Device) -> Self {
-        let bags: Vec<Vec<i64>> = visits.iter().map(|&v| features.bag(&cohort.visits[v])).collect();
+        let bags: Vec<Vec<i64>> = visits.iter().map(|&v| features.bag(cohort, v)).collect();
         let width = bags.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let n = visits.len();
         let mut indices = vec![features.padding() as i64; n * width];

@@ -16,7 +16,7 @@ fn gradients_flow_and_a_tiny_classifier_fits_its_visits() {
         ..ClassifierSettings::default()
     };
     let trained =
-        train_classifier::<CpuTrainBackend>(&cohort, &[0, 1], &[0, 1], &settings, 3, &FlexDevice).unwrap();
+        train_classifier::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &[0, 1], &settings, 3, &FlexDevice).unwrap();
     let first = trained.log.first().unwrap().loss;
     let last = trained.log.last().unwrap().loss;
     assert!(last < first * 0.1, "loss {first} -> {last}");
@@ -35,7 +35,7 @@ fn the_same_seed_gives_the_same_model() {
         ..ClassifierSettings::default()
     };
     let run = |seed| {
-        let t = train_classifier::<CpuTrainBackend>(&cohort, &[0, 1], &[0, 1], &settings, seed, &FlexDevice)
+        let t = train_classifier::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &[0, 1], &settings, seed, &FlexDevice)
             .unwrap();
         t.predict(&cohort, &[0, 1]).by_visit[&0].scores.clone().unwrap()
     };
@@ -56,7 +56,7 @@ fn runs_side_by_side_stay_reproducible() {
         ..ClassifierSettings::default()
     };
     let run = || {
-        let t = train_classifier::<CpuTrainBackend>(&cohort, &[0, 1], &[0, 1], &settings, 11, &FlexDevice)
+        let t = train_classifier::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &[0, 1], &settings, 11, &FlexDevice)
             .unwrap();
         t.predict(&cohort, &[0, 1]).by_visit[&1].scores.clone().unwrap()
     };
@@ -91,7 +91,7 @@ fn on_the_synthetic_clinic_it_beats_the_frequency_baselines() {
         ..ClassifierSettings::default()
     };
     let trained =
-        train_classifier::<CpuTrainBackend>(&clinic, &split.train, &split.val, &settings, 0, &FlexDevice)
+        train_classifier::<CpuTrainBackend>(&clinic, &VisitFeatures::of(&clinic), &split.train, &split.val, &settings, 0, &FlexDevice)
             .unwrap();
     let report = trained.predict(&clinic, &split.test).evaluate(&clinic, |_| true);
     let jaccard = report.get("jaccard").unwrap();

@@ -151,6 +151,7 @@ fn report(cohort: &Cohort, visits: &[usize], scores: &[Vec<f32>], threshold: f32
 /// picks its threshold on `val`. The same seed gives the same model.
 pub fn train_classifier<B: AutodiffBackend>(
     cohort: &Cohort,
+    features: &VisitFeatures,
     train: &[usize],
     val: &[usize],
     settings: &ClassifierSettings,
@@ -161,7 +162,7 @@ pub fn train_classifier<B: AutodiffBackend>(
     if train.is_empty() {
         return Err(PolicyError::Invalid("the training split is empty".into()));
     }
-    let features = VisitFeatures::of(cohort);
+    let features = features.clone();
     let mut init_rng = seeded_rng(seed, "classifier-init");
     let mut dropout_rng = seeded_rng(seed, "classifier-dropout");
     let mut model: DrugClassifier<B> =

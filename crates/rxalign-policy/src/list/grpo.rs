@@ -154,6 +154,16 @@ pub fn group_advantages(outcomes: &[f64], step_rewards: &[Vec<f64>], step_weight
 pub struct GrpoLog {
     pub iteration: usize,
     pub mean_outcome: f64,
+    /// The PPO-clipped surrogate loss with its KL and entropy terms (the
+    /// last PPO epoch's).
+    pub loss: f64,
+    /// Each reward term's weighted value at the rollouts' final lists,
+    /// averaged, by the reward's term names.
+    pub mean_terms: Vec<(String, f64)>,
+    /// Every sampled step's shaped reward, for histograms.
+    pub step_rewards: Vec<f64>,
+    /// Every rollout's final list size, for histograms.
+    pub list_sizes: Vec<f64>,
     pub mean_advantage: f64,
     pub std_advantage: f64,
     pub kl: f64,
@@ -184,8 +194,9 @@ fn sample_slot(probs: &[f32], rng: &mut Rng) -> usize {
 }
 
 /// A rollout: its visit, its steps `(list before, action slot, log-prob
-/// when sampled, step reward)` and its outcome reward.
-type Rollout = (usize, Vec<RolloutStep>, f64);
+/// when sampled, step reward)`, its outcome reward, and its final list's
+/// weighted reward terms and size.
+type Rollout = (usize, Vec<RolloutStep>, f64, Vec<f64>, usize);
 
 /// `(list before, action slot, log-prob when sampled, step reward)`.
 type RolloutStep = (DrugSet, usize, f32, f64);
@@ -251,7 +262,7 @@ fn rollouts<B: Backend>(
     }
     episodes
         .into_iter()
-        .map(|(v, e, steps)| (v, steps, e.outcome_reward()))
+        .map(|(v, e, steps)| (v, steps, e.outcome_reward(), e.terms().to_vec(), e.list().len()))
         .collect()
 }
 
@@ -308,7 +319,7 @@ pub fn train_grpo<B: AutodiffBackend>(
             outcome_sum += outcomes.iter().sum::<f64>();
             let steps: Vec<Vec<f64>> = group.iter().map(|g| g.1.iter().map(|s| s.3).collect()).collect();
             let advantages = group_advantages(&outcomes, &steps, settings.lambda());
-            for ((v, steps, _), adv) in group.iter().zip(advantages) {
+            for ((v, steps, ..), adv) in group.iter().zip(advantages) {
                 for ((list, slot, old_logp, _), a) in steps.iter().zip(adv) {
                     samples.push(Sample {
                         visit: *v,
@@ -355,7 +366,7 @@ pub fn train_grpo<B: AutodiffBackend>(
         let space = Action::space(cohort.drug_count());
         let ref_logp = Tensor::<B, 2>::from_data(TensorData::new(ref_logp, [n, space]), device);
         let lr = settings.lr_at(iteration);
-        let (mut kl_value, mut entropy_value) = (0.0, 0.0);
+        let (mut kl_value, mut entropy_value, mut loss_value) = (0.0, 0.0, 0.0);
         for _ in 0..settings.ppo_epochs {
             let logits =
                 model.forward(StateBatch::new(&features, cohort, &states, device)) / settings.temperature; // [n, actions]
@@ -374,12 +385,27 @@ pub fn train_grpo<B: AutodiffBackend>(
             kl_value = kl.clone().into_scalar().elem::<f64>();
             entropy_value = entropy.clone().into_scalar().elem::<f64>();
             let loss = surrogate.mean().neg() + kl * settings.kl - entropy * settings.entropy;
+            loss_value = loss.clone().into_scalar().elem::<f64>();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
+        }
+        let names = reward.names();
+        let mut term_sums = vec![0.0; names.len()];
+        for r in &sampled {
+            for (s, t) in term_sums.iter_mut().zip(&r.3) {
+                *s += t;
+            }
         }
         log.push(GrpoLog {
             iteration,
             mean_outcome: outcome_sum / sampled.len() as f64,
+            loss: loss_value,
+            mean_terms: names
+                .into_iter()
+                .zip(term_sums.into_iter().map(|s| s / sampled.len() as f64))
+                .collect(),
+            step_rewards: sampled.iter().flat_map(|r| r.1.iter().map(|s| s.3)).collect(),
+            list_sizes: sampled.iter().map(|r| r.4 as f64).collect(),
             mean_advantage: adv_mean,
             std_advantage: adv_std,
             kl: kl_value,

@@ -97,13 +97,14 @@ pub struct TrainedListPolicy<B: Backend> {
 /// the GRPO stages).
 pub fn train_sft<B: AutodiffBackend>(
     cohort: &Cohort,
+    features: &VisitFeatures,
     train: &[usize],
     settings: &SftSettings,
     seed: u64,
     device: &B::Device,
 ) -> Result<(TrainedListPolicy<B::InnerBackend>, ListPolicy<B>), PolicyError> {
     settings.validate()?;
-    let features = VisitFeatures::of(cohort);
+    let features = features.clone();
     let mut model: ListPolicy<B> = ListPolicyConfig::for_features(&features, settings.hidden)
         .init(&mut seeded_rng(seed, "sft-init"), device);
     let mut optim = AdamConfig::new().init();

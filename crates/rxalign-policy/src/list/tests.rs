@@ -3,6 +3,7 @@ use rxalign_core::{Action, DrugSet};
 
 use super::*;
 use crate::CpuTrainBackend;
+use crate::classifier::VisitFeatures;
 use crate::test_support::tiny;
 
 #[test]
@@ -15,7 +16,7 @@ fn sft_learns_to_build_and_repair_lists() {
         lr: 0.01,
         ..SftSettings::default()
     };
-    let (trained, _) = train_sft::<CpuTrainBackend>(&cohort, &[0, 1], &settings, 5, &FlexDevice).unwrap();
+    let (trained, _) = train_sft::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &settings, 5, &FlexDevice).unwrap();
     assert!(
         trained.log.last().unwrap().1 < trained.log.first().unwrap().1 * 0.2,
         "{:?}",
@@ -49,7 +50,7 @@ fn decoding_never_takes_an_invalid_action_and_respects_the_budget() {
         budget: 4,
         ..SftSettings::default()
     };
-    let (trained, _) = train_sft::<CpuTrainBackend>(&cohort, &[0, 1], &settings, 1, &FlexDevice).unwrap();
+    let (trained, _) = train_sft::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &settings, 1, &FlexDevice).unwrap();
     for (list, steps) in trained.decode(&cohort, &[0, 1], vec![DrugSet::full(6), DrugSet::empty(6)]) {
         assert!(steps.len() <= 4);
         let mut replay = list.clone();
@@ -73,7 +74,7 @@ fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
         budget: 8,
         ..SftSettings::default()
     };
-    let (weak, module) = train_sft::<CpuTrainBackend>(&cohort, &[0, 1], &sft, 2, &FlexDevice).unwrap();
+    let (weak, module) = train_sft::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &sft, 2, &FlexDevice).unwrap();
     let reward = RewardConfig {
         terms: vec![RewardTermSpec::new("jaccard", 1.0)],
     }
