@@ -1,4 +1,4 @@
-//! TensorBoard logs: a small run with the `tensorboard` logger writes an
+//! TensorBoard logs and resuming: a small run with the `tensorboard` logger writes an
 //! event file; the official reader (`tests/tensorboard_read.py`, the
 //! `tensorboard` package from PyPI) reads every tag back and checks it
 //! against the run folder. `.ci/run` installs the package and runs the
@@ -44,7 +44,11 @@ fn run_small(out: &Path) -> PathBuf {
         .current_dir(root())
         .output()
         .expect("the binary runs");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     out.join("tb/base.seed=4")
 }
 
@@ -52,7 +56,12 @@ fn event_files(run: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(run.join("tensorboard"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents."))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
         .collect()
 }
 
@@ -64,7 +73,11 @@ fn a_run_with_the_tensorboard_logger_writes_one_event_file() {
     assert_eq!(files.len(), 1, "{files:?}");
     let bytes = std::fs::read(&files[0]).unwrap();
     // Records of scalars, texts and the HParams summaries are all there.
-    for needle in ["classifier/val/jaccard", "sft/test/trajectories", "_hparams_/session_start_info"] {
+    for needle in [
+        "classifier/val/jaccard",
+        "sft/test/trajectories",
+        "_hparams_/session_start_info",
+    ] {
         assert!(
             bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
             "{needle} not in the event file"
@@ -91,4 +104,38 @@ fn the_official_reader_reads_every_tag_back() {
     );
     assert!(stdout.contains("tensorboard_read: ok"), "{stdout}");
     println!("{stdout}");
+}
+
+#[test]
+fn an_unfinished_run_resumes_from_its_checkpoints_to_the_same_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_small(tmp.path());
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    let checkpoints: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for stage in ["03-sft.ckpt", "04-grpo.ckpt", "05-step_grpo.ckpt"] {
+        assert!(checkpoints.contains(&stage.to_string()), "{checkpoints:?}");
+    }
+    // An interruption before the summary: the run is unfinished, its
+    // checkpoints stay, and the rerun resumes from them.
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    let stamp = std::fs::metadata(run.join("checkpoints/03-sft.ckpt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    run_small(tmp.path());
+    assert_eq!(
+        std::fs::read_to_string(run.join("summary.json")).unwrap(),
+        summary
+    );
+    let after = std::fs::metadata(run.join("checkpoints/03-sft.ckpt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        stamp, after,
+        "the finished SFT checkpoint was resumed, not trained again"
+    );
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rxalign_core::run::{RunFolder, Summary};
+use rxalign_core::run::{CHECKPOINTS, RunFolder, Summary};
 use rxalign_core::{SplitConfig, seeded_rng};
 use rxalign_env::Reward;
 use rxalign_policy::classifier::VisitFeatures;
@@ -84,8 +84,9 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
     {
         return Ok(Outcome::AlreadyFinished);
     }
+    let resumable = RunFolder::open(root).is_ok_and(|f| f.read_resolved().is_ok_and(|r| r == resolved));
     if root.exists() {
-        std::fs::remove_dir_all(root).map_err(|e| rxalign_core::CoreError::io(root, e))?;
+        clear_run_folder(root, resumable)?;
     }
     let started = std::time::Instant::now();
     let folder = RunFolder::create(root)?;
@@ -119,7 +120,9 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
     let reward = Reward::from_terms(terms)?;
     let features = match file.notes.tokenizer(&data.cohort, &split.train)? {
         Some(tokenizer) => {
-            let json = tokenizer.to_json().map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+            let json = tokenizer
+                .to_json()
+                .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
             rxalign_core::run::write_atomic(&folder.root().join(TOKENIZER_FILE), json.as_bytes())?;
             VisitFeatures::with_notes(&data.cohort, &tokenizer)
                 .map_err(|e| ExperimentError::Invalid(format!("notes: {e}")))?
@@ -147,6 +150,7 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         sft: None,
         summary: Summary::new(),
         trajectories: Vec::new(),
+        checkpoint: PathBuf::new(),
         loggers,
     };
     let truth = rxalign_core::Predictions {
@@ -167,8 +171,11 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
             .collect(),
     };
     ctx.record_method(GROUND_TRUTH, 0, &truth)?;
-    for spec in &file.stages {
+    for (index, spec) in file.stages.iter().enumerate() {
         let stage = plugins.stage.build(spec, &())?;
+        ctx.checkpoint = folder
+            .checkpoints()
+            .join(format!("{index:02}-{}.ckpt", spec.kind));
         stage.run(&mut ctx).map_err(|e| ExperimentError::Run {
             run: plan.name.clone(),
             message: format!("stage `{}`: {e}", spec.kind),
@@ -206,6 +213,29 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
     Ok(Outcome::Finished {
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Empties an unfinished run's folder before it runs again. With the same
+/// resolved settings its training checkpoints stay, so SFT and GRPO resume
+/// where they stopped (everything else is recomputed: references,
+/// baselines and the classifier take seconds); otherwise nothing stays.
+fn clear_run_folder(root: &Path, keep_checkpoints: bool) -> Result<(), ExperimentError> {
+    let io = |e| rxalign_core::CoreError::io(root, e);
+    if !keep_checkpoints {
+        return Ok(std::fs::remove_dir_all(root).map_err(io)?);
+    }
+    for entry in std::fs::read_dir(root).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.file_name().is_some_and(|n| n == CHECKPOINTS) {
+            continue;
+        }
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(io)?;
+        } else {
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// The note tokenizer of a run (`tokenizer.json` in its folder), where the

@@ -125,22 +125,30 @@ impl NoteSettings {
         train: &[usize],
     ) -> Result<Option<rxalign_policy::notes::NoteTokenizer>, ExperimentError> {
         use rxalign_policy::notes::NoteTokenizer;
-        let invalid = |e: rxalign_policy::PolicyError| ExperimentError::Invalid(format!("notes.tokenizer: {e}"));
+        let invalid =
+            |e: rxalign_policy::PolicyError| ExperimentError::Invalid(format!("notes.tokenizer: {e}"));
         match self.tokenizer.as_str() {
             "none" => Ok(None),
             "trained" => {
-                let notes: Vec<&str> = train.iter().filter_map(|&v| cohort.visits[v].note.as_deref()).collect();
+                let notes: Vec<&str> = train
+                    .iter()
+                    .filter_map(|&v| cohort.visits[v].note.as_deref())
+                    .collect();
                 if notes.is_empty() {
                     return Ok(None);
                 }
                 if self.vocab_size == 0 {
-                    return Err(ExperimentError::Invalid("notes.vocab_size: must be positive".into()));
+                    return Err(ExperimentError::Invalid(
+                        "notes.vocab_size: must be positive".into(),
+                    ));
                 }
                 NoteTokenizer::train(notes.into_iter(), self.vocab_size, self.min_frequency)
                     .map(Some)
                     .map_err(invalid)
             }
-            path => NoteTokenizer::from_file(Path::new(path)).map(Some).map_err(invalid),
+            path => NoteTokenizer::from_file(Path::new(path))
+                .map(Some)
+                .map_err(invalid),
         }
     }
 }

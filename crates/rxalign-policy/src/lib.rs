@@ -7,6 +7,7 @@
 //!   previous visit's drugs, trained with binary cross-entropy, its threshold
 //!   chosen on validation.
 
+mod checkpoint;
 pub mod classifier;
 pub mod error;
 mod init;

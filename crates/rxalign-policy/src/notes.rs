@@ -12,12 +12,12 @@
 
 use std::path::Path;
 
-use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
-use tokenizers::normalizers::{NormalizerWrapper, Sequence, StripAccents, NFD};
-use tokenizers::pre_tokenizers::whitespace::Whitespace;
 use tokenizers::models::TrainerWrapper;
-use tokenizers::{AddedToken, ModelWrapper, Tokenizer};
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::normalizers::utils::Lowercase;
+use tokenizers::normalizers::{NFD, NormalizerWrapper, Sequence, StripAccents};
+use tokenizers::pre_tokenizers::whitespace::Whitespace;
+use tokenizers::{AddedToken, ModelWrapper, Tokenizer};
 
 use crate::PolicyError;
 

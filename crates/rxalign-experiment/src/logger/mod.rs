@@ -79,7 +79,11 @@ pub fn flatten_settings(value: &serde_json::Value) -> BTreeMap<String, HParam> {
             }
             Value::Object(fields) => {
                 for (k, v) in fields {
-                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&path, v, out);
                 }
             }

@@ -54,7 +54,9 @@ impl TensorboardConfig {
             )));
         }
         if self.buckets == 0 {
-            return Err(ExperimentError::Invalid("logger `tensorboard`: buckets must be positive".into()));
+            return Err(ExperimentError::Invalid(
+                "logger `tensorboard`: buckets must be positive".into(),
+            ));
         }
         let dir = run_root.join(&self.dir);
         // Made here so that a failure is an error, not a panic in the writer.
@@ -119,7 +121,9 @@ pub(crate) fn buckets(values: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
         return (vec![min], vec![values.len() as f64]);
     }
     let width = (max - min) / n as f64;
-    let limits: Vec<f64> = (1..=n).map(|k| if k == n { max } else { min + width * k as f64 }).collect();
+    let limits: Vec<f64> = (1..=n)
+        .map(|k| if k == n { max } else { min + width * k as f64 })
+        .collect();
     let mut counts = vec![0.0; n];
     for &x in values {
         let k = (((x - min) / width) as usize).min(n - 1);
@@ -133,8 +137,10 @@ impl RunLogger for TensorboardSink {
         for r in records {
             for (name, value) in &r.metrics {
                 if let Some(v) = value {
-                    self.writer
-                        .add_summary(scalar(&metric_tag(&r.method, &r.split, name), *v as f32), r.step as usize);
+                    self.writer.add_summary(
+                        scalar(&metric_tag(&r.method, &r.split, name), *v as f32),
+                        r.step as usize,
+                    );
                 }
             }
         }
@@ -226,7 +232,11 @@ impl RunLogger for TensorboardSink {
         data.set_version(0);
         data.set_session_start_info(start);
         self.writer.add_summary(
-            summary_of(plugin_value("_hparams_/session_start_info", "hparams", encode(&data)?)),
+            summary_of(plugin_value(
+                "_hparams_/session_start_info",
+                "hparams",
+                encode(&data)?,
+            )),
             0,
         );
         let mut end = SessionEndInfo::new();
@@ -235,7 +245,11 @@ impl RunLogger for TensorboardSink {
         data.set_version(0);
         data.set_session_end_info(end);
         self.writer.add_summary(
-            summary_of(plugin_value("_hparams_/session_end_info", "hparams", encode(&data)?)),
+            summary_of(plugin_value(
+                "_hparams_/session_end_info",
+                "hparams",
+                encode(&data)?,
+            )),
             0,
         );
         Ok(())

@@ -62,6 +62,7 @@ impl Stage for GrpoStage {
             &self.settings,
             budget,
             ctx.seed,
+            Some(&ctx.checkpoint),
             &FlexDevice,
         )
         .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
@@ -82,7 +83,11 @@ impl Stage for GrpoStage {
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), Some(v)))
-                .chain(l.mean_terms.iter().map(|(k, v)| (format!("reward/{k}"), Some(*v))))
+                .chain(
+                    l.mean_terms
+                        .iter()
+                        .map(|(k, v)| (format!("reward/{k}"), Some(*v))),
+                )
                 .collect(),
             })
             .collect();

@@ -62,6 +62,9 @@ pub struct RunContext<'a> {
     )>,
     pub summary: Summary,
     pub trajectories: Vec<Trajectory>,
+    /// Where the running stage keeps its checkpoint
+    /// (`checkpoints/<index>-<kind>.ckpt` in the run folder).
+    pub checkpoint: std::path::PathBuf,
     /// The run's loggers (TensorBoard, ...), fed with every record.
     pub loggers: Vec<Box<dyn RunLogger>>,
 }
@@ -132,7 +135,11 @@ impl RunContext<'_> {
                 .iter()
                 .filter_map(|v| predictions.by_visit.get(v).map(|p| p.drugs.len() as f64))
                 .collect();
-            self.log_histogram(&crate::logger::metric_tag(method, &name.to_string(), "list_size"), step, &sizes)?;
+            self.log_histogram(
+                &crate::logger::metric_tag(method, &name.to_string(), "list_size"),
+                step,
+                &sizes,
+            )?;
             let keep: HashSet<usize> = visits.iter().copied().collect();
             let report = predictions.evaluate(cohort, |i| keep.contains(&i));
             let mut metrics: BTreeMap<String, Option<f64>> =
@@ -186,7 +193,11 @@ impl RunContext<'_> {
         }
         let markdown = trajectories_markdown(&self.trajectories[kept_from..]);
         if !markdown.is_empty() {
-            self.log_text(&crate::logger::metric_tag(method, "test", "trajectories"), step, &markdown)?;
+            self.log_text(
+                &crate::logger::metric_tag(method, "test", "trajectories"),
+                step,
+                &markdown,
+            )?;
         }
         let report = test_report.unwrap_or_else(|| predictions.evaluate(cohort, |i| test.contains(&i)));
         self.summary.insert(method.to_string(), report.to_json());
@@ -242,7 +253,11 @@ pub fn trajectories_markdown(trajectories: &[Trajectory]) -> String {
             t.outcome_reward,
             if t.truncated { ", cut by the step budget" } else { "" },
         ));
-        let terms: Vec<&String> = t.steps.first().map(|s| s.terms.keys().collect()).unwrap_or_default();
+        let terms: Vec<&String> = t
+            .steps
+            .first()
+            .map(|s| s.terms.keys().collect())
+            .unwrap_or_default();
         out.push_str("| step | action | probability | reward |");
         for term in &terms {
             out.push_str(&format!(" {term} |"));
@@ -255,7 +270,9 @@ pub fn trajectories_markdown(trajectories: &[Trajectory]) -> String {
                 rxalign_core::trajectory::ActionRecord::Add(d) => format!("add {d}"),
                 rxalign_core::trajectory::ActionRecord::Remove(d) => format!("remove {d}"),
                 rxalign_core::trajectory::ActionRecord::Stop => "stop".to_string(),
-                rxalign_core::trajectory::ActionRecord::Unrecognized(line) => format!("unrecognised `{line}`"),
+                rxalign_core::trajectory::ActionRecord::Unrecognized(line) => {
+                    format!("unrecognised `{line}`")
+                }
             };
             let p = s.probability.map_or("n/a".to_string(), |p| format!("{p:.3}"));
             out.push_str(&format!("| {} | {action} | {p} | {:+.4} |", k + 1, s.reward));

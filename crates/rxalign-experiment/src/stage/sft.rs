@@ -30,9 +30,16 @@ impl Stage for SftStage {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let data = ctx.data;
         let cohort = &data.cohort;
-        let (trained, module) =
-            train_sft::<CpuTrainBackend>(cohort, &ctx.features, &ctx.split.train, &self.settings, ctx.seed, &FlexDevice)
-                .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let (trained, module) = train_sft::<CpuTrainBackend>(
+            cohort,
+            &ctx.features,
+            &ctx.split.train,
+            &self.settings,
+            ctx.seed,
+            Some(&ctx.checkpoint),
+            &FlexDevice,
+        )
+        .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         let records: Vec<MetricsRecord> = trained
             .log
             .iter()

@@ -41,7 +41,11 @@ impl VisitFeatures {
         let notes = cohort
             .visits
             .iter()
-            .map(|v| v.note.as_deref().map_or(Ok(Vec::new()), |n| tokenizer.token_set(n)))
+            .map(|v| {
+                v.note
+                    .as_deref()
+                    .map_or(Ok(Vec::new()), |n| tokenizer.token_set(n))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             tokens: tokenizer.vocab_size(),

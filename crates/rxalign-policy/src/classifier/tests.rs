@@ -15,8 +15,16 @@ fn gradients_flow_and_a_tiny_classifier_fits_its_visits() {
         lr: 0.02,
         ..ClassifierSettings::default()
     };
-    let trained =
-        train_classifier::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &[0, 1], &settings, 3, &FlexDevice).unwrap();
+    let trained = train_classifier::<CpuTrainBackend>(
+        &cohort,
+        &VisitFeatures::of(&cohort),
+        &[0, 1],
+        &[0, 1],
+        &settings,
+        3,
+        &FlexDevice,
+    )
+    .unwrap();
     let first = trained.log.first().unwrap().loss;
     let last = trained.log.last().unwrap().loss;
     assert!(last < first * 0.1, "loss {first} -> {last}");
@@ -35,8 +43,16 @@ fn the_same_seed_gives_the_same_model() {
         ..ClassifierSettings::default()
     };
     let run = |seed| {
-        let t = train_classifier::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &[0, 1], &settings, seed, &FlexDevice)
-            .unwrap();
+        let t = train_classifier::<CpuTrainBackend>(
+            &cohort,
+            &VisitFeatures::of(&cohort),
+            &[0, 1],
+            &[0, 1],
+            &settings,
+            seed,
+            &FlexDevice,
+        )
+        .unwrap();
         t.predict(&cohort, &[0, 1]).by_visit[&0].scores.clone().unwrap()
     };
     assert_eq!(run(7), run(7));
@@ -56,8 +72,16 @@ fn runs_side_by_side_stay_reproducible() {
         ..ClassifierSettings::default()
     };
     let run = || {
-        let t = train_classifier::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &[0, 1], &settings, 11, &FlexDevice)
-            .unwrap();
+        let t = train_classifier::<CpuTrainBackend>(
+            &cohort,
+            &VisitFeatures::of(&cohort),
+            &[0, 1],
+            &[0, 1],
+            &settings,
+            11,
+            &FlexDevice,
+        )
+        .unwrap();
         t.predict(&cohort, &[0, 1]).by_visit[&1].scores.clone().unwrap()
     };
     let alone = run();
@@ -90,9 +114,16 @@ fn on_the_synthetic_clinic_it_beats_the_frequency_baselines() {
         batch_size: 32,
         ..ClassifierSettings::default()
     };
-    let trained =
-        train_classifier::<CpuTrainBackend>(&clinic, &VisitFeatures::of(&clinic), &split.train, &split.val, &settings, 0, &FlexDevice)
-            .unwrap();
+    let trained = train_classifier::<CpuTrainBackend>(
+        &clinic,
+        &VisitFeatures::of(&clinic),
+        &split.train,
+        &split.val,
+        &settings,
+        0,
+        &FlexDevice,
+    )
+    .unwrap();
     let report = trained.predict(&clinic, &split.test).evaluate(&clinic, |_| true);
     let jaccard = report.get("jaccard").unwrap();
     assert!(jaccard > 0.5, "test Jaccard {jaccard}");

@@ -10,6 +10,8 @@
 //! the learning rate warms up linearly and decays on a cosine; gradients
 //! are clipped by norm.
 
+use std::path::Path;
+
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ListPolicy, StateBatch, TrainedListPolicy};
 use crate::PolicyError;
+use crate::checkpoint::{self, RngState};
 use crate::classifier::VisitFeatures;
 
 /// Settings of (step-wise) GRPO.
@@ -54,6 +57,10 @@ pub struct GrpoSettings {
     pub grad_norm: f64,
     /// Sampling temperature of rollouts.
     pub temperature: f64,
+    /// Stop after this iteration, the schedule still spanning `iterations`
+    /// (a run cut short on purpose; its checkpoint resumes later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_after: Option<usize>,
 }
 
 fn some_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -75,6 +82,7 @@ impl Default for GrpoSettings {
             warmup: 5,
             grad_norm: 1.0,
             temperature: 1.0,
+            stop_after: None,
         }
     }
 }
@@ -150,7 +158,7 @@ pub fn group_advantages(outcomes: &[f64], step_rewards: &[Vec<f64>], step_weight
 }
 
 /// One iteration's log.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GrpoLog {
     pub iteration: usize,
     pub mean_outcome: f64,
@@ -169,6 +177,15 @@ pub struct GrpoLog {
     pub kl: f64,
     pub entropy: f64,
     pub lr: f64,
+}
+
+/// The loop state of a GRPO checkpoint (the frozen reference is the SFT
+/// policy the stage starts from, so it is not stored).
+#[derive(Debug, Serialize, Deserialize)]
+struct GrpoCheckpoint {
+    iteration: usize,
+    rng: RngState,
+    log: Vec<GrpoLog>,
 }
 
 /// A sampled step: the state, the action slot, its log-probability when
@@ -268,7 +285,9 @@ fn rollouts<B: Backend>(
 
 /// Aligns `policy` (the SFT module) with (step-wise) GRPO on the training
 /// visits, starting from `start` lists, with the frozen SFT policy as the KL
-/// reference. Returns the aligned policy and a log per iteration.
+/// reference. Returns the aligned policy and a log per iteration. With
+/// `checkpoint`, the state after each iteration is written there and a
+/// checkpoint already there is resumed from.
 #[expect(clippy::too_many_arguments, reason = "the inputs of one training run")]
 pub fn train_grpo<B: AutodiffBackend>(
     policy: ListPolicy<B>,
@@ -280,6 +299,7 @@ pub fn train_grpo<B: AutodiffBackend>(
     settings: &GrpoSettings,
     budget: usize,
     seed: u64,
+    checkpoint: Option<&Path>,
     device: &B::Device,
 ) -> Result<(TrainedListPolicy<B::InnerBackend>, Vec<GrpoLog>), PolicyError> {
     settings.validate()?;
@@ -293,7 +313,20 @@ pub fn train_grpo<B: AutodiffBackend>(
         .init();
     let mut rng = seeded_rng(seed, "grpo");
     let mut log = Vec::with_capacity(settings.iterations);
-    for iteration in 1..=settings.iterations {
+    let mut first = 1;
+    if let Some(path) = checkpoint
+        && let Some((m, o, state)) =
+            checkpoint::load::<B, _, _, GrpoCheckpoint>(path, model.clone(), optim.clone(), device)?
+    {
+        (model, optim) = (m, o);
+        rng = state.rng.restore();
+        log = state.log;
+        first = state.iteration + 1;
+    }
+    let last = settings
+        .stop_after
+        .map_or(settings.iterations, |s| s.min(settings.iterations));
+    for iteration in first..=last {
         let visits: Vec<usize> = (0..settings.visits)
             .map(|_| *train.choose(&mut rng).expect("non-empty"))
             .collect();
@@ -412,6 +445,14 @@ pub fn train_grpo<B: AutodiffBackend>(
             entropy: entropy_value,
             lr,
         });
+        if let Some(path) = checkpoint {
+            let state = GrpoCheckpoint {
+                iteration,
+                rng: RngState::of(&rng),
+                log: log.clone(),
+            };
+            checkpoint::save(path, &model, &optim, &state)?;
+        }
     }
     Ok((
         TrainedListPolicy::new(model.valid(), features, budget, Vec::new(), device.clone()),

@@ -73,10 +73,7 @@ impl<B: Backend> StateBatch<B> {
     ) -> Self {
         let n = states.len();
         let drugs = cohort.drug_count();
-        let bags: Vec<Vec<i64>> = states
-            .iter()
-            .map(|(v, _)| features.bag(cohort, *v))
-            .collect();
+        let bags: Vec<Vec<i64>> = states.iter().map(|(v, _)| features.bag(cohort, *v)).collect();
         let width = bags.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let list_width = states.iter().map(|(_, l)| l.len()).max().unwrap_or(0).max(1);
         let mut visit = vec![features.padding() as i64; n * width];

@@ -1,6 +1,8 @@
 //! Supervised fine-tuning of the list policy on expert edit sequences, and
 //! greedy decoding.
 
+use std::path::Path;
+
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ListPolicy, ListPolicyConfig, StateBatch};
 use crate::PolicyError;
+use crate::checkpoint::{self, RngState};
 use crate::classifier::VisitFeatures;
 
 /// Settings of SFT, as an experiment file gives them.
@@ -73,6 +76,14 @@ impl SftSettings {
     }
 }
 
+/// The loop state of an SFT checkpoint.
+#[derive(Debug, Serialize, Deserialize)]
+struct SftCheckpoint {
+    epoch: usize,
+    rng: RngState,
+    log: Vec<(usize, f64)>,
+}
+
 /// One decoded step: the action and its probability under the policy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DecodeStep {
@@ -95,12 +106,17 @@ pub struct TrainedListPolicy<B: Backend> {
 /// the training visits (fresh corruptions each epoch, seeded). Returns the
 /// policy for decoding and the trainable module (the start and reference of
 /// the GRPO stages).
+///
+/// With `checkpoint`, the state after each epoch is written there, and a
+/// checkpoint already there is resumed from (its epochs are not trained
+/// again, and the same epochs follow as without the interruption).
 pub fn train_sft<B: AutodiffBackend>(
     cohort: &Cohort,
     features: &VisitFeatures,
     train: &[usize],
     settings: &SftSettings,
     seed: u64,
+    checkpoint: Option<&Path>,
     device: &B::Device,
 ) -> Result<(TrainedListPolicy<B::InnerBackend>, ListPolicy<B>), PolicyError> {
     settings.validate()?;
@@ -117,7 +133,17 @@ pub fn train_sft<B: AutodiffBackend>(
     .map_err(|e| PolicyError::Invalid(e.to_string()))?;
     let mut rng = seeded_rng(seed, "sft-data");
     let mut log = Vec::new();
-    for epoch in 1..=settings.epochs {
+    let mut first = 1;
+    if let Some(path) = checkpoint
+        && let Some((m, o, state)) =
+            checkpoint::load::<B, _, _, SftCheckpoint>(path, model.clone(), optim.clone(), device)?
+    {
+        (model, optim) = (m, o);
+        rng = state.rng.restore();
+        log = state.log;
+        first = state.epoch + 1;
+    }
+    for epoch in first..=settings.epochs {
         // Every state of every expert sequence, with its expert action.
         let mut samples: Vec<(usize, DrugSet, usize)> = Vec::new();
         for &v in train {
@@ -152,6 +178,14 @@ pub fn train_sft<B: AutodiffBackend>(
             model = optim.step(settings.lr, model, grads);
         }
         log.push((epoch, total / samples.len().max(1) as f64));
+        if let Some(path) = checkpoint {
+            let state = SftCheckpoint {
+                epoch,
+                rng: RngState::of(&rng),
+                log: log.clone(),
+            };
+            checkpoint::save(path, &model, &optim, &state)?;
+        }
     }
     let trained = TrainedListPolicy::new(model.valid(), features, settings.budget, log, device.clone());
     Ok((trained, model))

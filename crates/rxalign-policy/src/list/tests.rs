@@ -16,7 +16,16 @@ fn sft_learns_to_build_and_repair_lists() {
         lr: 0.01,
         ..SftSettings::default()
     };
-    let (trained, _) = train_sft::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &settings, 5, &FlexDevice).unwrap();
+    let (trained, _) = train_sft::<CpuTrainBackend>(
+        &cohort,
+        &VisitFeatures::of(&cohort),
+        &[0, 1],
+        &settings,
+        5,
+        None,
+        &FlexDevice,
+    )
+    .unwrap();
     assert!(
         trained.log.last().unwrap().1 < trained.log.first().unwrap().1 * 0.2,
         "{:?}",
@@ -50,7 +59,16 @@ fn decoding_never_takes_an_invalid_action_and_respects_the_budget() {
         budget: 4,
         ..SftSettings::default()
     };
-    let (trained, _) = train_sft::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &settings, 1, &FlexDevice).unwrap();
+    let (trained, _) = train_sft::<CpuTrainBackend>(
+        &cohort,
+        &VisitFeatures::of(&cohort),
+        &[0, 1],
+        &settings,
+        1,
+        None,
+        &FlexDevice,
+    )
+    .unwrap();
     for (list, steps) in trained.decode(&cohort, &[0, 1], vec![DrugSet::full(6), DrugSet::empty(6)]) {
         assert!(steps.len() <= 4);
         let mut replay = list.clone();
@@ -74,7 +92,16 @@ fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
         budget: 8,
         ..SftSettings::default()
     };
-    let (weak, module) = train_sft::<CpuTrainBackend>(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &sft, 2, &FlexDevice).unwrap();
+    let (weak, module) = train_sft::<CpuTrainBackend>(
+        &cohort,
+        &VisitFeatures::of(&cohort),
+        &[0, 1],
+        &sft,
+        2,
+        None,
+        &FlexDevice,
+    )
+    .unwrap();
     let reward = RewardConfig {
         terms: vec![RewardTermSpec::new("jaccard", 1.0)],
     }
@@ -110,6 +137,7 @@ fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
         &settings,
         8,
         9,
+        None,
         &FlexDevice,
     )
     .unwrap();
@@ -125,4 +153,110 @@ fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
     );
     assert!(last > first, "mean outcome {first} -> {last}");
     assert!(after >= before, "greedy Jaccard {before} -> {after}");
+}
+
+#[test]
+fn an_sft_checkpoint_resumes_to_the_same_next_loss() {
+    let cohort = tiny();
+    let features = VisitFeatures::of(&cohort);
+    let settings = |epochs| SftSettings {
+        hidden: 16,
+        epochs,
+        batch_size: 4,
+        ..SftSettings::default()
+    };
+    let train = |epochs, checkpoint: Option<&std::path::Path>| {
+        train_sft::<CpuTrainBackend>(
+            &cohort,
+            &features,
+            &[0, 1],
+            &settings(epochs),
+            7,
+            checkpoint,
+            &FlexDevice,
+        )
+        .unwrap()
+        .0
+    };
+    let straight = train(4, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("sft.ckpt");
+    // Interrupted after epoch 2, then resumed to 4.
+    let first_half = train(2, Some(&path));
+    assert_eq!(first_half.log, straight.log[..2]);
+    let resumed = train(4, Some(&path));
+    assert_eq!(
+        resumed.log, straight.log,
+        "epochs 3 and 4 repeat the uninterrupted losses"
+    );
+    let decode = |t: &TrainedListPolicy<burn::backend::Flex>| {
+        t.decode(&cohort, &[0, 1], vec![DrugSet::empty(6), DrugSet::empty(6)])
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(decode(&resumed), decode(&straight));
+    // A finished checkpoint is not trained again.
+    assert_eq!(train(4, Some(&path)).log, straight.log);
+}
+
+#[test]
+fn a_grpo_checkpoint_resumes_to_the_same_next_loss() {
+    let cohort = tiny();
+    let features = VisitFeatures::of(&cohort);
+    let sft = SftSettings {
+        hidden: 16,
+        epochs: 2,
+        ..SftSettings::default()
+    };
+    let reward = rxalign_env::RewardConfig {
+        terms: vec![rxalign_env::RewardTermSpec::new("jaccard", 1.0)],
+    }
+    .init()
+    .unwrap();
+    let settings = |iterations| GrpoSettings {
+        iterations,
+        visits: 2,
+        group: 4,
+        warmup: 0,
+        ..GrpoSettings::default()
+    };
+    let empty = |_: usize, _: &mut rxalign_core::Rng| Ok(DrugSet::empty(6));
+    let run = |settings: &GrpoSettings, checkpoint: Option<&std::path::Path>| {
+        let (_, module) =
+            train_sft::<CpuTrainBackend>(&cohort, &features, &[0, 1], &sft, 2, None, &FlexDevice).unwrap();
+        train_grpo(
+            module,
+            features.clone(),
+            &cohort,
+            &[0, 1],
+            &empty,
+            &reward,
+            settings,
+            8,
+            3,
+            checkpoint,
+            &FlexDevice,
+        )
+        .unwrap()
+        .1
+    };
+    // Resuming a finished checkpoint trains nothing more.
+    let full = settings(6);
+    let straight = run(&full, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("grpo.ckpt");
+    assert_eq!(run(&full, Some(&path)), straight);
+    assert_eq!(run(&full, Some(&path)), straight);
+    // Interrupted after iteration 3 of the same 6-iteration schedule.
+    std::fs::remove_file(&path).unwrap();
+    let mut stop_at_3 = full.clone();
+    stop_at_3.stop_after = Some(3);
+    let first = run(&stop_at_3, Some(&path));
+    assert_eq!(first, straight[..3]);
+    let resumed = run(&full, Some(&path));
+    assert_eq!(
+        resumed, straight,
+        "iterations 4 to 6 repeat the uninterrupted losses"
+    );
 }

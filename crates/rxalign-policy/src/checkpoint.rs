@@ -1,0 +1,133 @@
+//! Checkpoints of a training loop: the module, the optimizer's state, the
+//! loop's own state (its position, its generators, its log so far) in one
+//! file, replaced atomically (written beside, then renamed) after every
+//! epoch or iteration. A loop given the path of an existing checkpoint
+//! resumes from it and takes the same steps as if it had never stopped.
+//!
+//! The file: `RXCKPT1\n`, then three sections, each a little-endian `u64`
+//! length and its bytes: the module record and the optimizer record (burn's
+//! bincode recorder, full precision), and the loop state as JSON.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::Optimizer;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rxalign_core::Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::PolicyError;
+
+const MAGIC: &[u8] = b"RXCKPT1\n";
+
+/// A generator's exact position, to restore it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RngState {
+    seed: [u8; 32],
+    stream: u64,
+    word_pos: u128,
+}
+
+impl RngState {
+    pub fn of(rng: &Rng) -> Self {
+        Self {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos(),
+        }
+    }
+
+    pub fn restore(&self) -> Rng {
+        let mut rng = Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+}
+
+fn corrupt(path: &Path, what: &str) -> PolicyError {
+    PolicyError::Invalid(format!("{}: not a readable checkpoint ({what})", path.display()))
+}
+
+/// Writes a checkpoint of `model`, `optim` and `state` to `path`.
+pub fn save<B, M, O, S>(path: &Path, model: &M, optim: &O, state: &S) -> Result<(), PolicyError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+    S: Serialize,
+{
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let failed = |e: burn::record::RecorderError| {
+        PolicyError::Invalid(format!("{}: writing the checkpoint: {e}", path.display()))
+    };
+    let model_bytes = Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(failed)?;
+    let optim_bytes = Recorder::<B>::record(&recorder, optim.to_record(), ()).map_err(failed)?;
+    let state_bytes = serde_json::to_vec(state)
+        .map_err(|e| PolicyError::Invalid(format!("{}: writing the checkpoint: {e}", path.display())))?;
+    let mut bytes = MAGIC.to_vec();
+    for section in [&model_bytes, &optim_bytes, &state_bytes] {
+        bytes.extend((section.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(section);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| PolicyError::Invalid(format!("{}: {e}", dir.display())))?;
+    }
+    rxalign_core::run::write_atomic(path, &bytes).map_err(|e| PolicyError::Invalid(e.to_string()))
+}
+
+/// Reads the checkpoint at `path` into `model` and `optim` (freshly built
+/// ones of the same shape); `None` when there is no file.
+pub fn load<B, M, O, S>(
+    path: &Path,
+    model: M,
+    optim: O,
+    device: &B::Device,
+) -> Result<Option<(M, O, S)>, PolicyError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+    S: DeserializeOwned,
+{
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(PolicyError::Invalid(format!("{}: {e}", path.display()))),
+    };
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| corrupt(path, "no header"))?;
+    let mut sections = Vec::with_capacity(3);
+    let mut at = 0usize;
+    for name in ["module", "optimizer", "state"] {
+        let len: [u8; 8] = rest
+            .get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| corrupt(path, name))?;
+        let len = u64::from_le_bytes(len) as usize;
+        at += 8;
+        let section = rest.get(at..at + len).ok_or_else(|| corrupt(path, name))?;
+        sections.push(section.to_vec());
+        at += len;
+    }
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let (Some(state_bytes), Some(optim_bytes), Some(model_bytes)) =
+        (sections.pop(), sections.pop(), sections.pop())
+    else {
+        unreachable!("three sections were read");
+    };
+    let state: S = serde_json::from_slice(&state_bytes).map_err(|e| corrupt(path, &format!("state: {e}")))?;
+    let model_record = Recorder::<B>::load(&recorder, model_bytes, device)
+        .map_err(|e| corrupt(path, &format!("module: {e}")))?;
+    let optim_record = Recorder::<B>::load(&recorder, optim_bytes, device)
+        .map_err(|e| corrupt(path, &format!("optimizer: {e}")))?;
+    Ok(Some((
+        model.load_record(model_record),
+        optim.load_record(optim_record),
+        state,
+    )))
+}
