@@ -92,12 +92,8 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
     let folder = RunFolder::create(root)?;
     folder.write_resolved(&resolved)?;
     let file = &plan.file;
-    if file.device != "cpu" {
-        return Err(ExperimentError::Invalid(format!(
-            "device `{}`: this build runs on `cpu` only (CUDA comes with the training crates)",
-            file.device
-        )));
-    }
+    let device: rxalign_policy::device::TrainDevice =
+        file.device.parse().map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
     let data = plugins.data.build(&file.data, &())?.load()?;
     let split_config = SplitConfig {
         seed: file.split.seed,
@@ -147,6 +143,7 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         folder: &folder,
         rng: &mut rng,
         seed: file.seed,
+        device,
         sft: None,
         summary: Summary::new(),
         trajectories: Vec::new(),

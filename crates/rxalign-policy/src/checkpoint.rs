@@ -79,6 +79,29 @@ where
     rxalign_core::run::write_atomic(path, &bytes).map_err(|e| PolicyError::Invalid(e.to_string()))
 }
 
+/// Reads only the module of the checkpoint at `path` into `model` (a
+/// freshly built one of the same shape): how a later stage starts from an
+/// earlier stage's policy, on whatever backend it runs.
+pub fn load_module<B, M>(path: &Path, model: M, device: &B::Device) -> Result<M, PolicyError>
+where
+    B: burn::tensor::backend::Backend,
+    M: burn::module::Module<B>,
+{
+    let bytes = std::fs::read(path).map_err(|e| PolicyError::Invalid(format!("{}: {e}", path.display())))?;
+    let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| corrupt(path, "no header"))?;
+    let len: [u8; 8] = rest
+        .get(..8)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| corrupt(path, "module"))?;
+    let section = rest
+        .get(8..8 + u64::from_le_bytes(len) as usize)
+        .ok_or_else(|| corrupt(path, "module"))?;
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let record = Recorder::<B>::load(&recorder, section.to_vec(), device)
+        .map_err(|e| corrupt(path, &format!("module: {e}")))?;
+    Ok(model.load_record(record))
+}
+
 /// Reads the checkpoint at `path` into `model` and `optim` (freshly built
 /// ones of the same shape); `None` when there is no file.
 pub fn load<B, M, O, S>(

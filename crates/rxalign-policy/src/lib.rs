@@ -7,7 +7,8 @@
 //!   previous visit's drugs, trained with binary cross-entropy, its threshold
 //!   chosen on validation.
 
-mod checkpoint;
+pub mod checkpoint;
+pub mod device;
 pub mod classifier;
 pub mod error;
 mod init;

@@ -1,7 +1,6 @@
-use burn::backend::flex::FlexDevice;
 use rxalign_core::run::MetricsRecord;
-use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::classifier::{ClassifierSettings, train_classifier};
+use rxalign_policy::with_backend;
 
 use super::{RunContext, Stage};
 use crate::ExperimentError;
@@ -26,20 +25,23 @@ impl Stage for ClassifierStage {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let data = ctx.data;
         let cohort = &data.cohort;
-        let trained = train_classifier::<CpuTrainBackend>(
-            cohort,
-            &ctx.features,
-            &ctx.split.train,
-            &ctx.split.val,
-            &self.settings,
-            ctx.seed,
-            &FlexDevice,
-        )
-        .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
-        let records: Vec<MetricsRecord> = trained
-            .log
+        let all: Vec<usize> = (0..cohort.visits.len()).collect();
+        let (log, predictions) = with_backend!(ctx.device, |device: B| {
+            let trained = train_classifier::<B>(
+                cohort,
+                &ctx.features,
+                &ctx.split.train,
+                &ctx.split.val,
+                &self.settings,
+                ctx.seed,
+                &device,
+            )
+            .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+            (trained.log.clone(), trained.predict(cohort, &all))
+        });
+        let records: Vec<MetricsRecord> = log
             .iter()
-            .take(trained.log.len().saturating_sub(1))
+            .take(log.len().saturating_sub(1))
             .map(|log| {
                 let mut metrics: std::collections::BTreeMap<String, Option<f64>> =
                     log.val.values.iter().map(|v| (v.name.clone(), v.value)).collect();
@@ -54,8 +56,6 @@ impl Stage for ClassifierStage {
             })
             .collect();
         ctx.append_metrics(&records)?;
-        let all: Vec<usize> = (0..cohort.visits.len()).collect();
-        let predictions = trained.predict(cohort, &all);
         ctx.record_method("classifier", self.settings.epochs as u64, &predictions)?;
         Ok(())
     }

@@ -1,6 +1,8 @@
-use burn::backend::flex::FlexDevice;
+use burn::tensor::backend::AutodiffBackend;
 use rxalign_core::run::MetricsRecord;
-use rxalign_policy::list::{GrpoSettings, train_grpo};
+use rxalign_core::seeded_rng;
+use rxalign_policy::list::{GrpoSettings, ListPolicyConfig, train_grpo};
+use rxalign_policy::with_backend;
 
 use super::sft::evaluate_policy;
 use super::{RunContext, Stage};
@@ -41,12 +43,25 @@ impl GrpoStage {
 
 impl Stage for GrpoStage {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
-        let Some((sft, budget)) = ctx.sft.clone() else {
+        with_backend!(ctx.device, |device: B| self.run_on::<B>(ctx, &device))
+    }
+}
+
+impl GrpoStage {
+    fn run_on<B: AutodiffBackend>(&self, ctx: &mut RunContext<'_>, device: &B::Device) -> Result<(), ExperimentError> {
+        let Some(handoff) = ctx.sft.clone() else {
             return Err(ExperimentError::Invalid(format!(
                 "`{}` needs an `sft` stage before it",
                 self.name
             )));
         };
+        // The SFT policy, read from its checkpoint (its initial parameters
+        // are replaced at once, so their generator does not matter).
+        let fresh = ListPolicyConfig::for_features(&ctx.features, handoff.hidden)
+            .init::<B>(&mut seeded_rng(0, "sft-handoff"), device);
+        let sft = rxalign_policy::checkpoint::load_module(&handoff.checkpoint, fresh, device)
+            .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let budget = handoff.budget;
         let data = ctx.data;
         let cohort = &data.cohort;
         let start = ctx.start.clone();
@@ -63,7 +78,7 @@ impl Stage for GrpoStage {
             budget,
             ctx.seed,
             Some(&ctx.checkpoint),
-            &FlexDevice,
+            device,
         )
         .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         let records: Vec<MetricsRecord> = log

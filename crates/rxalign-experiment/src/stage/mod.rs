@@ -30,6 +30,15 @@ use crate::data::LoadedData;
 use crate::logger::RunLogger;
 use crate::schema::EvalSettings;
 
+/// The SFT policy as later stages find it: its checkpoint (read on any
+/// backend), its width and its decoding budget.
+#[derive(Clone, Debug)]
+pub struct SftHandoff {
+    pub checkpoint: std::path::PathBuf,
+    pub hidden: usize,
+    pub budget: usize,
+}
+
 /// A stage plugin.
 pub trait Stage: Send + Sync + fmt::Debug {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError>;
@@ -53,13 +62,11 @@ pub struct RunContext<'a> {
     pub rng: &'a mut Rng,
     /// The run's seed, for stages that seed a backend of their own.
     pub seed: u64,
+    /// Where the learned methods train (`cpu`, or `cuda:N` in a CUDA build).
+    pub device: rxalign_policy::device::TrainDevice,
     /// The SFT list policy, once the `sft` stage ran: the start and the KL
     /// reference of the GRPO stages.
-    /// With its decoding budget.
-    pub sft: Option<(
-        rxalign_policy::list::ListPolicy<rxalign_policy::CpuTrainBackend>,
-        usize,
-    )>,
+    pub sft: Option<SftHandoff>,
     pub summary: Summary,
     pub trajectories: Vec<Trajectory>,
     /// Where the running stage keeps its checkpoint

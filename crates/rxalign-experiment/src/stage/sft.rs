@@ -1,13 +1,13 @@
-use burn::backend::flex::FlexDevice;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use rxalign_core::run::MetricsRecord;
 use rxalign_core::trajectory::ActionRecord;
 use rxalign_core::{Prediction, Predictions, SplitName};
 use rxalign_env::Episode;
 use rxalign_env::trajectory::TrajectoryRecorder;
-use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::list::{SftSettings, TrainedListPolicy, train_sft};
+use rxalign_policy::with_backend;
 
-use super::{RunContext, Stage};
+use super::{RunContext, SftHandoff, Stage};
 use crate::ExperimentError;
 
 /// Supervised fine-tuning of the list policy on expert edit sequences
@@ -28,16 +28,22 @@ impl SftStage {
 
 impl Stage for SftStage {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
+        with_backend!(ctx.device, |device: B| self.run_on::<B>(ctx, &device))
+    }
+}
+
+impl SftStage {
+    fn run_on<B: AutodiffBackend>(&self, ctx: &mut RunContext<'_>, device: &B::Device) -> Result<(), ExperimentError> {
         let data = ctx.data;
         let cohort = &data.cohort;
-        let (trained, module) = train_sft::<CpuTrainBackend>(
+        let (trained, _) = train_sft::<B>(
             cohort,
             &ctx.features,
             &ctx.split.train,
             &self.settings,
             ctx.seed,
             Some(&ctx.checkpoint),
-            &FlexDevice,
+            device,
         )
         .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         let records: Vec<MetricsRecord> = trained
@@ -51,7 +57,11 @@ impl Stage for SftStage {
             })
             .collect();
         ctx.append_metrics(&records)?;
-        ctx.sft = Some((module, self.settings.budget));
+        ctx.sft = Some(SftHandoff {
+            checkpoint: ctx.checkpoint.clone(),
+            hidden: self.settings.hidden,
+            budget: self.settings.budget,
+        });
         evaluate_policy(ctx, "sft", self.settings.epochs as u64, &trained)?;
         Ok(())
     }
@@ -60,11 +70,11 @@ impl Stage for SftStage {
 /// Decodes a list policy greedily from the run's start lists on every
 /// evaluation split and records it, keeping its own trajectories (each
 /// step with its probability) for the first test visits.
-pub(crate) fn evaluate_policy(
+pub(crate) fn evaluate_policy<B: Backend>(
     ctx: &mut RunContext<'_>,
     method: &str,
     step: u64,
-    trained: &TrainedListPolicy<burn::backend::Flex>,
+    trained: &TrainedListPolicy<B>,
 ) -> Result<(), ExperimentError> {
     let data = ctx.data;
     let cohort = &data.cohort;
