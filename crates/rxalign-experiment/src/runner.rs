@@ -92,8 +92,10 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
     let folder = RunFolder::create(root)?;
     folder.write_resolved(&resolved)?;
     let file = &plan.file;
-    let device: rxalign_policy::device::TrainDevice =
-        file.device.parse().map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
+    let device: rxalign_policy::device::TrainDevice = file
+        .device
+        .parse()
+        .map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
     let data = plugins.data.build(&file.data, &())?.load()?;
     let split_config = SplitConfig {
         seed: file.split.seed,

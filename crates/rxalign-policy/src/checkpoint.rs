@@ -88,7 +88,9 @@ where
     M: burn::module::Module<B>,
 {
     let bytes = std::fs::read(path).map_err(|e| PolicyError::Invalid(format!("{}: {e}", path.display())))?;
-    let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| corrupt(path, "no header"))?;
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| corrupt(path, "no header"))?;
     let len: [u8; 8] = rest
         .get(..8)
         .and_then(|s| s.try_into().ok())

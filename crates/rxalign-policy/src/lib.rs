@@ -8,8 +8,8 @@
 //!   chosen on validation.
 
 pub mod checkpoint;
-pub mod device;
 pub mod classifier;
+pub mod device;
 pub mod error;
 mod init;
 pub mod list;

@@ -48,7 +48,11 @@ impl Stage for GrpoStage {
 }
 
 impl GrpoStage {
-    fn run_on<B: AutodiffBackend>(&self, ctx: &mut RunContext<'_>, device: &B::Device) -> Result<(), ExperimentError> {
+    fn run_on<B: AutodiffBackend>(
+        &self,
+        ctx: &mut RunContext<'_>,
+        device: &B::Device,
+    ) -> Result<(), ExperimentError> {
         let Some(handoff) = ctx.sft.clone() else {
             return Err(ExperimentError::Invalid(format!(
                 "`{}` needs an `sft` stage before it",

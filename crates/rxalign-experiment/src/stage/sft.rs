@@ -33,14 +33,22 @@ impl Stage for SftStage {
 }
 
 impl SftStage {
-    fn run_on<B: AutodiffBackend>(&self, ctx: &mut RunContext<'_>, device: &B::Device) -> Result<(), ExperimentError> {
+    fn run_on<B: AutodiffBackend>(
+        &self,
+        ctx: &mut RunContext<'_>,
+        device: &B::Device,
+    ) -> Result<(), ExperimentError> {
         let data = ctx.data;
         let cohort = &data.cohort;
+        let start = ctx.start.clone();
+        let run_starts =
+            |v: usize, rng: &mut rxalign_core::Rng| start.start(cohort, v, rng).map_err(|e| e.to_string());
         let (trained, _) = train_sft::<B>(
             cohort,
             &ctx.features,
             &ctx.split.train,
             &self.settings,
+            &run_starts,
             ctx.seed,
             Some(&ctx.checkpoint),
             device,

@@ -8,7 +8,7 @@ mod sft;
 
 pub use grpo::{GrpoLog, GrpoSettings, group_advantages, train_grpo};
 pub use model::{ListPolicy, ListPolicyConfig, StateBatch};
-pub use sft::{DecodeStep, SftSettings, TrainedListPolicy, train_sft};
+pub use sft::{DecodeStep, SftSettings, SftStarts, TrainedListPolicy, train_sft};
 
 #[cfg(test)]
 mod tests;

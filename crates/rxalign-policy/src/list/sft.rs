@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
-use rxalign_core::{Action, Cohort, DrugSet, seeded_rng};
+use rxalign_core::{Action, Cohort, DrugSet, Rng, seeded_rng};
 use rxalign_env::StartList;
 use rxalign_env::start::CorruptedStartConfig;
 use rxalign_env::trajectory::expert_actions;
@@ -35,8 +35,21 @@ pub struct SftSettings {
     /// extras and adds the misses in increasing drug index, then stops.
     pub miss_rate: f64,
     pub extra_rate: f64,
+    /// Where the expert sequences start: `corrupted` ground truths, the
+    /// run's start lists (`run`: after `start_from`, the classifier's lists,
+    /// as FLAME trains its editor), or one sequence from each (`both`).
+    pub starts: SftStarts,
     /// At most this many edits when decoding.
     pub budget: usize,
+}
+
+/// Where SFT's expert sequences start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SftStarts {
+    Corrupted,
+    Run,
+    Both,
 }
 
 impl Default for SftSettings {
@@ -48,6 +61,7 @@ impl Default for SftSettings {
             lr: 2e-3,
             miss_rate: 0.5,
             extra_rate: 0.2,
+            starts: SftStarts::Corrupted,
             budget: 30,
         }
     }
@@ -115,6 +129,7 @@ pub fn train_sft<B: AutodiffBackend>(
     features: &VisitFeatures,
     train: &[usize],
     settings: &SftSettings,
+    run_starts: &dyn Fn(usize, &mut Rng) -> Result<DrugSet, String>,
     seed: u64,
     checkpoint: Option<&Path>,
     device: &B::Device,
@@ -148,19 +163,29 @@ pub fn train_sft<B: AutodiffBackend>(
         let mut samples: Vec<(usize, DrugSet, usize)> = Vec::new();
         for &v in train {
             let truth = &cohort.visits[v].drugs;
-            let mut list = corrupt
-                .start(cohort, v, &mut rng)
-                .map_err(|e| PolicyError::Invalid(e.to_string()))?;
-            for action in expert_actions(&list, truth) {
-                samples.push((v, list.clone(), action.index(cohort.drug_count())));
-                match action {
-                    Action::Add(d) => {
-                        list.insert(d);
+            let mut starts = Vec::with_capacity(2);
+            if settings.starts != SftStarts::Run {
+                starts.push(
+                    corrupt
+                        .start(cohort, v, &mut rng)
+                        .map_err(|e| PolicyError::Invalid(e.to_string()))?,
+                );
+            }
+            if settings.starts != SftStarts::Corrupted {
+                starts.push(run_starts(v, &mut rng).map_err(PolicyError::Invalid)?);
+            }
+            for mut list in starts {
+                for action in expert_actions(&list, truth) {
+                    samples.push((v, list.clone(), action.index(cohort.drug_count())));
+                    match action {
+                        Action::Add(d) => {
+                            list.insert(d);
+                        }
+                        Action::Remove(d) => {
+                            list.remove(d);
+                        }
+                        Action::Stop => {}
                     }
-                    Action::Remove(d) => {
-                        list.remove(d);
-                    }
-                    Action::Stop => {}
                 }
             }
         }

@@ -21,6 +21,7 @@ fn sft_learns_to_build_and_repair_lists() {
         &VisitFeatures::of(&cohort),
         &[0, 1],
         &settings,
+        &no_run_starts,
         5,
         None,
         &FlexDevice,
@@ -64,6 +65,7 @@ fn decoding_never_takes_an_invalid_action_and_respects_the_budget() {
         &VisitFeatures::of(&cohort),
         &[0, 1],
         &settings,
+        &no_run_starts,
         1,
         None,
         &FlexDevice,
@@ -97,6 +99,7 @@ fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
         &VisitFeatures::of(&cohort),
         &[0, 1],
         &sft,
+        &no_run_starts,
         2,
         None,
         &FlexDevice,
@@ -171,6 +174,7 @@ fn an_sft_checkpoint_resumes_to_the_same_next_loss() {
             &features,
             &[0, 1],
             &settings(epochs),
+            &no_run_starts,
             7,
             checkpoint,
             &FlexDevice,
@@ -223,8 +227,17 @@ fn a_grpo_checkpoint_resumes_to_the_same_next_loss() {
     };
     let empty = |_: usize, _: &mut rxalign_core::Rng| Ok(DrugSet::empty(6));
     let run = |settings: &GrpoSettings, checkpoint: Option<&std::path::Path>| {
-        let (_, module) =
-            train_sft::<CpuTrainBackend>(&cohort, &features, &[0, 1], &sft, 2, None, &FlexDevice).unwrap();
+        let (_, module) = train_sft::<CpuTrainBackend>(
+            &cohort,
+            &features,
+            &[0, 1],
+            &sft,
+            &no_run_starts,
+            2,
+            None,
+            &FlexDevice,
+        )
+        .unwrap();
         train_grpo(
             module,
             features.clone(),
@@ -259,4 +272,9 @@ fn a_grpo_checkpoint_resumes_to_the_same_next_loss() {
         resumed, straight,
         "iterations 4 to 6 repeat the uninterrupted losses"
     );
+}
+
+/// SFT's run starts in tests that train on corrupted ground truths only.
+fn no_run_starts(_: usize, _: &mut rxalign_core::Rng) -> Result<DrugSet, String> {
+    Err("these tests train on corrupted starts only".into())
 }
