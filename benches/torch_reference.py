@@ -56,20 +56,25 @@ class ListPolicy(nn.Module):
 
 
 def batch(states, bags, drugs):
-    """States (visit index, set of listed drugs) as EmbeddingBag inputs."""
-    visit_idx, visit_off, list_idx, list_off = [], [], [], []
-    valid = torch.zeros(len(states), 2 * drugs + 1)
+    """States (visit index, set of listed drugs) as EmbeddingBag inputs and
+    the action mask (built with tensor ops, not a Python loop over drugs)."""
+    visit_idx, visit_off, list_idx, list_off, list_rows = [], [], [], [], []
     for row, (v, listed) in enumerate(states):
         visit_off.append(len(visit_idx))
         visit_idx.extend(bags[v])
         list_off.append(len(list_idx))
-        list_idx.extend(sorted(listed))
-        for d in range(drugs):
-            valid[row, d if d in listed else drugs + d] = MASKED
+        list_idx.extend(listed)
+        list_rows.extend([row] * len(listed))
+    list_idx = torch.tensor(list_idx, dtype=torch.long)
+    listed = torch.zeros(len(states), drugs, dtype=torch.bool)
+    listed[torch.tensor(list_rows, dtype=torch.long), list_idx] = True
+    valid = torch.zeros(len(states), 2 * drugs + 1)
+    valid[:, :drugs].masked_fill_(listed, MASKED)  # adding a listed drug
+    valid[:, drugs : 2 * drugs].masked_fill_(~listed, MASKED)  # removing an unlisted one
     return (
         torch.tensor(visit_idx, dtype=torch.long),
         torch.tensor(visit_off, dtype=torch.long),
-        torch.tensor(list_idx, dtype=torch.long),
+        list_idx,
         torch.tensor(list_off, dtype=torch.long),
         valid,
     )

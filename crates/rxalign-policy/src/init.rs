@@ -3,7 +3,7 @@
 //! it and stop being reproducible).
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use rand::Rng as _;
 use rxalign_core::Rng;
@@ -29,9 +29,13 @@ pub(crate) fn linear<B: Backend>(d_in: usize, d_out: usize, rng: &mut Rng, devic
     layer
 }
 
-/// An embedding table with entries `U(−0.1, 0.1)`.
-pub(crate) fn embedding<B: Backend>(n: usize, d: usize, rng: &mut Rng, device: &B::Device) -> Embedding<B> {
-    let mut e = EmbeddingConfig::new(n, d).init(device);
-    e.weight = Param::from_tensor(uniform([n, d], 0.1, rng, device));
-    e
+/// The table of an embedding bag: one row of `U(−0.1, 0.1)` entries per
+/// index.
+pub(crate) fn bag_table<B: Backend>(
+    n: usize,
+    d: usize,
+    rng: &mut Rng,
+    device: &B::Device,
+) -> Param<Tensor<B, 2>> {
+    Param::from_tensor(uniform([n, d], 0.1, rng, device))
 }

@@ -4,7 +4,7 @@ mod features;
 mod model;
 mod train;
 
-pub use features::{Batch, VisitFeatures};
+pub use features::{Batch, VisitFeatures, multi_hot};
 pub use model::{DrugClassifier, DrugClassifierConfig};
 pub use train::{ClassifierSettings, EpochLog, TrainedClassifier, train_classifier};
 

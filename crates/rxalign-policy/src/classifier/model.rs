@@ -6,13 +6,14 @@
 //! process, so runs training side by side (`--jobs`, parallel tests) would
 //! otherwise draw from one stream and stop being reproducible.
 
-use burn::nn::{Embedding, Linear, Relu};
+use burn::module::Param;
+use burn::nn::{Linear, Relu};
 use burn::prelude::*;
 use rand::Rng as _;
 use rxalign_core::Rng;
 
 use super::VisitFeatures;
-use crate::init::{embedding, linear};
+use crate::init::{bag_table, linear};
 
 /// The network's sizes (a burn config, built from the plain settings of an
 /// experiment file).
@@ -32,7 +33,7 @@ impl DrugClassifierConfig {
     /// A network with parameters drawn from `rng`.
     pub fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> DrugClassifier<B> {
         DrugClassifier {
-            embedding: embedding(self.features, self.hidden, rng, device),
+            embedding: bag_table(self.features, self.hidden, rng, device),
             hidden: linear(self.hidden, self.hidden, rng, device),
             output: linear(self.hidden, self.drugs, rng, device),
             activation: Relu::new(),
@@ -43,7 +44,8 @@ impl DrugClassifierConfig {
 /// Scores every drug for a visit.
 #[derive(Module, Debug)]
 pub struct DrugClassifier<B: Backend> {
-    embedding: Embedding<B>,
+    /// The embedding bag's table: `[features, hidden]`.
+    embedding: Param<Tensor<B, 2>>,
     hidden: Linear<B>,
     output: Linear<B>,
     activation: Relu,
@@ -80,24 +82,15 @@ impl<B: Backend> DrugClassifier<B> {
     /// The logit of each drug.
     ///
     /// # Shapes
-    /// - `indices`: `[batch, width]`
-    /// - `mask`: `[batch, width]`
+    /// - `visits`: `[batch, features]`, multi-hot
     /// - output: `[batch, drugs]`
-    pub fn forward(&self, indices: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.forward_with(indices, mask, None)
+    pub fn forward(&self, visits: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward_with(visits, None)
     }
 
     /// [`Self::forward`] with dropout masks while training.
-    pub fn forward_with(
-        &self,
-        indices: Tensor<B, 2, Int>,
-        mask: Tensor<B, 2>,
-        dropout: Option<DropoutMasks<B>>,
-    ) -> Tensor<B, 2> {
-        let [batch, width] = indices.dims();
-        let embedded = self.embedding.forward(indices); // [batch, width, hidden]
-        let masked = embedded * mask.reshape([batch, width, 1]); // [batch, width, hidden]
-        let mut bag = masked.sum_dim(1).squeeze_dim::<2>(1); // [batch, hidden]
+    pub fn forward_with(&self, visits: Tensor<B, 2>, dropout: Option<DropoutMasks<B>>) -> Tensor<B, 2> {
+        let mut bag = visits.matmul(self.embedding.val()); // [batch, hidden]
         let (drop_bag, drop_hidden) = match dropout {
             Some(m) => (Some(m.bag), Some(m.hidden)),
             None => (None, None),

@@ -119,7 +119,7 @@ fn scores<B: Backend>(
     let mut out = Vec::with_capacity(visits.len());
     for chunk in visits.chunks(512) {
         let batch = Batch::<B>::new(features, cohort, chunk, device);
-        let probs = sigmoid(model.forward(batch.indices, batch.mask)); // [chunk, drugs]
+        let probs = sigmoid(model.forward(batch.visits)); // [chunk, drugs]
         let flat: Vec<f32> = probs.into_data().convert::<f32>().to_vec().expect("float scores");
         out.extend(flat.chunks(drugs).map(<[f32]>::to_vec));
     }
@@ -191,7 +191,7 @@ pub fn train_classifier<B: AutodiffBackend>(
                     device,
                 )
             });
-            let logits = model.forward_with(batch.indices, batch.mask, masks); // [chunk, drugs]
+            let logits = model.forward_with(batch.visits, masks); // [chunk, drugs]
             let loss = loss_fn.forward(logits, batch.targets); // [1]
             total += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);

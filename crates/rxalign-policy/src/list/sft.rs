@@ -43,13 +43,40 @@ pub struct SftSettings {
     pub budget: usize,
 }
 
-/// Where SFT's expert sequences start.
+/// Where SFT's expert sequences start; written as a string in experiment
+/// files (`"corrupted"`, `"run"`, `"both"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String", into = "String")]
 pub enum SftStarts {
     Corrupted,
     Run,
     Both,
+}
+
+impl TryFrom<String> for SftStarts {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "corrupted" => Ok(Self::Corrupted),
+            "run" => Ok(Self::Run),
+            "both" => Ok(Self::Both),
+            other => Err(format!(
+                "unknown SFT starts `{other}`; known: corrupted, run, both"
+            )),
+        }
+    }
+}
+
+impl From<SftStarts> for String {
+    fn from(s: SftStarts) -> String {
+        match s {
+            SftStarts::Corrupted => "corrupted",
+            SftStarts::Run => "run",
+            SftStarts::Both => "both",
+        }
+        .to_string()
+    }
 }
 
 impl Default for SftSettings {
@@ -124,6 +151,7 @@ pub struct TrainedListPolicy<B: Backend> {
 /// With `checkpoint`, the state after each epoch is written there, and a
 /// checkpoint already there is resumed from (its epochs are not trained
 /// again, and the same epochs follow as without the interruption).
+#[expect(clippy::too_many_arguments, reason = "the inputs of one training run")]
 pub fn train_sft<B: AutodiffBackend>(
     cohort: &Cohort,
     features: &VisitFeatures,
