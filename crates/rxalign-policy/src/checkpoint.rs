@@ -48,6 +48,81 @@ impl RngState {
     }
 }
 
+/// Where a training loop stands: the last finished epoch or iteration, its
+/// generator, and its log so far.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "L: Serialize + serde::de::DeserializeOwned")]
+pub struct LoopState<L> {
+    pub done: usize,
+    pub rng: RngState,
+    pub log: Vec<L>,
+}
+
+/// A training loop as it resumes: its module, optimizer, generator, log,
+/// and the first epoch or iteration still to run.
+pub type Resumed<M, O, L> = (M, O, Rng, Vec<L>, usize);
+
+/// Resumes a loop from the checkpoint at `path` where there is one;
+/// otherwise hands back what it was given, starting at 1.
+pub fn resume<B, M, O, L>(
+    path: Option<&Path>,
+    model: M,
+    optim: O,
+    rng: Rng,
+    device: &B::Device,
+) -> Result<Resumed<M, O, L>, PolicyError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+    L: Serialize + DeserializeOwned,
+{
+    if let Some(path) = path
+        && let Some((m, o, state)) =
+            load::<B, _, _, LoopState<L>>(path, model.clone(), optim.clone(), device)?
+    {
+        return Ok((m, o, state.rng.restore(), state.log, state.done + 1));
+    }
+    Ok((model, optim, rng, Vec::new(), 1))
+}
+
+/// Writes a loop's checkpoint after epoch or iteration `done`, when it
+/// has a path.
+pub fn save_loop<B, M, O, L>(
+    path: Option<&Path>,
+    model: &M,
+    optim: &O,
+    done: usize,
+    rng: &Rng,
+    log: &[L],
+) -> Result<(), PolicyError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+    L: Serialize,
+{
+    #[derive(Serialize)]
+    struct Borrowed<'a, L> {
+        done: usize,
+        rng: RngState,
+        log: &'a [L],
+    }
+    match path {
+        Some(path) => save(
+            path,
+            model,
+            optim,
+            &Borrowed {
+                done,
+                rng: RngState::of(rng),
+                log,
+            },
+        ),
+        None => Ok(()),
+    }
+}
+
 fn corrupt(path: &Path, what: &str) -> PolicyError {
     PolicyError::Invalid(format!("{}: not a readable checkpoint ({what})", path.display()))
 }

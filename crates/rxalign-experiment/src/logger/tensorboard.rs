@@ -132,6 +132,22 @@ pub(crate) fn buckets(values: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     (limits, counts)
 }
 
+impl TensorboardSink {
+    /// One HParams summary (version 0) under `tag`, its data set by `fill`.
+    fn add_hparams(
+        &mut self,
+        tag: &str,
+        fill: impl FnOnce(&mut HParamsPluginData),
+    ) -> Result<(), ExperimentError> {
+        let mut data = HParamsPluginData::new();
+        data.set_version(0);
+        fill(&mut data);
+        self.writer
+            .add_summary(summary_of(plugin_value(tag, "hparams", encode(&data)?)), 0);
+        Ok(())
+    }
+}
+
 impl RunLogger for TensorboardSink {
     fn metrics(&mut self, records: &[MetricsRecord]) -> Result<(), ExperimentError> {
         for r in records {
@@ -210,13 +226,7 @@ impl RunLogger for TensorboardSink {
                 })
                 .collect::<Vec<_>>(),
         ));
-        let mut data = HParamsPluginData::new();
-        data.set_version(0);
-        data.set_experiment(experiment);
-        self.writer.add_summary(
-            summary_of(plugin_value("_hparams_/experiment", "hparams", encode(&data)?)),
-            0,
-        );
+        self.add_hparams("_hparams_/experiment", |d| d.set_experiment(experiment))?;
         // This run's values.
         let mut start = SessionStartInfo::new();
         for (name, value) in hparams {

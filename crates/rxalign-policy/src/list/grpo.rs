@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ListPolicy, StateBatch, TrainedListPolicy};
 use crate::PolicyError;
-use crate::checkpoint::{self, RngState};
+use crate::checkpoint;
 use crate::classifier::VisitFeatures;
 
 /// Settings of (step-wise) GRPO.
@@ -179,15 +179,6 @@ pub struct GrpoLog {
     pub lr: f64,
 }
 
-/// The loop state of a GRPO checkpoint (the frozen reference is the SFT
-/// policy the stage starts from, so it is not stored).
-#[derive(Debug, Serialize, Deserialize)]
-struct GrpoCheckpoint {
-    iteration: usize,
-    rng: RngState,
-    log: Vec<GrpoLog>,
-}
-
 /// A sampled step: the state, the action slot, its log-probability when
 /// sampled, and its advantage.
 struct Sample {
@@ -307,22 +298,12 @@ pub fn train_grpo<B: AutodiffBackend>(
         return Err(PolicyError::Invalid("the training split is empty".into()));
     }
     let reference = policy.valid();
-    let mut model = policy;
-    let mut optim = AdamConfig::new()
+    let model = policy;
+    let optim = AdamConfig::new()
         .with_grad_clipping(Some(GradientClippingConfig::Norm(settings.grad_norm as f32)))
         .init();
-    let mut rng = seeded_rng(seed, "grpo");
-    let mut log = Vec::with_capacity(settings.iterations);
-    let mut first = 1;
-    if let Some(path) = checkpoint
-        && let Some((m, o, state)) =
-            checkpoint::load::<B, _, _, GrpoCheckpoint>(path, model.clone(), optim.clone(), device)?
-    {
-        (model, optim) = (m, o);
-        rng = state.rng.restore();
-        log = state.log;
-        first = state.iteration + 1;
-    }
+    let (mut model, mut optim, mut rng, mut log, first) =
+        checkpoint::resume(checkpoint, model, optim, seeded_rng(seed, "grpo"), device)?;
     let last = settings
         .stop_after
         .map_or(settings.iterations, |s| s.min(settings.iterations));
@@ -445,14 +426,7 @@ pub fn train_grpo<B: AutodiffBackend>(
             entropy: entropy_value,
             lr,
         });
-        if let Some(path) = checkpoint {
-            let state = GrpoCheckpoint {
-                iteration,
-                rng: RngState::of(&rng),
-                log: log.clone(),
-            };
-            checkpoint::save(path, &model, &optim, &state)?;
-        }
+        checkpoint::save_loop(checkpoint, &model, &optim, iteration, &rng, &log)?;
     }
     Ok((
         TrainedListPolicy::new(model.valid(), features, budget, Vec::new(), device.clone()),

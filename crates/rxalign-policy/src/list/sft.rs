@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ListPolicy, ListPolicyConfig, StateBatch};
 use crate::PolicyError;
-use crate::checkpoint::{self, RngState};
+use crate::checkpoint;
 use crate::classifier::VisitFeatures;
 
 /// Settings of SFT, as an experiment file gives them.
@@ -117,14 +117,6 @@ impl SftSettings {
     }
 }
 
-/// The loop state of an SFT checkpoint.
-#[derive(Debug, Serialize, Deserialize)]
-struct SftCheckpoint {
-    epoch: usize,
-    rng: RngState,
-    log: Vec<(usize, f64)>,
-}
-
 /// One decoded step: the action and its probability under the policy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DecodeStep {
@@ -164,9 +156,9 @@ pub fn train_sft<B: AutodiffBackend>(
 ) -> Result<(TrainedListPolicy<B::InnerBackend>, ListPolicy<B>), PolicyError> {
     settings.validate()?;
     let features = features.clone();
-    let mut model: ListPolicy<B> = ListPolicyConfig::for_features(&features, settings.hidden)
+    let model: ListPolicy<B> = ListPolicyConfig::for_features(&features, settings.hidden)
         .init(&mut seeded_rng(seed, "sft-init"), device);
-    let mut optim = AdamConfig::new().init();
+    let optim = AdamConfig::new().init();
     let corrupt = CorruptedStartConfig {
         miss_rate: settings.miss_rate,
         extra_rate: settings.extra_rate,
@@ -174,18 +166,8 @@ pub fn train_sft<B: AutodiffBackend>(
     }
     .init(cohort)
     .map_err(|e| PolicyError::Invalid(e.to_string()))?;
-    let mut rng = seeded_rng(seed, "sft-data");
-    let mut log = Vec::new();
-    let mut first = 1;
-    if let Some(path) = checkpoint
-        && let Some((m, o, state)) =
-            checkpoint::load::<B, _, _, SftCheckpoint>(path, model.clone(), optim.clone(), device)?
-    {
-        (model, optim) = (m, o);
-        rng = state.rng.restore();
-        log = state.log;
-        first = state.epoch + 1;
-    }
+    let (mut model, mut optim, mut rng, mut log, first) =
+        checkpoint::resume(checkpoint, model, optim, seeded_rng(seed, "sft-data"), device)?;
     for epoch in first..=settings.epochs {
         // Every state of every expert sequence, with its expert action.
         let mut samples: Vec<(usize, DrugSet, usize)> = Vec::new();
@@ -231,14 +213,7 @@ pub fn train_sft<B: AutodiffBackend>(
             model = optim.step(settings.lr, model, grads);
         }
         log.push((epoch, total / samples.len().max(1) as f64));
-        if let Some(path) = checkpoint {
-            let state = SftCheckpoint {
-                epoch,
-                rng: RngState::of(&rng),
-                log: log.clone(),
-            };
-            checkpoint::save(path, &model, &optim, &state)?;
-        }
+        checkpoint::save_loop(checkpoint, &model, &optim, epoch, &rng, &log)?;
     }
     let trained = TrainedListPolicy::new(model.valid(), features, settings.budget, log, device.clone());
     Ok((trained, model))
