@@ -77,8 +77,7 @@ fn the_quickstart_learns_more_than_the_baselines_and_alignment_gains_on_sft() {
         metrics
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|r| r["method"] == method && r["split"] == "test")
-            .next_back()
+            .rfind(|r| r["method"] == method && r["split"] == "test")
             .and_then(|r| r["metrics"]["reward/outcome"].as_f64())
             .unwrap_or_else(|| panic!("no test outcome for {method}"))
     };
