@@ -1,5 +1,5 @@
 use rxalign_core::run::MetricsRecord;
-use rxalign_policy::classifier::{ClassifierSettings, train_classifier};
+use rxalign_policy::classifier::{ClassifierSettings, cross_fit, train_classifier};
 use rxalign_policy::with_backend;
 
 use super::{RunContext, Stage};
@@ -9,7 +9,9 @@ use crate::ExperimentError;
 /// recommender) on the training visits and scores it. Each epoch's
 /// validation metrics (at threshold 0.5) and mean training loss go to
 /// `metrics.jsonl` as steps `1..epochs-1`; the final evaluation, at the
-/// threshold chosen on validation, is step `epochs`.
+/// threshold chosen on validation, is step `epochs`. With `cross_fit`, the
+/// training visits' lists (what `start_from` hands to later stages) are
+/// cross-fitted; the validation and test lists are the classifier's own.
 #[derive(Debug)]
 pub struct ClassifierStage {
     settings: ClassifierSettings,
@@ -37,7 +39,21 @@ impl Stage for ClassifierStage {
                 &device,
             )
             .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
-            (trained.log.clone(), trained.predict(cohort, &all))
+            let mut predictions = trained.predict(cohort, &all);
+            if self.settings.cross_fit >= 2 {
+                let fitted = cross_fit::<B>(
+                    cohort,
+                    &ctx.features,
+                    &ctx.split.train,
+                    &ctx.split.val,
+                    &self.settings,
+                    ctx.seed,
+                    &device,
+                )
+                .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+                predictions.by_visit.extend(fitted.by_visit);
+            }
+            (trained.log.clone(), predictions)
         });
         let records: Vec<MetricsRecord> = log
             .iter()

@@ -6,7 +6,7 @@ mod train;
 
 pub use features::{Batch, VisitFeatures, multi_hot};
 pub use model::{DrugClassifier, DrugClassifierConfig};
-pub use train::{ClassifierSettings, EpochLog, TrainedClassifier, train_classifier};
+pub use train::{ClassifierSettings, EpochLog, TrainedClassifier, cross_fit, train_classifier};
 
 #[cfg(test)]
 mod tests;

@@ -130,6 +130,82 @@ fn on_the_synthetic_clinic_it_beats_the_frequency_baselines() {
     assert!(report.get("prauc").unwrap() > 0.7);
 }
 
+#[test]
+fn cross_fitting_predicts_each_training_visit_from_a_model_that_did_not_see_its_patient() {
+    let clinic = rxalign_data_free_clinic();
+    let split = clinic.split(&SplitConfig::with_seed(0));
+    let features = VisitFeatures::of(&clinic);
+    let settings = ClassifierSettings {
+        hidden: 16,
+        epochs: 3,
+        cross_fit: 3,
+        ..ClassifierSettings::default()
+    };
+    let fit = || {
+        cross_fit::<CpuTrainBackend>(
+            &clinic,
+            &features,
+            &split.train,
+            &split.val,
+            &settings,
+            5,
+            &FlexDevice,
+        )
+        .unwrap()
+    };
+    let fitted = fit();
+    let mut covered: Vec<usize> = fitted.by_visit.keys().copied().collect();
+    covered.sort_unstable();
+    let mut train = split.train.clone();
+    train.sort_unstable();
+    assert_eq!(covered, train, "every training visit, and only those");
+    let again = fit();
+    for (v, p) in &fitted.by_visit {
+        assert_eq!(p.scores, again.by_visit[v].scores, "seeded");
+    }
+    // A held-out fold scores its own patients worse than the model that
+    // trained on them (it has not seen them).
+    let full = train_classifier::<CpuTrainBackend>(
+        &clinic,
+        &features,
+        &split.train,
+        &split.val,
+        &settings,
+        5,
+        &FlexDevice,
+    )
+    .unwrap()
+    .predict(&clinic, &split.train);
+    let loss = |p: &rxalign_core::Predictions| {
+        let mut total = 0.0;
+        for (&v, pred) in &p.by_visit {
+            for (d, s) in pred.scores.as_ref().unwrap().iter().enumerate() {
+                let y = clinic.visits[v].drugs.contains(d);
+                total -= if y {
+                    s.max(1e-9).ln()
+                } else {
+                    (1.0 - s).max(1e-9).ln()
+                };
+            }
+        }
+        total
+    };
+    assert!(
+        loss(&fitted) > loss(&full),
+        "held-out {} vs seen {}",
+        loss(&fitted),
+        loss(&full)
+    );
+    assert!(
+        ClassifierSettings {
+            cross_fit: 1,
+            ..ClassifierSettings::default()
+        }
+        .validate()
+        .is_err()
+    );
+}
+
 /// A cohort with structure (each diagnosis implies its drugs) without the
 /// data crate: 400 patients, 20 diagnoses, 40 drugs.
 fn rxalign_data_free_clinic() -> Cohort {

@@ -33,6 +33,13 @@ pub struct ClassifierSettings {
     pub weight_decay: f64,
     /// Thresholds tried on validation: from `step` to `1 − step` by `step`.
     pub threshold_step: f32,
+    /// With `k ≥ 2`, the training visits' predictions are cross-fitted:
+    /// the training patients are dealt into `k` folds, and each fold is
+    /// predicted by a classifier trained on the other folds, so that lists
+    /// built from them (SFT and GRPO starts) carry the mistakes the
+    /// classifier makes on patients it has not seen, as on the test split.
+    /// 0 (the default) predicts them with the classifier itself.
+    pub cross_fit: usize,
 }
 
 impl Default for ClassifierSettings {
@@ -45,6 +52,7 @@ impl Default for ClassifierSettings {
             dropout: 0.3,
             weight_decay: 0.0,
             threshold_step: 0.05,
+            cross_fit: 0,
         }
     }
 }
@@ -77,6 +85,9 @@ impl ClassifierSettings {
         }
         if !(self.threshold_step > 0.0 && self.threshold_step < 0.5) {
             return bad("threshold_step", "must lie in (0, 0.5)");
+        }
+        if self.cross_fit == 1 {
+            return bad("cross_fit", "needs at least 2 folds (0 turns it off)");
         }
         Ok(())
     }
@@ -256,4 +267,49 @@ impl<B: Backend> TrainedClassifier<B> {
                 .collect(),
         }
     }
+}
+
+/// Cross-fitted predictions of the training visits (see
+/// [`ClassifierSettings::cross_fit`]): patients are dealt into folds by a
+/// seeded shuffle, and each fold is predicted by a classifier trained on the
+/// others (early stopping and threshold on `val`, as the full classifier).
+pub fn cross_fit<B: AutodiffBackend>(
+    cohort: &Cohort,
+    features: &VisitFeatures,
+    train: &[usize],
+    val: &[usize],
+    settings: &ClassifierSettings,
+    seed: u64,
+    device: &B::Device,
+) -> Result<Predictions, PolicyError> {
+    let k = settings.cross_fit;
+    let mut patients: Vec<&str> = train
+        .iter()
+        .map(|&v| cohort.visits[v].patient_id.as_str())
+        .collect();
+    patients.sort_unstable();
+    patients.dedup();
+    patients.shuffle(&mut seeded_rng(seed, "classifier-cross-fit"));
+    let fold_of: std::collections::HashMap<&str, usize> =
+        patients.iter().enumerate().map(|(i, p)| (*p, i % k)).collect();
+    let fold = |v: usize| fold_of[cohort.visits[v].patient_id.as_str()];
+    let mut out = Predictions::default();
+    for f in 0..k {
+        let rest: Vec<usize> = train.iter().copied().filter(|&v| fold(v) != f).collect();
+        let held: Vec<usize> = train.iter().copied().filter(|&v| fold(v) == f).collect();
+        if rest.is_empty() || held.is_empty() {
+            continue;
+        }
+        let model = train_classifier::<B>(
+            cohort,
+            features,
+            &rest,
+            val,
+            settings,
+            seed + 1 + f as u64,
+            device,
+        )?;
+        out.by_visit.extend(model.predict(cohort, &held).by_visit);
+    }
+    Ok(out)
 }
