@@ -16,15 +16,13 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
-use rand::Rng as _;
 use rand::seq::IndexedRandom;
 use rxalign_core::{Action, Cohort, DrugSet, Rng, seeded_rng};
 use rxalign_env::{Episode, Reward};
 use serde::{Deserialize, Serialize};
 
-use super::{ListPolicy, StateBatch, TrainedListPolicy};
+use super::{ActionPolicy, LOG_FLOOR, ListPolicy, StateBatch, TrainedListPolicy};
 use crate::PolicyError;
 use crate::checkpoint;
 use crate::classifier::VisitFeatures;
@@ -189,18 +187,6 @@ struct Sample {
     advantage: f64,
 }
 
-fn sample_slot(probs: &[f32], rng: &mut Rng) -> usize {
-    let total: f32 = probs.iter().sum();
-    let mut u = rng.random_range(0.0..total.max(f32::MIN_POSITIVE));
-    for (i, &p) in probs.iter().enumerate() {
-        if u < p {
-            return i;
-        }
-        u -= p;
-    }
-    probs.iter().rposition(|&p| p > 0.0).unwrap_or(probs.len() - 1)
-}
-
 /// A rollout: its visit, its steps `(list before, action slot, log-prob
 /// when sampled, step reward)`, its outcome reward, and its final list's
 /// weighted reward terms and size.
@@ -250,22 +236,12 @@ fn rollouts<B: Backend>(
             .map(|(&i, l)| (episodes[i].0, l))
             .collect();
         let batch = StateBatch::<B>::new(features, cohort, &states, device);
-        let logits = policy.forward(batch) / settings.temperature; // [active, actions]
-        let probs: Vec<f32> = softmax(logits, 1)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("probabilities");
-        let space = Action::space(drugs);
-        for (row, &i) in active.iter().enumerate() {
-            let p = &probs[row * space..(row + 1) * space];
-            let slot = sample_slot(p, rng);
+        let sampled = policy.sample(batch, settings.temperature, rng);
+        for (row, (&i, (slot, logp))) in active.iter().zip(sampled).enumerate() {
             let action = Action::from_index(slot, drugs);
             let before = lists[row].clone();
             let r = episodes[i].1.step(action).expect("sampled actions are valid");
-            episodes[i]
-                .2
-                .push((before, slot, p[slot].max(f32::MIN_POSITIVE).ln(), r.total));
+            episodes[i].2.push((before, slot, logp, r.total));
         }
     }
     episodes
@@ -369,22 +345,24 @@ pub fn train_grpo<B: AutodiffBackend>(
             TensorData::new(samples.iter().map(|s| s.old_logp).collect::<Vec<_>>(), [n, 1]),
             device,
         );
-        let ref_logp: Vec<f32> = log_softmax(
-            reference.forward(StateBatch::new(&features, cohort, &states, device)) / settings.temperature,
-            1,
-        )
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .expect("log-probabilities");
+        let ref_logp: Vec<f32> = reference
+            .log_probs(
+                StateBatch::new(&features, cohort, &states, device),
+                settings.temperature,
+            )
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("log-probabilities");
         let space = Action::space(cohort.drug_count());
         let ref_logp = Tensor::<B, 2>::from_data(TensorData::new(ref_logp, [n, space]), device);
         let lr = settings.lr_at(iteration);
         let (mut kl_value, mut entropy_value, mut loss_value) = (0.0, 0.0, 0.0);
         for _ in 0..settings.ppo_epochs {
-            let logits =
-                model.forward(StateBatch::new(&features, cohort, &states, device)) / settings.temperature; // [n, actions]
-            let logp = log_softmax(logits, 1); // [n, actions]
+            let logp = model.log_probs(
+                StateBatch::new(&features, cohort, &states, device),
+                settings.temperature,
+            ); // [n, actions]
             let p = logp.clone().exp(); // [n, actions]
             let taken = logp.clone().gather(1, slots.clone()); // [n, 1]
             let ratio = (taken - old.clone()).exp(); // [n, 1]
@@ -392,8 +370,8 @@ pub fn train_grpo<B: AutodiffBackend>(
             let surrogate = (ratio * adv.clone()).min_pair(clipped * adv.clone()); // [n, 1]
             // Masked actions hold p = 0; their log terms are kept finite by
             // the clamp so that 0 · (−∞) never appears.
-            let logp_safe = logp.clamp_min(-60.0);
-            let ref_safe = ref_logp.clone().clamp_min(-60.0);
+            let logp_safe = logp.clamp_min(LOG_FLOOR);
+            let ref_safe = ref_logp.clone().clamp_min(LOG_FLOOR);
             let kl = (p.clone() * (logp_safe.clone() - ref_safe)).sum_dim(1).mean(); // [1]
             let entropy = (p * logp_safe).sum_dim(1).mean().neg(); // [1]
             kl_value = kl.clone().into_scalar().elem::<f64>();

@@ -4,10 +4,12 @@
 
 mod grpo;
 mod model;
+mod policy;
 mod sft;
 
 pub use grpo::{GrpoLog, GrpoSettings, group_advantages, train_grpo};
-pub use model::{ListPolicy, ListPolicyConfig, StateBatch};
+pub use model::{ListPolicy, ListPolicyConfig, MASKED, StateBatch};
+pub use policy::{ActionPolicy, LOG_FLOOR};
 pub use sft::{DecodeStep, SftSettings, SftStarts, TrainedListPolicy, train_sft};
 
 #[cfg(test)]

@@ -118,6 +118,12 @@ impl<B: Backend> StateBatch<B> {
     }
 }
 
+impl<B: Backend> super::ActionPolicy<B> for ListPolicy<B> {
+    fn logits(&self, state: StateBatch<B>) -> Tensor<B, 2> {
+        self.forward(state)
+    }
+}
+
 impl<B: Backend> ListPolicy<B> {
     /// The masked logits of every action.
     ///

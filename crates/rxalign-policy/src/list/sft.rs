@@ -6,7 +6,6 @@ use std::path::Path;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
 use rxalign_core::{Action, Cohort, DrugSet, Rng, seeded_rng};
@@ -15,7 +14,7 @@ use rxalign_env::start::CorruptedStartConfig;
 use rxalign_env::trajectory::expert_actions;
 use serde::{Deserialize, Serialize};
 
-use super::{ListPolicy, ListPolicyConfig, StateBatch};
+use super::{ActionPolicy, ListPolicy, ListPolicyConfig, StateBatch};
 use crate::PolicyError;
 use crate::checkpoint;
 use crate::classifier::VisitFeatures;
@@ -206,7 +205,7 @@ pub fn train_sft<B: AutodiffBackend>(
             let batch = StateBatch::<B>::new(&features, cohort, &states, device);
             let targets: Vec<i64> = chunk.iter().map(|(_, _, a)| *a as i64).collect();
             let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [chunk.len(), 1]), device);
-            let logp = log_softmax(model.forward(batch), 1); // [chunk, actions]
+            let logp = model.log_probs(batch, 1.0); // [chunk, actions]
             let loss = logp.gather(1, targets).mean().neg(); // [1]
             total += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -256,20 +255,8 @@ impl<B: Backend> TrainedListPolicy<B> {
             for chunk in active.chunks(512) {
                 let states: Vec<(usize, &DrugSet)> = chunk.iter().map(|&i| (visits[i], &out[i].0)).collect();
                 let batch = StateBatch::<B>::new(&self.features, cohort, &states, &self.device);
-                let probs = softmax(self.model.forward(batch), 1); // [chunk, actions]
-                let probs: Vec<f32> = probs
-                    .into_data()
-                    .convert::<f32>()
-                    .to_vec()
-                    .expect("float probabilities");
-                let space = Action::space(drugs);
-                for (row, &i) in chunk.iter().enumerate() {
-                    let p = &probs[row * space..(row + 1) * space];
-                    let (slot, &prob) = p
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .expect("actions exist");
+                let chosen = self.model.greedy(batch);
+                for (&i, (slot, prob)) in chunk.iter().zip(chosen) {
                     let action = Action::from_index(slot, drugs);
                     match action {
                         Action::Add(d) => {

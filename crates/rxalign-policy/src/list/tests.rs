@@ -278,3 +278,45 @@ fn a_grpo_checkpoint_resumes_to_the_same_next_loss() {
 fn no_run_starts(_: usize, _: &mut rxalign_core::Rng) -> Result<DrugSet, String> {
     Err("these tests train on corrupted starts only".into())
 }
+
+#[test]
+fn the_policy_trait_masks_samples_and_decodes_consistently() {
+    let cohort = tiny();
+    let features = VisitFeatures::of(&cohort);
+    let policy = ListPolicyConfig::for_features(&features, 8)
+        .init::<burn::backend::Flex>(&mut rxalign_core::seeded_rng(3, "t"), &FlexDevice);
+    let list = DrugSet::from_indices(6, [1, 4]);
+    let states = [(0usize, &list), (1usize, &list)];
+    let batch = || StateBatch::<burn::backend::Flex>::new(&features, &cohort, &states, &FlexDevice);
+    let logp: Vec<f32> = policy.log_probs(batch(), 1.0).into_data().to_vec().unwrap();
+    let space = Action::space(6);
+    for row in logp.chunks(space) {
+        // Adding a listed drug and removing an unlisted one are impossible.
+        for d in 0..6 {
+            let invalid = if list.contains(d) { d } else { 6 + d };
+            assert!(row[invalid] < -1.0e6, "slot {invalid}: {}", row[invalid]);
+        }
+        let total: f32 = row.iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-5);
+    }
+    // Entropy lies between 0 and the log of the 7 valid actions.
+    let entropy: Vec<f32> = policy.entropy(batch(), 1.0).into_data().to_vec().unwrap();
+    for h in entropy {
+        assert!(h > 0.0 && h <= 7f32.ln() + 1e-5, "entropy {h}");
+    }
+    // A cold temperature samples the greedy action; samples are valid and
+    // carry their log-probability.
+    let greedy = policy.greedy(batch());
+    let cold = policy.sample(batch(), 1e-4, &mut rxalign_core::seeded_rng(0, "s"));
+    assert_eq!(
+        greedy.iter().map(|g| g.0).collect::<Vec<_>>(),
+        cold.iter().map(|c| c.0).collect::<Vec<_>>()
+    );
+    let mut rng = rxalign_core::seeded_rng(1, "s");
+    for _ in 0..50 {
+        for (row, (slot, lp)) in policy.sample(batch(), 1.0, &mut rng).into_iter().enumerate() {
+            assert!(lp > -1.0e6, "sampled an invalid action");
+            assert!((lp - logp[row * space + slot]).abs() < 1e-5);
+        }
+    }
+}
