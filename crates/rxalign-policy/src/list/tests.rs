@@ -16,17 +16,7 @@ fn sft_learns_to_build_and_repair_lists() {
         lr: 0.01,
         ..SftSettings::default()
     };
-    let (trained, _) = train_sft::<CpuTrainBackend>(
-        &cohort,
-        &VisitFeatures::of(&cohort),
-        &[0, 1],
-        &settings,
-        &no_run_starts,
-        5,
-        None,
-        &FlexDevice,
-    )
-    .unwrap();
+    let (trained, _) = sft_on_tiny(&cohort, &settings, 5, None);
     assert!(
         trained.log.last().unwrap().1 < trained.log.first().unwrap().1 * 0.2,
         "{:?}",
@@ -60,17 +50,7 @@ fn decoding_never_takes_an_invalid_action_and_respects_the_budget() {
         budget: 4,
         ..SftSettings::default()
     };
-    let (trained, _) = train_sft::<CpuTrainBackend>(
-        &cohort,
-        &VisitFeatures::of(&cohort),
-        &[0, 1],
-        &settings,
-        &no_run_starts,
-        1,
-        None,
-        &FlexDevice,
-    )
-    .unwrap();
+    let (trained, _) = sft_on_tiny(&cohort, &settings, 1, None);
     for (list, steps) in trained.decode(&cohort, &[0, 1], vec![DrugSet::full(6), DrugSet::empty(6)]) {
         assert!(steps.len() <= 4);
         let mut replay = list.clone();
@@ -94,17 +74,7 @@ fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
         budget: 8,
         ..SftSettings::default()
     };
-    let (weak, module) = train_sft::<CpuTrainBackend>(
-        &cohort,
-        &VisitFeatures::of(&cohort),
-        &[0, 1],
-        &sft,
-        &no_run_starts,
-        2,
-        None,
-        &FlexDevice,
-    )
-    .unwrap();
+    let (weak, module) = sft_on_tiny(&cohort, &sft, 2, None);
     let reward = RewardConfig {
         terms: vec![RewardTermSpec::new("jaccard", 1.0)],
     }
@@ -161,7 +131,6 @@ fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
 #[test]
 fn an_sft_checkpoint_resumes_to_the_same_next_loss() {
     let cohort = tiny();
-    let features = VisitFeatures::of(&cohort);
     let settings = |epochs| SftSettings {
         hidden: 16,
         epochs,
@@ -169,18 +138,7 @@ fn an_sft_checkpoint_resumes_to_the_same_next_loss() {
         ..SftSettings::default()
     };
     let train = |epochs, checkpoint: Option<&std::path::Path>| {
-        train_sft::<CpuTrainBackend>(
-            &cohort,
-            &features,
-            &[0, 1],
-            &settings(epochs),
-            &no_run_starts,
-            7,
-            checkpoint,
-            &FlexDevice,
-        )
-        .unwrap()
-        .0
+        sft_on_tiny(&cohort, &settings(epochs), 7, checkpoint).0
     };
     let straight = train(4, None);
     let tmp = tempfile::tempdir().unwrap();
@@ -227,17 +185,7 @@ fn a_grpo_checkpoint_resumes_to_the_same_next_loss() {
     };
     let empty = |_: usize, _: &mut rxalign_core::Rng| Ok(DrugSet::empty(6));
     let run = |settings: &GrpoSettings, checkpoint: Option<&std::path::Path>| {
-        let (_, module) = train_sft::<CpuTrainBackend>(
-            &cohort,
-            &features,
-            &[0, 1],
-            &sft,
-            &no_run_starts,
-            2,
-            None,
-            &FlexDevice,
-        )
-        .unwrap();
+        let (_, module) = sft_on_tiny(&cohort, &sft, 2, None);
         train_grpo(
             module,
             features.clone(),
@@ -319,4 +267,27 @@ fn the_policy_trait_masks_samples_and_decodes_consistently() {
             assert!((lp - logp[row * space + slot]).abs() < 1e-5);
         }
     }
+}
+
+/// SFT of a policy on the tiny cohort's two visits from corrupted starts.
+fn sft_on_tiny(
+    cohort: &rxalign_core::Cohort,
+    settings: &SftSettings,
+    seed: u64,
+    checkpoint: Option<&std::path::Path>,
+) -> (
+    TrainedListPolicy<burn::backend::Flex>,
+    ListPolicy<CpuTrainBackend>,
+) {
+    train_sft::<CpuTrainBackend>(
+        cohort,
+        &VisitFeatures::of(cohort),
+        &[0, 1],
+        settings,
+        &no_run_starts,
+        seed,
+        checkpoint,
+        &FlexDevice,
+    )
+    .unwrap()
 }
