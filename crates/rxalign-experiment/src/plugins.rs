@@ -84,7 +84,8 @@ pub struct WeightOnly {
 pub struct Plugins {
     pub data: PluginKinds<dyn DataSource, ()>,
     pub init_list: PluginKinds<dyn StartList, Cohort>,
-    /// Learned policies arrive with the training crates; none yet.
+    /// Policy networks of a researcher's own; none is built in (the list
+    /// policy is set by its stages' settings, such as `hidden`).
     pub policy: PluginKinds<dyn std::fmt::Debug + Send + Sync, ()>,
     /// Reward terms; their parameters include their `weight`.
     pub reward: PluginKinds<dyn RewardTerm, ()>,

@@ -1,11 +1,15 @@
 //! Policies of rxalign on burn. Model code is generic over `B: Backend`;
-//! the CPU default is burn's pure-Rust `flex` backend with `simd` (a `cuda`
-//! feature comes with the list policies and their training).
+//! the CPU default is burn's pure-Rust `flex` backend with `simd`, and the
+//! `cuda` feature adds burn's CUDA backend ([`device`]).
 //!
+//! - [`notes`]: note tokens from the `tokenizers` crate.
 //! - [`classifier`]: the drug-level classifier (FLAME's first stage, LAMO's
-//!   point-wise recommender): a score per drug from the visit's codes and the
-//!   previous visit's drugs, trained with binary cross-entropy, its threshold
-//!   chosen on validation.
+//!   point-wise recommender): a score per drug from the visit's codes,
+//!   previous drugs and note tokens, trained with binary cross-entropy, its
+//!   threshold chosen on validation.
+//! - [`list`]: the list policy behind the [`list::ActionPolicy`] trait, SFT
+//!   on expert edit sequences, GRPO and step-wise GRPO.
+//! - [`checkpoint`]: training checkpoints that a loop resumes from.
 
 pub mod checkpoint;
 pub mod classifier;
