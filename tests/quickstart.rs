@@ -10,7 +10,7 @@ fn root() -> PathBuf {
 }
 
 #[test]
-fn the_quickstart_learns_more_than_the_baselines_and_alignment_gains_on_sft() {
+fn the_quickstart_learns_more_than_the_baselines_and_alignment_gains_on_sft_with_fewer_interactions() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rxalign"))
         .args([
@@ -88,6 +88,16 @@ fn the_quickstart_learns_more_than_the_baselines_and_alignment_gains_on_sft() {
             outcome(aligned),
             outcome("sft")
         );
+        // The aligned lists interact no more than the clinicians' (both
+        // definitions of the DDI rate).
+        for key in ["ddi_rate", "ddi_rate_pooled"] {
+            let truth = metric("ground_truth", key);
+            assert!(
+                metric(aligned, key) <= truth,
+                "{aligned} {key} {} > {truth}",
+                metric(aligned, key)
+            );
+        }
     }
     assert!(run.join("tensorboard").is_dir());
 }

@@ -27,6 +27,12 @@ pub struct CorruptedStartConfig {
     /// Relative per-drug false-positive rates; drugs not named weigh 1.
     #[serde(default)]
     pub extra_weights: BTreeMap<String, f64>,
+    /// Probability that each extra is drawn from the drugs that interact
+    /// with a true drug (when there are any): the wrong drugs a recommender
+    /// scoring drugs one by one tends to add, which an editor should learn
+    /// to remove.
+    #[serde(default)]
+    pub interacting_extra_rate: f64,
 }
 
 fn default_rate() -> f64 {
@@ -40,6 +46,7 @@ impl Default for CorruptedStartConfig {
             extra_rate: default_rate(),
             miss_weights: BTreeMap::new(),
             extra_weights: BTreeMap::new(),
+            interacting_extra_rate: 0.0,
         }
     }
 }
@@ -51,7 +58,11 @@ impl CorruptedStartConfig {
             kind: "corrupted",
             message,
         };
-        for (name, rate) in [("miss_rate", self.miss_rate), ("extra_rate", self.extra_rate)] {
+        for (name, rate) in [
+            ("miss_rate", self.miss_rate),
+            ("extra_rate", self.extra_rate),
+            ("interacting_extra_rate", self.interacting_extra_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(err(format!("`{name}` = {rate} is not in [0, 1]")));
             }
@@ -77,6 +88,7 @@ impl CorruptedStartConfig {
             extra_rate: self.extra_rate,
             miss_weights: resolve("miss_weights", &self.miss_weights)?,
             extra_weights: resolve("extra_weights", &self.extra_weights)?,
+            interacting_extra_rate: self.interacting_extra_rate,
         })
     }
 }
@@ -88,13 +100,16 @@ impl CorruptedStartConfig {
 /// The number of misses is `Binomial(|G|, miss_rate)` and the missed drugs
 /// are drawn from `G` without replacement, weighted by `miss_weights`; the
 /// number of extras is `Binomial(|G|, extra_rate)` and they are drawn from
-/// the drugs outside `G` without replacement, weighted by `extra_weights`.
+/// the drugs outside `G` without replacement, weighted by `extra_weights`;
+/// each extra comes, with probability `interacting_extra_rate`, from the
+/// drugs outside `G` that interact with a drug of `G`.
 #[derive(Clone, Debug)]
 pub struct CorruptedStart {
     pub miss_rate: f64,
     pub extra_rate: f64,
     pub miss_weights: Vec<f64>,
     pub extra_weights: Vec<f64>,
+    pub interacting_extra_rate: f64,
 }
 
 impl StartList for CorruptedStart {
@@ -120,7 +135,28 @@ impl StartList for CorruptedStart {
         for d in pick(&inside, misses, &self.miss_weights, rng) {
             start.remove(d);
         }
-        for d in pick(&outside, extras, &self.extra_weights, rng) {
+        let interacting: Vec<usize> = if self.interacting_extra_rate > 0.0 {
+            outside
+                .iter()
+                .copied()
+                .filter(|&d| truth.iter().any(|t| cohort.ddi.interacts(t, d)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let from_partners = if interacting.is_empty() {
+            0
+        } else {
+            (0..extras)
+                .filter(|_| rng.random_bool(self.interacting_extra_rate))
+                .count()
+        };
+        for d in pick(&interacting, from_partners, &self.extra_weights, rng) {
+            start.insert(d);
+        }
+        let rest: Vec<usize> = outside.iter().copied().filter(|&d| !start.contains(d)).collect();
+        let placed = start.iter().filter(|&d| !truth.contains(d)).count();
+        for d in pick(&rest, extras - placed.min(extras), &self.extra_weights, rng) {
             start.insert(d);
         }
         Ok(start)

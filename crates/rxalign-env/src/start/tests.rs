@@ -114,3 +114,37 @@ fn predictions_file_start() {
         "{err}"
     );
 }
+
+#[test]
+fn corrupted_extras_can_be_drawn_from_the_truths_interaction_partners() {
+    let plain = cohort();
+    // Visit v1 holds drugs 1, 2, 3; drugs 30 and 31 interact with drug 2.
+    let ddi = DdiGraph::from_pairs(40, vec![(2, 30), (31, 2), (35, 36)], "test").unwrap();
+    let c = Cohort::new(
+        "t",
+        plain.drugs.clone(),
+        Vocab::new(),
+        Vocab::new(),
+        plain.visits.clone(),
+        ddi,
+    )
+    .unwrap();
+    let config = |rate: f64| json!({"miss_rate": 0.0, "extra_rate": 1.0, "interacting_extra_rate": rate});
+    let partners = DrugSet::from_indices(40, [30, 31]);
+    let mut rng = seeded_rng(2, "t");
+    let all = registry().build("corrupted", &config(1.0), &c).unwrap();
+    for _ in 0..200 {
+        let s = all.start(&c, 0, &mut rng).unwrap();
+        // Three extras: both partners, then one more from the rest.
+        assert_eq!(s.len(), 6, "{s:?}");
+        assert_eq!(s.intersection_len(&partners), 2, "{s:?}");
+    }
+    let none = registry().build("corrupted", &config(0.0), &c).unwrap();
+    let hits: usize = (0..2000)
+        .map(|_| none.start(&c, 0, &mut rng).unwrap().intersection_len(&partners))
+        .sum();
+    // Without it, each of the 37 other drugs is as likely: 3/37 per partner.
+    let share = hits as f64 / (2000.0 * 2.0);
+    assert!((share - 3.0 / 37.0).abs() < 0.02, "{share}");
+    assert!(registry().build("corrupted", &config(1.5), &c).is_err());
+}

@@ -34,6 +34,9 @@ pub struct SftSettings {
     /// extras and adds the misses in increasing drug index, then stops.
     pub miss_rate: f64,
     pub extra_rate: f64,
+    /// Probability that a corrupted start's wrong drug interacts with a
+    /// true one (see `CorruptedStartConfig::interacting_extra_rate`).
+    pub interacting_extra_rate: f64,
     /// Where the expert sequences start: `corrupted` ground truths, the
     /// run's start lists (`run`: after `start_from`, the classifier's lists,
     /// as FLAME trains its editor), or one sequence from each (`both`).
@@ -87,6 +90,7 @@ impl Default for SftSettings {
             lr: 2e-3,
             miss_rate: 0.5,
             extra_rate: 0.2,
+            interacting_extra_rate: 0.0,
             starts: SftStarts::Corrupted,
             budget: 30,
         }
@@ -107,7 +111,11 @@ impl SftSettings {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad("lr", "must be a positive number");
         }
-        for (field, rate) in [("miss_rate", self.miss_rate), ("extra_rate", self.extra_rate)] {
+        for (field, rate) in [
+            ("miss_rate", self.miss_rate),
+            ("extra_rate", self.extra_rate),
+            ("interacting_extra_rate", self.interacting_extra_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 return bad(field, "must lie in [0, 1]");
             }
@@ -161,6 +169,7 @@ pub fn train_sft<B: AutodiffBackend>(
     let corrupt = CorruptedStartConfig {
         miss_rate: settings.miss_rate,
         extra_rate: settings.extra_rate,
+        interacting_extra_rate: settings.interacting_extra_rate,
         ..CorruptedStartConfig::default()
     }
     .init(cohort)
