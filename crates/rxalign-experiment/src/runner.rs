@@ -78,13 +78,18 @@ pub fn run_all(
 /// Runs one plan in `root`.
 pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome, ExperimentError> {
     let resolved = resolved_text(plan)?;
-    if let Ok(folder) = RunFolder::open(root)
-        && folder.is_finished()
-        && folder.read_resolved()? == resolved
-    {
-        return Ok(Outcome::AlreadyFinished);
-    }
-    let resumable = RunFolder::open(root).is_ok_and(|f| f.read_resolved().is_ok_and(|r| r == resolved));
+    // A finished run with these settings is kept; an unfinished one resumes
+    // from its checkpoints.
+    let resumable = match RunFolder::open(root) {
+        Ok(folder) if folder.is_finished() => {
+            if folder.read_resolved()? == resolved {
+                return Ok(Outcome::AlreadyFinished);
+            }
+            false
+        }
+        Ok(folder) => folder.read_resolved().is_ok_and(|r| r == resolved),
+        Err(_) => false,
+    };
     if root.exists() {
         clear_run_folder(root, resumable)?;
     }

@@ -163,20 +163,32 @@ where
     M: burn::module::Module<B>,
 {
     let bytes = std::fs::read(path).map_err(|e| PolicyError::Invalid(format!("{}: {e}", path.display())))?;
+    let [module, _, _] = sections(path, &bytes)?;
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let record = Recorder::<B>::load(&recorder, module.to_vec(), device)
+        .map_err(|e| corrupt(path, &format!("module: {e}")))?;
+    Ok(model.load_record(record))
+}
+
+/// The module, optimizer and state sections of a checkpoint file's bytes.
+fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<[&'a [u8]; 3], PolicyError> {
     let rest = bytes
         .strip_prefix(MAGIC)
         .ok_or_else(|| corrupt(path, "no header"))?;
-    let len: [u8; 8] = rest
-        .get(..8)
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| corrupt(path, "module"))?;
-    let section = rest
-        .get(8..8 + u64::from_le_bytes(len) as usize)
-        .ok_or_else(|| corrupt(path, "module"))?;
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let record = Recorder::<B>::load(&recorder, section.to_vec(), device)
-        .map_err(|e| corrupt(path, &format!("module: {e}")))?;
-    Ok(model.load_record(record))
+    let mut at = 0usize;
+    let mut next = |name: &str| {
+        let len: [u8; 8] = rest
+            .get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| corrupt(path, name))?;
+        let len = u64::from_le_bytes(len) as usize;
+        let section = rest
+            .get(at + 8..at + 8 + len)
+            .ok_or_else(|| corrupt(path, name))?;
+        at += 8 + len;
+        Ok::<_, PolicyError>(section)
+    };
+    Ok([next("module")?, next("optimizer")?, next("state")?])
 }
 
 /// Reads the checkpoint at `path` into `model` and `optim` (freshly built
@@ -198,32 +210,12 @@ where
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(PolicyError::Invalid(format!("{}: {e}", path.display()))),
     };
-    let rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| corrupt(path, "no header"))?;
-    let mut sections = Vec::with_capacity(3);
-    let mut at = 0usize;
-    for name in ["module", "optimizer", "state"] {
-        let len: [u8; 8] = rest
-            .get(at..at + 8)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| corrupt(path, name))?;
-        let len = u64::from_le_bytes(len) as usize;
-        at += 8;
-        let section = rest.get(at..at + len).ok_or_else(|| corrupt(path, name))?;
-        sections.push(section.to_vec());
-        at += len;
-    }
+    let [model_bytes, optim_bytes, state_bytes] = sections(path, &bytes)?;
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let (Some(state_bytes), Some(optim_bytes), Some(model_bytes)) =
-        (sections.pop(), sections.pop(), sections.pop())
-    else {
-        unreachable!("three sections were read");
-    };
-    let state: S = serde_json::from_slice(&state_bytes).map_err(|e| corrupt(path, &format!("state: {e}")))?;
-    let model_record = Recorder::<B>::load(&recorder, model_bytes, device)
+    let state: S = serde_json::from_slice(state_bytes).map_err(|e| corrupt(path, &format!("state: {e}")))?;
+    let model_record = Recorder::<B>::load(&recorder, model_bytes.to_vec(), device)
         .map_err(|e| corrupt(path, &format!("module: {e}")))?;
-    let optim_record = Recorder::<B>::load(&recorder, optim_bytes, device)
+    let optim_record = Recorder::<B>::load(&recorder, optim_bytes.to_vec(), device)
         .map_err(|e| corrupt(path, &format!("optimizer: {e}")))?;
     Ok(Some((
         model.load_record(model_record),

@@ -109,11 +109,19 @@ fn encode(message: &dyn Message) -> Result<Vec<u8>, ExperimentError> {
         .map_err(|e| ExperimentError::Invalid(format!("encoding a TensorBoard summary: {e}")))
 }
 
-/// Equal-width buckets over `values`: `(limits, counts)` as TensorBoard's
-/// `HistogramProto` wants them (each limit the right edge of its bucket).
-pub(crate) fn buckets(values: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+/// The smallest and largest of `values`.
+fn range(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
+/// Equal-width buckets over `values`, whose range is `(min, max)`:
+/// `(limits, counts)` as TensorBoard's `HistogramProto` wants them (each
+/// limit the right edge of its bucket).
+pub(crate) fn buckets(values: &[f64], (min, max): (f64, f64), n: usize) -> (Vec<f64>, Vec<f64>) {
     if values.is_empty() {
         return (Vec::new(), Vec::new());
     }
@@ -168,9 +176,8 @@ impl RunLogger for TensorboardSink {
         if values.is_empty() {
             return Ok(());
         }
-        let (limits, counts) = buckets(&values, self.buckets);
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (min, max) = range(&values);
+        let (limits, counts) = buckets(&values, (min, max), self.buckets);
         let sum: f64 = values.iter().sum();
         let squares: f64 = values.iter().map(|x| x * x).sum();
         self.writer.add_summary(
@@ -278,13 +285,16 @@ mod tests {
     #[test]
     fn buckets_cover_every_value_once() {
         let values = [0.0, 1.0, 1.5, 2.0, 10.0];
-        let (limits, counts) = buckets(&values, 4);
+        let (limits, counts) = buckets(&values, range(&values), 4);
         assert_eq!(limits.len(), 4);
         assert_eq!(*limits.last().unwrap(), 10.0);
         assert_eq!(counts.iter().sum::<f64>(), 5.0);
         assert_eq!(counts[0], 4.0);
         assert_eq!(counts[3], 1.0);
-        assert_eq!(buckets(&[3.0, 3.0], 5), (vec![3.0], vec![2.0]));
+        assert_eq!(
+            buckets(&[3.0, 3.0], range(&[3.0, 3.0]), 5),
+            (vec![3.0], vec![2.0])
+        );
     }
 
     #[test]
