@@ -4,7 +4,7 @@ the same data, the same SFT epoch and GRPO iteration, written as a PyTorch
 user would write them, timed on the same CPU with as many threads as
 burn's `flex` uses.
 
-    cargo bench -p rxalign-policy --bench train_throughput   # writes the workload
+    cargo bench -p rxalign-train --bench train_throughput   # writes the workload
     python3 benches/torch_reference.py target/train-throughput-workload.json
 
 The policy: `nn.EmbeddingBag(mode="sum")` over the visit's feature indices

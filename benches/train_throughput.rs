@@ -1,4 +1,5 @@
-//! Training throughput of the list policy on the CPU (`flex`): SFT in
+//! Training throughput of the shared trainer on the list policy
+//! (`set_encoder`) on the CPU (`flex`): SFT in
 //! visits per second (one epoch over 256 training visits: corrupted starts,
 //! every state of their expert edit sequences, batches of 256 states, Adam)
 //! and GRPO in rollouts per second (one iteration: 32 visits x 8 rollouts
@@ -13,7 +14,7 @@
 //! same policy and updates, `benches/torch_reference.py`:
 //!
 //! ```sh
-//! cargo bench -p rxalign-policy --bench train_throughput
+//! cargo bench -p rxalign-train --bench train_throughput
 //! python3 benches/torch_reference.py target/train-throughput-workload.json
 //! ```
 
@@ -26,8 +27,12 @@ use rxalign_data::synthetic::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::{RewardConfig, RewardTermSpec};
 use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::classifier::VisitFeatures;
-use rxalign_policy::list::{GrpoSettings, ListPolicyConfig, SftSettings, train_grpo, train_sft};
+use rxalign_policy::family::PolicyFamily;
+use rxalign_policy::list::SetEncoderConfig;
 use rxalign_policy::notes::NoteTokenizer;
+use rxalign_train::grpo::{GrpoJob, GrpoSettings, train_grpo};
+use rxalign_train::observer::{EvalPlan, Silent};
+use rxalign_train::sft::{SftJob, SftSettings, train_sft};
 
 /// SFT in the benchmark trains on corrupted ground truths only.
 fn no_run_starts(_: usize, _: &mut rxalign_core::Rng) -> Result<DrugSet, String> {
@@ -65,35 +70,39 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_throughput");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
 
-    let sft = SftSettings {
+    let family = SetEncoderConfig {
         hidden: HIDDEN,
-        epochs: 1,
-        batch_size: 256,
         budget: BUDGET,
-        ..SftSettings::default()
-    };
-    group.throughput(Throughput::Elements(train.len() as u64));
-    group.bench_function("sft_visits", |b| {
-        b.iter(|| {
-            train_sft::<CpuTrainBackend>(
-                &cohort,
-                &features,
-                &train,
-                &sft,
-                &no_run_starts,
-                0,
-                None,
-                &FlexDevice,
-            )
-            .unwrap()
-        })
-    });
-
+    }
+    .build(&features)
+    .unwrap();
     let reward = RewardConfig {
         terms: vec![RewardTermSpec::new("jaccard", 1.0)],
     }
     .init()
     .unwrap();
+    let no_eval = EvalPlan::default();
+    let sft = SftSettings {
+        epochs: 1,
+        batch_size: 256,
+        ..SftSettings::default()
+    };
+    let sft_job = SftJob {
+        cohort: &cohort,
+        reward: &reward,
+        train: &train,
+        settings: &sft,
+        run_starts: &no_run_starts,
+        budget: BUDGET,
+        seed: 0,
+        checkpoint: None,
+        eval: &no_eval,
+    };
+    group.throughput(Throughput::Elements(train.len() as u64));
+    group.bench_function("sft_visits", |b| {
+        b.iter(|| train_sft::<_, CpuTrainBackend>(&family, &sft_job, &mut Silent, &FlexDevice).unwrap())
+    });
+
     let grpo = GrpoSettings {
         iterations: 1,
         visits: 32,
@@ -103,28 +112,24 @@ fn bench(c: &mut Criterion) {
     };
     let drugs = cohort.drug_count();
     let empty = move |_: usize, _: &mut rxalign_core::Rng| Ok(DrugSet::empty(drugs));
+    let grpo_job = GrpoJob {
+        cohort: &cohort,
+        reward: &reward,
+        train: &split.train,
+        starts: &empty,
+        settings: &grpo,
+        budget: BUDGET,
+        seed: 0,
+        checkpoint: None,
+        eval: &no_eval,
+    };
     group.throughput(Throughput::Elements((grpo.visits * grpo.group) as u64));
     group.bench_function("grpo_rollouts", |b| {
         b.iter_batched(
-            || {
-                ListPolicyConfig::for_features(&features, HIDDEN)
-                    .init::<CpuTrainBackend>(&mut seeded_rng(0, "bench"), &FlexDevice)
-            },
+            || family.init::<CpuTrainBackend>(&mut seeded_rng(0, "bench"), &FlexDevice),
             |policy| {
-                train_grpo(
-                    policy,
-                    features.clone(),
-                    &cohort,
-                    &split.train,
-                    &empty,
-                    &reward,
-                    &grpo,
-                    BUDGET,
-                    0,
-                    None,
-                    &FlexDevice,
-                )
-                .unwrap()
+                train_grpo::<_, CpuTrainBackend>(&family, policy, &grpo_job, &mut Silent, &FlexDevice)
+                    .unwrap()
             },
             criterion::BatchSize::LargeInput,
         )

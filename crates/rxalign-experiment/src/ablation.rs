@@ -261,7 +261,7 @@ mod tests {
     use super::*;
 
     fn tree() -> ron::Value {
-        ron::from_str("(seed: 1, reward: [(kind: \"jaccard\", weight: 1.0), (kind: \"ddi_rate\", weight: 0.2)], policy: Some((kind: \"x\", hidden: 8)))").unwrap()
+        ron::from_str("(seed: 1, reward: [(kind: \"jaccard\", weight: 1.0), (kind: \"ddi_rate\", weight: 0.2)], policy: (kind: \"x\", hidden: 8))").unwrap()
     }
 
     fn get<'a>(v: &'a ron::Value, key: &str) -> &'a ron::Value {

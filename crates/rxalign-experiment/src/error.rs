@@ -29,6 +29,13 @@ pub enum ExperimentError {
     Data(#[from] DataError),
     #[error(transparent)]
     Env(#[from] EnvError),
+    #[error(transparent)]
+    Train(#[from] rxalign_train::TrainError),
+    #[error(transparent)]
+    Policy(#[from] rxalign_policy::PolicyError),
+    /// Several problems, each on its own line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ExperimentError>),
     #[error("{0}")]
     Invalid(String),
 }

@@ -10,6 +10,7 @@ pub mod logger;
 pub mod plot;
 pub mod plugin;
 pub mod plugins;
+pub mod resolve;
 pub mod runner;
 pub mod schema;
 pub mod stage;
@@ -21,11 +22,13 @@ pub use error::ExperimentError;
 pub use plugins::Plugins;
 pub use schema::{Experiment, ExperimentFile, SCHEMA_VERSION};
 
-/// Reads, checks and expands an experiment file against `plugins`.
+/// Reads, checks and expands an experiment file against `plugins`, and
+/// resolves every run before anything trains ([`resolve::check`]).
 pub fn load(path: &Path, plugins: &Plugins) -> Result<(Experiment, Vec<RunPlan>), ExperimentError> {
     let text = std::fs::read_to_string(path).map_err(|e| rxalign_core::CoreError::io(path, e))?;
     let schemas = plugins.schemas();
     let exp = schema::parse(path, &text, schemas.clone())?;
     let plans = expand(&exp, schemas)?;
+    resolve::check(&exp, &plans, plugins)?;
     Ok((exp, plans))
 }

@@ -12,6 +12,7 @@ use rxalign_core::Cohort;
 use rxalign_core::registry::{Registry, params};
 use rxalign_data::SyntheticConfig;
 use rxalign_env::{RewardTerm, StartList};
+use rxalign_train::plugin::{FamilyConfig, FamilyKind, PolicyKind};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -72,6 +73,22 @@ impl<P: ?Sized, C> PluginKinds<P, C> {
     }
 }
 
+impl PluginKinds<dyn PolicyKind, ()> {
+    /// Registers a policy family under `kind`: its settings `C` are read
+    /// and checked with the file, and build the family on each run's data.
+    pub fn register_family<C: FamilyConfig + DeserializeOwned>(
+        &mut self,
+        kind: &'static str,
+    ) -> Result<(), crate::ExperimentError> {
+        self.register::<C>(kind, move |c, _| {
+            Ok(Box::new(FamilyKind::new(kind, c).map_err(|e| e.to_string())?) as Box<dyn PolicyKind>)
+        })
+    }
+}
+
+/// The policy family of a file without a `policy`: the list policy.
+pub const SET_ENCODER: &str = "set_encoder";
+
 /// A reward term's parameters when it has none but its weight.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,9 +101,9 @@ pub struct WeightOnly {
 pub struct Plugins {
     pub data: PluginKinds<dyn DataSource, ()>,
     pub init_list: PluginKinds<dyn StartList, Cohort>,
-    /// Policy networks of a researcher's own; none is built in (the list
-    /// policy is set by its stages' settings, such as `hidden`).
-    pub policy: PluginKinds<dyn std::fmt::Debug + Send + Sync, ()>,
+    /// Policy families (`set_encoder`, a researcher's own): what the `sft`,
+    /// `grpo` and `step_grpo` stages train.
+    pub policy: PluginKinds<dyn PolicyKind, ()>,
     /// Reward terms; their parameters include their `weight`.
     pub reward: PluginKinds<dyn RewardTerm, ()>,
     pub stage: PluginKinds<dyn Stage, ()>,
@@ -188,22 +205,22 @@ impl Plugins {
                 Ok(Box::new(ReferencesStage) as Box<dyn Stage>)
             })
             .expect(ok);
+        p.policy
+            .register_family::<rxalign_policy::list::SetEncoderConfig>(SET_ENCODER)
+            .expect(ok);
         p.stage
-            .register::<rxalign_policy::list::SftSettings>("sft", |c, _| {
-                c.validate().map_err(|e| e.to_string())?;
-                Ok(Box::new(crate::stage::SftStage::new(c)) as Box<dyn Stage>)
+            .register::<rxalign_train::sft::SftSettings>("sft", |c, _| {
+                Ok(Box::new(crate::stage::SftStage::new(c)?) as Box<dyn Stage>)
             })
             .expect(ok);
         p.stage
-            .register::<rxalign_policy::list::GrpoSettings>("grpo", |c, _| {
-                c.validate().map_err(|e| e.to_string())?;
+            .register::<rxalign_train::grpo::GrpoSettings>("grpo", |c, _| {
                 Ok(Box::new(crate::stage::GrpoStage::grpo(c)?) as Box<dyn Stage>)
             })
             .expect(ok);
         p.stage
-            .register::<rxalign_policy::list::GrpoSettings>("step_grpo", |c, _| {
-                c.validate().map_err(|e| e.to_string())?;
-                Ok(Box::new(crate::stage::GrpoStage::step_grpo(c)) as Box<dyn Stage>)
+            .register::<rxalign_train::grpo::GrpoSettings>("step_grpo", |c, _| {
+                Ok(Box::new(crate::stage::GrpoStage::step_grpo(c)?) as Box<dyn Stage>)
             })
             .expect(ok);
         p.stage

@@ -132,6 +132,13 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         }
         None => VisitFeatures::of(&data.cohort),
     };
+    let policy = plugins
+        .policy
+        .build(&file.policy, &())?
+        .build(&rxalign_train::plugin::FamilyContext {
+            cohort: &data.cohort,
+            features: &features,
+        })?;
     let start = plugins.init_list.build(&file.init_list, &data.cohort)?;
     let loggers = file
         .loggers
@@ -151,6 +158,7 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         rng: &mut rng,
         seed: file.seed,
         device,
+        policy: std::sync::Arc::from(policy),
         sft: None,
         summary: Summary::new(),
         trajectories: Vec::new(),

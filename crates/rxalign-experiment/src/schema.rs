@@ -45,8 +45,10 @@ pub struct ExperimentFile {
     /// Where episodes start.
     #[serde(default = "default_init_list")]
     pub init_list: PluginSpec<StartSlot>,
-    #[serde(default)]
-    pub policy: Option<PluginSpec<PolicySlot>>,
+    /// The policy family the training stages train (`set_encoder`, the
+    /// action-head list policy, unless named).
+    #[serde(default = "default_policy")]
+    pub policy: PluginSpec<PolicySlot>,
     /// How notes become features of the learned methods.
     #[serde(default)]
     pub notes: NoteSettings,
@@ -63,6 +65,10 @@ pub struct ExperimentFile {
 
 fn default_device() -> String {
     "cpu".into()
+}
+
+fn default_policy() -> PluginSpec<PolicySlot> {
+    PluginSpec::new(crate::plugins::SET_ENCODER)
 }
 
 fn default_init_list() -> PluginSpec<StartSlot> {

@@ -7,19 +7,21 @@
 //!   point-wise recommender): a score per drug from the visit's codes,
 //!   previous drugs and note tokens, trained with binary cross-entropy, its
 //!   threshold chosen on validation.
-//! - [`list`]: the list policy behind the [`list::ActionPolicy`] trait, SFT
-//!   on expert edit sequences, GRPO and step-wise GRPO.
+//! - [`family`]: the policy-family trait the trainer (`rxalign-train`) is
+//!   written over.
+//! - [`list`]: the action-head list policy, the `set_encoder` family.
 //! - [`checkpoint`]: training checkpoints that a loop resumes from.
 
 pub mod checkpoint;
 pub mod classifier;
 pub mod device;
 pub mod error;
+pub mod family;
 mod init;
 pub mod list;
 pub mod notes;
-#[cfg(test)]
-mod test_support;
+#[doc(hidden)]
+pub mod test_support;
 
 pub use error::PolicyError;
 

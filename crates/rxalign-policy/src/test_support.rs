@@ -1,10 +1,11 @@
-//! Fixtures shared by the policies' tests.
+//! Fixtures shared by the tests of the policies and the trainer (not part
+//! of the API).
 
 use rxalign_core::{Cohort, DdiGraph, DrugSet, Visit, Vocab};
 
 /// Two visits of two patients: diagnosis A with drugs {0, 2}, diagnosis B
 /// with drugs {3, 4, 5}, over six drugs.
-pub(crate) fn tiny() -> Cohort {
+pub fn tiny() -> Cohort {
     let mut drugs = Vocab::new();
     for i in 0..6 {
         drugs.insert(format!("D{i}"), format!("d{i}"));

@@ -33,6 +33,13 @@ impl BaselinesStage {
 }
 
 impl Stage for BaselinesStage {
+    fn contract(&self) -> super::Contract {
+        super::Contract {
+            records: Some(self.config.methods.clone()),
+            ..super::Contract::default()
+        }
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let registry = rxalign_env::baseline::registry();
         let data = ctx.data;

@@ -24,6 +24,13 @@ impl ClassifierStage {
 }
 
 impl Stage for ClassifierStage {
+    fn contract(&self) -> super::Contract {
+        super::Contract {
+            records: Some(vec!["classifier".into()]),
+            ..super::Contract::default()
+        }
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let data = ctx.data;
         let cohort = &data.cohort;

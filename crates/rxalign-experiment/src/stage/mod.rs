@@ -5,6 +5,7 @@
 mod baselines;
 mod classifier;
 mod grpo;
+mod policy;
 mod references;
 mod sft;
 mod start_from;
@@ -30,18 +31,30 @@ use crate::data::LoadedData;
 use crate::logger::RunLogger;
 use crate::schema::EvalSettings;
 
-/// The SFT policy as later stages find it: its checkpoint (read on any
-/// backend), its width and its decoding budget.
-#[derive(Clone, Debug)]
-pub struct SftHandoff {
-    pub checkpoint: std::path::PathBuf,
-    pub hidden: usize,
-    pub budget: usize,
-}
-
 /// A stage plugin.
 pub trait Stage: Send + Sync + fmt::Debug {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError>;
+
+    /// What the stage needs from the stages before it and gives to those
+    /// after it, checked before anything trains (a stage of a researcher's
+    /// own that says nothing is taken to need nothing and to record any
+    /// method).
+    fn contract(&self) -> Contract {
+        Contract::default()
+    }
+}
+
+/// A stage's needs and gifts (see [`Stage::contract`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Contract {
+    /// Starts from the policy of an earlier `sft` stage.
+    pub needs_policy: bool,
+    /// Trains a policy from scratch that later stages start from (SFT).
+    pub trains_policy: bool,
+    /// Reads the predictions of these methods.
+    pub needs_methods: Vec<String>,
+    /// The methods it records; `None`: not known before it runs.
+    pub records: Option<Vec<String>>,
 }
 
 /// What a stage works with and writes to.
@@ -64,9 +77,12 @@ pub struct RunContext<'a> {
     pub seed: u64,
     /// Where the learned methods train (`cpu`, or `cuda:N` in a CUDA build).
     pub device: rxalign_policy::device::TrainDevice,
-    /// The SFT list policy, once the `sft` stage ran: the start and the KL
-    /// reference of the GRPO stages.
-    pub sft: Option<SftHandoff>,
+    /// The run's policy family (the file's `policy`), built on its data.
+    pub policy: std::sync::Arc<dyn rxalign_train::plugin::TrainablePolicy>,
+    /// The checkpoint of the last SFT stage: the start and frozen reference
+    /// of every GRPO stage after it (so that `grpo` and `step_grpo` side by
+    /// side align the same SFT policy).
+    pub sft: Option<std::path::PathBuf>,
     pub summary: Summary,
     pub trajectories: Vec<Trajectory>,
     /// Where the running stage keeps its checkpoint

@@ -19,6 +19,14 @@ pub struct StartFromConfig {
 pub struct StartFromStage(pub StartFromConfig);
 
 impl Stage for StartFromStage {
+    fn contract(&self) -> super::Contract {
+        super::Contract {
+            needs_methods: vec![self.0.method.clone()],
+            records: Some(Vec::new()),
+            ..super::Contract::default()
+        }
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let Some(predictions) = ctx.outputs.get(&self.0.method) else {
             let mut known: Vec<&String> = ctx.outputs.keys().collect();

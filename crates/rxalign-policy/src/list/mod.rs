@@ -1,16 +1,16 @@
 //! The list policy: edits a drug list one action at a time (add a drug not
-//! in the list, remove one that is, stop), trained first by supervision on
-//! expert edit sequences (SFT).
+//! in the list, remove one that is, stop). As a policy family
+//! ([`SetEncoder`], `kind: "set_encoder"`) it is trained by the shared
+//! trainer (`rxalign-train`): SFT on expert edit sequences, then GRPO and
+//! step-wise GRPO.
 
-mod grpo;
+mod family;
 mod model;
 mod policy;
-mod sft;
 
-pub use grpo::{GrpoLog, GrpoSettings, group_advantages, train_grpo};
+pub use family::{SetEncoder, SetEncoderConfig};
 pub use model::{ListPolicy, ListPolicyConfig, MASKED, StateBatch};
-pub use policy::{ActionPolicy, LOG_FLOOR};
-pub use sft::{DecodeStep, SftSettings, SftStarts, TrainedListPolicy, train_sft};
+pub use policy::ActionPolicy;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
-//! The policy trait: what every list policy gives for a batch of states,
-//! whatever network is behind it. Training (SFT, GRPO) and decoding use
-//! only this.
+//! The action-head trait: what every action-head list network gives for a
+//! batch of states (masked logits, log-probabilities, entropy), and the
+//! drawing of an action slot; the `set_encoder` family acts through it.
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -8,10 +8,8 @@ use rand::Rng as _;
 use rxalign_core::Rng;
 
 use super::StateBatch;
-
-/// Log-probabilities below this are treated as 0 probability in entropy
-/// and KL terms (masked actions), so that `0 · (−∞)` never appears.
-pub const LOG_FLOOR: f32 = -60.0;
+use crate::PolicyError;
+use crate::family::LOG_FLOOR;
 
 /// A policy over the decision process's actions (add drug `d` at slot
 /// `d`, remove it at `drugs + d`, stop at `2·drugs`).
@@ -42,44 +40,21 @@ pub trait ActionPolicy<B: Backend> {
             .squeeze_dim::<1>(1)
             .neg()
     }
-
-    /// One sampled action slot per state at `temperature`, with its
-    /// log-probability, drawn from `rng`.
-    fn sample(&self, state: StateBatch<B>, temperature: f64, rng: &mut Rng) -> Vec<(usize, f32)> {
-        rows(self.log_probs(state, temperature))
-            .into_iter()
-            .map(|logp| {
-                let slot = sample_slot(&logp, rng);
-                (slot, logp[slot])
-            })
-            .collect()
-    }
-
-    /// The most probable action slot of each state, with its probability.
-    fn greedy(&self, state: StateBatch<B>) -> Vec<(usize, f32)> {
-        rows(self.log_probs(state, 1.0))
-            .into_iter()
-            .map(|logp| {
-                let (slot, &best) = logp
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .expect("actions exist");
-                (slot, best.exp())
-            })
-            .collect()
-    }
 }
 
 /// The rows of a `[batch, actions]` tensor.
-fn rows<B: Backend>(t: Tensor<B, 2>) -> Vec<Vec<f32>> {
+pub(crate) fn rows<B: Backend>(t: Tensor<B, 2>) -> Result<Vec<Vec<f32>>, PolicyError> {
     let [_, width] = t.dims();
-    let values: Vec<f32> = t.into_data().convert::<f32>().to_vec().expect("float values");
-    values.chunks(width.max(1)).map(<[f32]>::to_vec).collect()
+    let values: Vec<f32> = t
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| PolicyError::Invalid(format!("reading log-probabilities: {e:?}")))?;
+    Ok(values.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
 }
 
 /// A slot drawn with probability `exp(logp)`.
-fn sample_slot(logp: &[f32], rng: &mut Rng) -> usize {
+pub(crate) fn sample_slot(logp: &[f32], rng: &mut Rng) -> usize {
     let probs: Vec<f32> = logp.iter().map(|l| l.exp()).collect();
     let total: f32 = probs.iter().sum();
     let mut u = rng.random_range(0.0..total.max(f32::MIN_POSITIVE));

@@ -1,0 +1,272 @@
+//! Resolving a file's runs into validated plans before anything trains (as
+//! ripgrep resolves its arguments before it searches): every plugin is
+//! built with its settings checked, the device and splits parsed, and the
+//! stage order checked against what each stage needs and gives. Every
+//! problem of every run is reported at once, each at the line of the
+//! setting at fault.
+
+use std::collections::BTreeSet;
+
+use crate::ExperimentError;
+use crate::ablation::RunPlan;
+use crate::plugins::Plugins;
+use crate::schema::Experiment;
+
+/// Where in the file a problem lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    Key(&'static str),
+    Stage(usize),
+    Reward(usize),
+}
+
+/// Checks every run of `exp`; all problems at once, or nothing.
+pub fn check(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Result<(), ExperimentError> {
+    // The same problem in several runs of a grid is said once, with its runs.
+    let mut problems: Vec<(Place, String, Vec<String>)> = Vec::new();
+    for plan in plans {
+        for (place, message) in problems_of(plan, plugins) {
+            match problems.iter_mut().find(|(p, m, _)| *p == place && *m == message) {
+                Some((.., runs)) => runs.push(plan.name.clone()),
+                None => problems.push((place, message, vec![plan.name.clone()])),
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort_by_key(|(place, ..)| line_of(&exp.text, *place));
+    let errors = problems
+        .into_iter()
+        .map(|(place, message, runs)| {
+            let (line, column) = line_of(&exp.text, place);
+            let runs = if plans.len() > 1 {
+                format!(" (runs: {})", runs.join(", "))
+            } else {
+                String::new()
+            };
+            ExperimentError::File {
+                path: exp.path.clone(),
+                line,
+                column,
+                message: format!("{message}{runs}"),
+            }
+        })
+        .collect();
+    Err(ExperimentError::Many(errors))
+}
+
+/// Every problem of one run's plan.
+fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
+    let file = &plan.file;
+    let mut out = Vec::new();
+    if let Err(e) = file.device.parse::<rxalign_policy::device::TrainDevice>() {
+        out.push((Place::Key("device"), e.to_string()));
+    }
+    let split = rxalign_core::SplitConfig {
+        seed: file.split.seed,
+        train: file.split.train,
+        val: file.split.val,
+    };
+    if let Err(e) = split.validate() {
+        out.push((Place::Key("split"), format!("split: {e}")));
+    }
+    if let Err(e) = file.eval.split_names() {
+        out.push((Place::Key("eval"), e.to_string()));
+    }
+    if let Err(e) = plugins.data.build(&file.data, &()) {
+        out.push((Place::Key("data"), e.to_string()));
+    }
+    if let Err(e) = plugins.policy.build(&file.policy, &()) {
+        out.push((Place::Key("policy"), e.to_string()));
+    }
+    for (i, spec) in file.reward.iter().enumerate() {
+        if let Err(e) = plugins.reward.build(spec, &()) {
+            out.push((Place::Reward(i), e.to_string()));
+        }
+    }
+    for (i, spec) in file
+        .loggers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind != "tensorboard")
+    {
+        // Loggers open files when built; only the kind is checked here.
+        if !plugins.logger.kinds().contains(&spec.kind.as_str()) {
+            out.push((
+                Place::Key("loggers"),
+                format!("logger {i}: unknown kind `{}`", spec.kind),
+            ));
+        }
+    }
+    // The stage order: what each stage needs, from what the earlier gave.
+    let mut trained = false;
+    let mut recorded: Option<BTreeSet<String>> = Some([crate::runner::GROUND_TRUTH.to_string()].into());
+    for (i, spec) in file.stages.iter().enumerate() {
+        let stage = match plugins.stage.build(spec, &()) {
+            Ok(stage) => stage,
+            Err(e) => {
+                out.push((Place::Stage(i), format!("stage {i} (`{}`): {e}", spec.kind)));
+                continue;
+            }
+        };
+        let contract = stage.contract();
+        if contract.needs_policy && !trained {
+            out.push((
+                Place::Stage(i),
+                format!(
+                    "stage {i} (`{}`) starts from a trained policy: put an `sft` stage before it",
+                    spec.kind
+                ),
+            ));
+        }
+        if let Some(known) = &recorded {
+            for method in &contract.needs_methods {
+                if !known.contains(method) {
+                    out.push((
+                        Place::Stage(i),
+                        format!(
+                            "stage {i} (`{}`) reads method `{method}`, which no earlier stage records; earlier stages record: {}",
+                            spec.kind,
+                            known.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        trained |= contract.trains_policy;
+        match (&mut recorded, contract.records) {
+            (Some(known), Some(methods)) => known.extend(methods),
+            (recorded, _) => *recorded = None,
+        }
+    }
+    out
+}
+
+/// The line and column of a place in the file's text (1-based): a
+/// top-level key, or an element of the `stages` or `reward` list.
+fn line_of(text: &str, place: Place) -> (usize, usize) {
+    let (key, index) = match place {
+        Place::Key(key) => (key, None),
+        Place::Stage(i) => ("stages", Some(i)),
+        Place::Reward(i) => ("reward", Some(i)),
+    };
+    let Some(at) = find_key(text, key) else {
+        return (1, 1);
+    };
+    let at = index.and_then(|i| nth_element(text, at, i)).unwrap_or(at);
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    (line, at - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+}
+
+/// The byte offset of `key:` at the top level of the file (outside
+/// comments and strings), if written.
+fn find_key(text: &str, key: &str) -> Option<usize> {
+    let mut depth = 0i32;
+    for (at, c, in_code) in scan(text) {
+        if !in_code {
+            continue;
+        }
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            _ if depth == 1 && text[at..].starts_with(key) => {
+                let rest = text[at + key.len()..].trim_start();
+                let boundary = at == 0 || !text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+                if boundary && rest.starts_with(':') {
+                    return Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The byte offset of the `index`-th element (from 0) of the list that
+/// follows the key at `key_at`.
+fn nth_element(text: &str, key_at: usize, index: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    let mut seen = 0usize;
+    let mut open = false;
+    for (at, c, in_code) in scan(&text[key_at..]) {
+        if !in_code {
+            continue;
+        }
+        match c {
+            '[' if depth == 0 => {
+                depth = 1;
+                open = true;
+            }
+            '(' | '[' | '{' => {
+                if depth == 1 && open {
+                    if seen == index {
+                        return Some(key_at + at);
+                    }
+                    seen += 1;
+                }
+                depth += 1;
+            }
+            ')' | ']' | '}' => {
+                depth -= 1;
+                if depth == 0 && open {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Each character with its byte offset and whether it is code (not in a
+/// string or a comment).
+fn scan(text: &str) -> impl Iterator<Item = (usize, char, bool)> + '_ {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut in_comment = false;
+    let mut prev = '\0';
+    text.char_indices().map(move |(at, c)| {
+        let code = if in_comment {
+            if c == '\n' {
+                in_comment = false;
+            }
+            false
+        } else if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            false
+        } else if c == '"' {
+            in_string = true;
+            false
+        } else if c == '/' && prev == '/' {
+            in_comment = true;
+            false
+        } else {
+            true
+        };
+        prev = c;
+        (at, c, code)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_are_found_outside_comments_and_strings() {
+        let text = "(\n  // stages: not here\n  name: \"stages: nor here\",\n  device: \"cpu\",\n  stages: [\n    (kind: \"a\"),\n    (kind: \"b\", x: (1)),\n  ],\n)";
+        assert_eq!(line_of(text, Place::Key("device")), (4, 3));
+        assert_eq!(line_of(text, Place::Stage(0)), (6, 5));
+        assert_eq!(line_of(text, Place::Stage(1)), (7, 5));
+        // A place not written falls back to the file's start.
+        assert_eq!(line_of(text, Place::Key("policy")), (1, 1));
+    }
+}

@@ -1,0 +1,211 @@
+//! What the family-agnostic training stages (`sft`, `grpo`, `step_grpo`)
+//! share: the run's records as the trainer's observer, the evaluation
+//! visits of the validation curves, and the greedy decoding of a trained
+//! policy that is recorded as a method.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use rxalign_core::run::MetricsRecord;
+use rxalign_core::{DrugSet, Prediction, Predictions, SplitName};
+use rxalign_env::Episode;
+use rxalign_policy::family::ActMode;
+use rxalign_train::episodes::{Episodes, Recording};
+use rxalign_train::grpo::GREEDY_BATCH;
+use rxalign_train::observer::{EvalPlan, EvalSet, FinalList, ObserverError, StepLog, TrainObserver};
+
+use super::RunContext;
+use crate::ExperimentError;
+
+/// The splits of the curves drawn during training: the training patients
+/// (what the policy has seen) beside the validation patients (what it has
+/// not); the test split is never looked at before training ends.
+const CURVE_SPLITS: [SplitName; 2] = [SplitName::Train, SplitName::Val];
+
+/// The evaluation visits of the curves and their start lists (drawn once,
+/// before training), every `every` steps.
+pub(crate) fn eval_plan(ctx: &mut RunContext<'_>, every: usize) -> Result<EvalPlan, ExperimentError> {
+    let cohort = &ctx.data.cohort;
+    let mut sets = Vec::new();
+    for split in CURVE_SPLITS {
+        let visits = ctx.split.indices(split, cohort.visits.len());
+        let starts = visits
+            .iter()
+            .map(|&v| ctx.start.clone().start(cohort, v, ctx.rng))
+            .collect::<Result<Vec<DrugSet>, _>>()?;
+        sets.push(EvalSet {
+            split,
+            visits,
+            starts,
+        });
+    }
+    Ok(EvalPlan { every, sets })
+}
+
+/// The run's records as a training loop's observer: every step's
+/// statistics and evaluations appended to `metrics.jsonl` (and the
+/// loggers) as they happen, under the stage's method name.
+pub(crate) struct StageObserver<'c, 'a> {
+    ctx: &'c mut RunContext<'a>,
+    method: String,
+}
+
+impl<'c, 'a> StageObserver<'c, 'a> {
+    pub(crate) fn new(ctx: &'c mut RunContext<'a>, method: &str) -> Self {
+        Self {
+            ctx,
+            method: method.to_string(),
+        }
+    }
+}
+
+impl TrainObserver for StageObserver<'_, '_> {
+    fn evaluate(
+        &mut self,
+        _: usize,
+        _: SplitName,
+        lists: &[FinalList],
+    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError> {
+        let ctx = &self.ctx;
+        let cohort = &ctx.data.cohort;
+        let predictions = Predictions {
+            by_visit: lists
+                .iter()
+                .map(|f| {
+                    (
+                        f.visit,
+                        Prediction {
+                            drugs: f.list.clone(),
+                            scores: None,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let keep: HashSet<usize> = lists.iter().map(|f| f.visit).collect();
+        let report = predictions.evaluate(cohort, |i| keep.contains(&i));
+        let mut metrics: BTreeMap<String, Option<f64>> =
+            report.values.iter().map(|v| (v.name.clone(), v.value)).collect();
+        // The weighted reward terms of the final lists, and the outcome
+        // reward of the episodes, averaged.
+        let names = ctx.reward.names();
+        let mut sums = vec![0.0; names.len()];
+        for f in lists {
+            let end = Episode::new(
+                ctx.reward,
+                &cohort.visits[f.visit].drugs,
+                &cohort.ddi,
+                f.list.clone(),
+                0,
+            );
+            for (s, t) in sums.iter_mut().zip(end.terms()) {
+                *s += t;
+            }
+        }
+        let n = lists.len();
+        let mean = |x: f64| (n > 0).then(|| x / n as f64);
+        for (name, sum) in names.into_iter().zip(sums) {
+            metrics.insert(format!("reward/{name}"), mean(sum));
+        }
+        metrics.insert(
+            "reward/outcome".into(),
+            mean(lists.iter().map(|f| f.outcome).sum()),
+        );
+        Ok(metrics)
+    }
+
+    fn step(&mut self, log: &StepLog, _total: usize) -> Result<(), ObserverError> {
+        let step = log.step as u64;
+        let mut records = vec![MetricsRecord {
+            step,
+            split: SplitName::Train.to_string(),
+            method: self.method.clone(),
+            metrics: log.train.iter().map(|(k, v)| (k.clone(), Some(*v))).collect(),
+        }];
+        for eval in &log.evals {
+            records.push(MetricsRecord {
+                step,
+                split: eval.split.to_string(),
+                method: self.method.clone(),
+                metrics: eval.metrics.clone(),
+            });
+        }
+        self.ctx.append_metrics(&records)?;
+        for (name, values) in &log.histograms {
+            self.ctx
+                .log_histogram(&format!("{}/train/{name}", self.method), step, values)?;
+        }
+        Ok(())
+    }
+}
+
+/// Decodes the policy of `checkpoint` greedily from the run's start lists
+/// on every evaluation split and records it as `method`, keeping its own
+/// trajectories (each step with its probability) for the first test visits.
+pub(crate) fn evaluate_policy(
+    ctx: &mut RunContext<'_>,
+    method: &str,
+    step: u64,
+    checkpoint: &Path,
+) -> Result<(), ExperimentError> {
+    let data = ctx.data;
+    let cohort = &data.cohort;
+    let mut visits = Vec::new();
+    for name in ctx.eval.split_names()? {
+        visits.extend(ctx.split.indices(name, cohort.visits.len()));
+    }
+    visits.sort_unstable();
+    visits.dedup();
+    let starts = visits
+        .iter()
+        .map(|&v| ctx.start.clone().start(cohort, v, ctx.rng))
+        .collect::<Result<Vec<_>, _>>()?;
+    let test: HashSet<usize> = ctx
+        .split
+        .indices(SplitName::Test, cohort.visits.len())
+        .into_iter()
+        .collect();
+    let recorded: HashSet<usize> = visits
+        .iter()
+        .copied()
+        .filter(|v| test.contains(v))
+        .take(ctx.eval.trajectories)
+        .collect();
+    let policy = ctx.policy.clone();
+    let episodes = Episodes {
+        cohort,
+        reward: ctx.reward,
+        budget: policy.budget(),
+        mode: ActMode::Greedy,
+        max_batch: Some(GREEDY_BATCH),
+        record: Some(Recording {
+            method,
+            split: "test",
+            visits: &recorded,
+        }),
+    };
+    let decoded = policy.decode(
+        ctx.device,
+        checkpoint,
+        &episodes,
+        visits.iter().copied().zip(starts).collect(),
+        ctx.rng,
+    )?;
+    let predictions = Predictions {
+        by_visit: decoded
+            .iter()
+            .map(|d| {
+                (
+                    d.visit,
+                    Prediction {
+                        drugs: d.final_list.clone(),
+                        scores: None,
+                    },
+                )
+            })
+            .collect(),
+    };
+    let kept = decoded.into_iter().filter_map(|d| d.trajectory).collect();
+    ctx.record_method_with(method, step, &predictions, Some(kept))?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The policy-family trait: what a kind of policy (the action-head list
+//! policy, a language model, a researcher's own) tells the trainer, so that
+//! one episode runner, one SFT loop and one GRPO loop serve every family.
+//!
+//! A family observes a state (a visit and its current list), acts on a batch
+//! of states (greedily or by sampling at a temperature, with each decision's
+//! log-probability), says what a decision does to the episode (an edit,
+//! stop, or a refusal for output that names no valid edit), gives the expert
+//! decision for an expert action (SFT), and scores given decisions
+//! differentiably. A decision may be one action slot or several parts (the
+//! tokens of a generated line): scores come per part, and the family says
+//! whether the trainer sums or averages a decision's parts.
+
+use std::fmt;
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rxalign_core::{Action, Cohort, DrugSet, Rng};
+
+use crate::PolicyError;
+
+/// Log-probabilities below this are treated as 0 probability in entropy
+/// and KL terms (masked actions), so that `0 · (−∞)` never appears.
+pub const LOG_FLOOR: f32 = -60.0;
+
+/// What a family sees of one state: a visit of the cohort and its current
+/// list.
+#[derive(Clone, Copy, Debug)]
+pub struct State<'a> {
+    pub visit: usize,
+    pub list: &'a DrugSet,
+}
+
+/// How a family acts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActMode {
+    /// The most probable decision.
+    Greedy,
+    /// A decision drawn at this temperature.
+    Sample { temperature: f64 },
+}
+
+/// A decision taken, with the log-probability of each of its parts under
+/// the distribution it was taken from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Acted<D> {
+    pub decision: D,
+    /// `log π(part | state, earlier parts)` of every part, in order.
+    pub parts: Vec<f32>,
+}
+
+impl<D> Acted<D> {
+    /// `log π(decision | state)`: the sum over the parts.
+    pub fn logp(&self) -> f32 {
+        self.parts.iter().sum()
+    }
+}
+
+/// What a decision does to its episode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// An edit or stop. An edit that is not valid for the current list (a
+    /// drug already there, say) is charged as a refusal.
+    Act(Action),
+    /// Output that names no valid edit, kept as written.
+    Refusal(String),
+}
+
+/// How the trainer reduces a decision's per-part terms (log-probabilities,
+/// policy-gradient terms, KL) to one per decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartReduction {
+    Sum,
+    Mean,
+}
+
+/// Given decisions scored differentiably.
+///
+/// # Shapes
+/// - `logp`: `[batch, parts]`, `log π(part | state, earlier parts)`
+/// - `mask`: `[batch, parts]`, 1 for a real part and 0 for padding
+/// - `distribution`: `[batch, parts, choices]`, the log-probability of every
+///   choice at every part, where the family can enumerate its choices
+///   (exact KL and entropy); `None` otherwise
+#[derive(Clone, Debug)]
+pub struct Scored<B: Backend> {
+    pub logp: Tensor<B, 2>,
+    pub mask: Tensor<B, 2>,
+    pub distribution: Option<Tensor<B, 3>>,
+}
+
+/// A kind of policy, as the trainer uses it. `Model<B>` is the family's burn
+/// module on backend `B`; the trainer trains it on an autodiff backend as
+/// `Trainable<B>` and acts with its inner (`valid()`) module.
+pub trait PolicyFamily: fmt::Debug + Send + Sync {
+    type Model<B: Backend>: Module<B> + fmt::Debug;
+    /// The model as it trains: for every family the same type as
+    /// `Model<B>` (the two conversions below are the identity), spelt apart
+    /// so that the trainer can name its autodiff bound.
+    type Trainable<B: AutodiffBackend>: AutodiffModule<B, InnerModule = Self::Model<B::InnerBackend>>
+        + fmt::Debug;
+    type Decision: Clone + fmt::Debug + Send + Sync;
+
+    /// The trainable model as a model (the identity).
+    fn as_model<B: AutodiffBackend>(model: &Self::Trainable<B>) -> &Self::Model<B>;
+
+    /// A model as a trainable one (the identity).
+    fn into_trainable<B: AutodiffBackend>(model: Self::Model<B>) -> Self::Trainable<B>;
+
+    /// The family's `kind`, as experiment files name it.
+    fn kind(&self) -> &str;
+
+    /// A model with parameters drawn from `rng` (never from the backend's
+    /// process-wide generator).
+    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Self::Model<B>;
+
+    /// One decision per state, with its log-probability; sampling draws
+    /// from `rng` only.
+    fn act<B: Backend>(
+        &self,
+        model: &Self::Model<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Result<Vec<Acted<Self::Decision>>, PolicyError>;
+
+    /// Scores given decisions at `temperature` (see [`Scored`]).
+    fn score<B: Backend>(
+        &self,
+        model: &Self::Model<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        decisions: &[Self::Decision],
+        temperature: f64,
+        device: &B::Device,
+    ) -> Result<Scored<B>, PolicyError>;
+
+    /// What `decision` does to its episode.
+    fn effect(&self, decision: &Self::Decision, cohort: &Cohort) -> Effect;
+
+    /// The decision that takes the expert `action` at `state` (SFT's target).
+    fn expert(&self, state: State<'_>, action: Action, cohort: &Cohort) -> Self::Decision;
+
+    /// How a decision's parts are reduced; averaging by default.
+    fn reduction(&self) -> PartReduction {
+        PartReduction::Mean
+    }
+}

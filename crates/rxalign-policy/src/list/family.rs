@@ -1,0 +1,161 @@
+//! The action-head list policy as a policy family (`set_encoder`): a
+//! decision is one action slot (add drug `d` at `d`, remove it at
+//! `drugs + d`, stop at `2·drugs`), invalid slots are masked, and the whole
+//! action distribution is enumerable (exact KL and entropy).
+
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rxalign_core::{Action, Cohort, Rng};
+use serde::{Deserialize, Serialize};
+
+use super::policy::{rows, sample_slot};
+use super::{ActionPolicy, ListPolicy, ListPolicyConfig, StateBatch};
+use crate::PolicyError;
+use crate::classifier::VisitFeatures;
+use crate::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
+
+/// The `policy: (kind: "set_encoder", ...)` settings of an experiment file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SetEncoderConfig {
+    /// Width of the visit and list encodings and of the hidden layer.
+    pub hidden: usize,
+    /// At most this many decisions per episode (edits and stop).
+    pub budget: usize,
+}
+
+impl Default for SetEncoderConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 128,
+            budget: 30,
+        }
+    }
+}
+
+impl SetEncoderConfig {
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        for (field, value) in [("hidden", self.hidden), ("budget", self.budget)] {
+            if value == 0 {
+                return Err(PolicyError::Config {
+                    field,
+                    message: "must be positive".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The family for a run's features.
+    pub fn build(&self, features: &VisitFeatures) -> Result<SetEncoder, PolicyError> {
+        self.validate()?;
+        Ok(SetEncoder {
+            features: features.clone(),
+            hidden: self.hidden,
+        })
+    }
+}
+
+/// The list policy family: a [`ListPolicy`] over a run's visit features.
+#[derive(Clone, Debug)]
+pub struct SetEncoder {
+    pub features: VisitFeatures,
+    pub hidden: usize,
+}
+
+impl SetEncoder {
+    fn batch<B: Backend>(&self, cohort: &Cohort, states: &[State<'_>], device: &B::Device) -> StateBatch<B> {
+        let states: Vec<_> = states.iter().map(|s| (s.visit, s.list)).collect();
+        StateBatch::new(&self.features, cohort, &states, device)
+    }
+}
+
+impl PolicyFamily for SetEncoder {
+    type Model<B: Backend> = ListPolicy<B>;
+    type Trainable<B: AutodiffBackend> = ListPolicy<B>;
+    type Decision = usize;
+
+    fn as_model<B: AutodiffBackend>(model: &ListPolicy<B>) -> &ListPolicy<B> {
+        model
+    }
+
+    fn into_trainable<B: AutodiffBackend>(model: ListPolicy<B>) -> ListPolicy<B> {
+        model
+    }
+
+    fn kind(&self) -> &str {
+        "set_encoder"
+    }
+
+    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> ListPolicy<B> {
+        ListPolicyConfig::for_features(&self.features, self.hidden).init(rng, device)
+    }
+
+    fn act<B: Backend>(
+        &self,
+        model: &ListPolicy<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Result<Vec<Acted<usize>>, PolicyError> {
+        let batch = self.batch(cohort, states, device);
+        let temperature = match mode {
+            ActMode::Greedy => 1.0,
+            ActMode::Sample { temperature } => temperature,
+        };
+        let rows = rows(model.log_probs(batch, temperature))?;
+        rows.into_iter()
+            .map(|logp| {
+                if logp.iter().any(|l| l.is_nan() || *l == f32::INFINITY) {
+                    return Err(PolicyError::NonFinite {
+                        what: "action log-probabilities",
+                    });
+                }
+                let slot = match mode {
+                    ActMode::Greedy => logp
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map_or(0, |(slot, _)| slot),
+                    ActMode::Sample { .. } => sample_slot(&logp, rng),
+                };
+                Ok(Acted {
+                    decision: slot,
+                    parts: vec![logp[slot]],
+                })
+            })
+            .collect()
+    }
+
+    fn score<B: Backend>(
+        &self,
+        model: &ListPolicy<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        decisions: &[usize],
+        temperature: f64,
+        device: &B::Device,
+    ) -> Result<Scored<B>, PolicyError> {
+        let n = states.len();
+        let batch = self.batch(cohort, states, device);
+        let logp = model.log_probs(batch, temperature); // [n, actions]
+        let [_, actions] = logp.dims();
+        let slots: Vec<i64> = decisions.iter().map(|&d| d as i64).collect();
+        let slots = Tensor::<B, 2, Int>::from_data(TensorData::new(slots, [n, 1]), device);
+        Ok(Scored {
+            logp: logp.clone().gather(1, slots), // [n, 1]
+            mask: Tensor::ones([n, 1], device),
+            distribution: Some(logp.reshape([n, 1, actions])),
+        })
+    }
+
+    fn effect(&self, decision: &usize, cohort: &Cohort) -> Effect {
+        Effect::Act(Action::from_index(*decision, cohort.drug_count()))
+    }
+
+    fn expert(&self, _: State<'_>, action: Action, cohort: &Cohort) -> usize {
+        action.index(cohort.drug_count())
+    }
+}

@@ -1,0 +1,706 @@
+//! GRPO and step-wise GRPO (FLAME Eq. 6) over any policy family.
+//!
+//! For each visit a group of `G` rollouts is sampled from the policy; the
+//! advantage of step `t` of rollout `i` is
+//! `A_{i,t} = (R_i − mean R) / std R + λ · r_{i,t}`, where `R_i` is the
+//! outcome reward `Phi(S_T) − Phi(S_0)` and `r_{i,t}` the step's shaped
+//! reward `Phi(S_{t+1}) − Phi(S_t)`; `λ = 0` is plain GRPO. A step's
+//! advantage applies to every part of its decision (every token of a
+//! generated line). The loss is the PPO-clipped policy gradient per part,
+//! plus `kl` times the KL divergence to the frozen reference (exact or k3,
+//! [`crate::kl`]), minus `entropy` times the entropy; the learning rate
+//! warms up linearly and decays on a cosine; gradients are clipped by norm.
+//!
+//! An iteration is four steps: [`collect`] rollouts, [`advantages`],
+//! [`update`] the model, and log.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::seq::IndexedRandom;
+use rxalign_core::{Cohort, DrugSet, Rng, seeded_rng};
+use rxalign_env::Reward;
+use rxalign_policy::checkpoint;
+use rxalign_policy::family::{ActMode, PartReduction, PolicyFamily, Scored, State};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::episodes::{EpisodeResult, Episodes};
+use crate::error::{at_least, non_negative, positive};
+use crate::kl::{self, KlEstimator};
+use crate::observer::{EvalPlan, Evaluation, FinalList, StepLog, TrainObserver};
+use crate::sft::StartFn;
+
+/// Settings of (step-wise) GRPO.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoSettings {
+    /// The method name the stage's rows, predictions and curves carry
+    /// (default: the stage's kind), so that two such stages in one file do
+    /// not overwrite each other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub iterations: usize,
+    /// Training visits per iteration.
+    pub visits: usize,
+    /// Rollouts per visit.
+    pub group: usize,
+    pub lr: f64,
+    /// λ: the weight of each step's shaped reward; unset means 0 for `grpo`
+    /// and FLAME's 0.5 for `step_grpo`. Written as a plain number.
+    #[serde(deserialize_with = "some_number", skip_serializing_if = "Option::is_none")]
+    pub step_weight: Option<f64>,
+    /// Weight of the KL divergence to the frozen SFT policy.
+    pub kl: f64,
+    /// The KL estimator of the loss: `"exact"` (the family must enumerate
+    /// its choices) or `"k3"`; unset: exact where the family can, else k3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl_estimator: Option<KlEstimator>,
+    /// Weight of the entropy bonus.
+    pub entropy: f64,
+    /// PPO clipping range ε.
+    pub clip: f64,
+    /// Gradient steps on each batch of rollouts (1: the ratio stays 1).
+    pub ppo_epochs: usize,
+    /// Iterations of linear warm-up before the cosine decay.
+    pub warmup: usize,
+    /// Gradient clipping by norm.
+    pub grad_norm: f64,
+    /// Sampling temperature of rollouts.
+    pub temperature: f64,
+    /// Greedy evaluation on the evaluation visits every this many
+    /// iterations (and after the last); 0: only after training.
+    pub eval_every: usize,
+    /// Stop after this iteration, the schedule still spanning `iterations`
+    /// (a run cut short on purpose; its checkpoint resumes later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_after: Option<usize>,
+}
+
+fn some_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    f64::deserialize(d).map(Some)
+}
+
+impl Default for GrpoSettings {
+    fn default() -> Self {
+        Self {
+            name: None,
+            iterations: 60,
+            visits: 32,
+            group: 8,
+            lr: 2e-4,
+            step_weight: None,
+            kl: 0.02,
+            kl_estimator: None,
+            entropy: 0.0,
+            clip: 0.2,
+            ppo_epochs: 1,
+            warmup: 5,
+            grad_norm: 1.0,
+            temperature: 1.0,
+            eval_every: 10,
+            stop_after: None,
+        }
+    }
+}
+
+impl GrpoSettings {
+    /// Checks every setting; the error names the field.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        at_least("iterations", self.iterations, 1)?;
+        at_least("visits", self.visits, 1)?;
+        at_least("group", self.group, 2)?;
+        at_least("ppo_epochs", self.ppo_epochs, 1)?;
+        positive("lr", self.lr)?;
+        positive("temperature", self.temperature)?;
+        positive("grad_norm", self.grad_norm)?;
+        non_negative("kl", self.kl)?;
+        non_negative("entropy", self.entropy)?;
+        non_negative("clip", self.clip)?;
+        non_negative("step_weight", self.lambda())
+    }
+
+    /// λ, 0 when unset.
+    pub fn lambda(&self) -> f64 {
+        self.step_weight.unwrap_or(0.0)
+    }
+
+    /// The last iteration this run trains.
+    pub fn last(&self) -> usize {
+        self.stop_after
+            .map_or(self.iterations, |s| s.min(self.iterations))
+    }
+
+    /// The learning rate of an iteration (1-based): linear warm-up, then a
+    /// cosine decay to 0 at the last iteration.
+    pub fn lr_at(&self, iteration: usize) -> f64 {
+        if iteration <= self.warmup {
+            return self.lr * iteration as f64 / self.warmup.max(1) as f64;
+        }
+        let span = (self.iterations - self.warmup.min(self.iterations)).max(1) as f64;
+        let progress = (iteration - self.warmup) as f64 / span;
+        self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+    }
+}
+
+/// FLAME's advantages for one group: the group-normalised outcome plus `λ`
+/// times each step's shaped reward. Where the outcomes do not vary, the
+/// normalised part is 0.
+pub fn group_advantages(outcomes: &[f64], step_rewards: &[Vec<f64>], step_weight: f64) -> Vec<Vec<f64>> {
+    let n = outcomes.len() as f64;
+    let mean = outcomes.iter().sum::<f64>() / n;
+    let std = (outcomes.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+    outcomes
+        .iter()
+        .zip(step_rewards)
+        .map(|(r, steps)| {
+            let normalised = if std > 1e-8 { (r - mean) / std } else { 0.0 };
+            steps.iter().map(|s| normalised + step_weight * s).collect()
+        })
+        .collect()
+}
+
+/// One GRPO run: the data, the settings and where it checkpoints.
+#[derive(Clone, Copy)]
+pub struct GrpoJob<'a> {
+    pub cohort: &'a Cohort,
+    pub reward: &'a Reward,
+    /// The visits GRPO draws its groups from.
+    pub train: &'a [usize],
+    pub starts: StartFn<'a>,
+    pub settings: &'a GrpoSettings,
+    pub budget: usize,
+    pub seed: u64,
+    /// Written after every iteration; one already there is resumed from.
+    pub checkpoint: Option<&'a Path>,
+    pub eval: &'a EvalPlan,
+}
+
+impl std::fmt::Debug for GrpoJob<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpoJob")
+            .field("train", &self.train.len())
+            .field("settings", self.settings)
+            .field("seed", &self.seed)
+            .field("checkpoint", &self.checkpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sampled decision with its advantage: what the update trains on.
+#[derive(Clone, Debug)]
+pub struct Sample<D> {
+    pub visit: usize,
+    pub list: DrugSet,
+    pub decision: D,
+    /// `log π_old(part)` of every part, as sampled.
+    pub old_parts: Vec<f32>,
+    pub advantage: f64,
+}
+
+/// What one update did: the loss and its KL and entropy terms (the last
+/// PPO epoch's), with every KL estimate the family allows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UpdateStats {
+    pub loss: f64,
+    pub kl: f64,
+    pub kl_exact: Option<f64>,
+    pub kl_k3: f64,
+    pub entropy: f64,
+}
+
+/// Aligns `policy` (the SFT model) with (step-wise) GRPO, with the frozen
+/// `policy` as the KL reference, reporting each iteration to `observer`.
+/// Returns the aligned model.
+pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
+    family: &F,
+    policy: F::Trainable<B>,
+    job: &GrpoJob<'_>,
+    observer: &mut dyn TrainObserver,
+    device: &B::Device,
+) -> Result<F::Model<B::InnerBackend>, TrainError> {
+    let settings = job.settings;
+    settings.validate()?;
+    if job.train.is_empty() {
+        return Err(TrainError::Invalid("GRPO: the training visits are empty".into()));
+    }
+    let reference = policy.valid();
+    let optim = AdamConfig::new()
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(settings.grad_norm as f32)))
+        .init();
+    let (mut model, mut optim, mut rng, mut log, first) = checkpoint::resume(
+        job.checkpoint,
+        policy,
+        optim,
+        seeded_rng(job.seed, "grpo"),
+        device,
+    )?;
+    let last = settings.last();
+    for entry in &log {
+        observer.step(entry, last).map_err(TrainError::Observer)?;
+    }
+    let diverged = |e: TrainError, iteration| {
+        e.diverged_if_non_finite(
+            "GRPO",
+            "iteration",
+            iteration,
+            "try a smaller `lr`, a smaller `grad_norm` or a larger `kl`",
+        )
+    };
+    for iteration in first..=last {
+        let rollouts =
+            collect(family, &model.valid(), job, &mut rng, device).map_err(|e| diverged(e, iteration))?;
+        let samples = advantages(&rollouts, settings);
+        let lr = settings.lr_at(iteration);
+        let (next, stats) = update(family, model, &mut optim, &reference, &samples, job, lr, device)
+            .map_err(|e| diverged(e, iteration))?;
+        model = next;
+        if !stats.loss.is_finite() {
+            return Err(TrainError::Diverged {
+                stage: "GRPO",
+                unit: "iteration",
+                step: iteration,
+                what: format!("the loss ({}) is", stats.loss),
+                hint: "try a smaller `lr`, a smaller `grad_norm` or a larger `kl`",
+            });
+        }
+        let mut entry = iteration_log(
+            iteration,
+            settings.group,
+            &rollouts,
+            &samples,
+            &stats,
+            lr,
+            job.reward,
+        );
+        if job.eval.due(iteration, last) {
+            entry.evals = evaluate(
+                family,
+                &model.valid(),
+                job.cohort,
+                job.reward,
+                job.budget,
+                job.eval,
+                iteration,
+                observer,
+                device,
+            )?;
+        }
+        observer.step(&entry, last).map_err(TrainError::Observer)?;
+        log.push(entry);
+        checkpoint::save_loop(job.checkpoint, &model, &optim, iteration, &rng, &log)?;
+    }
+    Ok(model.valid())
+}
+
+/// Collect: draws `visits` training visits and samples a group of rollouts
+/// from each one's start list, all in lockstep.
+pub fn collect<F: PolicyFamily, B: Backend>(
+    family: &F,
+    model: &F::Model<B>,
+    job: &GrpoJob<'_>,
+    rng: &mut Rng,
+    device: &B::Device,
+) -> Result<Vec<EpisodeResult<F::Decision>>, TrainError> {
+    let settings = job.settings;
+    let mut visits = Vec::with_capacity(settings.visits);
+    for _ in 0..settings.visits {
+        visits.push(
+            *job.train
+                .choose(rng)
+                .ok_or_else(|| TrainError::Invalid("no training visits".into()))?,
+        );
+    }
+    let mut starts = Vec::with_capacity(visits.len() * settings.group);
+    for &v in &visits {
+        let start = (job.starts)(v, rng).map_err(TrainError::Invalid)?;
+        starts.extend(std::iter::repeat_n((v, start), settings.group));
+    }
+    Episodes {
+        cohort: job.cohort,
+        reward: job.reward,
+        budget: job.budget,
+        mode: ActMode::Sample {
+            temperature: settings.temperature,
+        },
+        max_batch: None,
+        record: None,
+    }
+    .run(family, model, starts, rng, device)
+}
+
+/// Advantages: FLAME's advantage of every step of every rollout, group by
+/// group (rollouts come in groups of `group`, as [`collect`] makes them).
+pub fn advantages<D: Clone>(rollouts: &[EpisodeResult<D>], settings: &GrpoSettings) -> Vec<Sample<D>> {
+    let mut samples = Vec::new();
+    for group in rollouts.chunks(settings.group) {
+        let outcomes: Vec<f64> = group.iter().map(|r| r.outcome).collect();
+        let steps: Vec<Vec<f64>> = group
+            .iter()
+            .map(|r| r.steps.iter().map(|s| s.reward).collect())
+            .collect();
+        for (rollout, adv) in group
+            .iter()
+            .zip(group_advantages(&outcomes, &steps, settings.lambda()))
+        {
+            for (step, a) in rollout.steps.iter().zip(adv) {
+                samples.push(Sample {
+                    visit: rollout.visit,
+                    list: step.list_before.clone(),
+                    decision: step.acted.decision.clone(),
+                    old_parts: step.acted.parts.clone(),
+                    advantage: a,
+                });
+            }
+        }
+    }
+    samples
+}
+
+/// Update: `ppo_epochs` gradient steps of the clipped surrogate with its KL
+/// and entropy terms on `samples`, at learning rate `lr`.
+#[expect(clippy::too_many_arguments, reason = "the inputs of one update")]
+pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>, B>>(
+    family: &F,
+    mut model: F::Trainable<B>,
+    optim: &mut O,
+    reference: &F::Model<B::InnerBackend>,
+    samples: &[Sample<F::Decision>],
+    job: &GrpoJob<'_>,
+    lr: f64,
+    device: &B::Device,
+) -> Result<(F::Trainable<B>, UpdateStats), TrainError> {
+    let settings = job.settings;
+    let n = samples.len();
+    if n == 0 {
+        return Ok((model, UpdateStats::default()));
+    }
+    let cohort = job.cohort;
+    let states: Vec<State<'_>> = samples
+        .iter()
+        .map(|s| State {
+            visit: s.visit,
+            list: &s.list,
+        })
+        .collect();
+    let decisions: Vec<F::Decision> = samples.iter().map(|s| s.decision.clone()).collect();
+    let parts = samples
+        .iter()
+        .map(|s| s.old_parts.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let padded = |f: &dyn Fn(&Sample<F::Decision>, usize) -> f32| -> Vec<f32> {
+        samples
+            .iter()
+            .flat_map(|s| (0..parts).map(move |k| f(s, k)))
+            .collect()
+    };
+    let old = Tensor::<B, 2>::from_data(
+        TensorData::new(
+            padded(&|s, k| s.old_parts.get(k).copied().unwrap_or(0.0)),
+            [n, parts],
+        ),
+        device,
+    );
+    let adv = Tensor::<B, 2>::from_data(
+        TensorData::new(
+            samples.iter().map(|s| s.advantage as f32).collect::<Vec<_>>(),
+            [n, 1],
+        ),
+        device,
+    );
+    let reference = family.score(
+        reference,
+        cohort,
+        &states,
+        &decisions,
+        settings.temperature,
+        device,
+    )?;
+    let ref_logp = Tensor::<B, 2>::from_inner(reference.logp);
+    let ref_dist = reference.distribution.map(Tensor::<B, 3>::from_inner);
+    let estimator = match (settings.kl_estimator, &ref_dist) {
+        (Some(KlEstimator::Exact), None) => {
+            return Err(TrainError::Config {
+                field: "kl_estimator",
+                message: format!(
+                    "the `{}` policy cannot enumerate its choices; use \"k3\"",
+                    family.kind()
+                ),
+            });
+        }
+        (Some(k), _) => k,
+        (None, Some(_)) => KlEstimator::Exact,
+        (None, None) => KlEstimator::K3,
+    };
+    let reduction = family.reduction();
+    let mut stats = UpdateStats::default();
+    for _ in 0..settings.ppo_epochs {
+        let Scored {
+            logp,
+            mask,
+            distribution,
+        } = family.score(
+            F::as_model(&model),
+            cohort,
+            &states,
+            &decisions,
+            settings.temperature,
+            device,
+        )?;
+        let ratio = (logp.clone() - old.clone()).exp(); // [n, parts]
+        let clipped = ratio.clone().clamp(1.0 - settings.clip, 1.0 + settings.clip);
+        let surrogate = (ratio * adv.clone()).min_pair(clipped * adv.clone()); // [n, parts]
+        let surrogate = reduce(surrogate, mask.clone(), reduction); // [n, 1]
+        let k3 = reduce(kl::k3(logp.clone(), ref_logp.clone()), mask.clone(), reduction).mean(); // [1]
+        let exact = match (&distribution, &ref_dist) {
+            (Some(d), Some(r)) => {
+                Some(reduce(kl::exact(d.clone(), r.clone()), mask.clone(), reduction).mean())
+            }
+            _ => None,
+        };
+        let entropy = match distribution {
+            Some(d) => reduce(kl::entropy(d), mask.clone(), reduction),
+            // The sampled parts' surprisal estimates the entropy.
+            None => reduce(logp.neg(), mask, reduction),
+        }
+        .mean(); // [1]
+        stats.kl_k3 = k3.clone().into_scalar().elem::<f64>();
+        stats.kl_exact = exact.as_ref().map(|e| e.clone().into_scalar().elem::<f64>());
+        let kl = match estimator {
+            KlEstimator::Exact => exact.unwrap_or(k3),
+            KlEstimator::K3 => k3,
+        };
+        stats.kl = kl.clone().into_scalar().elem::<f64>();
+        stats.entropy = entropy.clone().into_scalar().elem::<f64>();
+        let loss = surrogate.mean().neg() + kl * settings.kl - entropy * settings.entropy;
+        stats.loss = loss.clone().into_scalar().elem::<f64>();
+        if !stats.loss.is_finite() {
+            return Ok((model, stats));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+    }
+    Ok((model, stats))
+}
+
+/// Reduces per-part values to one per decision, padding left out.
+///
+/// # Shapes
+/// - `values`, `mask`: `[batch, parts]`
+/// - output: `[batch, 1]`
+pub fn reduce<B: Backend>(values: Tensor<B, 2>, mask: Tensor<B, 2>, how: PartReduction) -> Tensor<B, 2> {
+    let [_, parts] = values.dims();
+    if parts == 1 {
+        // One part per decision (no padding): the decision's own value.
+        return values;
+    }
+    let summed = (values * mask.clone()).sum_dim(1);
+    match how {
+        PartReduction::Sum => summed,
+        PartReduction::Mean => summed / mask.sum_dim(1).clamp_min(1.0),
+    }
+}
+
+/// The log of an iteration: the rollouts' mean outcome and final reward
+/// terms, the loss, the advantages' mean and std, KL, entropy, learning
+/// rate, refusals, and the step rewards and list sizes for histograms.
+fn iteration_log<D>(
+    iteration: usize,
+    group: usize,
+    rollouts: &[EpisodeResult<D>],
+    samples: &[Sample<D>],
+    stats: &UpdateStats,
+    lr: f64,
+    reward: &Reward,
+) -> StepLog {
+    let r = rollouts.len().max(1) as f64;
+    let n = samples.len().max(1) as f64;
+    let adv_mean = samples.iter().map(|s| s.advantage).sum::<f64>() / n;
+    let adv_std = (samples
+        .iter()
+        .map(|s| (s.advantage - adv_mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    let mut train: BTreeMap<String, f64> = [
+        ("loss/grpo", stats.loss),
+        (
+            "reward/outcome",
+            // Summed group by group, as the advantages see them.
+            rollouts
+                .chunks(group.max(1))
+                .map(|g| g.iter().map(|r| r.outcome).sum::<f64>())
+                .sum::<f64>()
+                / r,
+        ),
+        ("advantage/mean", adv_mean),
+        ("advantage/std", adv_std),
+        ("kl", stats.kl),
+        ("kl/k3", stats.kl_k3),
+        ("entropy", stats.entropy),
+        ("lr", lr),
+        (
+            "refusal_rate",
+            rollouts
+                .iter()
+                .flat_map(|r| &r.steps)
+                .filter(|s| s.refused)
+                .count() as f64
+                / n,
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Some(exact) = stats.kl_exact {
+        train.insert("kl/exact".into(), exact);
+    }
+    for (k, name) in reward.names().into_iter().enumerate() {
+        let mean = rollouts.iter().map(|r| r.final_terms[k]).sum::<f64>() / r;
+        train.insert(format!("reward/{name}"), mean);
+    }
+    StepLog {
+        step: iteration,
+        train,
+        evals: Vec::new(),
+        histograms: [
+            (
+                "step_reward".to_string(),
+                rollouts
+                    .iter()
+                    .flat_map(|r| r.steps.iter().map(|s| s.reward))
+                    .collect(),
+            ),
+            (
+                "list_size".to_string(),
+                rollouts.iter().map(|r| r.final_list.len() as f64).collect(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// Greedy episodes on every evaluation set, their final lists scored by
+/// the observer.
+#[expect(clippy::too_many_arguments, reason = "the inputs of one evaluation")]
+pub(crate) fn evaluate<F: PolicyFamily, B: Backend>(
+    family: &F,
+    model: &F::Model<B>,
+    cohort: &Cohort,
+    reward: &Reward,
+    budget: usize,
+    plan: &EvalPlan,
+    step: usize,
+    observer: &mut dyn TrainObserver,
+    device: &B::Device,
+) -> Result<Vec<Evaluation>, TrainError> {
+    let runner = Episodes {
+        cohort,
+        reward,
+        budget,
+        mode: ActMode::Greedy,
+        max_batch: Some(GREEDY_BATCH),
+        record: None,
+    };
+    let mut out = Vec::with_capacity(plan.sets.len());
+    for set in &plan.sets {
+        let starts = set
+            .visits
+            .iter()
+            .copied()
+            .zip(set.starts.iter().cloned())
+            .collect();
+        // Greedy decoding draws nothing; the generator is a placeholder.
+        let finished = runner.run(family, model, starts, &mut seeded_rng(0, "greedy"), device)?;
+        let lists: Vec<FinalList> = finished
+            .into_iter()
+            .map(|r| FinalList {
+                visit: r.visit,
+                list: r.final_list,
+                outcome: r.outcome,
+            })
+            .collect();
+        let metrics = observer
+            .evaluate(step, set.split, &lists)
+            .map_err(TrainError::Observer)?;
+        out.push(Evaluation {
+            split: set.split,
+            metrics,
+        });
+    }
+    Ok(out)
+}
+
+/// States decoded at once in greedy evaluation.
+pub const GREEDY_BATCH: usize = 512;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advantages_match_a_hand_computation() {
+        // Outcomes 1, 3: mean 2, population std 1 -> normalised -1, +1.
+        let steps = vec![vec![0.5, 0.5], vec![1.0, 2.0, 0.0]];
+        let a = group_advantages(&[1.0, 3.0], &steps, 0.0);
+        assert_eq!(a, vec![vec![-1.0, -1.0], vec![1.0, 1.0, 1.0]]);
+        let a = group_advantages(&[1.0, 3.0], &steps, 0.5);
+        assert_eq!(a, vec![vec![-0.75, -0.75], vec![1.5, 2.0, 1.0]]);
+        // Equal outcomes carry no group signal; only the step rewards remain.
+        let a = group_advantages(&[2.0, 2.0], &steps, 1.0);
+        assert_eq!(a, vec![vec![0.5, 0.5], vec![1.0, 2.0, 0.0]]);
+    }
+
+    #[test]
+    fn step_wise_with_lambda_zero_is_grpo() {
+        let steps = vec![vec![0.3, -0.1], vec![0.2], vec![0.0, 0.4, 0.1]];
+        let outcomes = [0.2, 0.2, 0.5];
+        let grpo = group_advantages(&outcomes, &steps, 0.0);
+        for (rollout, a) in grpo.iter().enumerate() {
+            assert!(
+                a.windows(2).all(|w| w[0] == w[1]),
+                "one advantage per rollout: {rollout}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_schedule_warms_up_then_decays() {
+        let s = GrpoSettings {
+            iterations: 20,
+            warmup: 4,
+            lr: 1.0,
+            ..GrpoSettings::default()
+        };
+        assert!((s.lr_at(1) - 0.25).abs() < 1e-12);
+        assert!((s.lr_at(4) - 1.0).abs() < 1e-12);
+        assert!(s.lr_at(10) < 1.0 && s.lr_at(10) > s.lr_at(15));
+        assert!(s.lr_at(20).abs() < 1e-12);
+    }
+
+    #[test]
+    fn parts_are_summed_or_averaged_without_the_padding() {
+        use burn::backend::Flex;
+        use burn::backend::flex::FlexDevice;
+        let values = Tensor::<Flex, 2>::from_data([[1.0, 2.0, 9.0], [4.0, 9.0, 9.0]], &FlexDevice);
+        let mask = Tensor::<Flex, 2>::from_data([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], &FlexDevice);
+        let sum: Vec<f32> = reduce(values.clone(), mask.clone(), PartReduction::Sum)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(sum, [3.0, 4.0]);
+        let mean: Vec<f32> = reduce(values, mask, PartReduction::Mean)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(mean, [1.5, 4.0]);
+    }
+}

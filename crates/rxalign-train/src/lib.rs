@@ -1,0 +1,28 @@
+//! The trainer of rxalign, written once over
+//! [`rxalign_policy::family::PolicyFamily`]: every family (the action-head
+//! list policy, a language model, a researcher's own) is trained by the same
+//! loops.
+//!
+//! - [`episodes`]: the one episode runner, for rollouts, greedy evaluation
+//!   and recorded trajectories.
+//! - [`sft`]: supervised fine-tuning on expert decisions.
+//! - [`grpo`]: GRPO and step-wise GRPO (FLAME Eq. 6), split into collect,
+//!   advantages, update and log.
+//! - [`kl`]: the KL estimators (exact, k3).
+//! - [`observer`]: what a loop reports after each epoch or iteration, and
+//!   the evaluations it makes along the way.
+//! - [`plugin`]: a family as a plugin of the experiment file's `policy`
+//!   slot, trained on the run's device.
+
+pub mod episodes;
+pub mod error;
+pub mod grpo;
+pub mod kl;
+pub mod observer;
+pub mod plugin;
+pub mod sft;
+
+pub use error::TrainError;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! What a training loop reports: one [`StepLog`] after each epoch (SFT) or
+//! iteration (GRPO), with the evaluations made after it, handed to a
+//! [`TrainObserver`] (the run's records and loggers) as it happens. The log
+//! is kept in the loop's checkpoint, so a resumed loop hands the restored
+//! steps to its observer again before it goes on.
+
+use std::collections::BTreeMap;
+
+use rxalign_core::{DrugSet, SplitName};
+use serde::{Deserialize, Serialize};
+
+/// An observer's failure, handed back as [`crate::TrainError::Observer`].
+pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One epoch's or iteration's record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    /// The epoch or iteration, from 1.
+    pub step: usize,
+    /// Training statistics by metric name (`loss/sft`, `kl`, ...), on the
+    /// training split.
+    pub train: BTreeMap<String, f64>,
+    /// The evaluations made after this step.
+    pub evals: Vec<Evaluation>,
+    /// Values for histograms by name (`step_reward`, `list_size`).
+    pub histograms: BTreeMap<String, Vec<f64>>,
+}
+
+/// The greedy lists of one split's evaluation visits, scored by the
+/// observer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub split: SplitName,
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+/// Receives a loop's progress.
+pub trait TrainObserver {
+    /// Scores the greedy final lists of a split's evaluation visits after
+    /// `step`; the metrics are kept in the step's log.
+    fn evaluate(
+        &mut self,
+        step: usize,
+        split: SplitName,
+        lists: &[FinalList],
+    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError>;
+
+    /// A finished step of `total` (or one restored from a checkpoint).
+    fn step(&mut self, log: &StepLog, total: usize) -> Result<(), ObserverError>;
+}
+
+/// A greedy episode's end: its visit, final list and outcome reward
+/// `Phi(S_T) − Phi(S_0)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinalList {
+    pub visit: usize,
+    pub list: DrugSet,
+    pub outcome: f64,
+}
+
+/// An observer that keeps nothing and scores nothing (tests, benchmarks).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Silent;
+
+impl TrainObserver for Silent {
+    fn evaluate(
+        &mut self,
+        _: usize,
+        _: SplitName,
+        _: &[FinalList],
+    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError> {
+        Ok(BTreeMap::new())
+    }
+
+    fn step(&mut self, _: &StepLog, _: usize) -> Result<(), ObserverError> {
+        Ok(())
+    }
+}
+
+/// The visits a loop evaluates every `every` steps (and after its last),
+/// with their start lists.
+#[derive(Clone, Debug, Default)]
+pub struct EvalPlan {
+    /// 0: never during training.
+    pub every: usize,
+    pub sets: Vec<EvalSet>,
+}
+
+/// One split's evaluation visits and their start lists.
+#[derive(Clone, Debug)]
+pub struct EvalSet {
+    pub split: SplitName,
+    pub visits: Vec<usize>,
+    pub starts: Vec<DrugSet>,
+}
+
+impl EvalPlan {
+    /// Whether to evaluate after `step` of `last`.
+    pub fn due(&self, step: usize, last: usize) -> bool {
+        self.every > 0 && !self.sets.is_empty() && (step.is_multiple_of(self.every) || step == last)
+    }
+}

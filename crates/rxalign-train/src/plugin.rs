@@ -1,0 +1,250 @@
+//! A policy family as a plugin of the experiment file's `policy` slot, as
+//! one unit: its settings (validated when the file is read), the family it
+//! builds on a run's data, and the shared loops on the run's device. The
+//! family-agnostic `sft`, `grpo` and `step_grpo` stages train whatever
+//! family the file names through [`TrainablePolicy`]; models pass from
+//! stage to stage as checkpoints, so no stage holds a backend's tensors.
+//!
+//! A researcher's own family implements
+//! [`rxalign_policy::family::PolicyFamily`] and [`FamilyConfig`] in their
+//! own crate and registers the config under its kind (see
+//! `tests/policy_family_plugin.rs`).
+
+use std::fmt;
+use std::path::Path;
+
+use rxalign_core::{Cohort, DrugSet, Rng, Trajectory, seeded_rng};
+use rxalign_policy::checkpoint;
+use rxalign_policy::classifier::VisitFeatures;
+use rxalign_policy::device::TrainDevice;
+use rxalign_policy::family::PolicyFamily;
+use rxalign_policy::list::{SetEncoder, SetEncoderConfig};
+use rxalign_policy::{PolicyError, with_backend};
+
+use crate::TrainError;
+use crate::episodes::Episodes;
+use crate::grpo::{GrpoJob, train_grpo};
+use crate::observer::TrainObserver;
+use crate::sft::{SftJob, train_sft};
+
+/// What a family is built from: the run's cohort and the visit features of
+/// its learned methods (codes, previous drugs, note tokens).
+#[derive(Clone, Copy, Debug)]
+pub struct FamilyContext<'a> {
+    pub cohort: &'a Cohort,
+    pub features: &'a VisitFeatures,
+}
+
+/// A family's settings in the experiment file (a plain serde struct with
+/// `deny_unknown_fields`).
+pub trait FamilyConfig: Clone + fmt::Debug + Send + Sync + 'static {
+    type Family: PolicyFamily + 'static;
+
+    /// Checks every setting; the error names the field.
+    fn validate(&self) -> Result<(), PolicyError>;
+
+    /// At most this many decisions per episode.
+    fn budget(&self) -> usize;
+
+    /// The family on a run's data.
+    fn build(&self, ctx: &FamilyContext<'_>) -> Result<Self::Family, PolicyError>;
+}
+
+impl FamilyConfig for SetEncoderConfig {
+    type Family = SetEncoder;
+
+    fn validate(&self) -> Result<(), PolicyError> {
+        SetEncoderConfig::validate(self)
+    }
+
+    fn budget(&self) -> usize {
+        self.budget
+    }
+
+    fn build(&self, ctx: &FamilyContext<'_>) -> Result<SetEncoder, PolicyError> {
+        SetEncoderConfig::build(self, ctx.features)
+    }
+}
+
+/// The `policy` slot's plugin: settings checked when the file is read, a
+/// family built for each run.
+pub trait PolicyKind: fmt::Debug + Send + Sync {
+    fn kind(&self) -> &str;
+
+    /// At most this many decisions per episode.
+    fn budget(&self) -> usize;
+
+    /// The family on a run's data.
+    fn build(&self, ctx: &FamilyContext<'_>) -> Result<Box<dyn TrainablePolicy>, TrainError>;
+}
+
+/// A [`FamilyConfig`] registered under its kind.
+#[derive(Clone, Debug)]
+pub struct FamilyKind<C> {
+    kind: String,
+    config: C,
+}
+
+impl<C: FamilyConfig> FamilyKind<C> {
+    /// The plugin of `config`, checked.
+    pub fn new(kind: &str, config: C) -> Result<Self, PolicyError> {
+        config.validate()?;
+        Ok(Self {
+            kind: kind.to_string(),
+            config,
+        })
+    }
+}
+
+impl<C: FamilyConfig> PolicyKind for FamilyKind<C> {
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    fn budget(&self) -> usize {
+        self.config.budget()
+    }
+
+    fn build(&self, ctx: &FamilyContext<'_>) -> Result<Box<dyn TrainablePolicy>, TrainError> {
+        Ok(Box::new(Built {
+            family: self.config.build(ctx)?,
+            budget: self.config.budget(),
+        }))
+    }
+}
+
+/// A family on a run's data, trained and decoded on the run's device.
+pub trait TrainablePolicy: fmt::Debug + Send + Sync {
+    fn kind(&self) -> &str;
+
+    /// At most this many decisions per episode.
+    fn budget(&self) -> usize;
+
+    /// SFT from a fresh model; the result is `job.checkpoint`.
+    fn sft(
+        &self,
+        device: TrainDevice,
+        job: &SftJob<'_>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError>;
+
+    /// (Step-wise) GRPO from the model of checkpoint `from`, which is also
+    /// the frozen reference; the result is `job.checkpoint`.
+    fn grpo(
+        &self,
+        device: TrainDevice,
+        from: &Path,
+        job: &GrpoJob<'_>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError>;
+
+    /// Runs the model of `checkpoint` on `starts` (greedily or sampled, as
+    /// `episodes` says).
+    fn decode(
+        &self,
+        device: TrainDevice,
+        checkpoint: &Path,
+        episodes: &Episodes<'_>,
+        starts: Vec<(usize, DrugSet)>,
+        rng: &mut Rng,
+    ) -> Result<Vec<Decoded>, TrainError>;
+}
+
+/// A decoded episode, whatever the family's decisions.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    pub visit: usize,
+    pub final_list: DrugSet,
+    /// `Phi(S_T) − Phi(S_0)`.
+    pub outcome: f64,
+    /// Decisions taken, and how many of them were refusals.
+    pub steps: usize,
+    pub refusals: usize,
+    pub trajectory: Option<Trajectory>,
+}
+
+#[derive(Debug)]
+struct Built<F> {
+    family: F,
+    budget: usize,
+}
+
+/// A model of `family` on `B` with the parameters of `checkpoint`.
+fn load<F: PolicyFamily, B: burn::tensor::backend::Backend>(
+    family: &F,
+    checkpoint: &Path,
+    device: &B::Device,
+) -> Result<F::Model<B>, TrainError> {
+    // The fresh parameters are replaced at once; their generator does not matter.
+    let fresh = family.init::<B>(&mut seeded_rng(0, "checkpoint-load"), device);
+    Ok(checkpoint::load_module(checkpoint, fresh, device)?)
+}
+
+fn required<'p>(checkpoint: Option<&'p Path>, stage: &str) -> Result<&'p Path, TrainError> {
+    checkpoint.ok_or_else(|| TrainError::Invalid(format!("{stage}: a checkpoint path is required")))
+}
+
+impl<F: PolicyFamily + 'static> TrainablePolicy for Built<F> {
+    fn kind(&self) -> &str {
+        self.family.kind()
+    }
+
+    fn budget(&self) -> usize {
+        self.budget
+    }
+
+    fn sft(
+        &self,
+        device: TrainDevice,
+        job: &SftJob<'_>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        required(job.checkpoint, "SFT")?;
+        with_backend!(device, |dev: B| {
+            train_sft::<F, B>(&self.family, job, observer, &dev).map(drop)
+        })
+    }
+
+    fn grpo(
+        &self,
+        device: TrainDevice,
+        from: &Path,
+        job: &GrpoJob<'_>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        required(job.checkpoint, "GRPO")?;
+        with_backend!(device, |dev: B| {
+            let start = F::into_trainable::<B>(load::<F, B>(&self.family, from, &dev)?);
+            train_grpo::<F, B>(&self.family, start, job, observer, &dev).map(drop)
+        })
+    }
+
+    fn decode(
+        &self,
+        device: TrainDevice,
+        checkpoint: &Path,
+        episodes: &Episodes<'_>,
+        starts: Vec<(usize, DrugSet)>,
+        rng: &mut Rng,
+    ) -> Result<Vec<Decoded>, TrainError> {
+        with_backend!(device, |dev: B| {
+            let model = load::<F, <B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(
+                &self.family,
+                checkpoint,
+                &dev,
+            )?;
+            let finished = episodes.run(&self.family, &model, starts, rng, &dev)?;
+            Ok(finished
+                .into_iter()
+                .map(|r| Decoded {
+                    visit: r.visit,
+                    outcome: r.outcome,
+                    steps: r.steps.len(),
+                    refusals: r.steps.iter().filter(|s| s.refused).count(),
+                    final_list: r.final_list,
+                    trajectory: r.trajectory,
+                })
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! Supervised fine-tuning of any policy family on expert decisions: from
+//! each start list (a corrupted ground truth, FLAME's edit data, or the
+//! run's own start lists) the expert removes the wrong drugs and adds the
+//! missing ones in increasing drug index, then stops; the loss is the mean
+//! negative log-probability of the expert decisions.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::seq::SliceRandom;
+use rxalign_core::{Action, Cohort, DrugSet, Rng, seeded_rng};
+use rxalign_env::StartList;
+use rxalign_env::start::CorruptedStartConfig;
+use rxalign_env::trajectory::expert_actions;
+use rxalign_policy::checkpoint;
+use rxalign_policy::family::{PolicyFamily, State};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{at_least, positive, rate};
+use crate::observer::{EvalPlan, StepLog, TrainObserver};
+use crate::{TrainError, grpo};
+
+/// Settings of SFT, as an experiment file gives them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftSettings {
+    /// The method name the stage's rows, predictions and curves carry
+    /// (default: the stage's kind), so that two such stages in one file do
+    /// not overwrite each other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub epochs: usize,
+    /// Decisions (not visits) per batch.
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Training starts are the ground truth corrupted with these rates
+    /// (FLAME's edit data): each true drug missing with `miss_rate`, and
+    /// `Binomial(|G|, extra_rate)` wrong drugs added.
+    pub miss_rate: f64,
+    pub extra_rate: f64,
+    /// Probability that a corrupted start's wrong drug interacts with a
+    /// true one (see `CorruptedStartConfig::interacting_extra_rate`).
+    pub interacting_extra_rate: f64,
+    /// Where the expert sequences start: `corrupted` ground truths, the
+    /// run's start lists (`run`: after `start_from`, the classifier's lists,
+    /// as FLAME trains its editor), or one sequence from each (`both`).
+    pub starts: SftStarts,
+    /// Greedy evaluation on the evaluation visits every this many epochs
+    /// (and after the last); 0: only after training.
+    pub eval_every: usize,
+}
+
+impl Default for SftSettings {
+    fn default() -> Self {
+        Self {
+            name: None,
+            epochs: 10,
+            batch_size: 256,
+            lr: 2e-3,
+            miss_rate: 0.5,
+            extra_rate: 0.2,
+            interacting_extra_rate: 0.0,
+            starts: SftStarts::Corrupted,
+            eval_every: 1,
+        }
+    }
+}
+
+impl SftSettings {
+    /// Checks every setting; the error names the field.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        at_least("epochs", self.epochs, 1)?;
+        at_least("batch_size", self.batch_size, 1)?;
+        positive("lr", self.lr)?;
+        rate("miss_rate", self.miss_rate)?;
+        rate("extra_rate", self.extra_rate)?;
+        rate("interacting_extra_rate", self.interacting_extra_rate)
+    }
+}
+
+/// Where SFT's expert sequences start; written as a string in experiment
+/// files (`"corrupted"`, `"run"`, `"both"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum SftStarts {
+    Corrupted,
+    Run,
+    Both,
+}
+
+impl TryFrom<String> for SftStarts {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "corrupted" => Ok(Self::Corrupted),
+            "run" => Ok(Self::Run),
+            "both" => Ok(Self::Both),
+            other => Err(format!(
+                "unknown SFT starts `{other}`; known: corrupted, run, both"
+            )),
+        }
+    }
+}
+
+impl From<SftStarts> for String {
+    fn from(s: SftStarts) -> String {
+        match s {
+            SftStarts::Corrupted => "corrupted",
+            SftStarts::Run => "run",
+            SftStarts::Both => "both",
+        }
+        .to_string()
+    }
+}
+
+/// The run's start list of a visit, drawn from the generator where random.
+pub type StartFn<'a> = &'a dyn Fn(usize, &mut Rng) -> Result<DrugSet, String>;
+
+/// One SFT run: the data, the settings and where it checkpoints.
+#[derive(Clone, Copy)]
+pub struct SftJob<'a> {
+    pub cohort: &'a Cohort,
+    pub reward: &'a rxalign_env::Reward,
+    /// The visits SFT trains on.
+    pub train: &'a [usize],
+    pub settings: &'a SftSettings,
+    pub run_starts: StartFn<'a>,
+    pub budget: usize,
+    pub seed: u64,
+    /// Written after every epoch; one already there is resumed from.
+    pub checkpoint: Option<&'a Path>,
+    pub eval: &'a EvalPlan,
+}
+
+impl std::fmt::Debug for SftJob<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SftJob")
+            .field("train", &self.train.len())
+            .field("settings", self.settings)
+            .field("seed", &self.seed)
+            .field("checkpoint", &self.checkpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One expert decision's state: a visit, the list, and the expert action.
+type Sample = (usize, DrugSet, Action);
+
+/// Trains a fresh model of `family` on expert decisions (fresh corruptions
+/// each epoch, seeded), reporting each epoch to `observer`. Returns the
+/// trained model (its `valid()` acts; it is the start and, frozen, the
+/// reference of GRPO).
+pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
+    family: &F,
+    job: &SftJob<'_>,
+    observer: &mut dyn TrainObserver,
+    device: &B::Device,
+) -> Result<F::Trainable<B>, TrainError> {
+    let settings = job.settings;
+    settings.validate()?;
+    let cohort = job.cohort;
+    let model = F::into_trainable::<B>(family.init(&mut seeded_rng(job.seed, "sft-init"), device));
+    let optim = AdamConfig::new().init();
+    let corrupt = CorruptedStartConfig {
+        miss_rate: settings.miss_rate,
+        extra_rate: settings.extra_rate,
+        interacting_extra_rate: settings.interacting_extra_rate,
+        ..CorruptedStartConfig::default()
+    }
+    .init(cohort)?;
+    let (mut model, mut optim, mut rng, mut log, first) = checkpoint::resume(
+        job.checkpoint,
+        model,
+        optim,
+        seeded_rng(job.seed, "sft-data"),
+        device,
+    )?;
+    for entry in &log {
+        observer
+            .step(entry, settings.epochs)
+            .map_err(TrainError::Observer)?;
+    }
+    for epoch in first..=settings.epochs {
+        let mut samples = expert_samples(job, &corrupt, &mut rng)?;
+        samples.shuffle(&mut rng);
+        let mut total = 0.0;
+        for chunk in samples.chunks(settings.batch_size) {
+            let states: Vec<State<'_>> = chunk
+                .iter()
+                .map(|(visit, list, _)| State { visit: *visit, list })
+                .collect();
+            let decisions: Vec<F::Decision> = chunk
+                .iter()
+                .zip(&states)
+                .map(|((.., action), state)| family.expert(*state, *action, cohort))
+                .collect();
+            let scored = family.score(F::as_model(&model), cohort, &states, &decisions, 1.0, device)?;
+            let logp = grpo::reduce(scored.logp, scored.mask, family.reduction()); // [chunk, 1]
+            let loss = logp.mean().neg(); // [1]
+            let value = loss.clone().into_scalar().elem::<f64>();
+            if !value.is_finite() {
+                return Err(TrainError::Diverged {
+                    stage: "SFT",
+                    unit: "epoch",
+                    step: epoch,
+                    what: format!("the loss ({value}) is"),
+                    hint: "try a smaller `lr`",
+                });
+            }
+            total += value * chunk.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(settings.lr, model, grads);
+        }
+        let mut entry = StepLog {
+            step: epoch,
+            ..StepLog::default()
+        };
+        entry
+            .train
+            .insert("loss/sft".into(), total / samples.len().max(1) as f64);
+        if job.eval.due(epoch, settings.epochs) {
+            entry.evals = grpo::evaluate(
+                family,
+                &model.valid(),
+                job.cohort,
+                job.reward,
+                job.budget,
+                job.eval,
+                epoch,
+                observer,
+                device,
+            )?;
+        }
+        observer
+            .step(&entry, settings.epochs)
+            .map_err(TrainError::Observer)?;
+        log.push(entry);
+        checkpoint::save_loop(job.checkpoint, &model, &optim, epoch, &rng, &log)?;
+    }
+    Ok(model)
+}
+
+/// Every state of every expert sequence of an epoch, with its expert
+/// action: one corrupted start and/or the run's start per training visit.
+fn expert_samples(
+    job: &SftJob<'_>,
+    corrupt: &rxalign_env::start::CorruptedStart,
+    rng: &mut Rng,
+) -> Result<Vec<Sample>, TrainError> {
+    let cohort = job.cohort;
+    let mut samples = Vec::new();
+    for &v in job.train {
+        let truth = &cohort.visits[v].drugs;
+        let mut starts = Vec::with_capacity(2);
+        if job.settings.starts != SftStarts::Run {
+            starts.push(corrupt.start(cohort, v, rng)?);
+        }
+        if job.settings.starts != SftStarts::Corrupted {
+            starts.push((job.run_starts)(v, rng).map_err(TrainError::Invalid)?);
+        }
+        for mut list in starts {
+            for action in expert_actions(&list, truth) {
+                samples.push((v, list.clone(), action));
+                match action {
+                    Action::Add(d) => {
+                        list.insert(d);
+                    }
+                    Action::Remove(d) => {
+                        list.remove(d);
+                    }
+                    Action::Stop => {}
+                }
+            }
+        }
+    }
+    Ok(samples)
+}

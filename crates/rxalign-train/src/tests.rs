@@ -1,0 +1,436 @@
+//! The shared loops on the list policy (`set_encoder`) of a tiny cohort.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexDevice;
+use burn::module::AutodiffModule;
+use rxalign_core::{Action, Cohort, DrugSet, Rng, SplitName, seeded_rng};
+use rxalign_env::{Reward, RewardConfig, RewardTermSpec};
+use rxalign_policy::CpuTrainBackend;
+use rxalign_policy::classifier::VisitFeatures;
+use rxalign_policy::family::{ActMode, Effect, PolicyFamily, State};
+use rxalign_policy::list::{ListPolicy, SetEncoder, SetEncoderConfig};
+use rxalign_policy::test_support::tiny;
+
+use crate::TrainError;
+use crate::episodes::{EpisodeResult, Episodes};
+use crate::grpo::{GrpoJob, GrpoSettings, train_grpo};
+use crate::observer::{EvalPlan, EvalSet, FinalList, ObserverError, StepLog, TrainObserver};
+use crate::sft::{SftJob, SftSettings, train_sft};
+
+/// Keeps every step's log; scores evaluations by their mean list size.
+#[derive(Default)]
+struct Keep(Vec<StepLog>);
+
+impl TrainObserver for Keep {
+    fn evaluate(
+        &mut self,
+        _: usize,
+        _: SplitName,
+        lists: &[FinalList],
+    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError> {
+        let size = lists.iter().map(|f| f.list.len() as f64).sum::<f64>() / lists.len() as f64;
+        Ok([("list_size".to_string(), Some(size))].into_iter().collect())
+    }
+
+    fn step(&mut self, log: &StepLog, _: usize) -> Result<(), ObserverError> {
+        self.0.push(log.clone());
+        Ok(())
+    }
+}
+
+fn jaccard_reward() -> Reward {
+    RewardConfig {
+        terms: vec![RewardTermSpec::new("jaccard", 1.0)],
+    }
+    .init()
+    .unwrap()
+}
+
+fn family(cohort: &Cohort, hidden: usize) -> SetEncoder {
+    SetEncoderConfig { hidden, budget: 8 }
+        .build(&VisitFeatures::of(cohort))
+        .unwrap()
+}
+
+fn no_run_starts(_: usize, _: &mut Rng) -> Result<DrugSet, String> {
+    Err("these tests train on corrupted starts only".into())
+}
+
+fn empty_starts(_: usize, _: &mut Rng) -> Result<DrugSet, String> {
+    Ok(DrugSet::empty(6))
+}
+
+/// SFT of the family on the tiny cohort's two visits from corrupted starts.
+fn sft(
+    family: &SetEncoder,
+    cohort: &Cohort,
+    reward: &Reward,
+    settings: &SftSettings,
+    seed: u64,
+    checkpoint: Option<&Path>,
+) -> (ListPolicy<CpuTrainBackend>, Vec<StepLog>) {
+    let mut keep = Keep::default();
+    let job = SftJob {
+        cohort,
+        reward,
+        train: &[0, 1],
+        settings,
+        run_starts: &no_run_starts,
+        budget: 8,
+        seed,
+        checkpoint,
+        eval: &EvalPlan::default(),
+    };
+    let model = train_sft::<_, CpuTrainBackend>(family, &job, &mut keep, &FlexDevice).unwrap();
+    (model, keep.0)
+}
+
+fn greedy(
+    family: &SetEncoder,
+    model: &ListPolicy<Flex>,
+    cohort: &Cohort,
+    reward: &Reward,
+    budget: usize,
+    starts: Vec<(usize, DrugSet)>,
+) -> Vec<EpisodeResult<usize>> {
+    Episodes {
+        cohort,
+        reward,
+        budget,
+        mode: ActMode::Greedy,
+        max_batch: Some(512),
+        record: None,
+    }
+    .run(family, model, starts, &mut seeded_rng(0, "g"), &FlexDevice)
+    .unwrap()
+}
+
+fn losses(log: &[StepLog], key: &str) -> Vec<f64> {
+    log.iter().map(|l| l.train[key]).collect()
+}
+
+#[test]
+fn sft_learns_to_build_and_repair_lists() {
+    let cohort = tiny();
+    let reward = jaccard_reward();
+    let family = family(&cohort, 32);
+    let settings = SftSettings {
+        epochs: 150,
+        batch_size: 16,
+        lr: 0.01,
+        ..SftSettings::default()
+    };
+    let (model, log) = sft(&family, &cohort, &reward, &settings, 5, None);
+    let loss = losses(&log, "loss/sft");
+    assert!(loss[149] < loss[0] * 0.2, "{loss:?}");
+    // From the empty list it adds the prescribed drugs in index order and stops.
+    let model = model.valid();
+    let empty = vec![(0, DrugSet::empty(6)), (1, DrugSet::empty(6))];
+    let decoded = greedy(&family, &model, &cohort, &reward, 8, empty);
+    assert_eq!(decoded[0].final_list.to_vec(), vec![0, 2]);
+    assert_eq!(decoded[1].final_list.to_vec(), vec![3, 4, 5]);
+    let actions: Vec<Effect> = decoded[0].steps.iter().map(|s| s.effect.clone()).collect();
+    assert_eq!(
+        actions,
+        [
+            Effect::Act(Action::Add(0)),
+            Effect::Act(Action::Add(2)),
+            Effect::Act(Action::Stop)
+        ]
+    );
+    assert!(decoded[0].steps.iter().all(|s| {
+        let p = f64::from(s.acted.logp().exp());
+        p > 0.5 && p <= 1.0
+    }));
+    assert!((decoded[0].outcome - 1.0).abs() < 1e-12, "Jaccard 0 -> 1");
+    // From a wrong list it removes the extra drug and adds the missing one.
+    let repaired = greedy(
+        &family,
+        &model,
+        &cohort,
+        &reward,
+        8,
+        vec![(0, DrugSet::from_indices(6, [0, 5]))],
+    );
+    assert_eq!(repaired[0].final_list.to_vec(), vec![0, 2]);
+}
+
+#[test]
+fn episodes_never_take_an_invalid_action_and_respect_the_budget() {
+    let cohort = tiny();
+    let reward = jaccard_reward();
+    let family = family(&cohort, 8);
+    let settings = SftSettings {
+        epochs: 1,
+        ..SftSettings::default()
+    };
+    let (model, _) = sft(&family, &cohort, &reward, &settings, 1, None);
+    let starts = vec![(0, DrugSet::full(6)), (1, DrugSet::empty(6))];
+    for r in greedy(&family, &model.valid(), &cohort, &reward, 4, starts) {
+        assert!(r.steps.len() <= 4);
+        assert!(
+            r.steps.iter().all(|s| !s.refused),
+            "masked actions are never taken"
+        );
+        let mut replay = r.final_list.clone();
+        for s in r.steps.iter().rev() {
+            match s.effect {
+                Effect::Act(Action::Add(d)) => assert!(replay.remove(d), "an add of a listed drug"),
+                Effect::Act(Action::Remove(d)) => assert!(replay.insert(d), "a remove of an unlisted drug"),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn grpo_job<'a>(
+    cohort: &'a Cohort,
+    reward: &'a Reward,
+    settings: &'a GrpoSettings,
+    checkpoint: Option<&'a Path>,
+    eval: &'a EvalPlan,
+) -> GrpoJob<'a> {
+    GrpoJob {
+        cohort,
+        reward,
+        train: &[0, 1],
+        starts: &empty_starts,
+        settings,
+        budget: 8,
+        seed: 9,
+        checkpoint,
+        eval,
+    }
+}
+
+#[test]
+fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
+    let cohort = tiny();
+    let reward = jaccard_reward();
+    let family = family(&cohort, 16);
+    let sft_settings = SftSettings {
+        epochs: 2,
+        ..SftSettings::default()
+    };
+    let (weak, _) = sft(&family, &cohort, &reward, &sft_settings, 2, None);
+    let jaccard = |model: &ListPolicy<Flex>| {
+        let starts = vec![(0, DrugSet::empty(6)), (1, DrugSet::empty(6))];
+        greedy(&family, model, &cohort, &reward, 8, starts)
+            .iter()
+            .map(|r| rxalign_core::metrics::jaccard(&r.final_list, &cohort.visits[r.visit].drugs))
+            .sum::<f64>()
+            / 2.0
+    };
+    let before = jaccard(&weak.valid());
+    let settings = GrpoSettings {
+        iterations: 40,
+        visits: 4,
+        group: 8,
+        lr: 0.02,
+        warmup: 2,
+        kl: 0.0,
+        ..GrpoSettings::default()
+    };
+    let eval = EvalPlan {
+        every: 10,
+        sets: vec![EvalSet {
+            split: SplitName::Val,
+            visits: vec![0, 1],
+            starts: vec![DrugSet::empty(6), DrugSet::empty(6)],
+        }],
+    };
+    let mut keep = Keep::default();
+    let job = grpo_job(&cohort, &reward, &settings, None, &eval);
+    let aligned = train_grpo::<_, CpuTrainBackend>(&family, weak, &job, &mut keep, &FlexDevice).unwrap();
+    let log = keep.0;
+    assert!(
+        log[0].train["kl"].abs() < 1e-6 && log[0].train["kl/k3"].abs() < 1e-6,
+        "the policy starts as its own reference: {:?}",
+        log[0].train
+    );
+    let outcome = losses(&log, "reward/outcome");
+    let (first, last) = (
+        outcome[..5].iter().sum::<f64>(),
+        outcome[35..].iter().sum::<f64>(),
+    );
+    assert!(last > first, "mean outcome {first} -> {last}");
+    assert!(
+        jaccard(&aligned) >= before,
+        "greedy Jaccard {before} -> {}",
+        jaccard(&aligned)
+    );
+    // Evaluated every 10 iterations, on the evaluation visits.
+    let evaluated: Vec<usize> = log
+        .iter()
+        .filter(|l| !l.evals.is_empty())
+        .map(|l| l.step)
+        .collect();
+    assert_eq!(evaluated, [10, 20, 30, 40]);
+    assert_eq!(log[9].evals[0].split, SplitName::Val);
+}
+
+#[test]
+fn an_sft_checkpoint_resumes_to_the_same_next_loss() {
+    let cohort = tiny();
+    let reward = jaccard_reward();
+    let family = family(&cohort, 16);
+    let settings = |epochs| SftSettings {
+        epochs,
+        batch_size: 4,
+        ..SftSettings::default()
+    };
+    let train =
+        |epochs, checkpoint: Option<&Path>| sft(&family, &cohort, &reward, &settings(epochs), 7, checkpoint);
+    let (straight_model, straight) = train(4, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("sft.ckpt");
+    // Interrupted after epoch 2, then resumed to 4: the restored epochs are
+    // reported again, then the same epochs follow.
+    let (_, first_half) = train(2, Some(&path));
+    assert_eq!(first_half, straight[..2]);
+    let (resumed_model, resumed) = train(4, Some(&path));
+    assert_eq!(
+        resumed, straight,
+        "epochs 3 and 4 repeat the uninterrupted losses"
+    );
+    let decode = |m: &ListPolicy<CpuTrainBackend>| {
+        let starts = vec![(0, DrugSet::empty(6)), (1, DrugSet::empty(6))];
+        greedy(&family, &m.valid(), &cohort, &reward, 8, starts)
+            .into_iter()
+            .map(|r| r.final_list)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(decode(&resumed_model), decode(&straight_model));
+    // A finished checkpoint is not trained again.
+    assert_eq!(train(4, Some(&path)).1, straight);
+}
+
+#[test]
+fn a_grpo_checkpoint_resumes_to_the_same_next_loss() {
+    let cohort = tiny();
+    let reward = jaccard_reward();
+    let family = family(&cohort, 16);
+    let sft_settings = SftSettings {
+        epochs: 2,
+        ..SftSettings::default()
+    };
+    let settings = |iterations| GrpoSettings {
+        iterations,
+        visits: 2,
+        group: 4,
+        warmup: 0,
+        ..GrpoSettings::default()
+    };
+    let run = |settings: &GrpoSettings, checkpoint: Option<&Path>| {
+        let (start, _) = sft(&family, &cohort, &reward, &sft_settings, 2, None);
+        let mut keep = Keep::default();
+        let eval = EvalPlan::default();
+        let job = grpo_job(&cohort, &reward, settings, checkpoint, &eval);
+        train_grpo::<_, CpuTrainBackend>(&family, start, &job, &mut keep, &FlexDevice).unwrap();
+        keep.0
+    };
+    let full = settings(6);
+    let straight = run(&full, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("grpo.ckpt");
+    assert_eq!(run(&full, Some(&path)), straight);
+    // Resuming a finished checkpoint trains nothing more.
+    assert_eq!(run(&full, Some(&path)), straight);
+    // Interrupted after iteration 3 of the same 6-iteration schedule.
+    std::fs::remove_file(&path).unwrap();
+    let mut stop_at_3 = full.clone();
+    stop_at_3.stop_after = Some(3);
+    assert_eq!(run(&stop_at_3, Some(&path)), straight[..3]);
+    assert_eq!(
+        run(&full, Some(&path)),
+        straight,
+        "iterations 4 to 6 repeat the uninterrupted run"
+    );
+}
+
+#[test]
+fn a_diverging_grpo_run_fails_with_what_to_try() {
+    let cohort = tiny();
+    let reward = jaccard_reward();
+    let family = family(&cohort, 16);
+    let (start, _) = sft(
+        &family,
+        &cohort,
+        &reward,
+        &SftSettings {
+            epochs: 1,
+            ..SftSettings::default()
+        },
+        2,
+        None,
+    );
+    let settings = GrpoSettings {
+        iterations: 20,
+        visits: 2,
+        group: 4,
+        warmup: 0,
+        lr: 1e30,
+        grad_norm: 1e30,
+        kl: 0.0,
+        ..GrpoSettings::default()
+    };
+    let eval = EvalPlan::default();
+    let job = grpo_job(&cohort, &reward, &settings, None, &eval);
+    let e = train_grpo::<_, CpuTrainBackend>(&family, start, &job, &mut Keep::default(), &FlexDevice)
+        .unwrap_err();
+    assert!(matches!(e, TrainError::Diverged { .. }), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("GRPO diverged at iteration") && message.contains("smaller `lr`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn exact_and_k3_kl_agree_in_expectation() {
+    use burn::prelude::*;
+    let cohort = tiny();
+    let family = family(&cohort, 8);
+    let device = FlexDevice;
+    // Two different policies: KL(π || π_ref) is clearly positive.
+    let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(1, "kl-policy"), &device);
+    let reference: ListPolicy<Flex> = family.init(&mut seeded_rng(2, "kl-reference"), &device);
+    let list = DrugSet::from_indices(6, [1, 4]);
+    let states: Vec<State<'_>> = (0..4000)
+        .map(|i| State {
+            visit: i % 2,
+            list: &list,
+        })
+        .collect();
+    // Decisions sampled from π, as GRPO's rollouts are.
+    let acted = family
+        .act(
+            &policy,
+            &cohort,
+            &states,
+            ActMode::Sample { temperature: 1.0 },
+            &mut seeded_rng(3, "kl"),
+            &device,
+        )
+        .unwrap();
+    let decisions: Vec<usize> = acted.iter().map(|a| a.decision).collect();
+    let score = |m: &ListPolicy<Flex>| {
+        family
+            .score(m, &cohort, &states, &decisions, 1.0, &device)
+            .unwrap()
+    };
+    let (p, r) = (score(&policy), score(&reference));
+    let exact = crate::kl::exact(p.distribution.unwrap(), r.distribution.unwrap())
+        .mean()
+        .into_scalar()
+        .elem::<f64>();
+    let k3 = crate::kl::k3(p.logp, r.logp).mean().into_scalar().elem::<f64>();
+    assert!(exact > 0.01, "the two policies differ: {exact}");
+    assert!(
+        (k3 - exact).abs() < 0.1 * exact,
+        "k3 {k3} estimates the exact KL {exact} within 10% over 4,000 samples"
+    );
+}
