@@ -23,7 +23,7 @@ pub use schema::{Experiment, ExperimentFile, SCHEMA_VERSION};
 
 /// Reads, checks and expands an experiment file against `plugins`.
 pub fn load(path: &Path, plugins: &Plugins) -> Result<(Experiment, Vec<RunPlan>), ExperimentError> {
-    let text = std::fs::read_to_string(path).map_err(|e| rxalign_core::CoreError::io(path, e))?;
+    let text = rxalign_core::jsonl::read_text(path)?;
     let schemas = plugins.schemas();
     let exp = schema::parse(path, &text, schemas.clone())?;
     let plans = expand(&exp, schemas)?;

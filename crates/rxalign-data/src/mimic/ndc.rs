@@ -41,6 +41,15 @@ impl NdcMap {
     /// present, names the drug.
     pub fn load(path: &Path) -> Result<Self, DataError> {
         let mut table = Table::open_path(path)?;
+        if table.header_looks_like(|h| parse_ndc(h.as_bytes()).is_some()) {
+            return Err(CoreError::input(
+                path,
+                1,
+                "header",
+                "the first line holds an NDC, not column names: the NDC map needs a header line (for example `ndc11,atc3`), or its first row would be lost",
+            )
+            .into());
+        }
         let mut out = Self::default();
         let mut index: HashMap<String, u32> = HashMap::new();
         table.for_each(|_, r| {
