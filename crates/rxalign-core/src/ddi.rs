@@ -109,11 +109,12 @@ impl DdiGraph {
         let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
         let sha256 = hex_sha256(&bytes);
         let text = crate::jsonl::decode_text(path, bytes)?;
-        let rows = parse_edge_rows(path, text.as_bytes())?;
+        let (columns, rows) = parse_edge_rows(path, text.as_bytes())?;
+        let [field_a, field_b] = &columns;
         let mut g = Self::empty(vocab.len(), path.display().to_string());
         g.source.sha256 = Some(sha256);
         let mut codes_known = 0usize;
-        for (line, field_a, a, b) in &rows {
+        for (line, a, b) in &rows {
             g.source.edges_in_source += 1;
             let (ia, ib) = (vocab.get(a), vocab.get(b));
             codes_known += usize::from(ia.is_some()) + usize::from(ib.is_some());
@@ -126,9 +127,9 @@ impl DdiGraph {
                     UnknownCodes::Count => g.source.edges_outside_vocab += 1,
                     UnknownCodes::Error => {
                         let (field, code) = if ia.is_none() {
-                            ("code_a", a)
+                            (field_a.as_str(), a)
                         } else {
-                            ("code_b", b)
+                            (field_b.as_str(), b)
                         };
                         return Err(CoreError::input(
                             path,
@@ -140,11 +141,11 @@ impl DdiGraph {
                 },
             }
         }
-        if let (Some((line, _, a, b)), 0) = (rows.first(), codes_known) {
+        if let (Some((line, a, b)), 0) = (rows.first(), codes_known) {
             return Err(CoreError::input(
                 path,
                 *line,
-                "code_a",
+                field_a.as_str(),
                 format!(
                     "none of the {} interactions names a drug of the vocabulary ({} drugs; this line names `{a}` and `{b}`): \
                      the two files use different codes, and every DDI rate would read 0",
@@ -184,9 +185,9 @@ impl DdiGraph {
     /// names, in order of first appearance.
     pub fn load_edge_list(path: &Path) -> Result<(Vocab, Self), CoreError> {
         let text = crate::jsonl::read_text(path)?;
-        let rows = parse_edge_rows(path, text.as_bytes())?;
+        let (_, rows) = parse_edge_rows(path, text.as_bytes())?;
         let mut vocab = Vocab::new();
-        for (_, _, a, b) in &rows {
+        for (_, a, b) in &rows {
             vocab.insert(a.as_str(), a.as_str());
             vocab.insert(b.as_str(), b.as_str());
         }
@@ -240,9 +241,11 @@ impl DdiGraph {
     }
 }
 
-type EdgeRow = (usize, String, String, String);
+/// A row of an edge list: its line and its two codes.
+type EdgeRow = (usize, String, String);
 
-fn parse_edge_rows(path: &Path, bytes: &[u8]) -> Result<Vec<EdgeRow>, CoreError> {
+/// The two code columns' names and the rows of an edge list.
+fn parse_edge_rows(path: &Path, bytes: &[u8]) -> Result<([String; 2], Vec<EdgeRow>), CoreError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -280,7 +283,7 @@ fn parse_edge_rows(path: &Path, bytes: &[u8]) -> Result<Vec<EdgeRow>, CoreError>
             ));
         }
     }
-    let field_a = headers[0].to_string();
+    let columns = [headers[0].trim().to_string(), headers[1].trim().to_string()];
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, &e, "row"))?;
@@ -292,9 +295,9 @@ fn parse_edge_rows(path: &Path, bytes: &[u8]) -> Result<Vec<EdgeRow>, CoreError>
                 return Err(CoreError::input(path, line, name, "empty drug code"));
             }
         }
-        rows.push((line, field_a.clone(), a.to_string(), b.to_string()));
+        rows.push((line, a.to_string(), b.to_string()));
     }
-    Ok(rows)
+    Ok((columns, rows))
 }
 
 /// A CSV error as a core error with the file and line.
@@ -379,6 +382,13 @@ mod tests {
             let g = DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Count).unwrap();
             assert_eq!(g.edge_count(), 1, "{header}");
         }
+        // Errors name the file's own columns.
+        std::fs::write(&path, "atc3_a,atc3_b\nA,Z\n").unwrap();
+        let e = DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Error).unwrap_err();
+        assert!(
+            e.to_string().contains("ddi.csv:2: field `atc3_b`: drug code `Z`"),
+            "{e}"
+        );
         std::fs::write(&path, "code_a,atc3_b\nA,B\n").unwrap();
         assert!(DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Count).is_err());
     }
