@@ -145,7 +145,9 @@ impl Table {
                 DataError::from(CoreError::input(
                     &self.path,
                     line,
-                    self.header[e.column].as_str(),
+                    self.header
+                        .get(e.column)
+                        .map_or_else(|| format!("column {}", e.column + 1), Clone::clone),
                     e.message,
                 ))
             })?;

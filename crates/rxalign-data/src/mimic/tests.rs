@@ -519,4 +519,18 @@ fn mimic_times_marks_and_headers() {
         e.contains(":1: field `header`: the first line holds an NDC"),
         "{e}"
     );
+    // A row's error names the column at fault (the drug code, not the NDC).
+    std::fs::write(&sources.ndc_map, "ndc11,atc3\n00000000011,A01A\n00000000022,\n").unwrap();
+    let e = import_mimic3(tmp.path(), &sources, &options(), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("map.csv:3: field `atc3`: empty drug code"), "{e}");
+    std::fs::write(&sources.ndc_map, "ndc11,atc3\n0000000001x,A01A\n").unwrap();
+    let e = import_mimic3(tmp.path(), &sources, &options(), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("map.csv:2: field `ndc11`: `0000000001x` is not an NDC"),
+        "{e}"
+    );
 }
