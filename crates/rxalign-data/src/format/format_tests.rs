@@ -270,3 +270,13 @@ fn a_headerless_or_foreign_ddi_file_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn an_empty_dataset_is_refused() {
+    let dir = folder("\n\n");
+    let e = error(dir.path());
+    assert!(e.contains("visits.jsonl: no visits"), "{e}");
+    std::fs::write(dir.path().join("drugs.csv"), "code,name\n").unwrap();
+    let e = error(dir.path());
+    assert!(e.contains("drugs.csv: no drugs"), "{e}");
+}

@@ -16,6 +16,13 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
     }
     let drugs = read_code_names(&dir.join(DRUGS))?
         .ok_or_else(|| CoreError::file(dir.join(DRUGS), "missing: a dataset needs drugs.csv (code,name)"))?;
+    if drugs.is_empty() {
+        return Err(CoreError::file(
+            dir.join(DRUGS),
+            "no drugs: every visit's drugs must be listed here",
+        )
+        .into());
+    }
     let fixed_dx = read_code_names(&dir.join(DIAGNOSES))?;
     let fixed_px = read_code_names(&dir.join(PROCEDURES))?;
     let mut diagnoses = fixed_dx.clone().unwrap_or_default();
@@ -100,6 +107,9 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
         });
         lines.push(n);
         times.push(time);
+    }
+    if visits.is_empty() {
+        return Err(CoreError::file(&path, "no visits: a dataset needs at least one visit line").into());
     }
     link_history(&path, &mut visits, &lines, &times)?;
 
