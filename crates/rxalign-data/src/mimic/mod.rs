@@ -424,6 +424,26 @@ impl Raw {
             });
             history.push(set);
         }
+        if cohort_visits.is_empty() {
+            let reasons: Vec<String> = report
+                .visits_dropped
+                .iter()
+                .map(|(reason, n)| format!("{n} {}", reason.get(2..).unwrap_or(reason)))
+                .collect();
+            return Err(CoreError::file(
+                &report.root,
+                format!(
+                    "no visit is left of {} admissions (dropped: {}); nothing is written",
+                    report.admissions,
+                    if reasons.is_empty() {
+                        "none".to_string()
+                    } else {
+                        reasons.join("; ")
+                    }
+                ),
+            )
+            .into());
+        }
         report.visits = cohort_visits.len();
         report.patients = per_patient.values().filter(|&&n| n >= options.min_visits).count();
         report.visits_with_note = cohort_visits.iter().filter(|v| v.note.is_some()).count();

@@ -534,3 +534,24 @@ fn mimic_times_marks_and_headers() {
         "{e}"
     );
 }
+
+/// An import whose filters leave no visit says so, with the counts, and
+/// writes nothing (an empty dataset folder could not be read back).
+#[test]
+fn an_import_that_keeps_no_visit_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = mimic3(tmp.path());
+    let out = tmp.path().join("out");
+    let options = MimicOptions {
+        min_visits: 50,
+        ..options()
+    };
+    let e = import_mimic3(tmp.path(), &sources, &options, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no visit is left of 4 admissions") && e.contains("patient below --min-visits"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
