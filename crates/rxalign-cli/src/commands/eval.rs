@@ -44,36 +44,38 @@ pub fn run(a: &EvalArgs) -> anyhow::Result<()> {
         name => a.split_seed.split(&cohort).indices(name, cohort.visits.len()),
     };
     let split_words = match a.split {
-        SplitName::All => "the dataset's".to_string(),
-        name => format!("the {name} split's ({})", a.split_seed.describe()),
+        SplitName::All => "the dataset".to_string(),
+        name => format!("the {name} split ({})", a.split_seed.describe()),
     };
     let coverage = predictions.coverage(&cohort, &scope);
     let file = a.predictions.display();
+    let covers = format!(
+        "covers {} of the {} visits of {split_words}",
+        coverage.predicted, coverage.expected
+    );
     if coverage.predicted == 0 {
-        bail!(
-            "{file} predicts none of {split_words} {} visits: nothing to score (is it for another dataset or split?)",
-            coverage.expected
-        );
+        bail!("{file} {covers}: nothing to score (is it for another dataset or split?)");
     }
     if !coverage.is_complete() && !a.allow_partial {
         bail!(
-            "{file} {} of {split_words}: metrics over a subset are not comparable with full ones; \
+            "{file} {covers} ({} missing, for example {}): metrics over a subset are not comparable with full ones; \
              predict every visit, choose the split the file is for (--split), or pass --allow-partial",
-            coverage.describe()
+            coverage.missing(),
+            coverage
+                .missing_examples
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let keep: HashSet<usize> = scope.iter().copied().collect();
     let report = predictions.evaluate(&cohort, |i| keep.contains(&i));
-    let scope_words = format!(
-        "{} visits of {split_words} {}{}",
-        coverage.predicted,
-        coverage.expected,
-        if coverage.is_complete() {
-            ""
-        } else {
-            " (partial: --allow-partial)"
-        }
-    );
+    let scope_words = if coverage.is_complete() {
+        format!("the {} visits of {split_words}", coverage.expected)
+    } else {
+        format!("partial, --allow-partial: the file {covers}")
+    };
     let ddi_warning = cohort.ddi.warning();
     if a.json {
         let mut json = report.to_json();
