@@ -187,10 +187,36 @@ fn eval_scores_any_predictions_file_with_every_metric() {
         "--json",
     ]))
     .unwrap();
-    let all: Value = serde_json::from_str(&ok(&["eval", "--data", d, "--predictions", p, "--json"])).unwrap();
     assert!(test["prauc"].as_f64().unwrap() > 0.5);
+    assert_eq!(test["coverage"]["complete"], true);
+    assert_eq!(test["visits"], test["coverage"]["expected"]);
+    // Issue #12: a file that covers part of the visits scored with exit
+    // code 0. Over every visit of the dataset, a test-split file is partial:
+    // refused, unless --allow-partial, which reports the coverage.
+    let e = fails(&["eval", "--data", d, "--predictions", p]);
+    assert!(
+        e.contains(&format!(
+            "covers {} of the {visits} visits of the dataset",
+            test["visits"]
+        )) && e.contains("--allow-partial"),
+        "{e}"
+    );
+    let all: Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--data",
+        d,
+        "--predictions",
+        p,
+        "--allow-partial",
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(test["visits"], all["visits"]);
-    let train: Value = serde_json::from_str(&ok(&[
+    assert_eq!(all["coverage"]["complete"], false);
+    assert_eq!(all["coverage"]["expected"], visits);
+    assert!(all["scope"].as_str().unwrap().contains("partial"), "{all}");
+    // A file with none of the split's visits is refused even so.
+    let e = fails(&[
         "eval",
         "--data",
         d,
@@ -198,11 +224,46 @@ fn eval_scores_any_predictions_file_with_every_metric() {
         p,
         "--split",
         "train",
+        "--allow-partial",
+    ]);
+    assert!(
+        e.contains("covers 0 of the") && e.contains("nothing to score"),
+        "{e}"
+    );
+    let text = ok(&["eval", "--data", d, "--predictions", p, "--split", "test"]);
+    assert!(text.contains("pooled DDI rate"), "{text}");
+
+    // One line without scores: PRAUC is n/a for the file, and says why.
+    let mut lines: Vec<Value> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines[0].as_object_mut().unwrap().remove("scores");
+    let n = lines.len();
+    std::fs::write(&preds, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let one_unscored: Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--data",
+        d,
+        "--predictions",
+        p,
+        "--split",
+        "test",
         "--json",
     ]))
     .unwrap();
-    assert_eq!(train["visits"], 0, "a test-split file has no train visits");
-    assert!(ok(&["eval", "--data", d, "--predictions", p]).contains("pooled DDI rate"));
+    assert!(one_unscored["prauc"].is_null());
+    assert_eq!(one_unscored["coverage"]["without_scores"], 1);
+    assert!(
+        one_unscored["prauc_note"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("1 of the {n} scored lines have no `scores`")),
+        "{one_unscored}"
+    );
+    let text = ok(&["eval", "--data", d, "--predictions", p, "--split", "test"]);
+    assert!(text.contains("prauc is n/a: 1 of the"), "{text}");
 
     // Unknown visit ids and drug codes are errors naming the line.
     std::fs::write(
@@ -300,4 +361,97 @@ fn the_main_job_writes_a_complete_run_folder() {
     let again = ok(&["run", file, "--out", out]);
     assert!(again.contains("already finished"), "{again}");
     assert_eq!(run.read_metrics().unwrap().len(), 14);
+}
+
+/// Issue #12 (other faults): a closed standard output (`rxalign run … |
+/// head -1`) panicked and dropped the remaining runs. Every run still
+/// finishes, and nothing panics.
+#[test]
+fn a_closed_standard_output_stops_printing_not_the_runs() {
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("two.ron");
+    std::fs::write(
+        &file,
+        r#"(
+    schema_version: 1,
+    name: "two",
+    seed: 0,
+    data: (kind: "synthetic", patients: 60, seed: 0),
+    init_list: (kind: "empty"),
+    reward: [(kind: "jaccard", weight: 1.0)],
+    stages: [(kind: "baselines")],
+    eval: (splits: ["test"], trajectories: 1),
+    ablations: (grid: {"seed": [0, 1]}),
+)"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rxalign"))
+        .args(["run", file.to_str().unwrap(), "--out", "runs"])
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the binary prints anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+    let runs: Vec<_> = std::fs::read_dir(tmp.path().join("runs/two"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in runs {
+        assert!(
+            run.join("summary.json").is_file(),
+            "{} did not finish",
+            run.display()
+        );
+    }
+    // The same for a command whose whole output is one print.
+    let data = tmp.path().join("d");
+    synth(&data, "30", "0");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rxalign"))
+        .args(["data", "stats", data.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert!(out.status.success());
+}
+
+/// Issue #12 (other faults): an absurd size aborted the process instead of
+/// an error naming the setting; an OS error was printed twice.
+#[test]
+fn absurd_sizes_and_missing_files_get_one_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("d");
+    let e = fails(&[
+        "data",
+        "synth",
+        "--patients",
+        "1000000000000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(e.contains("setting `patients`") && e.contains("memory"), "{e}");
+    assert!(!out.exists(), "nothing is written");
+    synth(&out, "20", "0");
+    let missing = tmp.path().join("nope.jsonl");
+    let e = fails(&[
+        "eval",
+        "--data",
+        out.to_str().unwrap(),
+        "--predictions",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(e.contains("nope.jsonl"), "{e}");
+    assert_eq!(e.matches("os error 2").count(), 1, "{e}");
 }

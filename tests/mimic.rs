@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::shared;
+use common::data;
 
 use serde_json::Value;
 
@@ -126,7 +126,7 @@ fn expected(demo: &Path, map: &Path, ddi: &Path) -> Expected {
 
 #[test]
 fn the_mimic3_demo_imports_to_the_counts_of_its_raw_tables() {
-    let s = shared();
+    let s = data();
     let demo = s.join("mimic-iii-demo-1.4");
     let map = s.join("code-maps-gamenet-safedrug/ndc2atc3_molerec.csv");
     let ddi = s.join("ddi-atc3-twosides/gamenet_ddi_atc3_edges.csv");
@@ -215,7 +215,7 @@ fn the_mimic3_demo_imports_to_the_counts_of_its_raw_tables() {
 /// break one of them.
 fn demo_copy(dir: &Path) {
     use std::io::Write;
-    let demo = shared().join("mimic-iii-demo-1.4");
+    let demo = data().join("mimic-iii-demo-1.4");
     for t in [
         "ADMISSIONS",
         "PATIENTS",
@@ -255,7 +255,7 @@ fn import(root: &Path, out: &Path, map: &Path) -> Output {
 
 #[test]
 fn gzip_and_upper_case_headers_import_alike_and_bad_input_is_named() {
-    let s = shared();
+    let s = data();
     let map = s.join("code-maps-gamenet-safedrug/ndc2atc3_molerec.csv");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("raw");
@@ -325,7 +325,7 @@ fn gzip_and_upper_case_headers_import_alike_and_bad_input_is_named() {
 
 #[test]
 fn the_mimic3_experiment_runs_on_the_imported_demo() {
-    let s = shared();
+    let s = data();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data/mimic3-atc3");
     let o = rxalign(&[

@@ -1,17 +1,35 @@
 //! Helpers shared by the end-to-end tests.
 
+#![allow(dead_code, reason = "each test binary uses some of the helpers")]
+
 use std::path::PathBuf;
 
-/// `../shared/data` beside the workspace, or `RXALIGN_SHARED_DATA`.
-pub fn shared() -> PathBuf {
-    let dir = std::env::var_os("RXALIGN_SHARED_DATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-        PathBuf::from,
-    );
+/// The real data kept in the repository for the tests (`tests/data`, see its
+/// PROVENANCE.md): present in every clone.
+pub fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+}
+
+/// The environment variable that names a folder of data that may not be
+/// redistributed (the WHO ATC index); `.ci/run` sets it to `../shared/data`.
+pub const SHARED_DATA_VAR: &str = "RXALIGN_SHARED_DATA";
+
+/// A file in the folder `RXALIGN_SHARED_DATA` names, or `None` (with a note
+/// on standard error saying that `test` is skipped) when the variable is not
+/// set. A variable that is set but lacks the file fails the test: a
+/// misconfigured CI must not pass by skipping.
+pub fn shared_file(relative: &str, test: &str) -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os(SHARED_DATA_VAR) else {
+        eprintln!(
+            "skipped {test}: it reads {relative}, which may not be redistributed; set {SHARED_DATA_VAR} to a folder holding it (.ci/run sets ../shared/data)"
+        );
+        return None;
+    };
+    let path = PathBuf::from(dir).join(relative);
     assert!(
-        dir.join("PROVENANCE.md").is_file(),
-        "the shared data folder is missing at {}: clone the project beside shared/ or set RXALIGN_SHARED_DATA",
-        dir.display()
+        path.is_file(),
+        "{SHARED_DATA_VAR} is set but {} is missing",
+        path.display()
     );
-    dir
+    Some(path)
 }

@@ -2,6 +2,7 @@
 //! decisions, with list-wise and step-wise rewards.
 
 mod commands;
+mod output;
 mod table;
 
 use std::process::ExitCode;
@@ -52,10 +53,14 @@ fn main() -> ExitCode {
         Command::Compare(a) => commands::experiment::compare_runs(&a),
         Command::Plot(a) => commands::experiment::plot(&a),
     };
+    let result = result.and_then(|()| match output::failure() {
+        Some(f) => Err(anyhow::anyhow!(f)),
+        None => Ok(()),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            output::warnln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

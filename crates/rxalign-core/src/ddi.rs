@@ -94,18 +94,31 @@ impl DdiGraph {
 
     /// Loads an edge list against a drug vocabulary.
     ///
-    /// The file is CSV with a header row; its first two columns are the codes
-    /// of an interacting pair (the dataset format names them `code_a,code_b`;
-    /// GAMENet's file names them `atc3_a,atc3_b`). Pairs are symmetric and
-    /// duplicates count once.
+    /// The file is UTF-8 CSV (a leading byte-order mark is dropped) with a
+    /// header row that names the two code columns `<name>_a,<name>_b` (the
+    /// dataset format: `code_a,code_b`; GAMENet's file: `atc3_a,atc3_b`), so
+    /// that a file without a header is refused rather than read without its
+    /// first edge. Pairs are symmetric and duplicates count once.
+    ///
+    /// # Errors
+    /// Unreadable or malformed files, naming the line; with
+    /// [`UnknownCodes::Error`], a code outside `vocab`; with
+    /// [`UnknownCodes::Count`], a file whose rows name no code of `vocab` at
+    /// all (two code systems that do not meet: every DDI rate would read 0).
     pub fn load_csv(path: &Path, vocab: &Vocab, unknown: UnknownCodes) -> Result<Self, CoreError> {
         let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
-        let rows = parse_edge_rows(path, &bytes)?;
+        let sha256 = hex_sha256(&bytes);
+        let text = crate::jsonl::decode_text(path, bytes)?;
+        let (columns, rows) = parse_edge_rows(path, text.as_bytes())?;
+        let [field_a, field_b] = &columns;
         let mut g = Self::empty(vocab.len(), path.display().to_string());
-        g.source.sha256 = Some(hex_sha256(&bytes));
-        for (line, field_a, a, b) in &rows {
+        g.source.sha256 = Some(sha256);
+        let mut codes_known = 0usize;
+        for (line, a, b) in &rows {
             g.source.edges_in_source += 1;
-            match (vocab.get(a), vocab.get(b)) {
+            let (ia, ib) = (vocab.get(a), vocab.get(b));
+            codes_known += usize::from(ia.is_some()) + usize::from(ib.is_some());
+            match (ia, ib) {
                 (Some(ia), Some(ib)) => {
                     g.add_edge(ia, ib)
                         .map_err(|e| CoreError::input(path, *line, field_a.as_str(), e.to_string()))?;
@@ -114,9 +127,9 @@ impl DdiGraph {
                     UnknownCodes::Count => g.source.edges_outside_vocab += 1,
                     UnknownCodes::Error => {
                         let (field, code) = if ia.is_none() {
-                            ("code_a", a)
+                            (field_a.as_str(), a)
                         } else {
-                            ("code_b", b)
+                            (field_b.as_str(), b)
                         };
                         return Err(CoreError::input(
                             path,
@@ -128,16 +141,53 @@ impl DdiGraph {
                 },
             }
         }
+        if let (Some((line, a, b)), 0) = (rows.first(), codes_known) {
+            return Err(CoreError::input(
+                path,
+                *line,
+                field_a.as_str(),
+                format!(
+                    "none of the {} interactions names a drug of the vocabulary ({} drugs; this line names `{a}` and `{b}`): \
+                     the two files use different codes, and every DDI rate would read 0",
+                    rows.len(),
+                    vocab.len()
+                ),
+            ));
+        }
         Ok(g)
+    }
+
+    /// Why this graph makes DDI rates uninformative, if it does: a source
+    /// that listed interactions of which none lies among the drugs, or one
+    /// that listed none. Commands and the runner print it as a warning beside
+    /// any DDI number.
+    pub fn warning(&self) -> Option<String> {
+        let s = &self.source;
+        // A graph built in code (the synthetic clinic, a dataset without
+        // ddi.csv) holds what was meant: only files are questioned.
+        s.sha256.as_ref()?;
+        if s.edges_in_source == 0 {
+            return Some(format!(
+                "the DDI graph {} lists no interactions: every DDI rate is 0 by construction",
+                s.origin
+            ));
+        }
+        if self.edges == 0 {
+            return Some(format!(
+                "none of the {} interactions of {} lies between two drugs of the dataset: every DDI rate is 0 by construction",
+                s.edges_in_source, s.origin
+            ));
+        }
+        None
     }
 
     /// Loads an edge list on its own: the vocabulary is the codes the file
     /// names, in order of first appearance.
     pub fn load_edge_list(path: &Path) -> Result<(Vocab, Self), CoreError> {
-        let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
-        let rows = parse_edge_rows(path, &bytes)?;
+        let text = crate::jsonl::read_text(path)?;
+        let (_, rows) = parse_edge_rows(path, text.as_bytes())?;
         let mut vocab = Vocab::new();
-        for (_, _, a, b) in &rows {
+        for (_, a, b) in &rows {
             vocab.insert(a.as_str(), a.as_str());
             vocab.insert(b.as_str(), b.as_str());
         }
@@ -191,9 +241,11 @@ impl DdiGraph {
     }
 }
 
-type EdgeRow = (usize, String, String, String);
+/// A row of an edge list: its line and its two codes.
+type EdgeRow = (usize, String, String);
 
-fn parse_edge_rows(path: &Path, bytes: &[u8]) -> Result<Vec<EdgeRow>, CoreError> {
+/// The two code columns' names and the rows of an edge list.
+fn parse_edge_rows(path: &Path, bytes: &[u8]) -> Result<([String; 2], Vec<EdgeRow>), CoreError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -210,7 +262,28 @@ fn parse_edge_rows(path: &Path, bytes: &[u8]) -> Result<Vec<EdgeRow>, CoreError>
             "an edge list needs two columns (code_a,code_b)",
         ));
     }
-    let field_a = headers[0].to_string();
+    let column = |i: usize, suffix: &str| {
+        let h = headers[i].trim().to_ascii_lowercase();
+        h.strip_suffix(suffix)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+    };
+    match (column(0, "_a"), column(1, "_b")) {
+        (Some(a), Some(b)) if a == b => {}
+        _ => {
+            return Err(CoreError::input(
+                path,
+                1,
+                "header",
+                format!(
+                    "the first line `{}` is not a header naming the two code columns (`code_a,code_b`); \
+                     an edge list without a header would lose its first edge",
+                    headers.iter().collect::<Vec<_>>().join(",")
+                ),
+            ));
+        }
+    }
+    let columns = [headers[0].trim().to_string(), headers[1].trim().to_string()];
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, &e, "row"))?;
@@ -222,9 +295,9 @@ fn parse_edge_rows(path: &Path, bytes: &[u8]) -> Result<Vec<EdgeRow>, CoreError>
                 return Err(CoreError::input(path, line, name, "empty drug code"));
             }
         }
-        rows.push((line, field_a.clone(), a.to_string(), b.to_string()));
+        rows.push((line, a.to_string(), b.to_string()));
     }
-    Ok(rows)
+    Ok((columns, rows))
 }
 
 /// A CSV error as a core error with the file and line.
@@ -277,5 +350,74 @@ mod tests {
         assert_eq!(g.edge_count(), 1);
         assert_eq!(g.source().edges_outside_vocab, 1);
         assert_eq!(g.source().sha256.as_deref().map(str::len), Some(64));
+        assert_eq!(g.warning(), None);
+    }
+
+    fn vocab_ab() -> Vocab {
+        let mut v = Vocab::new();
+        v.insert("A", "a");
+        v.insert("B", "b");
+        v
+    }
+
+    /// Issue #12: a header-less file lost its first edge.
+    #[test]
+    fn a_file_without_a_header_is_refused_not_read_without_its_first_edge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ddi.csv");
+        std::fs::write(&path, "A,B\nB,C\n").unwrap();
+        let e = DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Count).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("ddi.csv:1: field `header`: the first line `A,B` is not a header"),
+            "{e}"
+        );
+        for header in [
+            "atc3_a,atc3_b",
+            "code_a,code_b",
+            "Code_A,Code_B",
+            "\u{feff}code_a,code_b",
+        ] {
+            std::fs::write(&path, format!("{header}\nA,B\n")).unwrap();
+            let g = DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Count).unwrap();
+            assert_eq!(g.edge_count(), 1, "{header}");
+        }
+        // Errors name the file's own columns.
+        std::fs::write(&path, "atc3_a,atc3_b\nA,Z\n").unwrap();
+        let e = DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Error).unwrap_err();
+        assert!(
+            e.to_string().contains("ddi.csv:2: field `atc3_b`: drug code `Z`"),
+            "{e}"
+        );
+        std::fs::write(&path, "code_a,atc3_b\nA,B\n").unwrap();
+        assert!(DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Count).is_err());
+    }
+
+    /// Issue #12: a graph of which no pair lies in the vocabulary gave DDI
+    /// rates of zero with no notice.
+    #[test]
+    fn a_graph_outside_the_vocabulary_is_an_error_or_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ddi.csv");
+        // No code of the file is a drug: two code systems.
+        std::fs::write(&path, "code_a,code_b\nX1,X2\nX3,X4\n").unwrap();
+        let e = DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Count).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("ddi.csv:2: field `code_a`: none of the 2 interactions names a drug"),
+            "{e}"
+        );
+        // Known codes, but no pair between two drugs: a warning.
+        std::fs::write(&path, "code_a,code_b\nA,X2\n").unwrap();
+        let g = DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Count).unwrap();
+        assert!(
+            g.warning().unwrap().contains("none of the 1 interactions"),
+            "{:?}",
+            g.warning()
+        );
+        std::fs::write(&path, "code_a,code_b\n").unwrap();
+        let g = DdiGraph::load_csv(&path, &vocab_ab(), UnknownCodes::Count).unwrap();
+        assert!(g.warning().unwrap().contains("lists no interactions"));
+        assert_eq!(DdiGraph::empty(2, "none").warning(), None);
     }
 }

@@ -4,12 +4,10 @@ use std::path::PathBuf;
 /// and the field, so that a researcher can fix the input without guessing.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The OS error is part of the message and deliberately not a
+    /// `source`: reporters that print the chain (`{:#}`) would print it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}:{line}: field `{field}`: {message}")]
     Input {
         path: PathBuf,
@@ -26,10 +24,10 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

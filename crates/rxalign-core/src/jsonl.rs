@@ -1,10 +1,60 @@
-//! Reading JSON lines with errors that name the file, line and field.
+//! Reading text files and JSON lines with errors that name the file, line
+//! and field.
 
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
 use crate::CoreError;
+
+/// The UTF-8 byte-order mark some editors put at the start of a file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads a text file as UTF-8 (see [`decode_text`]).
+pub fn read_text(path: &Path) -> Result<String, CoreError> {
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    decode_text(path, bytes)
+}
+
+/// The bytes of the file at `path` as UTF-8 text. A leading UTF-8
+/// byte-order mark is dropped; a UTF-16 or UTF-32 byte-order mark, and bytes
+/// that are not UTF-8, are errors naming the line and the byte column.
+pub fn decode_text(path: &Path, mut bytes: Vec<u8>) -> Result<String, CoreError> {
+    if bytes.starts_with(UTF8_BOM) {
+        bytes.drain(..UTF8_BOM.len());
+    }
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") || bytes.starts_with(b"\0\0\xFE\xFF")
+    {
+        return Err(CoreError::input(
+            path,
+            1,
+            "(encoding)",
+            "the file is UTF-16 or UTF-32 (it starts with such a byte-order mark); save it as UTF-8",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let (line, column) = line_and_column(bytes, at);
+        CoreError::input(
+            path,
+            line,
+            "(encoding)",
+            format!(
+                "byte {column} of the line (0x{:02X}) is not UTF-8; save the file as UTF-8",
+                bytes[at]
+            ),
+        )
+    })
+}
+
+/// The 1-based line and byte column of the byte at `offset`.
+pub fn line_and_column(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, column)
+}
 
 /// Parses one JSON line; an error names `path`, the 1-based `line` and the
 /// field at fault (a path such as `scores.C09AA03` for nested fields).
@@ -41,6 +91,20 @@ mod tests {
     struct Row {
         id: String,
         age: Option<f32>,
+    }
+
+    #[test]
+    fn a_utf8_mark_is_dropped_and_other_encodings_are_named() {
+        let p = Path::new("v.jsonl");
+        assert_eq!(decode_text(p, b"\xEF\xBB\xBFab\n".to_vec()).unwrap(), "ab\n");
+        let e = decode_text(p, b"ok\nfine\nbad \xE9t\xE9\n".to_vec()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("v.jsonl:3: field `(encoding)`: byte 5 of the line (0xE9)"),
+            "{e}"
+        );
+        let e = decode_text(p, b"\xFF\xFEa\0".to_vec()).unwrap_err();
+        assert!(e.to_string().contains("UTF-16"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! JSONL, one visit per line: `{"visit_id": "...", "drugs": ["code", ...],
 //! "scores": {"code": 0.93, ...}}`, with `scores` optional. Drugs missing from
-//! `scores` rank below every scored drug.
+//! `scores` rank below every scored drug. PRAUC is defined only when every
+//! scored line has `scores` (it is never averaged over a subset), and
+//! [`Predictions::coverage`] says how much of a set of visits a file covers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -57,7 +59,7 @@ impl Predictions {
     /// Reads and resolves a predictions file. Malformed lines, unknown visit
     /// ids, unknown drug codes and repeated visits are errors naming the line.
     pub fn read(path: &Path, cohort: &Cohort) -> Result<Self, CoreError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+        let text = crate::jsonl::read_text(path)?;
         let mut out = Self::default();
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;
@@ -112,6 +114,30 @@ impl Predictions {
         Ok(out)
     }
 
+    /// How this file covers `scope` (visit indices of `cohort`): which
+    /// visits it predicts, which it lacks, which lines have no scores, and
+    /// how many of its lines lie outside the scope.
+    pub fn coverage(&self, cohort: &Cohort, scope: &[usize]) -> Coverage {
+        let in_scope: std::collections::HashSet<usize> = scope.iter().copied().collect();
+        let missing_examples = scope
+            .iter()
+            .filter(|i| !self.by_visit.contains_key(i))
+            .take(5)
+            .map(|&i| cohort.visits[i].visit_id.clone())
+            .collect();
+        Coverage {
+            expected: in_scope.len(),
+            predicted: in_scope.iter().filter(|i| self.by_visit.contains_key(i)).count(),
+            without_scores: self
+                .by_visit
+                .iter()
+                .filter(|(i, p)| in_scope.contains(i) && p.scores.is_none())
+                .count(),
+            outside_scope: self.by_visit.keys().filter(|i| !in_scope.contains(i)).count(),
+            missing_examples,
+        }
+    }
+
     /// Scores the predicted visits that `keep` accepts (by visit index), in
     /// the cohort's visit order, with every standard metric.
     pub fn evaluate(&self, cohort: &Cohort, keep: impl Fn(usize) -> bool) -> MetricReport {
@@ -136,5 +162,59 @@ impl Predictions {
             text.push('\n');
         }
         crate::run::write_atomic(path, text.as_bytes())
+    }
+}
+
+/// How a predictions file covers the visits it is scored on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// Distinct visits in the scope.
+    pub expected: usize,
+    /// Visits of the scope that the file predicts.
+    pub predicted: usize,
+    /// Predicted visits of the scope whose line has no `scores`.
+    pub without_scores: usize,
+    /// Lines of the file for visits outside the scope (not scored).
+    pub outside_scope: usize,
+    /// Ids of the first few visits of the scope that the file lacks.
+    pub missing_examples: Vec<String>,
+}
+
+impl Coverage {
+    /// Every visit of the scope is predicted.
+    pub fn is_complete(&self) -> bool {
+        self.predicted == self.expected
+    }
+
+    /// Visits of the scope the file lacks.
+    pub fn missing(&self) -> usize {
+        self.expected - self.predicted
+    }
+
+    /// `predicted of expected visits`, with the missing ones named.
+    pub fn describe(&self) -> String {
+        let mut s = format!("covers {} of {} visits", self.predicted, self.expected);
+        if !self.is_complete() {
+            s.push_str(&format!(
+                " ({} missing, for example {})",
+                self.missing(),
+                self.missing_examples
+                    .iter()
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        s
+    }
+
+    /// How PRAUC treats this file's lines, when some lack scores.
+    pub fn prauc_note(&self) -> Option<String> {
+        (self.without_scores > 0).then(|| {
+            format!(
+                "prauc is n/a: {} of the {} scored lines have no `scores`, and PRAUC is only reported when every line ranks the drugs",
+                self.without_scores, self.predicted
+            )
+        })
     }
 }

@@ -19,7 +19,9 @@ pub enum Sex {
 pub struct Visit {
     pub patient_id: String,
     pub visit_id: String,
-    /// ISO 8601 date or date-time; orders a patient's visits.
+    /// The date or date-time as the source wrote it (RFC 3339 / ISO 8601;
+    /// readers refuse what is not a real date or time). A patient's visits
+    /// are ordered by the instant it names, not by this text.
     pub time: Option<String>,
     pub age: Option<f32>,
     pub sex: Option<Sex>,

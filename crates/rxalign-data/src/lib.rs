@@ -9,11 +9,11 @@
 //!   multimorbid patients with free-text notes, and the clinician rule that
 //!   forms the ground truth.
 
-mod dates;
 pub mod error;
 pub mod format;
 pub mod mimic;
 pub mod synthetic;
+pub mod time;
 
 pub use error::DataError;
 pub use format::{VisitRecord, load_dataset, write_dataset};

@@ -25,7 +25,7 @@ pub use schema::{Experiment, ExperimentFile, SCHEMA_VERSION};
 /// Reads, checks and expands an experiment file against `plugins`, and
 /// resolves every run before anything trains ([`resolve::check`]).
 pub fn load(path: &Path, plugins: &Plugins) -> Result<(Experiment, Vec<RunPlan>), ExperimentError> {
-    let text = std::fs::read_to_string(path).map_err(|e| rxalign_core::CoreError::io(path, e))?;
+    let text = rxalign_core::jsonl::read_text(path)?;
     let schemas = plugins.schemas();
     let exp = schema::parse(path, &text, schemas.clone())?;
     let plans = expand(&exp, schemas)?;

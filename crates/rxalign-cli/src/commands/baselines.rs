@@ -8,6 +8,7 @@ use rxalign_env::baseline;
 use serde_json::Value;
 
 use super::{SplitArgs, load_folder};
+use crate::output::outln;
 
 #[derive(Debug, Args)]
 pub struct BaselineArgs {
@@ -34,7 +35,7 @@ pub fn run_one(a: &BaselineArgs) -> anyhow::Result<()> {
     let visits = split.indices(a.split, cohort.visits.len());
     let records = baseline::records(r.as_ref(), &cohort, &visits);
     Predictions::write(&a.out, &records)?;
-    println!(
+    outln!(
         "wrote {} predictions of {} (fit on {} train visits; {}) to {}",
         records.len(),
         a.kind,

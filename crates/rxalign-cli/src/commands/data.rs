@@ -13,6 +13,7 @@ use rxalign_env::baseline;
 use serde_json::{Value, json};
 
 use super::{GROUND_TRUTH, SplitArgs, load_folder, truth_report};
+use crate::output::{out, outln, warnln};
 use crate::table;
 
 /// Datasets are folders: `visits.jsonl` (one visit per line: patient_id,
@@ -157,12 +158,12 @@ fn import(a: &MimicArgs, v4: Option<&Mimic4Args>) -> anyhow::Result<()> {
         icd9_titles: a.icd9_titles.clone(),
         notes: v4.and_then(|v| v.notes.clone()),
     };
-    let (_, report) = match v4 {
+    let (cohort, report) = match v4 {
         None => import_mimic3(&a.root, &sources, &options, &a.out),
         Some(_) => import_mimic4(&a.root, &sources, &options, &a.out),
     }
     .with_context(|| format!("importing {}", a.root.display()))?;
-    println!(
+    outln!(
         "{}: {} admissions -> {} visits of {} patients, written to {}",
         report.source,
         report.admissions,
@@ -171,25 +172,29 @@ fn import(a: &MimicArgs, v4: Option<&Mimic4Args>) -> anyhow::Result<()> {
         a.out.display()
     );
     for (reason, n) in &report.visits_dropped {
-        println!("  dropped {n} visits: {}", &reason[2..]);
+        outln!("  dropped {n} visits: {}", &reason[2..]);
     }
     if let Some(p) = report
         .tables
         .get("PRESCRIPTIONS")
         .or_else(|| report.tables.get("prescriptions"))
     {
-        println!(
+        outln!(
             "  prescription rows: {} read; dropped: {:?}",
-            p.rows_read, p.rows_dropped
+            p.rows_read,
+            p.rows_dropped
         );
     }
-    println!(
+    outln!(
         "  {} distinct NDCs not in the map; notes: {} discharge summaries, {} visits with a note",
         report.unmapped_ndcs.len(),
         report.notes_discharge_summaries,
         report.visits_with_note
     );
-    println!("  full report: {}", a.out.join(IMPORT_REPORT).display());
+    outln!("  full report: {}", a.out.join(IMPORT_REPORT).display());
+    if let Some(w) = cohort.ddi.warning() {
+        warnln!("warning: {w}");
+    }
     Ok(())
 }
 
@@ -210,7 +215,7 @@ fn synth(a: &SynthArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", a.out.display()))?;
     let all: Vec<usize> = (0..clinic.cohort.visits.len()).collect();
     let ceiling = clinic.score(&clinic.rule, &all);
-    println!(
+    outln!(
         "wrote {} visits of {} patients to {} (seed {}, noise {}, note_reveal {})",
         clinic.cohort.visits.len(),
         clinic.cohort.patient_count(),
@@ -219,7 +224,7 @@ fn synth(a: &SynthArgs) -> anyhow::Result<()> {
         a.noise,
         a.note_reveal
     );
-    println!(
+    outln!(
         "ceiling (noise-free clinician rule against the noisy ground truth, all visits): jaccard {:.4} (per-visit mean)",
         ceiling.get("jaccard").unwrap_or(0.0)
     );
@@ -281,6 +286,7 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
                 "origin": ddi.origin,
                 "sha256": ddi.sha256,
                 "edges_outside_vocab": ddi.edges_outside_vocab,
+                "warning": cohort.ddi.warning(),
             },
             "split": {
                 "seed": a.split.split_seed,
@@ -295,42 +301,45 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect::<serde_json::Map<_, _>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("dataset       {}", a.dir.display());
-    println!("visits        {}", cohort.visits.len());
-    println!("patients      {}", cohort.patient_count());
-    println!("drugs         {}", cohort.drugs.len());
-    println!("diagnoses     {}", cohort.diagnoses.len());
-    println!("procedures    {}", cohort.procedures.len());
-    println!(
+    outln!("dataset       {}", a.dir.display());
+    outln!("visits        {}", cohort.visits.len());
+    outln!("patients      {}", cohort.patient_count());
+    outln!("drugs         {}", cohort.drugs.len());
+    outln!("diagnoses     {}", cohort.diagnoses.len());
+    outln!("procedures    {}", cohort.procedures.len());
+    outln!(
         "DDI graph     {} interacting pairs from {}",
         cohort.ddi.edge_count(),
         ddi.origin
     );
+    if let Some(w) = cohort.ddi.warning() {
+        warnln!("warning: {w}");
+    }
     if ddi.edges_outside_vocab > 0 {
-        println!(
+        outln!(
             "              ({} listed pairs name drugs outside drugs.csv and are left out)",
             ddi.edges_outside_vocab
         );
     }
-    println!("\nground truth, all visits:");
-    println!("  mean drugs per visit  {mean:.4}");
-    println!(
+    outln!("\nground truth, all visits:");
+    outln!("  mean drugs per visit  {mean:.4}");
+    outln!(
         "  ddi_rate              {:.4}  (per-visit: interacting pairs / all pairs, averaged over visits)",
         truth.get("ddi_rate").unwrap_or(0.0)
     );
-    println!(
+    outln!(
         "  ddi_rate_pooled       {:.4}  (pooled: interacting pairs / all pairs over all visits, SafeDrug/PyHealth)",
         truth.get("ddi_rate_pooled").unwrap_or(0.0)
     );
-    println!(
+    outln!(
         "\nmethods on the test split ({} visits; {}; baselines fit on the {} train visits):\n",
         s.test.len(),
         a.split.describe(),
         s.train.len()
     );
-    print!("{}", table::render(&rows));
+    out!("{}", table::render(&rows));
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::output::{out, outln, warnln};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use rxalign_experiment::compare::{Format, compare, finished_runs};
@@ -46,7 +47,7 @@ pub struct CompareArgs {
 
 pub fn plan(a: &PlanArgs) -> anyhow::Result<()> {
     let (exp, plans) = load(&a.file, &Plugins::builtin())?;
-    println!(
+    outln!(
         "{}: {} run(s) of experiment `{}`",
         a.file.display(),
         plans.len(),
@@ -58,7 +59,7 @@ pub fn plan(a: &PlanArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v)| format!("{k} = {}", ron::to_string(v).unwrap_or_default()))
             .collect();
-        println!(
+        outln!(
             "  {}  (group {}, seed {}){}",
             p.name,
             p.group,
@@ -88,19 +89,19 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     }
     let dir = experiment_dir(&a.out, &exp.file.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    println!("{}: {} run(s) into {}", exp.file.name, plans.len(), dir.display());
+    outln!("{}: {} run(s) into {}", exp.file.name, plans.len(), dir.display());
     let outcomes = run_all(&plans, &plugins, &dir, a.jobs, &|plan, outcome| match outcome {
-        Outcome::Finished { seconds } => println!("  finished {} in {seconds:.1} s", plan.name),
-        Outcome::AlreadyFinished => println!("  {} already finished; not run again", plan.name),
-        Outcome::Failed(e) => eprintln!("  FAILED {}: {e}", plan.name),
+        Outcome::Finished { seconds } => outln!("  finished {} in {seconds:.1} s", plan.name),
+        Outcome::AlreadyFinished => outln!("  {} already finished; not run again", plan.name),
+        Outcome::Failed(e) => warnln!("  FAILED {}: {e}", plan.name),
     });
     let failed = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Failed(_)))
         .count();
     let (runs, _) = finished_runs(&dir)?;
-    println!("\nfinal test metrics (mean ± std over seeds; definitions: `rxalign eval --help`, README):\n");
-    print!("{}", compare(&runs).render(Format::Text));
+    outln!("\nfinal test metrics (mean ± std over seeds; definitions: `rxalign eval --help`, README):\n");
+    out!("{}", compare(&runs).render(Format::Text));
     anyhow::ensure!(
         failed == 0,
         "{failed} of {} run(s) failed; the others are intact",
@@ -117,9 +118,9 @@ pub fn compare_runs(a: &CompareArgs) -> anyhow::Result<()> {
         FormatArg::Markdown => Format::Markdown,
         FormatArg::Csv => Format::Csv,
     };
-    print!("{}", compare(&runs).render(format));
+    out!("{}", compare(&runs).render(format));
     if unfinished > 0 {
-        eprintln!("({unfinished} unfinished run(s) left out)");
+        warnln!("({unfinished} unfinished run(s) left out)");
     }
     Ok(())
 }
@@ -136,7 +137,7 @@ pub struct PlotArgs {
 pub fn plot(a: &PlotArgs) -> anyhow::Result<()> {
     let files = rxalign_experiment::plot::plot_experiment(&a.dir, &a.out)?;
     for f in files {
-        println!("wrote {}", f.display());
+        outln!("wrote {}", f.display());
     }
     Ok(())
 }

@@ -162,3 +162,121 @@ fn malformed_ddi_rows_are_named() {
     let e = error(dir.path());
     assert!(e.contains("ddi.csv:2") && e.contains("itself"), "{e}");
 }
+
+/// Issue #12 (times): RFC 3339 times were refused, impossible dates and
+/// times accepted, and visits ordered by comparing the raw strings.
+#[test]
+fn times_are_parsed_refused_when_unreal_and_ordered_by_instant() {
+    let dir = folder(&line("p", "v", Some("2014-12-19T11:10:19Z"), "[]"));
+    load_dataset(dir.path()).unwrap();
+    for (bad, n) in [
+        ("2023-02-31", 2),
+        ("2023-01-05T25:99", 2),
+        ("2023-01-05 10:00:61", 2),
+    ] {
+        let dir = folder(
+            &[
+                line("p", "v", Some("2023-01-01"), "[]"),
+                line("p", "w", Some(bad), "[]"),
+            ]
+            .join("\n"),
+        );
+        let e = error(dir.path());
+        assert!(
+            e.contains(&format!("visits.jsonl:{n}: field `time`: `{bad}` is not a date")),
+            "{e}"
+        );
+    }
+    // As strings "2130-01-05 09:00" < "2130-01-05T08:00" (a space sorts
+    // before `T`), which put the 09:00 visit first; by instant 08:00 comes
+    // first, and the later visit's drugs never enter the earlier one's
+    // history.
+    let dir = folder(
+        &[
+            line("p", "late", Some("2130-01-05 09:00"), r#"["B02"]"#),
+            line("p", "early", Some("2130-01-05T08:00"), r#"["A01"]"#),
+        ]
+        .join("\n"),
+    );
+    let c = load_dataset(dir.path()).unwrap();
+    let early = &c.visits[c.visit_index("early").unwrap()];
+    let late = &c.visits[c.visit_index("late").unwrap()];
+    assert!(early.history.is_empty());
+    assert_eq!(late.history.len(), 1);
+    assert_eq!(late.history[0].to_vec(), vec![0]);
+    // Offsets order by instant: 01:00+02:00 is 23:00 UTC the day before.
+    let dir = folder(
+        &[
+            line("p", "a", Some("2130-01-05T01:00:00+02:00"), r#"["B02"]"#),
+            line("p", "b", Some("2130-01-04T23:30:00Z"), r#"["A01"]"#),
+        ]
+        .join("\n"),
+    );
+    let c = load_dataset(dir.path()).unwrap();
+    assert!(c.visits[c.visit_index("a").unwrap()].history.is_empty());
+    // With and without an offset, a patient's visits cannot be ordered.
+    let dir = folder(
+        &[
+            line("p", "a", Some("2130-01-05T01:00:00+02:00"), "[]"),
+            line("p", "b", Some("2130-01-04T23:30:00"), "[]"),
+        ]
+        .join("\n"),
+    );
+    let e = error(dir.path());
+    assert!(
+        e.contains("visits.jsonl:2: field `time`") && e.contains("offset"),
+        "{e}"
+    );
+}
+
+/// Issue #12 (data quirks): a UTF-8 byte-order mark was refused with an
+/// unhelpful message, and invalid UTF-8 had no line number.
+#[test]
+fn a_byte_order_mark_is_read_and_invalid_utf8_is_located() {
+    let dir = folder(&format!("\u{feff}{}", line("p", "v", None, r#"["A01"]"#)));
+    std::fs::write(dir.path().join("drugs.csv"), format!("\u{feff}{DRUGS}")).unwrap();
+    std::fs::write(dir.path().join("ddi.csv"), "\u{feff}code_a,code_b\nA01,B02\n").unwrap();
+    let c = load_dataset(dir.path()).unwrap();
+    assert_eq!((c.visits.len(), c.drugs.len(), c.ddi.edge_count()), (1, 3, 1));
+
+    let mut bytes = format!("{}\n", line("p", "v", None, "[]")).into_bytes();
+    bytes.extend(b"{\"patient_id\": \"caf\xe9\"}\n");
+    std::fs::write(dir.path().join("visits.jsonl"), &bytes).unwrap();
+    let e = error(dir.path());
+    assert!(
+        e.contains("visits.jsonl:2: field `(encoding)`: byte 20 of the line (0xE9) is not UTF-8"),
+        "{e}"
+    );
+    std::fs::write(dir.path().join("visits.jsonl"), line("p", "v", None, "[]")).unwrap();
+    std::fs::write(dir.path().join("drugs.csv"), b"code,name\nA01,\xff\n").unwrap();
+    assert!(error(dir.path()).contains("drugs.csv:2: field `(encoding)`"));
+}
+
+/// Issue #12 (data quirks): a header-less ddi.csv lost its first edge, and
+/// one whose codes are not the dataset's gave DDI rates of 0 silently.
+#[test]
+fn a_headerless_or_foreign_ddi_file_is_refused() {
+    let dir = folder(&line("p", "v", None, "[]"));
+    std::fs::write(dir.path().join("ddi.csv"), "A01,B02\nB02,C03\n").unwrap();
+    let e = error(dir.path());
+    assert!(
+        e.contains("ddi.csv:1: field `header`") && e.contains("first edge"),
+        "{e}"
+    );
+    std::fs::write(dir.path().join("ddi.csv"), "code_a,code_b\nDB001,DB002\n").unwrap();
+    let e = error(dir.path());
+    assert!(
+        e.contains("ddi.csv:2: field `code_a`: none of the 1 interactions"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_empty_dataset_is_refused() {
+    let dir = folder("\n\n");
+    let e = error(dir.path());
+    assert!(e.contains("visits.jsonl: no visits"), "{e}");
+    std::fs::write(dir.path().join("drugs.csv"), "code,name\n").unwrap();
+    let e = error(dir.path());
+    assert!(e.contains("drugs.csv: no drugs"), "{e}");
+}

@@ -18,11 +18,14 @@
 //!  "drugs": ["C09AA03", "J01DD04"]}
 //! ```
 //!
-//! `time` (ISO 8601 date or date-time), `age`, `sex` (`"F"` or `"M"`) and
+//! `time` (a date or date-time, see [`crate::time`]: RFC 3339 and ISO 8601
+//! spellings, refused unless it is a real date and time), `age`, `sex` (`"F"` or `"M"`) and
 //! `note` are optional; the rest is required, and unknown fields are errors. A
 //! patient's visits are ordered by `time` when every one of them has it, and
 //! by their order in the file when none has it; a visit's history is the
-//! drugs of that patient's earlier visits. Interactions naming drugs outside
+//! drugs of that patient's earlier visits, ordered by the instant each
+//! time names (not by its spelling; a patient's times either all give an
+//! offset or none does). Interactions naming drugs outside
 //! `drugs.csv` are left out and counted (see [`rxalign_core::DdiSource`]).
 
 mod read;
@@ -58,54 +61,6 @@ pub struct VisitRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     pub drugs: Vec<String>,
-}
-
-/// Whether `s` is an ISO 8601 date (`YYYY-MM-DD`) optionally followed by a
-/// time (`THH:MM` or `THH:MM:SS`, `T` or a space).
-pub fn is_iso_time(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
-    let date = b.len() >= 10 && digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10);
-    if !date {
-        return false;
-    }
-    let month = &s[5..7];
-    let day = &s[8..10];
-    if !("01"..="12").contains(&month) || !("01"..="31").contains(&day) {
-        return false;
-    }
-    match b.len() {
-        10 => true,
-        16 | 19 => {
-            (b[10] == b'T' || b[10] == b' ')
-                && digits(11..13)
-                && b[13] == b':'
-                && digits(14..16)
-                && (b.len() == 16 || (b[16] == b':' && digits(17..19)))
-        }
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_times() {
-        for ok in ["2130-01-31", "2130-01-31T10:00", "2130-01-31 10:00:59"] {
-            assert!(is_iso_time(ok), "{ok}");
-        }
-        for bad in [
-            "2130-13-01",
-            "31/01/2130",
-            "2130-1-1",
-            "2130-01-31T10",
-            "yesterday",
-        ] {
-            assert!(!is_iso_time(bad), "{bad}");
-        }
-    }
 }
 
 #[cfg(test)]

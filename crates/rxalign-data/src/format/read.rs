@@ -4,8 +4,9 @@ use std::path::Path;
 use rxalign_core::ddi::UnknownCodes;
 use rxalign_core::{Cohort, CoreError, DdiGraph, DrugSet, Visit, Vocab};
 
-use super::{DDI, DIAGNOSES, DRUGS, PROCEDURES, VISITS, VisitRecord, is_iso_time};
+use super::{DDI, DIAGNOSES, DRUGS, PROCEDURES, VISITS, VisitRecord};
 use crate::DataError;
+use crate::time::VisitTime;
 
 /// Loads a dataset folder (see [`crate::format`]) into a cohort named after
 /// the folder.
@@ -15,15 +16,23 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
     }
     let drugs = read_code_names(&dir.join(DRUGS))?
         .ok_or_else(|| CoreError::file(dir.join(DRUGS), "missing: a dataset needs drugs.csv (code,name)"))?;
+    if drugs.is_empty() {
+        return Err(CoreError::file(
+            dir.join(DRUGS),
+            "no drugs: every visit's drugs must be listed here",
+        )
+        .into());
+    }
     let fixed_dx = read_code_names(&dir.join(DIAGNOSES))?;
     let fixed_px = read_code_names(&dir.join(PROCEDURES))?;
     let mut diagnoses = fixed_dx.clone().unwrap_or_default();
     let mut procedures = fixed_px.clone().unwrap_or_default();
 
     let path = dir.join(VISITS);
-    let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
+    let text = rxalign_core::jsonl::read_text(&path)?;
     let mut visits = Vec::new();
     let mut lines = Vec::new();
+    let mut times = Vec::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -45,12 +54,11 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
             ));
         }
         first_line.insert(r.visit_id.clone(), n);
-        if let Some(t) = r.time.as_ref().filter(|t| !is_iso_time(t)) {
-            return Err(err(
-                "time",
-                format!("`{t}` is not an ISO 8601 date (YYYY-MM-DD[THH:MM[:SS]])"),
-            ));
-        }
+        let time = match r.time.as_deref().map(VisitTime::parse) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(message)) => return Err(err("time", message)),
+        };
         if let Some(age) = r.age.filter(|a| !(0.0..=130.0).contains(a)) {
             return Err(err("age", format!("{age} is not an age in years")));
         }
@@ -98,8 +106,12 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
             drugs: set,
         });
         lines.push(n);
+        times.push(time);
     }
-    link_history(&path, &mut visits, &lines)?;
+    if visits.is_empty() {
+        return Err(CoreError::file(&path, "no visits: a dataset needs at least one visit line").into());
+    }
+    link_history(&path, &mut visits, &lines, &times)?;
 
     let ddi_path = dir.join(DDI);
     let ddi = if ddi_path.is_file() {
@@ -113,8 +125,15 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
     Ok(Cohort::new(name, drugs, diagnoses, procedures, visits, ddi)?)
 }
 
-/// Fills each visit's history with the drugs of the patient's earlier visits.
-fn link_history(path: &Path, visits: &mut [Visit], lines: &[usize]) -> Result<(), DataError> {
+/// Fills each visit's history with the drugs of the patient's earlier
+/// visits, ordered by the instant each visit's time names (visits at the same
+/// instant keep their order in the file).
+fn link_history(
+    path: &Path,
+    visits: &mut [Visit],
+    lines: &[usize],
+    times: &[Option<VisitTime>],
+) -> Result<(), DataError> {
     let mut by_patient: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, v) in visits.iter().enumerate() {
         by_patient.entry(v.patient_id.as_str()).or_default().push(i);
@@ -138,9 +157,29 @@ fn link_history(path: &Path, visits: &mut [Visit], lines: &[usize]) -> Result<()
             )
             .into());
         }
+        let with_offset = group
+            .iter()
+            .filter(|&&i| times[i].is_some_and(|t| t.has_offset()))
+            .count();
+        if with_offset != 0 && with_offset != timed {
+            let line = group
+                .iter()
+                .find(|&&i| times[i].is_some_and(|t| !t.has_offset()))
+                .map_or(0, |&i| lines[i]);
+            return Err(CoreError::input(
+                path,
+                line,
+                "time",
+                format!(
+                    "patient `{}` has times with an offset (Z or ±HH:MM) and times without one, which cannot be ordered; give every visit of a patient an offset or none",
+                    visits[group[0]].patient_id
+                ),
+            )
+            .into());
+        }
         if timed != 0 {
-            // Stable: visits at the same time keep their order in the file.
-            group.sort_by(|&a, &b| visits[a].time.cmp(&visits[b].time));
+            // Stable: visits at the same instant keep their order in the file.
+            group.sort_by_key(|&i| times[i]);
         }
     }
     for group in order {
@@ -158,7 +197,8 @@ fn read_code_names(path: &Path) -> Result<Option<Vocab>, DataError> {
     if !path.exists() {
         return Ok(None);
     }
-    let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(path, &e, "(file)"))?;
+    let text = rxalign_core::jsonl::read_text(path)?;
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader
         .headers()
         .map_err(|e| csv_error(path, &e, "header"))?

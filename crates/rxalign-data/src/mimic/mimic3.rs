@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rxalign_core::Cohort;
 
-use super::table::{Table, id, required_id, text};
+use super::table::{RowError, Table, id, required_id, text, time};
 use super::{
     Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, NoteIntake, Raw, age_between,
     parse_sex, read_codes, read_names, read_prescriptions,
@@ -26,11 +26,12 @@ pub fn import_mimic3(
     // PATIENTS: sex and date of birth.
     let mut t = Table::open(root, "PATIENTS")?;
     let (subject, gender, dob) = (t.column("subject_id")?, t.column("gender")?, t.column("dob")?);
-    let mut patients: HashMap<u64, (Option<rxalign_core::Sex>, String)> = HashMap::new();
+    let mut patients: HashMap<u64, (Option<rxalign_core::Sex>, Option<crate::time::VisitTime>)> =
+        HashMap::new();
     let rows = t.for_each(|_, r| {
         patients.insert(
             required_id(r, subject)?,
-            (parse_sex(text(r, gender)?), text(r, dob)?.to_string()),
+            (parse_sex(text(r, gender)?), time(r, dob)?),
         );
         Ok(())
     })?;
@@ -47,9 +48,12 @@ pub fn import_mimic3(
     let mut report = super::TableReport::default();
     report.rows_read = t.for_each(|_, r| {
         let s = required_id(r, subject)?;
-        let time = text(r, admit)?.to_string();
+        let at = time(r, admit)?.ok_or_else(|| RowError {
+            column: admit,
+            message: "empty admission time".into(),
+        })?;
         let (sex, age) = match patients.get(&s) {
-            Some((sex, dob)) => (*sex, age_between(dob, &time)),
+            Some((sex, dob)) => (*sex, dob.as_ref().and_then(|d| age_between(d, &at))),
             None => {
                 report.drop("patient not in PATIENTS (kept without age and sex)");
                 (None, None)
@@ -59,7 +63,8 @@ pub fn import_mimic3(
             required_id(r, hadm)?,
             Admission {
                 subject: s,
-                time,
+                time: text(r, admit)?.to_string(),
+                at: Some(at),
                 age,
                 sex,
                 ..Admission::default()

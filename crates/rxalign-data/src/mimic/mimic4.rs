@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rxalign_core::{Cohort, CoreError, Sex};
 
-use super::table::{Table, id, required_id, text};
+use super::table::{RowError, Table, id, required_id, text, time};
 use super::{
     Admission, CodeColumns, ImportReport, MimicOptions, MimicSources, NoteIntake, Raw, TableReport,
     parse_sex, read_codes, read_names, read_prescriptions,
@@ -83,7 +83,10 @@ pub fn import_mimic4(
     let admissions = &mut raw.admissions;
     report.rows_read = t.for_each(|_, r| {
         let s = required_id(r, subject)?;
-        let time = text(r, admit)?.to_string();
+        let at = time(r, admit)?.ok_or_else(|| RowError {
+            column: admit,
+            message: "empty admission time".into(),
+        })?;
         let p = patients.get(&s);
         if !options.anchor_year_groups.is_empty()
             && !p.is_some_and(|p| options.anchor_year_groups.contains(&p.group))
@@ -97,7 +100,7 @@ pub fn import_mimic4(
         // The age at admission: anchor_age in anchor_year, shifted by the
         // (shifted) admission year.
         let age = p.and_then(|p| {
-            let admit_year: i64 = time.get(0..4)?.parse().ok()?;
+            let admit_year = i64::from(at.date().year());
             let a = p.anchor_age? as i64 + admit_year - p.anchor_year? as i64;
             (a >= 0).then(|| a.min(130) as f32)
         });
@@ -105,7 +108,8 @@ pub fn import_mimic4(
             required_id(r, hadm)?,
             Admission {
                 subject: s,
-                time,
+                time: text(r, admit)?.to_string(),
+                at: Some(at),
                 age,
                 sex: p.and_then(|p| p.sex),
                 ..Admission::default()

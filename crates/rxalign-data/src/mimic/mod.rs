@@ -134,7 +134,10 @@ pub struct ImportReport {
 #[derive(Clone, Debug, Default)]
 struct Admission {
     subject: u64,
+    /// The admission time as written, and the instant it names (visits are
+    /// ordered by the instant).
     time: String,
+    at: Option<crate::time::VisitTime>,
     age: Option<f32>,
     sex: Option<Sex>,
     diagnoses: Vec<(u32, u32)>,
@@ -333,7 +336,7 @@ impl Raw {
         });
         report.visits_dropped = dropped;
         // Patients in id order, their visits in time order.
-        visits.sort_by(|(h1, a), (h2, b)| (a.subject, &a.time, h1).cmp(&(b.subject, &b.time, h2)));
+        visits.sort_by(|(h1, a), (h2, b)| (a.subject, a.at, h1).cmp(&(b.subject, b.at, h2)));
 
         // Vocabularies of the codes kept, sorted by code.
         let mut drug_codes: Vec<u32> = visits.iter().flat_map(|(_, a)| a.drugs.iter().copied()).collect();
@@ -420,6 +423,26 @@ impl Raw {
                 ..Visit::new(a.subject.to_string(), hadm.to_string(), set.clone())
             });
             history.push(set);
+        }
+        if cohort_visits.is_empty() {
+            let reasons: Vec<String> = report
+                .visits_dropped
+                .iter()
+                .map(|(reason, n)| format!("{n} {}", reason.get(2..).unwrap_or(reason)))
+                .collect();
+            return Err(CoreError::file(
+                &report.root,
+                format!(
+                    "no visit is left of {} admissions (dropped: {}); nothing is written",
+                    report.admissions,
+                    if reasons.is_empty() {
+                        "none".to_string()
+                    } else {
+                        reasons.join("; ")
+                    }
+                ),
+            )
+            .into());
         }
         report.visits = cohort_visits.len();
         report.patients = per_patient.values().filter(|&&n| n >= options.min_visits).count();
@@ -640,11 +663,11 @@ fn read_atc_names(path: &Path) -> Result<HashMap<String, String>, DataError> {
     Ok(out)
 }
 
-/// The age in whole years between two `YYYY-MM-DD...` dates; MIMIC-III
-/// shifts the birth dates of patients over 89 by 300 years, so ages above 89
-/// read as 90 ("90 or older").
-fn age_between(birth: &str, at: &str) -> Option<f32> {
-    let days = crate::dates::days_of(at)? - crate::dates::days_of(birth)?;
+/// The age in whole years between two dates; MIMIC-III shifts the birth
+/// dates of patients over 89 by 300 years, so ages above 89 read as 90 ("90
+/// or older").
+fn age_between(birth: &crate::time::VisitTime, at: &crate::time::VisitTime) -> Option<f32> {
+    let days = birth.days_until(at);
     let years = (days as f64 / 365.2425).floor();
     (years >= 0.0).then(|| years.min(90.0) as f32)
 }

@@ -41,17 +41,34 @@ impl NdcMap {
     /// present, names the drug.
     pub fn load(path: &Path) -> Result<Self, DataError> {
         let mut table = Table::open_path(path)?;
+        if table.header_looks_like(|h| parse_ndc(h.as_bytes()).is_some()) {
+            return Err(CoreError::input(
+                path,
+                1,
+                "header",
+                "the first line holds an NDC, not column names: the NDC map needs a header line (for example `ndc11,atc3`), or its first row would be lost",
+            )
+            .into());
+        }
         let mut out = Self::default();
         let mut index: HashMap<String, u32> = HashMap::new();
         table.for_each(|_, r| {
-            let ndc = r.get(0).and_then(parse_ndc);
-            let code = text(r, 1)?;
-            let (Some(ndc), false) = (ndc, code.is_empty()) else {
+            let Some(ndc) = r.get(0).and_then(parse_ndc) else {
                 return Err(super::table::RowError {
                     column: 0,
-                    message: "each row needs an NDC of 1 to 11 digits and a drug code".into(),
+                    message: format!(
+                        "`{}` is not an NDC of 1 to 11 digits",
+                        String::from_utf8_lossy(r.get(0).unwrap_or_default())
+                    ),
                 });
             };
+            let code = text(r, 1)?;
+            if code.is_empty() {
+                return Err(super::table::RowError {
+                    column: 1,
+                    message: "empty drug code".into(),
+                });
+            }
             let next = index.len() as u32;
             let i = *index.entry(code.to_string()).or_insert_with(|| {
                 out.codes.push(code.to_string());

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rxalign_core::CoreError;
 
 use crate::DataError;
+use crate::time::VisitTime;
 
 /// An open table: its path, its lower-cased header, and a streaming reader.
 pub(crate) struct Table {
@@ -62,11 +63,33 @@ impl Table {
             .buffer_capacity(1 << 20)
             .from_reader(raw);
         let header = reader
-            .headers()
+            .byte_headers()
             .map_err(|e| csv_error(path, &e))?
             .iter()
-            .map(|h| h.trim().to_lowercase())
-            .collect();
+            .enumerate()
+            .map(|(i, h)| {
+                // A UTF-8 byte-order mark some editors write is not part of
+                // the first column's name.
+                let h = if i == 0 {
+                    h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
+                } else {
+                    h
+                };
+                std::str::from_utf8(h)
+                    .map(|h| h.trim().to_lowercase())
+                    .map_err(|_| {
+                        DataError::from(CoreError::input(
+                            path,
+                            1,
+                            "header",
+                            format!(
+                                "column {} of the header is not UTF-8 text; save the file as UTF-8",
+                                i + 1
+                            ),
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             path: path.to_path_buf(),
             header,
@@ -89,6 +112,12 @@ impl Table {
             )
             .into()
         })
+    }
+
+    /// Whether the first column's header passes `test` (a header that looks
+    /// like data: the file has no header line).
+    pub fn header_looks_like(&self, test: impl Fn(&str) -> bool) -> bool {
+        self.header.first().is_some_and(|h| test(h))
     }
 
     /// The index of a column if the table has it.
@@ -116,7 +145,9 @@ impl Table {
                 DataError::from(CoreError::input(
                     &self.path,
                     line,
-                    self.header[e.column].as_str(),
+                    self.header
+                        .get(e.column)
+                        .map_or_else(|| format!("column {}", e.column + 1), Clone::clone),
                     e.message,
                 ))
             })?;
@@ -134,10 +165,26 @@ pub(crate) struct RowError {
 /// The trimmed text of a field.
 pub(crate) fn text(record: &csv::ByteRecord, column: usize) -> Result<&str, RowError> {
     let bytes = record.get(column).unwrap_or_default();
-    std::str::from_utf8(bytes).map(str::trim).map_err(|_| RowError {
+    std::str::from_utf8(bytes).map(str::trim).map_err(|e| RowError {
         column,
-        message: "not UTF-8 text".into(),
+        message: format!(
+            "byte {} of the field (0x{:02X}) is not UTF-8; save the file as UTF-8",
+            e.valid_up_to() + 1,
+            bytes[e.valid_up_to()]
+        ),
     })
+}
+
+/// A date or date-time (see [`crate::time`]); `None` when the field is
+/// empty, an error naming the column when it is not a real date or time.
+pub(crate) fn time(record: &csv::ByteRecord, column: usize) -> Result<Option<VisitTime>, RowError> {
+    let t = text(record, column)?;
+    if t.is_empty() {
+        return Ok(None);
+    }
+    VisitTime::parse(t)
+        .map(Some)
+        .map_err(|message| RowError { column, message })
 }
 
 /// A non-negative integer id; `None` when the field is empty.

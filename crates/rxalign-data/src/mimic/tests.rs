@@ -472,3 +472,86 @@ fn mimic4_versions_ages_names_notes_and_temporal_selection() {
         .to_string();
     assert!(e.contains("no patient has the anchor_year_group `1999`"), "{e}");
 }
+
+/// Issue #12 (times and data quirks): admission times that are not real are
+/// refused naming file, line and column; a byte-order mark before the header
+/// is read; a header-less NDC map is refused rather than read without its
+/// first row.
+#[test]
+fn mimic_times_marks_and_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = mimic3(tmp.path());
+    let out = tmp.path().join("out");
+    let admissions = std::fs::read_to_string(tmp.path().join("ADMISSIONS.csv")).unwrap();
+    std::fs::write(
+        tmp.path().join("ADMISSIONS.csv"),
+        admissions.replace("2150-02-01 08:00:00", "2150-02-30 08:00:00"),
+    )
+    .unwrap();
+    let e = import_mimic3(tmp.path(), &sources, &options(), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ADMISSIONS.csv:4: field `admittime`: `2150-02-30 08:00:00` is not a date"),
+        "{e}"
+    );
+    // A byte-order mark, and an admission time in RFC 3339 spelling.
+    std::fs::write(
+        tmp.path().join("ADMISSIONS.csv"),
+        format!(
+            "\u{feff}{}",
+            admissions.replace("2150-02-01 08:00:00", "2150-02-01T08:00:00Z")
+        ),
+    )
+    .unwrap();
+    let (c, _) = import_mimic3(tmp.path(), &sources, &options(), &out).unwrap();
+    assert!(!c.visits.is_empty());
+    // Patient 1's visits in time order: admission 100 (January) first.
+    let first = c.visits.iter().find(|v| v.patient_id == "1").unwrap();
+    assert_eq!(first.visit_id, "100");
+    let map = std::fs::read_to_string(&sources.ndc_map).unwrap();
+    let headerless: String = map.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&sources.ndc_map, headerless).unwrap();
+    let e = import_mimic3(tmp.path(), &sources, &options(), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(":1: field `header`: the first line holds an NDC"),
+        "{e}"
+    );
+    // A row's error names the column at fault (the drug code, not the NDC).
+    std::fs::write(&sources.ndc_map, "ndc11,atc3\n00000000011,A01A\n00000000022,\n").unwrap();
+    let e = import_mimic3(tmp.path(), &sources, &options(), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("map.csv:3: field `atc3`: empty drug code"), "{e}");
+    std::fs::write(&sources.ndc_map, "ndc11,atc3\n0000000001x,A01A\n").unwrap();
+    let e = import_mimic3(tmp.path(), &sources, &options(), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("map.csv:2: field `ndc11`: `0000000001x` is not an NDC"),
+        "{e}"
+    );
+}
+
+/// An import whose filters leave no visit says so, with the counts, and
+/// writes nothing (an empty dataset folder could not be read back).
+#[test]
+fn an_import_that_keeps_no_visit_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = mimic3(tmp.path());
+    let out = tmp.path().join("out");
+    let options = MimicOptions {
+        min_visits: 50,
+        ..options()
+    };
+    let e = import_mimic3(tmp.path(), &sources, &options, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no visit is left of 4 admissions") && e.contains("patient below --min-visits"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}

@@ -38,7 +38,7 @@ use rxalign_core::{Cohort, DrugSet, Rng, Sex, Visit, seeded_rng};
 use serde::{Deserialize, Serialize};
 
 use crate::DataError;
-use crate::dates::iso_date;
+use crate::time::iso_date;
 pub use world::World;
 
 /// Predictions file of the noise-free, full-knowledge rule (the ceiling).
@@ -105,6 +105,13 @@ impl Default for SyntheticConfig {
 }
 
 impl SyntheticConfig {
+    /// Most patients a clinic is generated with.
+    pub const MAX_PATIENTS: usize = 1_000_000;
+    /// Most visits a patient may have.
+    pub const MAX_VISITS_PER_PATIENT: usize = 1_000;
+    /// Most visits a clinic may have (`patients × visits_max`): a few GiB.
+    pub const MAX_VISITS: usize = 5_000_000;
+
     pub fn validate(&self) -> Result<(), DataError> {
         let err = |field, message: String| Err(DataError::Config { field, message });
         for (field, p) in [
@@ -121,6 +128,37 @@ impl SyntheticConfig {
         if self.patients == 0 {
             return err("patients", "at least one patient is needed".into());
         }
+        if self.patients > Self::MAX_PATIENTS {
+            return err(
+                "patients",
+                format!(
+                    "{} patients is more than the clinic generates ({} at most): the cohort would not fit in memory",
+                    self.patients,
+                    Self::MAX_PATIENTS
+                ),
+            );
+        }
+        if self.visits_max > Self::MAX_VISITS_PER_PATIENT {
+            return err(
+                "visits_max",
+                format!(
+                    "{} visits per patient is more than the clinic generates ({} at most)",
+                    self.visits_max,
+                    Self::MAX_VISITS_PER_PATIENT
+                ),
+            );
+        }
+        if self.patients.saturating_mul(self.visits_max) > Self::MAX_VISITS {
+            return err(
+                "patients",
+                format!(
+                    "{} patients of up to {} visits could make more than {} visits: the cohort would not fit in memory; lower patients or visits_max",
+                    self.patients,
+                    self.visits_max,
+                    Self::MAX_VISITS
+                ),
+            );
+        }
         if self.visits_min == 0 || self.visits_min > self.visits_max {
             return err(
                 "visits_min",
@@ -130,12 +168,13 @@ impl SyntheticConfig {
                 ),
             );
         }
-        if self.max_chronic + self.max_acute > 6 || self.max_chronic + self.max_acute == 0 {
+        let conditions = self.max_chronic.saturating_add(self.max_acute);
+        if conditions > 6 || conditions == 0 {
             return err(
                 "max_chronic",
                 format!(
                     "a visit has 1 to 6 conditions: max_chronic + max_acute must lie in 1..=6, got {}",
-                    self.max_chronic + self.max_acute
+                    conditions
                 ),
             );
         }

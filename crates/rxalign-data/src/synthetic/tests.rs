@@ -198,3 +198,43 @@ fn bad_settings_are_named() {
     .unwrap_err();
     assert!(err.to_string().contains("1 to 6 conditions"), "{err}");
 }
+
+/// Issue #12 (other faults): sizes that cannot fit in memory aborted the
+/// process; they are now refused naming the setting, before any allocation.
+#[test]
+fn sizes_beyond_memory_are_refused_naming_the_setting() {
+    for (config, field) in [
+        (
+            SyntheticConfig {
+                patients: usize::MAX,
+                ..SyntheticConfig::default()
+            },
+            "patients",
+        ),
+        (
+            SyntheticConfig {
+                patients: 100_000,
+                visits_max: 100,
+                ..SyntheticConfig::default()
+            },
+            "patients",
+        ),
+        (
+            SyntheticConfig {
+                visits_max: usize::MAX,
+                ..SyntheticConfig::default()
+            },
+            "visits_max",
+        ),
+        (
+            SyntheticConfig {
+                max_chronic: usize::MAX,
+                ..SyntheticConfig::default()
+            },
+            "max_chronic",
+        ),
+    ] {
+        let e = SyntheticClinic::generate(&config).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{field}`")), "{e}");
+    }
+}
