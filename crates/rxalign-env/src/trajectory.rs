@@ -45,7 +45,11 @@ impl<'c> TrajectoryRecorder<'c> {
         let v = &cohort.visits[visit];
         let names = reward.names();
         // Not yet stepped: the episode's terms are the start list's.
-        let start_terms = names.iter().cloned().zip(episode.terms().iter().copied()).collect();
+        let start_terms = names
+            .iter()
+            .cloned()
+            .zip(episode.terms().iter().copied())
+            .collect();
         Self {
             cohort,
             names,
@@ -190,7 +194,10 @@ mod tests {
             vec!["jaccard", "refusal"]
         );
         assert_eq!(t.source, TrajectorySource::Replayed);
-        assert_eq!(t.start_terms.keys().collect::<Vec<_>>(), vec!["jaccard", "refusal"]);
+        assert_eq!(
+            t.start_terms.keys().collect::<Vec<_>>(),
+            vec!["jaccard", "refusal"]
+        );
         let sum: f64 = t.start_terms.values().sum();
         assert!((sum - t.start_potential).abs() < 1e-12);
     }

@@ -72,10 +72,7 @@ pub fn compare(runs: &[FinishedRun]) -> Comparison {
             if !values.contains_key(&key) {
                 order.push(key.clone());
             }
-            let row = COLUMNS
-                .iter()
-                .map(|c| run.summary.metric(method, c))
-                .collect();
+            let row = COLUMNS.iter().map(|c| run.summary.metric(method, c)).collect();
             values.entry(key).or_default().push(row);
         }
     }
@@ -220,7 +217,9 @@ pub fn histogram(values: &[f64], n: usize) -> Option<Histogram> {
     }
     let (min, max) = finite
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
     if max <= min {
         return Some(Histogram {
             min,
@@ -271,11 +270,17 @@ mod tests {
     fn tables_render_in_each_format() {
         let header = vec!["group".to_string(), "value".to_string()];
         let rows = vec![vec!["a,b".to_string(), "1 | 2".to_string()]];
-        assert_eq!(render_table(&header, &rows, Format::Csv), "group,value\n\"a,b\",1 | 2\n");
+        assert_eq!(
+            render_table(&header, &rows, Format::Csv),
+            "group,value\n\"a,b\",1 | 2\n"
+        );
         assert_eq!(
             render_table(&header, &rows, Format::Markdown),
             "| group | value |\n|---|---|\n| a,b | 1 \\| 2 |\n"
         );
-        assert_eq!(render_table(&header, &rows, Format::Text), "group  value\na,b    1 | 2\n");
+        assert_eq!(
+            render_table(&header, &rows, Format::Text),
+            "group  value\na,b    1 | 2\n"
+        );
     }
 }

@@ -126,8 +126,8 @@ pub fn experiments(dir: &Path) -> Result<Vec<ExperimentView>, CoreError> {
     }
     let mut out = Vec::new();
     for path in subfolders(dir)? {
-        let has_runs = path.join(EXPERIMENT).is_file()
-            || subfolders(&path)?.iter().any(|p| p.join(RUN).is_file());
+        let has_runs =
+            path.join(EXPERIMENT).is_file() || subfolders(&path)?.iter().any(|p| p.join(RUN).is_file());
         if has_runs {
             out.push(runs_of(&path)?);
         }

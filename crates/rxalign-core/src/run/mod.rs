@@ -40,8 +40,8 @@ pub use discover::{ExperimentView, FinishedRun, RunEntry, experiments, finished_
 pub use lock::RunLock;
 pub use records::{
     Axis, DataFingerprint, DdiPair, DrugEntry, DrugsRecord, EXPERIMENT_FORMAT, ExperimentRecord,
-    MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunRecord, RunState,
-    RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord, Writer,
+    MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunRecord, RunState, RunStatus,
+    StageInfo, StageProgress, StageRef, SummaryRecord, Writer,
 };
 pub use version::FormatVersion;
 
@@ -178,8 +178,7 @@ pub fn read_jsonl_live<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Ve
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
             let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            String::from_utf8(bytes[..end].to_vec())
-                .map_err(|_| CoreError::file(path, "not UTF-8 text"))?
+            String::from_utf8(bytes[..end].to_vec()).map_err(|_| CoreError::file(path, "not UTF-8 text"))?
         }
         Err(e) => return Err(CoreError::io(path, e)),
     };
@@ -283,10 +282,7 @@ impl RunFolder {
 
     /// Whether the run finished: `run.json` says so and its summary exists.
     pub fn is_finished(&self) -> bool {
-        self.path(SUMMARY).is_file()
-            && self
-                .read_record()
-                .is_ok_and(|r| r.status == RunStatus::Finished)
+        self.path(SUMMARY).is_file() && self.read_record().is_ok_and(|r| r.status == RunStatus::Finished)
     }
 
     pub fn write_resolved(&self, ron_text: &str) -> Result<(), CoreError> {

@@ -148,7 +148,11 @@ impl DataFingerprint {
         field("visits", self.visits.to_string(), other.visits.to_string());
         field("patients", self.patients.to_string(), other.patients.to_string());
         field("drugs", self.drugs.to_string(), other.drugs.to_string());
-        field("DDI pairs", self.ddi_pairs.to_string(), other.ddi_pairs.to_string());
+        field(
+            "DDI pairs",
+            self.ddi_pairs.to_string(),
+            other.ddi_pairs.to_string(),
+        );
         field(
             "visits SHA-256",
             short(&self.visits_sha256),
@@ -414,10 +418,7 @@ impl SummaryRecord {
         visits: usize,
         metrics: BTreeMap<String, Option<f64>>,
     ) {
-        let order = self
-            .methods
-            .get(method)
-            .map_or(self.methods.len(), |m| m.order);
+        let order = self.methods.get(method).map_or(self.methods.len(), |m| m.order);
         self.methods.insert(
             method.to_string(),
             MethodSummary {

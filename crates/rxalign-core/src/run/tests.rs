@@ -216,14 +216,29 @@ fn truncated_and_missing_records_are_errors_naming_the_file() {
     let text = serde_json::to_string(&record()).unwrap();
     std::fs::write(run.path(RUN), &text[..text.len() / 2]).unwrap();
     let e = run.read_record().unwrap_err().to_string();
-    assert!(e.contains("run.json") && e.contains("not a complete JSON record"), "{e}");
+    assert!(
+        e.contains("run.json") && e.contains("not a complete JSON record"),
+        "{e}"
+    );
     std::fs::write(run.path(RUN), "").unwrap();
-    assert!(run.read_record().unwrap_err().to_string().contains("run.json: empty file"));
+    assert!(
+        run.read_record()
+            .unwrap_err()
+            .to_string()
+            .contains("run.json: empty file")
+    );
     std::fs::write(run.path(RUN), "{\"run\": \"x\"}").unwrap();
-    assert!(run.read_record().unwrap_err().to_string().contains("no `format` field"));
+    assert!(
+        run.read_record()
+            .unwrap_err()
+            .to_string()
+            .contains("no `format` field")
+    );
     let e = run.read_summary().unwrap_err().to_string();
     assert!(e.contains("summary.json"), "{e}");
-    let e = RunFolder::open(dir.path().join("nothing")).unwrap_err().to_string();
+    let e = RunFolder::open(dir.path().join("nothing"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a run folder: no run.json"), "{e}");
 }
 
@@ -273,8 +288,13 @@ fn names_that_leave_their_folder_are_refused() {
     for good in ["quickstart", "noisy.seed=1", "reward_1_.weight=0.5.seed=2"] {
         validate_name("run name", good).unwrap();
     }
-    let e = validate_name("experiment name", "../etc").unwrap_err().to_string();
-    assert_eq!(e, "experiment name `../etc`: must not contain a path separator (`/` or `\\`)");
+    let e = validate_name("experiment name", "../etc")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "experiment name `../etc`: must not contain a path separator (`/` or `\\`)"
+    );
 }
 
 #[test]

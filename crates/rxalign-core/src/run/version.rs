@@ -100,7 +100,9 @@ pub fn read_versioned<T: serde::de::DeserializeOwned>(
         return Err(CoreError::file(path, "empty file (a record was expected)"));
     }
     let probe: Probe = crate::jsonl::parse_line(path, 1, text).map_err(|e| match e {
-        CoreError::Input { message, .. } => CoreError::file(path, format!("not a complete JSON record: {message}")),
+        CoreError::Input { message, .. } => {
+            CoreError::file(path, format!("not a complete JSON record: {message}"))
+        }
         other => other,
     })?;
     let Some(version) = probe.format else {

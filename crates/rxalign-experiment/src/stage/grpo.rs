@@ -42,6 +42,10 @@ impl GrpoStage {
 }
 
 impl Stage for GrpoStage {
+    fn kind(&self) -> &str {
+        self.name
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         with_backend!(ctx.device, |device: B| self.run_on::<B>(ctx, &device))
     }
@@ -87,27 +91,29 @@ impl GrpoStage {
         .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         let records: Vec<MetricsRecord> = log
             .iter()
-            .map(|l| MetricsRecord {
-                step: l.iteration as u64,
-                split: "train".into(),
-                method: self.name.into(),
-                metrics: [
-                    ("loss/grpo", l.loss),
-                    ("reward/outcome", l.mean_outcome),
-                    ("advantage/mean", l.mean_advantage),
-                    ("advantage/std", l.std_advantage),
-                    ("kl", l.kl),
-                    ("entropy", l.entropy),
-                    ("lr", l.lr),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), Some(v)))
-                .chain(
-                    l.mean_terms
-                        .iter()
-                        .map(|(k, v)| (format!("reward/{k}"), Some(*v))),
+            .map(|l| {
+                MetricsRecord::new(
+                    l.iteration as u64,
+                    "train",
+                    self.name,
+                    [
+                        ("loss/grpo", l.loss),
+                        ("reward/outcome", l.mean_outcome),
+                        ("advantage/mean", l.mean_advantage),
+                        ("advantage/std", l.std_advantage),
+                        ("kl", l.kl),
+                        ("entropy", l.entropy),
+                        ("lr", l.lr),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), Some(v)))
+                    .chain(
+                        l.mean_terms
+                            .iter()
+                            .map(|(k, v)| (format!("reward/{k}"), Some(*v))),
+                    )
+                    .collect(),
                 )
-                .collect(),
             })
             .collect();
         ctx.append_metrics(&records)?;

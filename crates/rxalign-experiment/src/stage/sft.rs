@@ -27,6 +27,10 @@ impl SftStage {
 }
 
 impl Stage for SftStage {
+    fn kind(&self) -> &str {
+        "sft"
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         with_backend!(ctx.device, |device: B| self.run_on::<B>(ctx, &device))
     }
@@ -57,11 +61,13 @@ impl SftStage {
         let records: Vec<MetricsRecord> = trained
             .log
             .iter()
-            .map(|(epoch, loss)| MetricsRecord {
-                step: *epoch as u64,
-                split: "train".into(),
-                method: "sft".into(),
-                metrics: [("loss/sft".to_string(), Some(*loss))].into_iter().collect(),
+            .map(|(epoch, loss)| {
+                MetricsRecord::new(
+                    *epoch as u64,
+                    "train",
+                    "sft",
+                    [("loss/sft".to_string(), Some(*loss))].into_iter().collect(),
+                )
             })
             .collect();
         ctx.append_metrics(&records)?;
