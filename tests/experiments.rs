@@ -41,8 +41,11 @@ fn every_shipped_experiment_file_parses_and_expands() {
             "{}: says how long it takes",
             file.display()
         );
-        let (exp, plans) = load(&file, &Plugins::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        let plugins = Plugins::builtin();
+        let (exp, plans) = load(&file, &plugins).unwrap_or_else(|e| panic!("{e}"));
         assert!(!plans.is_empty(), "{}", exp.file.name);
+        // What `rxalign run` checks before any run starts.
+        rxalign_experiment::runner::check_plan(&exp, &plans, &plugins).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

@@ -103,7 +103,13 @@ impl Writer {
         if self.host != host_name() || !proc.join("self").exists() {
             return None;
         }
-        Some(proc.join(self.pid.to_string()).exists())
+        // A killed process not yet reaped by its parent is a zombie (`Z`).
+        let stat = std::fs::read_to_string(proc.join(self.pid.to_string()).join("stat"));
+        Some(stat.is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+        }))
     }
 }
 
