@@ -180,7 +180,7 @@ impl Reporter for TerminalReporter {
                 r.last_line = Instant::now();
                 let seconds = r.stage_started.elapsed().as_secs_f64();
                 let rate = if seconds > 0.0 { step as f64 / seconds } else { 0.0 };
-                let text = format!("  {run}: {} step {step}/{total} ({rate:.2}/s)", r.stage);
+                let text = format!("  {run}: {} step {step}/{total} ({rate:.2} steps/s)", r.stage);
                 drop(runs);
                 self.line(&text);
             }

@@ -454,10 +454,14 @@ fn attempt(
             ));
         }
         if !folder.has_record() && !is_empty_dir(root) {
+            let whose = if folder.path(rxalign_core::run::RESOLVED).is_file() {
+                "a run folder of an older rxalign (no run.json)"
+            } else {
+                "a folder rxalign did not make (no run.json)"
+            };
             return Outcome::Refused(format!(
-                "{}: a folder rxalign did not make (no {}) is in the way; move it away (rxalign never deletes what it did not create)",
+                "{}: {whose} is in the way; move it away (rxalign never deletes what it did not create)",
                 root.display(),
-                rxalign_core::run::RUN
             ));
         }
     }
