@@ -437,3 +437,78 @@ fn reward_terms<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -
         .map_err(err)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rxalign_core::run::{MetricsRecord, RunFolder, RunRecord, StageRef, SummaryRecord};
+
+    use super::*;
+
+    /// A finished run folder with validation records of two training
+    /// stages, each on its own steps, and a one-off evaluation.
+    fn fake_run(dir: &Path, seed: u64) {
+        let run = RunFolder::create(dir.join(format!("base.seed={seed}"))).unwrap();
+        let record: RunRecord = serde_json::from_value(serde_json::json!({
+            "format": "1.0", "experiment": "e", "run": format!("base.seed={seed}"), "group": "base",
+            "seed": seed, "settings_sha256": "", "stages": [], "status": "finished",
+            "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z",
+            "rxalign_version": "0", "device": "cpu",
+        }))
+        .unwrap();
+        run.write_record(&record).unwrap();
+        let rec = |stage: usize, method: &str, step: u64, j: f64| {
+            let mut r = MetricsRecord::new(
+                step,
+                "val",
+                method,
+                BTreeMap::from([("jaccard".into(), Some(j)), ("ddi_rate".into(), Some(0.05))]),
+            );
+            r.stage = Some(StageRef {
+                index: stage,
+                method: method.into(),
+            });
+            r
+        };
+        let mut records = vec![rec(0, "ceiling", 0, 0.9)];
+        records.extend((1..=3).map(|s| rec(4, "sft", s, 0.2 * s as f64)));
+        records.extend([10, 20, 30].map(|s| rec(5, "step_grpo", s, 0.6 + s as f64 / 100.0)));
+        run.append_metrics(&records).unwrap();
+        let mut summary = SummaryRecord::default();
+        for m in ["ceiling", "sft", "step_grpo"] {
+            summary.insert(
+                m,
+                None,
+                10,
+                BTreeMap::from([("jaccard".into(), Some(0.5)), ("ddi_rate".into(), Some(0.05))]),
+            );
+        }
+        run.write_summary(&summary).unwrap();
+    }
+
+    #[test]
+    fn learning_curves_draw_each_training_stage_on_its_own_steps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exp = tmp.path().join("e");
+        fake_run(&exp, 1);
+        fake_run(&exp, 2);
+        let (runs, _) = finished_runs(&exp).unwrap();
+        let f = gather(&runs).unwrap();
+        let stages: Vec<(usize, &str)> = f.curves.keys().map(|s| (s.index, s.method.as_str())).collect();
+        assert_eq!(
+            stages,
+            [(4, "sft"), (5, "step_grpo")],
+            "one-off evaluations are not curves"
+        );
+        let grpo = &f.curves.keys().nth(1).map(|s| &f.curves[s]).unwrap()["base"];
+        assert_eq!(grpo.keys().copied().collect::<Vec<_>>(), [10, 20, 30]);
+        assert_eq!(grpo[&20], [0.8, 0.8], "both seeds");
+        let out = tmp.path().join("figures");
+        plot_experiment(&exp, &out).unwrap();
+        let svg = std::fs::read_to_string(out.join("learning_curves.svg")).unwrap();
+        assert!(svg.contains("stage 4 `sft`: validation Jaccard"), "{svg}");
+        assert!(svg.contains("stage 5 `step_grpo`: validation Jaccard"));
+        assert!(svg.contains("step_grpo step") && !svg.contains("`ceiling`"));
+    }
+}
