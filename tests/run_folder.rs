@@ -311,6 +311,23 @@ fn nothing_rxalign_did_not_make_is_deleted_and_changed_settings_are_named() {
         "{e}"
     );
     assert!(e.contains("not replaced without --overwrite"), "{e}");
+    // A run.json of a newer major version is not ours to replace.
+    let run = RunFolder::open(tmp.path().join("grid/base.seed=0")).unwrap();
+    let newer = std::fs::read_to_string(run.path("run.json"))
+        .unwrap()
+        .replace("\"format\": \"1.0\"", "\"format\": \"2.0\"");
+    std::fs::write(run.path("run.json"), &newer).unwrap();
+    let (_, o) = run_text(&changed, tmp.path(), true, &Notes::default());
+    let Outcome::Refused(e) = &o[0] else {
+        panic!("{o:?}")
+    };
+    assert!(
+        e.contains("run.json: format version 2.0 is newer than this rxalign reads"),
+        "{e}"
+    );
+    assert!(e.contains("the folder is left as it is"), "{e}");
+    assert_eq!(std::fs::read_to_string(run.path("run.json")).unwrap(), newer);
+    assert!(run.path("summary.json").is_file());
     // Names that leave the runs folder are refused before anything runs.
     for bad in ["../escape", "a/b", ".."] {
         let file = tmp.path().join("bad.ron");
@@ -405,7 +422,7 @@ struct Look {
 fn a_run_folder_reads_while_a_real_run_writes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("watched.ron");
-    std::fs::write(&file, WATCHED.replace("EPOCHS", "40").replace("SEEDS", "[1]")).unwrap();
+    std::fs::write(&file, WATCHED.replace("EPOCHS", "80").replace("SEEDS", "[1]")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rxalign"))
         .args([
             "run",
@@ -463,7 +480,7 @@ fn a_run_folder_reads_while_a_real_run_writes_it() {
     // Every record carries its stage and time.
     let metrics = run.read_metrics().unwrap();
     let classifier: Vec<_> = metrics.iter().filter(|m| m.method == "classifier").collect();
-    assert_eq!(classifier.len(), 39 + 2, "39 epochs, then val and test");
+    assert_eq!(classifier.len(), 79 + 2, "79 epochs, then val and test");
     assert!(
         classifier
             .iter()
@@ -510,13 +527,14 @@ fn status_after_kill_9_shows_the_interrupted_run_and_a_rerun_completes_it() {
         .spawn()
         .unwrap();
     let exp = ExperimentFolder::at(out.join("watched"));
-    // Wait until the second run is inside its classifier, then kill -9.
+    // Wait until the second run has begun its classifier, then kill -9.
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let second = exp.run("base.seed=2");
         if second.has_record()
             && let Ok(r) = second.read_record()
-            && r.current.as_ref().is_some_and(|c| c.index >= 1 && c.step >= 2)
+            && r.status == RunStatus::Running
+            && r.current.as_ref().is_some_and(|c| c.index >= 1)
         {
             break;
         }
