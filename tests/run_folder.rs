@@ -634,3 +634,58 @@ fn plan_emits_a_slurm_job_array_of_the_planned_runs() {
     let status = status_lines(&out);
     assert!(status.contains("3 run(s): 1 finished, 2 planned"), "{status}");
 }
+
+#[test]
+fn a_grid_with_a_diverging_grpo_run_finishes_the_other_and_reports_the_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("div.ron");
+    std::fs::write(
+        &file,
+        r#"(
+    schema_version: 1,
+    name: "div",
+    data: (kind: "synthetic", patients: 120),
+    notes: (tokenizer: "none"),
+    reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
+    stages: [
+        (kind: "sft", hidden: 16, epochs: 2, budget: 8),
+        (kind: "grpo", iterations: 6, visits: 4, group: 4, lr: 0.0005),
+    ],
+    ablations: (variants: [
+        (name: "stable", set: {}),
+        (name: "diverging", set: {"stages[1].lr": 1e12}),
+    ]),
+)"#,
+    )
+    .unwrap();
+    let out = rxalign(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("FAILED diverging.seed=0") && stderr.contains("1 of 2 run(s) failed"),
+        "{stderr}"
+    );
+    let exp = ExperimentFolder::at(tmp.path().join("div"));
+    assert!(exp.run("stable.seed=0").is_finished());
+    let record = exp.run("diverging.seed=0").read_record().unwrap();
+    assert_eq!(record.status, RunStatus::Failed);
+    // The trainer's error (or, as a last guard, its panic) names the stage.
+    let error = record.error.unwrap();
+    assert!(error.contains("stages[1] `grpo`"), "{error}");
+    let status = status_lines(tmp.path());
+    assert!(
+        line_of(&status, "diverging.seed=0").contains(" failed "),
+        "{status}"
+    );
+    assert!(
+        line_of(&status, "stable.seed=0").contains(" finished "),
+        "{status}"
+    );
+}
