@@ -39,10 +39,8 @@ use crate::stage::{RunContext, Stage};
 
 pub use rxalign_core::run::GROUND_TRUTH;
 
-/// The ground truth's file in a run folder's `predictions/`.
-pub const GROUND_TRUTH_FILE: &str = "ground_truth.jsonl";
-
-/// The note tokenizer of a run (`tokenizer.json` in its folder).
+/// The note tokenizer of a run (`tokenizer.json` in its folder); the name
+/// is `rxalign_core::run::TOKENIZER`, kept here for existing callers.
 pub const TOKENIZER_FILE: &str = rxalign_core::run::TOKENIZER;
 
 /// How often `run.json` is rewritten within a stage, at most.

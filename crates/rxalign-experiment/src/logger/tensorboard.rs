@@ -38,7 +38,7 @@ pub struct TensorboardConfig {
 impl Default for TensorboardConfig {
     fn default() -> Self {
         Self {
-            dir: "tensorboard".into(),
+            dir: rxalign_core::run::TENSORBOARD.into(),
             buckets: 30,
         }
     }

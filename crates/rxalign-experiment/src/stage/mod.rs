@@ -229,9 +229,9 @@ impl RunContext<'_> {
                     .map(|p| p.to_record(&cohort.visits[i].visit_id, &cohort.drugs))
             })
             .collect();
-        let dir = self.folder.root().join("predictions");
+        let dir = self.folder.predictions();
         std::fs::create_dir_all(&dir).map_err(|e| rxalign_core::CoreError::io(&dir, e))?;
-        Predictions::write(&dir.join(format!("{method}.jsonl")), &file_records)?;
+        Predictions::write(&self.folder.predictions_of(method), &file_records)?;
         let kept_from = self.trajectories.len();
         if let Some(own) = trajectories {
             self.trajectories.extend(own);
