@@ -121,7 +121,7 @@ pub fn runs_of(dir: &Path) -> Result<ExperimentView, CoreError> {
 /// `experiment.json` or with run folders. `dir` may itself be an
 /// experiment's folder.
 pub fn experiments(dir: &Path) -> Result<Vec<ExperimentView>, CoreError> {
-    if dir.join(EXPERIMENT).is_file() {
+    if dir.join(EXPERIMENT).is_file() || subfolders(dir)?.iter().any(|p| p.join(RUN).is_file()) {
         return Ok(vec![runs_of(dir)?]);
     }
     let mut out = Vec::new();

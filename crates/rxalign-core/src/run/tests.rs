@@ -339,6 +339,12 @@ fn discovery_lists_planned_and_started_runs() {
         ]
     );
     assert!(view.runs[2].problem.as_ref().unwrap().contains("run.json"));
+    // An experiment's own folder reads as that experiment, with or without
+    // its plan.
+    std::fs::remove_file(exp.root().join(EXPERIMENT)).unwrap();
+    let one = experiments(exp.root()).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].runs.len(), 2);
     let e = finished_runs(exp.root()).unwrap_err().to_string();
     assert!(e.contains("c/run.json"), "{e}");
 }
