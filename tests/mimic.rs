@@ -360,6 +360,15 @@ fn the_mimic3_experiment_runs_on_the_imported_demo() {
         &std::fs::read_to_string(tmp.path().join("runs/mimic3-atc3/base.seed=0/summary.json")).unwrap(),
     )
     .unwrap();
-    assert!(summary["cooccurrence"]["jaccard"].is_number(), "{summary}");
-    assert!(summary["most_frequent"]["ddi_rate_pooled"].as_f64().unwrap() > 0.0);
+    let methods = &summary["methods"];
+    assert!(
+        methods["cooccurrence"]["metrics"]["jaccard"].is_number(),
+        "{summary}"
+    );
+    assert!(
+        methods["most_frequent"]["metrics"]["ddi_rate_pooled"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 }

@@ -39,7 +39,7 @@ fn the_quickstart_learns_more_than_the_baselines_and_alignment_gains_on_sft_with
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     let metric = |method: &str, key: &str| {
-        summary[method][key]
+        summary["methods"][method]["metrics"][key]
             .as_f64()
             .unwrap_or_else(|| panic!("summary.json: {method}.{key}"))
     };

@@ -73,17 +73,37 @@ fn a_run_with_the_tensorboard_logger_writes_one_event_file() {
     let files = event_files(&run);
     assert_eq!(files.len(), 1, "{files:?}");
     let bytes = std::fs::read(&files[0]).unwrap();
+    let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
     // Records of scalars, texts and the HParams summaries are all there.
     for needle in [
         "classifier/val/jaccard",
         "sft/test/trajectories",
         "_hparams_/session_start_info",
+        // A one-off method's final numbers: in HParams, not charted.
+        "final/cooccurrence/jaccard",
     ] {
-        assert!(
-            bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
-            "{needle} not in the event file"
-        );
+        assert!(has(needle), "{needle} not in the event file");
     }
+    assert!(
+        !has("cooccurrence/test/jaccard"),
+        "a one-point chart of a baseline"
+    );
+    // Trajectory texts name the drugs.
+    let drugs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("drugs.json")).unwrap()).unwrap();
+    let named = drugs["drugs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            has(&format!(
+                "{} ({})",
+                d["code"].as_str().unwrap(),
+                d["name"].as_str().unwrap()
+            ))
+        })
+        .count();
+    assert!(named > 0, "no drug named in the trajectory texts");
 }
 
 #[test]

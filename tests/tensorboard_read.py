@@ -3,16 +3,21 @@
 reader (the `tensorboard` package from PyPI) and checks every tag against the
 run folder itself:
 
-- every non-null metric of `metrics.jsonl` is a scalar `<method>/<split>/<metric>`
-  at the record's step, with the same value (float32);
+- every non-null metric of `metrics.jsonl` of a method with a curve (a record
+  past step 0 or on the training split) is a scalar `<method>/<split>/<metric>`
+  at the record's step, with the same value (float32); one-off evaluations
+  (references, baselines, the ground truth) are not charted: their final
+  numbers are HParams values `final/<method>/<metric>`;
 - every evaluated method has a `<method>/<split>/list_size` histogram whose
   mean (test split) is the mean list size of `predictions/<method>.jsonl`;
 - every GRPO stage has `step_reward` and `list_size` histograms per iteration;
 - every method with kept trajectories has a `<method>/test/trajectories`
   text naming each of those visits;
-- HParams: the experiment lists the run's settings and final metrics (each a
-  logged scalar), the session start holds this run's seed, the session end
-  says it succeeded.
+- HParams: the experiment lists the run's settings and the learned methods'
+  final metrics (each a logged scalar), the one-off methods' final numbers are
+  settings `final/<method>/<metric>` equal to summary.json's, the session start
+  holds this run's seed, the session end says it succeeded;
+- trajectory texts name drugs as `code (name)` from drugs.json.
 
 Usage: tensorboard_read.py RUN_FOLDER. Exits non-zero on the first mismatch.
 """
@@ -57,7 +62,13 @@ def main(run):
     # Scalars: every metric of metrics.jsonl.
     scalars = {t: {e.step: e.value for e in acc.Scalars(t)} for t in scalar_tags}
     records = read_jsonl(os.path.join(run, "metrics.jsonl"))
+    curves = {r["method"] for r in records if r["step"] > 0 or r["split"] == "train"}
     for r in records:
+        if r["method"] not in curves:
+            for name in r["metrics"]:
+                if f"{r['method']}/{r['split']}/{name}" in scalar_tags:
+                    fail(f"one-off {r['method']} is charted as {name}")
+            continue
         for name, value in r["metrics"].items():
             if value is None:
                 continue
@@ -102,6 +113,7 @@ def main(run):
             checked["histograms"] += 1
 
     # Texts: the kept trajectories of each method.
+    drugs = json.load(open(os.path.join(run, "drugs.json"), encoding="utf-8"))
     tensor_tags = set(tags["tensors"])
     text_tags = set(acc.PluginTagToContent("text"))
     by_method = defaultdict(list)
@@ -117,6 +129,9 @@ def main(run):
                 fail(f"text {tag} does not show visit {v}")
         if "| step | action | probability | reward |" not in text:
             fail(f"text {tag} has no step table")
+        named = [d for d in drugs["drugs"] if d["name"] and d["name"] != d["code"]]
+        if named and not any(f"{d['code']} ({d['name']})" in text for d in named):
+            fail(f"text {tag} names no drug")
         checked["texts"] += 1
 
     # HParams.
@@ -136,10 +151,17 @@ def main(run):
         if tag not in scalar_tags:
             fail(f"hparams metric {tag} is not a logged scalar")
     summary = json.load(open(os.path.join(run, "summary.json"), encoding="utf-8"))
-    for method in summary:
-        if f"{method}/test/jaccard" not in metric_tags:
-            fail(f"hparams metrics lack {method}/test/jaccard")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    for method, s in summary["methods"].items():
+        if method in curves:
+            if f"{method}/test/jaccard" not in metric_tags:
+                fail(f"hparams metrics lack {method}/test/jaccard")
+        else:
+            key = f"final/{method}/jaccard"
+            got = start.session_start_info.hparams[key].number_value
+            if key not in names or not math.isclose(got, s["metrics"]["jaccard"], rel_tol=1e-9):
+                fail(f"hparams {key} is not summary.json's")
+        checked["summary methods"] += 1
     resolved = open(os.path.join(run, "resolved.ron"), encoding="utf-8").read()
     seed = start.session_start_info.hparams["seed"].number_value
     if f"seed: {int(seed)}," not in resolved:

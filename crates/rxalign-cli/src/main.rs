@@ -34,6 +34,9 @@ enum Command {
     /// Run an experiment file: every run of its ablations, each into its run
     /// folder; finished runs are not run again.
     Run(commands::experiment::RunArgs),
+    /// Every experiment's runs with their status, stage, progress, elapsed
+    /// time and, once finished, test Jaccard and DDI rate.
+    Status(commands::experiment::StatusArgs),
     /// Final test metrics of an experiment's runs per variant: mean and
     /// standard deviation over seeds.
     Compare(commands::experiment::CompareArgs),
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Baseline(a) => commands::baselines::run_one(&a),
         Command::Plan(a) => commands::experiment::plan(&a),
         Command::Run(a) => commands::experiment::run(&a),
+        Command::Status(a) => commands::experiment::status(&a),
         Command::Compare(a) => commands::experiment::compare_runs(&a),
         Command::Plot(a) => commands::experiment::plot(&a),
     };

@@ -41,6 +41,19 @@ pub struct StepRecord {
     pub list: Vec<String>,
 }
 
+/// Where a trajectory's steps come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrajectorySource {
+    /// The policy's own decoding, each step with its probability.
+    #[default]
+    Decoded,
+    /// The canonical edits (removals, then additions, by drug index) from
+    /// the start list to a method's final list: how a list that was not
+    /// built step by step (a baseline's) is reached, with each step's reward.
+    Replayed,
+}
+
 /// An episode: the start list, each step, the final list and the ground truth.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
@@ -55,8 +68,16 @@ pub struct Trajectory {
     pub final_list: Vec<String>,
     /// `Phi(S_T) - Phi(S_0)`: the sum of the step rewards.
     pub outcome_reward: f64,
-    /// The potential of the start list and of each weighted term in it.
+    /// The potential of the start list, `Phi(S_0)`.
     pub start_potential: f64,
+    /// Each weighted term of the start list's potential (they sum to
+    /// `start_potential`).
+    #[serde(default)]
+    pub start_terms: BTreeMap<String, f64>,
+    /// Whether the steps are the policy's own decoding or a replay of the
+    /// canonical edits to another method's list.
+    #[serde(default)]
+    pub source: TrajectorySource,
     /// Whether the step budget ended the episode before `Stop`.
     pub truncated: bool,
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rxalign_core::trajectory::{ActionRecord, codes_of};
+use rxalign_core::trajectory::{ActionRecord, TrajectorySource, codes_of};
 use rxalign_core::{Action, Cohort, DrugSet, StepRecord, Trajectory};
 
 use crate::{EnvError, Episode, Reward, StepReward};
@@ -43,9 +43,16 @@ impl<'c> TrajectoryRecorder<'c> {
         episode: &Episode<'_>,
     ) -> Self {
         let v = &cohort.visits[visit];
+        let names = reward.names();
+        // Not yet stepped: the episode's terms are the start list's.
+        let start_terms = names
+            .iter()
+            .cloned()
+            .zip(episode.terms().iter().copied())
+            .collect();
         Self {
             cohort,
-            names: reward.names(),
+            names,
             trajectory: Trajectory {
                 visit_id: v.visit_id.clone(),
                 patient_id: v.patient_id.clone(),
@@ -57,6 +64,8 @@ impl<'c> TrajectoryRecorder<'c> {
                 final_list: Vec::new(),
                 outcome_reward: 0.0,
                 start_potential: episode.start_potential(),
+                start_terms,
+                source: TrajectorySource::Decoded,
                 truncated: false,
             },
         }
@@ -110,6 +119,7 @@ pub fn replay_edits(
     let truth = &cohort.visits[visit].drugs;
     let mut episode = Episode::new(reward, truth, &cohort.ddi, start, actions.len());
     let mut recorder = TrajectoryRecorder::begin(cohort, visit, method, split, reward, &episode);
+    recorder.trajectory.source = TrajectorySource::Replayed;
     for action in actions {
         let r = episode.step(action)?;
         recorder.record(
@@ -183,5 +193,12 @@ mod tests {
             t.steps[2].terms.keys().collect::<Vec<_>>(),
             vec!["jaccard", "refusal"]
         );
+        assert_eq!(t.source, TrajectorySource::Replayed);
+        assert_eq!(
+            t.start_terms.keys().collect::<Vec<_>>(),
+            vec!["jaccard", "refusal"]
+        );
+        let sum: f64 = t.start_terms.values().sum();
+        assert!((sum - t.start_potential).abs() < 1e-12);
     }
 }

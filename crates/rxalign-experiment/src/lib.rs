@@ -10,6 +10,7 @@ pub mod logger;
 pub mod plot;
 pub mod plugin;
 pub mod plugins;
+pub mod progress;
 pub mod resolve;
 pub mod runner;
 pub mod schema;

@@ -1,7 +1,8 @@
 //! Figures of an experiment's runs, drawn with plotters as PNG and SVG with
 //! the font shipped in `assets/fonts` (so they look the same everywhere):
-//! learning curves per variant, the safety-accuracy plane with its Pareto
-//! front, list sizes against the ground truth's, and the reward by term.
+//! validation curves per stage (each on its own steps, a line per variant),
+//! the safety-accuracy plane with its Pareto front, list sizes against the
+//! ground truth's, and the reward by term.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,11 +10,9 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use rxalign_core::predictions::PredictionRecord;
-use rxalign_core::run::read_jsonl;
+use rxalign_core::run::{FinishedRun, GROUND_TRUTH, StageRef, finished_runs, pareto_front, read_jsonl};
 
 use crate::ExperimentError;
-use crate::compare::{FinishedRun, finished_runs};
-use crate::runner::GROUND_TRUTH_FILE;
 
 const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (960, 640);
@@ -33,11 +32,14 @@ fn register_font() -> Result<(), ExperimentError> {
 
 type DrawResult = Result<(), String>;
 
+/// `group -> step -> values over seeds`.
+type Curve = BTreeMap<String, BTreeMap<u64, Vec<f64>>>;
+
 /// What the figures show, gathered from the run folders.
 #[derive(Debug, Default)]
 struct Figures {
-    /// `(group, method) -> step -> val Jaccard values over seeds`.
-    curves: BTreeMap<(String, String), BTreeMap<u64, Vec<f64>>>,
+    /// `stage -> group -> step -> validation Jaccard over seeds`.
+    curves: BTreeMap<StageRef, Curve>,
     /// `(group, method, ddi_rate, jaccard)` per run, test split.
     points: Vec<(String, String, f64, f64)>,
     /// `method -> list sizes` over every run's test predictions.
@@ -45,21 +47,29 @@ struct Figures {
     /// `method -> term -> test values over runs`.
     terms: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
     methods: Vec<String>,
+    groups: Vec<String>,
 }
 
 fn gather(runs: &[FinishedRun]) -> Result<Figures, ExperimentError> {
     let mut f = Figures::default();
     for run in runs {
-        let group = run.resolved.group.clone();
+        let group = run.record.group.clone();
+        if !f.groups.contains(&group) {
+            f.groups.push(group.clone());
+        }
         for m in &run.methods {
-            if !f.methods.contains(m) {
+            if !f.methods.contains(m) && m != GROUND_TRUTH {
                 f.methods.push(m.clone());
             }
         }
         for r in run.folder.read_metrics()? {
-            if let ("val", Some(Some(j))) = (r.split.as_str(), r.metrics.get("jaccard")) {
+            if let ("val", Some(Some(j)), Some(stage)) =
+                (r.split.as_str(), r.metrics.get("jaccard"), &r.stage)
+            {
                 f.curves
-                    .entry((group.clone(), r.method.clone()))
+                    .entry(stage.clone())
+                    .or_default()
+                    .entry(group.clone())
                     .or_default()
                     .entry(r.step)
                     .or_default()
@@ -78,18 +88,16 @@ fn gather(runs: &[FinishedRun]) -> Result<Figures, ExperimentError> {
                 }
             }
         }
-        for (method, m) in &run.summary {
-            if let (Some(d), Some(j)) = (m["ddi_rate"].as_f64(), m["jaccard"].as_f64()) {
+        for method in &run.methods {
+            if let (Some(d), Some(j)) = (
+                run.summary.metric(method, "ddi_rate"),
+                run.summary.metric(method, "jaccard"),
+            ) {
                 f.points.push((group.clone(), method.clone(), d, j));
             }
         }
-        let dir = run.folder.root().join("predictions");
-        for name in f.methods.iter().map(String::as_str).chain(["ground_truth"]) {
-            let path = dir.join(if name == "ground_truth" {
-                GROUND_TRUTH_FILE.to_string()
-            } else {
-                format!("{name}.jsonl")
-            });
+        for name in f.methods.iter().map(String::as_str).chain([GROUND_TRUTH]) {
+            let path = run.folder.predictions_of(name);
             if path.is_file() {
                 let records: Vec<PredictionRecord> = read_jsonl(&path)?;
                 f.sizes
@@ -98,6 +106,17 @@ fn gather(runs: &[FinishedRun]) -> Result<Figures, ExperimentError> {
                     .extend(records.iter().map(|r| r.drugs.len()));
             }
         }
+    }
+    // Stages with a curve (more than one step); one-off evaluations (the
+    // references, the baselines) are points, in the other figures.
+    let curved: Vec<StageRef> = f
+        .curves
+        .iter()
+        .filter(|(_, c)| c.values().any(|steps| steps.len() > 1))
+        .map(|(s, _)| s.clone())
+        .collect();
+    if !curved.is_empty() {
+        f.curves.retain(|s, _| curved.contains(s));
     }
     Ok(f)
 }
@@ -167,44 +186,48 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// One panel per stage with validation records, each on its own steps
+/// (epochs, iterations), a line per variant (mean over seeds).
 fn learning_curves<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -> DrawResult {
     root.fill(&WHITE).map_err(err)?;
-    let groups: Vec<&String> = {
-        let mut g: Vec<&String> = f.curves.keys().map(|(g, _)| g).collect();
-        g.dedup();
-        g
-    };
-    let panels = root.split_evenly((groups.len().max(1), 1));
-    let max_step = f
-        .curves
-        .values()
-        .flat_map(|c| c.keys())
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    for (panel, group) in panels.iter().zip(&groups) {
+    if f.curves.is_empty() {
+        root.draw(&Text::new(
+            "no validation records in these runs",
+            (20, 20),
+            ("sans-serif", 18).into_font(),
+        ))
+        .map_err(err)?;
+        return Ok(());
+    }
+    let n = f.curves.len();
+    let cols = if n > 3 { 2 } else { 1 };
+    let panels = root.split_evenly((n.div_ceil(cols), cols));
+    for (panel, (stage, curve)) in panels.iter().zip(&f.curves) {
+        let steps = || curve.values().flat_map(|c| c.keys()).copied();
+        let min_step = steps().min().unwrap_or(0);
+        let max_step = steps().max().unwrap_or(0).max(min_step + 1);
         let mut chart = ChartBuilder::on(panel)
             .caption(
-                format!("validation Jaccard (per-visit mean): {group}"),
-                ("sans-serif", 18),
+                format!(
+                    "stage {} `{}`: validation Jaccard (per-visit mean)",
+                    stage.index, stage.method
+                ),
+                ("sans-serif", 16),
             )
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..max_step as f64, 0f64..1f64)
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(44)
+            .build_cartesian_2d(min_step as f64..max_step as f64, 0f64..1f64)
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("step")
+            .x_desc(format!("{} step", stage.method))
             .y_desc("jaccard")
             .draw()
             .map_err(err)?;
-        for (i, m) in f.methods.iter().enumerate() {
-            let Some(curve) = f.curves.get(&((*group).clone(), m.clone())) else {
-                continue;
-            };
-            let pts: Vec<(f64, f64)> = curve
+        for (group, steps) in curve {
+            let i = f.groups.iter().position(|g| g == group).unwrap_or(0);
+            let pts: Vec<(f64, f64)> = steps
                 .iter()
                 .map(|(s, v)| (*s as f64, v.iter().sum::<f64>() / v.len() as f64))
                 .collect();
@@ -212,37 +235,21 @@ fn learning_curves<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>
             chart
                 .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
                 .map_err(err)?
-                .label(m.as_str())
+                .label(group.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
             chart
-                .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
                 .map_err(err)?;
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
             .map_err(err)?;
     }
     Ok(())
-}
-
-/// The points no other point beats on both axes (lower DDI rate, higher
-/// Jaccard), in order of DDI rate.
-pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    let mut front: Vec<(f64, f64)> = points
-        .iter()
-        .copied()
-        .filter(|&(d, j)| {
-            !points
-                .iter()
-                .any(|&(d2, j2)| d2 <= d && j2 >= j && (d2 < d || j2 > j))
-        })
-        .collect();
-    front.sort_by(|a, b| a.0.total_cmp(&b.0));
-    front.dedup();
-    front
 }
 
 fn safety_accuracy<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -> DrawResult {
@@ -433,11 +440,75 @@ fn reward_terms<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -
 
 #[cfg(test)]
 mod tests {
-    use super::pareto_front;
+    use std::collections::BTreeMap;
+
+    use rxalign_core::run::{MetricsRecord, RunFolder, RunRecord, StageRef, SummaryRecord};
+
+    use super::*;
+
+    /// A finished run folder with validation records of two training
+    /// stages, each on its own steps, and a one-off evaluation.
+    fn fake_run(dir: &Path, seed: u64) {
+        let run = RunFolder::create(dir.join(format!("base.seed={seed}"))).unwrap();
+        let record: RunRecord = serde_json::from_value(serde_json::json!({
+            "format": "1.0", "experiment": "e", "run": format!("base.seed={seed}"), "group": "base",
+            "seed": seed, "settings_sha256": "", "stages": [], "status": "finished",
+            "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z",
+            "rxalign_version": "0", "device": "cpu",
+        }))
+        .unwrap();
+        run.write_record(&record).unwrap();
+        let rec = |stage: usize, method: &str, step: u64, j: f64| {
+            let mut r = MetricsRecord::new(
+                step,
+                "val",
+                method,
+                BTreeMap::from([("jaccard".into(), Some(j)), ("ddi_rate".into(), Some(0.05))]),
+            );
+            r.stage = Some(StageRef {
+                index: stage,
+                method: method.into(),
+            });
+            r
+        };
+        let mut records = vec![rec(0, "ceiling", 0, 0.9)];
+        records.extend((1..=3).map(|s| rec(4, "sft", s, 0.2 * s as f64)));
+        records.extend([10, 20, 30].map(|s| rec(5, "step_grpo", s, 0.6 + s as f64 / 100.0)));
+        run.append_metrics(&records).unwrap();
+        let mut summary = SummaryRecord::default();
+        for m in ["ceiling", "sft", "step_grpo"] {
+            summary.insert(
+                m,
+                None,
+                10,
+                BTreeMap::from([("jaccard".into(), Some(0.5)), ("ddi_rate".into(), Some(0.05))]),
+            );
+        }
+        run.write_summary(&summary).unwrap();
+    }
 
     #[test]
-    fn the_pareto_front_keeps_the_undominated() {
-        let pts = [(0.05, 0.6), (0.03, 0.5), (0.04, 0.7), (0.06, 0.65), (0.03, 0.4)];
-        assert_eq!(pareto_front(&pts), vec![(0.03, 0.5), (0.04, 0.7)]);
+    fn learning_curves_draw_each_training_stage_on_its_own_steps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exp = tmp.path().join("e");
+        fake_run(&exp, 1);
+        fake_run(&exp, 2);
+        let (runs, _) = finished_runs(&exp).unwrap();
+        let f = gather(&runs).unwrap();
+        let stages: Vec<(usize, &str)> = f.curves.keys().map(|s| (s.index, s.method.as_str())).collect();
+        assert_eq!(
+            stages,
+            [(4, "sft"), (5, "step_grpo")],
+            "one-off evaluations are not curves"
+        );
+        let grpo = &f.curves.keys().nth(1).map(|s| &f.curves[s]).unwrap()["base"];
+        assert_eq!(grpo.keys().copied().collect::<Vec<_>>(), [10, 20, 30]);
+        assert_eq!(grpo[&20], [0.8, 0.8], "both seeds");
+        let out = tmp.path().join("figures");
+        plot_experiment(&exp, &out).unwrap();
+        let svg = std::fs::read_to_string(out.join("learning_curves.svg")).unwrap();
+        assert!(svg.contains("stage 4 `sft`: validation Jaccard"), "{svg}");
+        assert!(svg.contains("stage 5 `step_grpo`: validation Jaccard"));
+        assert!(svg.contains("step_grpo step") && !svg.contains("`ceiling`"));
     }
 }

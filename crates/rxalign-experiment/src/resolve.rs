@@ -7,6 +7,9 @@
 
 use std::collections::BTreeSet;
 
+use rxalign_core::SplitName;
+use rxalign_core::run::validate_name;
+
 use crate::ExperimentError;
 use crate::ablation::RunPlan;
 use crate::plugins::Plugins;
@@ -24,6 +27,9 @@ enum Place {
 pub fn check(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Result<(), ExperimentError> {
     // The same problem in several runs of a grid is said once, with its runs.
     let mut problems: Vec<(Place, String, Vec<String>)> = Vec::new();
+    if let Err(e) = validate_name("experiment name", &exp.file.name) {
+        problems.push((Place::Key("name"), e.to_string(), Vec::new()));
+    }
     for plan in plans {
         for (place, message) in problems_of(plan, plugins) {
             match problems.iter_mut().find(|(p, m, _)| *p == place && *m == message) {
@@ -40,7 +46,7 @@ pub fn check(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Result<(
         .into_iter()
         .map(|(place, message, runs)| {
             let (line, column) = line_of(&exp.text, place);
-            let runs = if plans.len() > 1 {
+            let runs = if plans.len() > 1 && !runs.is_empty() {
                 format!(" (runs: {})", runs.join(", "))
             } else {
                 String::new()
@@ -60,6 +66,9 @@ pub fn check(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Result<(
 fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
     let file = &plan.file;
     let mut out = Vec::new();
+    if let Err(e) = validate_name("run name", &plan.name) {
+        out.push((Place::Key("ablations"), e.to_string()));
+    }
     if let Err(e) = file.device.parse::<rxalign_policy::device::TrainDevice>() {
         out.push((Place::Key("device"), e.to_string()));
     }
@@ -71,8 +80,16 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
     if let Err(e) = split.validate() {
         out.push((Place::Key("split"), format!("split: {e}")));
     }
-    if let Err(e) = file.eval.split_names() {
-        out.push((Place::Key("eval"), e.to_string()));
+    match file.eval.split_names() {
+        Err(e) => out.push((Place::Key("eval"), e.to_string())),
+        Ok(splits) if !splits.contains(&SplitName::Test) => out.push((
+            Place::Key("eval"),
+            format!(
+                "eval.splits {:?} leaves out `test`, the split every summary, `compare` and `status` report; add it",
+                file.eval.splits
+            ),
+        )),
+        Ok(_) => {}
     }
     if let Err(e) = plugins.data.build(&file.data, &()) {
         out.push((Place::Key("data"), e.to_string()));

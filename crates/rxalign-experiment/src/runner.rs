@@ -1,27 +1,91 @@
-//! Running the runs of an experiment: each writes its run folder; a
-//! finished run is not run again, an unfinished one is run afresh, and one
-//! run's failure leaves the others alone.
+//! Running the runs of an experiment. Each run writes its run folder (see
+//! `rxalign_core::run`), with one writer at a time (`run.lock`):
+//!
+//! - a finished run with the same settings and data is kept; with other
+//!   settings or data it is replaced only with `overwrite`, and the refusal
+//!   says what changed;
+//! - an unfinished run (interrupted or failed) with the same settings and
+//!   data resumes from its checkpoints; otherwise it runs afresh, and the
+//!   runner says why;
+//! - a folder rxalign did not make (no `run.json`) is never emptied;
+//! - a run that fails, by an error or a panic, is recorded as `failed` with
+//!   its reason, and the other runs go on.
 
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use rxalign_core::run::{CHECKPOINTS, RunFolder, Summary};
+use jiff::Timestamp;
+use rxalign_core::ddi::hex_sha256;
+use rxalign_core::run::{
+    Axis, DataFingerprint, DrugsRecord, EXPERIMENT_FORMAT, ExperimentFolder, ExperimentRecord, PlannedRun,
+    RUN_FORMAT, RXALIGN_VERSION, RunFolder, RunLock, RunRecord, RunStatus, StageInfo, StageProgress,
+    StageRef, SummaryRecord, Writer, validate_name,
+};
 use rxalign_core::{SplitConfig, seeded_rng};
 use rxalign_env::Reward;
 use rxalign_policy::classifier::VisitFeatures;
 
 use crate::ExperimentError;
 use crate::ablation::{ResolvedRun, RunPlan};
+use crate::data::LoadedData;
 use crate::plugins::Plugins;
-use crate::stage::RunContext;
+use crate::progress::{Reporter, Silent};
+use crate::schema::Experiment;
+use crate::stage::{RunContext, Stage};
+
+pub use rxalign_core::run::GROUND_TRUTH;
+
+/// The note tokenizer of a run (`tokenizer.json` in its folder); the name
+/// is `rxalign_core::run::TOKENIZER`, kept here for existing callers.
+pub const TOKENIZER_FILE: &str = rxalign_core::run::TOKENIZER;
+
+/// How often `run.json` is rewritten within a stage, at most.
+const RECORD_EVERY: Duration = Duration::from_secs(2);
 
 /// How a run ended.
 #[derive(Debug)]
 pub enum Outcome {
-    Finished { seconds: f64 },
+    Finished {
+        seconds: f64,
+    },
+    /// Finished before, with the same settings and data: kept.
     AlreadyFinished,
+    /// Failed, recorded as `failed` in its `run.json` where the folder is
+    /// ours and the run was not finished.
     Failed(String),
+    /// Not started, its folder left as it is: another process writes it, a
+    /// folder rxalign did not make is in the way, or a finished run would
+    /// be replaced without `overwrite`.
+    Refused(String),
+}
+
+impl Outcome {
+    /// Whether the run has its results (finished now or before).
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Self::Finished { .. } | Self::AlreadyFinished)
+    }
+}
+
+/// How runs are run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Runs at a time.
+    pub jobs: usize,
+    /// Replace finished runs whose settings or data changed.
+    pub overwrite: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 1,
+            overwrite: false,
+        }
+    }
 }
 
 /// The folder of an experiment's runs: `OUT/<experiment name>`.
@@ -42,65 +106,249 @@ pub fn resolved_text(plan: &RunPlan) -> Result<String, ExperimentError> {
     ron::ser::to_string_pretty(&resolved, config).map_err(|e| ExperimentError::Invalid(e.to_string()))
 }
 
-/// Runs the plans, `jobs` at a time, each in `dir/<run name>`; calls
-/// `progress` as each ends.
+fn ron_text(value: &ron::Value) -> String {
+    ron::to_string(value).unwrap_or_default()
+}
+
+fn overrides_of(plan: &RunPlan) -> BTreeMap<String, String> {
+    plan.overrides
+        .iter()
+        .map(|(k, v)| (k.clone(), ron_text(v)))
+        .collect()
+}
+
+/// Checks every run of a file before anything runs: the names are safe to
+/// use as folders, the evaluation reports the test split, and everything
+/// [`crate::resolve::check`] checks (devices, splits, every plugin's
+/// settings, the stage order), all problems at once. [`crate::load`] calls it.
+pub fn check_plan(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Result<(), ExperimentError> {
+    crate::resolve::check(exp, plans, plugins)
+}
+
+/// The plan of an experiment as `experiment.json` records it.
+pub fn experiment_record(exp: &Experiment, plans: &[RunPlan]) -> ExperimentRecord {
+    ExperimentRecord {
+        format: EXPERIMENT_FORMAT,
+        name: exp.file.name.clone(),
+        file: exp.path.display().to_string(),
+        file_sha256: hex_sha256(exp.text.as_bytes()),
+        axes: exp
+            .file
+            .ablations
+            .grid
+            .iter()
+            .map(|(path, values)| Axis {
+                path: path.clone(),
+                values: values.iter().map(ron_text).collect(),
+            })
+            .collect(),
+        variants: exp
+            .file
+            .ablations
+            .variants
+            .iter()
+            .map(|v| v.name.clone())
+            .collect(),
+        runs: plans
+            .iter()
+            .map(|p| PlannedRun {
+                name: p.name.clone(),
+                group: p.group.clone(),
+                seed: p.seed,
+                overrides: overrides_of(p),
+            })
+            .collect(),
+        rxalign_version: RXALIGN_VERSION.into(),
+    }
+}
+
+/// Writes `experiment.json` into `dir` (every planned run, whichever of
+/// them this process runs: processes of a cluster job array write the same
+/// record).
+pub fn write_plan(dir: &Path, exp: &Experiment, plans: &[RunPlan]) -> Result<(), ExperimentError> {
+    Ok(ExperimentFolder::at(dir).write_record(&experiment_record(exp, plans))?)
+}
+
+/// Runs the plans, `options.jobs` at a time, each in `dir/<run name>`;
+/// tells `reporter` as they go. One run's failure (or panic) leaves the
+/// others.
 pub fn run_all(
     plans: &[RunPlan],
     plugins: &Plugins,
     dir: &Path,
-    jobs: usize,
-    progress: &(dyn Fn(&RunPlan, &Outcome) + Sync),
+    options: &RunOptions,
+    reporter: &dyn Reporter,
 ) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..plans.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, plans.len().max(1)) {
+        for _ in 0..options.jobs.clamp(1, plans.len().max(1)) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(plan) = plans.get(i) else { break };
-                    let outcome = run_one(plan, plugins, &dir.join(&plan.name))
-                        .unwrap_or_else(|e| Outcome::Failed(e.to_string()));
-                    progress(plan, &outcome);
-                    outcomes.lock().expect("no run panics holding the lock")[i] = Some(outcome);
+                    let outcome = run_one_with(plan, plugins, &dir.join(&plan.name), options, reporter);
+                    outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(outcome);
                 }
             });
         }
     });
     outcomes
         .into_inner()
-        .expect("threads joined")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .into_iter()
-        .map(|o| o.expect("every run ends"))
+        .map(|o| o.unwrap_or_else(|| Outcome::Failed("the run did not report an outcome".into())))
         .collect()
 }
 
-/// Runs one plan in `root`.
+/// Runs one plan in `root` with the default options and no progress; a
+/// failed or refused run is an error.
 pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome, ExperimentError> {
-    let resolved = resolved_text(plan)?;
-    // A finished run with these settings is kept; an unfinished one resumes
-    // from its checkpoints.
-    let resumable = match RunFolder::open(root) {
-        Ok(folder) if folder.is_finished() => {
-            if folder.read_resolved()? == resolved {
-                return Ok(Outcome::AlreadyFinished);
-            }
-            false
-        }
-        Ok(folder) => folder.read_resolved().is_ok_and(|r| r == resolved),
-        Err(_) => false,
-    };
-    if root.exists() {
-        clear_run_folder(root, resumable)?;
+    match run_one_with(plan, plugins, root, &RunOptions::default(), &Silent) {
+        Outcome::Failed(message) | Outcome::Refused(message) => Err(ExperimentError::Run {
+            run: plan.name.clone(),
+            message,
+        }),
+        ok => Ok(ok),
     }
-    let started = std::time::Instant::now();
-    let folder = RunFolder::create(root)?;
-    folder.write_resolved(&resolved)?;
+}
+
+/// Runs one plan in `root`. A panic anywhere in it is caught and recorded
+/// as the run's failure.
+pub fn run_one_with(
+    plan: &RunPlan,
+    plugins: &Plugins,
+    root: &Path,
+    options: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Outcome {
+    reporter.run_started(&plan.name);
+    let outcome = match catch_unwind(AssertUnwindSafe(|| {
+        attempt(plan, plugins, root, options, reporter)
+    })) {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            let message = format!("panicked: {}", panic_text(payload.as_ref()));
+            record_panic(root, &message);
+            Outcome::Failed(message)
+        }
+    };
+    reporter.run_ended(&plan.name, &outcome);
+    outcome
+}
+
+/// The message of a panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Records a panic as the failure of the run in `root`, where the folder is
+/// ours and the run not finished (best effort: the panic is reported either
+/// way).
+fn record_panic(root: &Path, message: &str) {
+    let folder = RunFolder::at(root);
+    let Ok(_lock) = RunLock::acquire(root) else { return };
+    if let Ok(mut record) = folder.read_record()
+        && record.status != RunStatus::Finished
+    {
+        record.status = RunStatus::Failed;
+        record.error = Some(message.to_string());
+        record.ended = Some(Timestamp::now());
+        record.updated = Timestamp::now();
+        let _ = folder.write_record(&record);
+    }
+}
+
+/// Whether a folder holds nothing but, perhaps, our lock file (left by a
+/// run that stopped before its `run.json`).
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path)
+        .is_ok_and(|mut d| d.all(|e| e.is_ok_and(|e| e.file_name() == rxalign_core::run::LOCK)))
+}
+
+/// The settings that differ between two `resolved.ron` texts, as
+/// `path: old -> new`.
+fn settings_changes(old: &str, new: &str) -> Vec<String> {
+    let flat = |text: &str| -> Option<BTreeMap<String, String>> {
+        let value: ron::Value = crate::schema::ron_options().from_str(text).ok()?;
+        let json = serde_json::to_value(&value).ok()?;
+        Some(
+            crate::logger::flatten_settings(&json)
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        crate::logger::HParam::Number(x) => x.to_string(),
+                        crate::logger::HParam::Text(s) => format!("{s:?}"),
+                        crate::logger::HParam::Bool(b) => b.to_string(),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        )
+    };
+    let (Some(a), Some(b)) = (flat(old), flat(new)) else {
+        return vec!["resolved.ron differs".into()];
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let none = "(unset)".to_string();
+    let out: Vec<String> = keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: {} -> {}",
+                a.get(k).unwrap_or(&none),
+                b.get(k).unwrap_or(&none)
+            )
+        })
+        .collect();
+    if out.is_empty() {
+        vec!["resolved.ron differs".into()]
+    } else {
+        out
+    }
+}
+
+/// What changed since a run's previous record: settings and data.
+fn changes(
+    folder: &RunFolder,
+    previous: &RunRecord,
+    resolved: &str,
+    settings_sha256: &str,
+    data: &DataFingerprint,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if previous.settings_sha256 != settings_sha256 {
+        let old = folder.read_resolved().unwrap_or_default();
+        out.extend(
+            settings_changes(&old, resolved)
+                .into_iter()
+                .map(|c| format!("setting {c}")),
+        );
+    }
+    match &previous.data {
+        Some(old) => out.extend(old.differences(data).into_iter().map(|d| format!("data: {d}"))),
+        None => out.push("data: not recorded before".into()),
+    }
+    out
+}
+
+/// A run's data, split, reward and fingerprint.
+struct Inputs {
+    data: LoadedData,
+    split: rxalign_core::Split,
+    reward: Reward,
+    fingerprint: DataFingerprint,
+}
+
+fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> {
     let file = &plan.file;
-    let device: rxalign_policy::device::TrainDevice = file
-        .device
-        .parse()
-        .map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
     let data = plugins.data.build(&file.data, &())?.load()?;
     let split_config = SplitConfig {
         seed: file.split.seed,
@@ -121,12 +369,307 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         })
         .collect::<Result<Vec<_>, ExperimentError>>()?;
     let reward = Reward::from_terms(terms)?;
+    let fingerprint = DataFingerprint::of(&data.cohort);
+    Ok(Inputs {
+        data,
+        split,
+        reward,
+        fingerprint,
+    })
+}
+
+/// `run.json` of a run that begins now.
+fn new_record(plan: &RunPlan, settings_sha256: &str, stages: Vec<StageInfo>) -> RunRecord {
+    let now = Timestamp::now();
+    RunRecord {
+        format: RUN_FORMAT,
+        experiment: plan.file.name.clone(),
+        run: plan.name.clone(),
+        group: plan.group.clone(),
+        seed: plan.seed,
+        overrides: overrides_of(plan),
+        settings_sha256: settings_sha256.to_string(),
+        stages,
+        status: RunStatus::Running,
+        current: None,
+        created: now,
+        started: Some(now),
+        updated: now,
+        ended: None,
+        error: None,
+        rxalign_version: RXALIGN_VERSION.into(),
+        device: plan.file.device.clone(),
+        data: None,
+        writer: Some(Writer::this_process()),
+    }
+}
+
+/// One run, start to end; panics are caught by the caller.
+fn attempt(
+    plan: &RunPlan,
+    plugins: &Plugins,
+    root: &Path,
+    options: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Outcome {
+    if let Err(e) = validate_name("run name", &plan.name) {
+        return Outcome::Refused(e.to_string());
+    }
+    let resolved = match resolved_text(plan) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let settings_sha256 = hex_sha256(resolved.as_bytes());
+    let folder = RunFolder::at(root);
+    // Only folders rxalign made are touched.
+    if root.exists() {
+        if !root.is_dir() {
+            return Outcome::Refused(format!(
+                "{}: is in the way and is not a folder; rxalign leaves it alone",
+                root.display()
+            ));
+        }
+        if !folder.has_record() && !is_empty_dir(root) {
+            let whose = if folder.path(rxalign_core::run::RESOLVED).is_file() {
+                "a run folder of an older rxalign (no run.json)"
+            } else {
+                "a folder rxalign did not make (no run.json)"
+            };
+            return Outcome::Refused(format!(
+                "{}: {whose} is in the way; move it away (rxalign never deletes what it did not create)",
+                root.display(),
+            ));
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(root) {
+        return Outcome::Failed(rxalign_core::CoreError::io(root, e).to_string());
+    }
+    let _lock = match RunLock::acquire(root) {
+        Ok(lock) => lock,
+        Err(e) => return Outcome::Refused(e.to_string()),
+    };
+    let previous = if folder.has_record() {
+        match folder.read_record() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                return Outcome::Refused(format!(
+                    "{e}; the folder is left as it is (move it away to run again)"
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let stages: Vec<Box<dyn Stage>> = match plan
+        .file
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            plugins
+                .stage
+                .build(spec, &())
+                .map_err(|e| ExperimentError::Invalid(format!("stages[{i}] `{}`: {e}", spec.kind)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(s) => s,
+        Err(e) => return fail_before_start(&folder, previous, plan, &settings_sha256, Vec::new(), e),
+    };
+    let infos: Vec<StageInfo> = stages
+        .iter()
+        .enumerate()
+        .map(|(index, s)| StageInfo {
+            index,
+            kind: s.kind().to_string(),
+            method: s.method().to_string(),
+        })
+        .collect();
+    let inputs = match inputs(plan, plugins) {
+        Ok(i) => i,
+        Err(e) => return fail_before_start(&folder, previous, plan, &settings_sha256, infos, e),
+    };
+    // Keep, resume, replace or refuse.
+    let mut keep_checkpoints = false;
+    if let Some(previous) = &previous {
+        let changed = changes(
+            &folder,
+            previous,
+            &resolved,
+            &settings_sha256,
+            &inputs.fingerprint,
+        );
+        let finished = previous.status == RunStatus::Finished && folder.is_finished();
+        match (finished, changed.is_empty()) {
+            (true, true) => return Outcome::AlreadyFinished,
+            (true, false) if !options.overwrite => {
+                return Outcome::Refused(format!(
+                    "it has completed with other settings or data ({}); not replaced without --overwrite",
+                    changed.join("; ")
+                ));
+            }
+            (true, false) => reporter.note(
+                &plan.name,
+                &format!(
+                    "replacing its completed results (--overwrite): {}",
+                    changed.join("; ")
+                ),
+            ),
+            (false, true) => {
+                keep_checkpoints = true;
+                reporter.note(
+                    &plan.name,
+                    &format!("resuming ({} before) from its checkpoints", previous.status),
+                );
+            }
+            (false, false) => reporter.note(
+                &plan.name,
+                &format!(
+                    "running afresh ({} before, with other settings or data: {})",
+                    previous.status,
+                    changed.join("; ")
+                ),
+            ),
+        }
+        if let Err(e) = folder.clear(keep_checkpoints) {
+            return Outcome::Failed(e.to_string());
+        }
+    }
+    let mut record = new_record(plan, &settings_sha256, infos);
+    record.data = Some(inputs.fingerprint.clone());
+    let started = Instant::now();
+    let mut tracker = RunTracker {
+        folder: folder.clone(),
+        record,
+        reporter,
+        last_write: Instant::now(),
+    };
+    let result = execute(plan, plugins, &folder, &resolved, &inputs, stages, &mut tracker);
+    let finished = result.and_then(|summary| {
+        folder.write_summary(&summary)?;
+        tracker.record.status = RunStatus::Finished;
+        tracker.record.current = None;
+        tracker.record.ended = Some(Timestamp::now());
+        tracker.write()
+    });
+    match finished {
+        Ok(()) => Outcome::Finished {
+            seconds: started.elapsed().as_secs_f64(),
+        },
+        Err(e) => {
+            let message = e.to_string();
+            tracker.record.status = RunStatus::Failed;
+            tracker.record.error = Some(message.clone());
+            tracker.record.ended = Some(Timestamp::now());
+            if let Err(w) = tracker.write() {
+                return Outcome::Failed(format!("{message} (and recording the failure failed: {w})"));
+            }
+            Outcome::Failed(message)
+        }
+    }
+}
+
+/// A run that failed before it started: recorded as failed, unless it
+/// finished before (its results stay as they were).
+fn fail_before_start(
+    folder: &RunFolder,
+    previous: Option<RunRecord>,
+    plan: &RunPlan,
+    settings_sha256: &str,
+    stages: Vec<StageInfo>,
+    error: ExperimentError,
+) -> Outcome {
+    let message = error.to_string();
+    if previous.as_ref().is_some_and(|p| p.status == RunStatus::Finished) {
+        return Outcome::Failed(format!("{message} (its completed results are left as they were)"));
+    }
+    let mut record = previous.unwrap_or_else(|| new_record(plan, settings_sha256, stages));
+    record.status = RunStatus::Failed;
+    record.error = Some(message.clone());
+    record.writer = Some(Writer::this_process());
+    record.ended = Some(Timestamp::now());
+    record.updated = Timestamp::now();
+    match folder.write_record(&record) {
+        Ok(()) => Outcome::Failed(message),
+        Err(w) => Outcome::Failed(format!("{message} (and recording the failure failed: {w})")),
+    }
+}
+
+/// `run.json` as the run goes, and the progress display.
+#[derive(Debug)]
+pub(crate) struct RunTracker<'a> {
+    folder: RunFolder,
+    record: RunRecord,
+    reporter: &'a dyn Reporter,
+    last_write: Instant,
+}
+
+impl RunTracker<'_> {
+    fn write(&mut self) -> Result<(), ExperimentError> {
+        self.record.updated = Timestamp::now();
+        self.folder.write_record(&self.record)?;
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    /// Stage `index` begins.
+    fn begin_stage(&mut self, index: usize) -> Result<(), ExperimentError> {
+        let info = &self.record.stages[index];
+        self.record.current = Some(StageProgress {
+            index,
+            kind: info.kind.clone(),
+            method: info.method.clone(),
+            step: 0,
+            total: 0,
+        });
+        let (method, count) = (info.method.clone(), self.record.stages.len());
+        self.reporter.stage(&self.record.run, index, count, &method);
+        self.write()
+    }
+
+    /// The running stage has done `step` of `total`; `run.json` is
+    /// rewritten at most every [`RECORD_EVERY`], and at the last step.
+    pub(crate) fn progress(&mut self, step: u64, total: u64) -> Result<(), ExperimentError> {
+        if let Some(c) = &mut self.record.current {
+            c.step = step;
+            c.total = total;
+        }
+        self.reporter.progress(&self.record.run, step, total);
+        if self.last_write.elapsed() >= RECORD_EVERY || step >= total {
+            self.write()?;
+        }
+        Ok(())
+    }
+}
+
+/// The stages of a run, in order, with everything they need; returns the
+/// summary to write.
+fn execute(
+    plan: &RunPlan,
+    plugins: &Plugins,
+    folder: &RunFolder,
+    resolved: &str,
+    inputs: &Inputs,
+    stages: Vec<Box<dyn Stage>>,
+    tracker: &mut RunTracker<'_>,
+) -> Result<SummaryRecord, ExperimentError> {
+    let file = &plan.file;
+    let root = folder.root();
+    RunFolder::create(root)?;
+    tracker.write()?;
+    folder.write_resolved(resolved)?;
+    let (data, split, reward) = (&inputs.data, &inputs.split, &inputs.reward);
+    folder.write_drugs(&DrugsRecord::of(&data.cohort))?;
+    let device: rxalign_policy::device::TrainDevice = file
+        .device
+        .parse()
+        .map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
     let features = match file.notes.tokenizer(&data.cohort, &split.train)? {
         Some(tokenizer) => {
             let json = tokenizer
                 .to_json()
                 .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
-            rxalign_core::run::write_atomic(&folder.root().join(TOKENIZER_FILE), json.as_bytes())?;
+            rxalign_core::run::write_atomic(&folder.path(TOKENIZER_FILE), json.as_bytes())?;
             VisitFeatures::with_notes(&data.cohort, &tokenizer)
                 .map_err(|e| ExperimentError::Invalid(format!("notes: {e}")))?
         }
@@ -146,25 +689,56 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
         .map(|spec| plugins.logger.build(spec, &root.to_path_buf()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut rng = seeded_rng(file.seed, "run");
+    // A tracker for the context while the stages run; its record comes
+    // back when they end.
+    let inner = RunTracker {
+        folder: tracker.folder.clone(),
+        record: tracker.record.clone(),
+        reporter: tracker.reporter,
+        last_write: tracker.last_write,
+    };
     let mut ctx = RunContext {
-        data: &data,
-        split: &split,
-        reward: &reward,
+        data,
+        split,
+        reward,
         features,
         start: std::sync::Arc::from(start),
         outputs: std::collections::HashMap::new(),
         eval: &file.eval,
-        folder: &folder,
+        folder,
         rng: &mut rng,
         seed: file.seed,
         device,
         policy: std::sync::Arc::from(policy),
         sft: None,
-        summary: Summary::new(),
+        summary: SummaryRecord::default(),
         trajectories: Vec::new(),
         checkpoint: PathBuf::new(),
         loggers,
+        stage: None,
+        tracker: inner,
+        curves: std::collections::HashSet::new(),
     };
+    let result = run_stages(&mut ctx, plan, file, stages);
+    // What the stages recorded comes back.
+    let RunContext {
+        tracker: back,
+        summary,
+        ..
+    } = ctx;
+    tracker.record = back.record;
+    tracker.last_write = back.last_write;
+    result.map(|()| summary)
+}
+
+fn run_stages(
+    ctx: &mut RunContext<'_>,
+    plan: &RunPlan,
+    file: &crate::ExperimentFile,
+    stages: Vec<Box<dyn Stage>>,
+) -> Result<(), ExperimentError> {
+    let folder = ctx.folder;
+    let data = ctx.data;
     let truth = rxalign_core::Predictions {
         by_visit: data
             .cohort
@@ -183,80 +757,83 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
             .collect(),
     };
     ctx.record_method(GROUND_TRUTH, 0, &truth)?;
-    for (index, spec) in file.stages.iter().enumerate() {
-        let stage = plugins.stage.build(spec, &())?;
+    for (index, stage) in stages.iter().enumerate() {
+        ctx.stage = Some(StageRef {
+            index,
+            method: stage.method().to_string(),
+        });
+        ctx.tracker.begin_stage(index)?;
         ctx.checkpoint = folder
             .checkpoints()
-            .join(format!("{index:02}-{}.ckpt", spec.kind));
-        stage.run(&mut ctx).map_err(|e| ExperimentError::Run {
-            run: plan.name.clone(),
-            message: format!("stage `{}`: {e}", spec.kind),
-        })?;
+            .join(format!("{index:02}-{}.ckpt", stage.kind()));
+        // The last guard: a panic in a stage fails this run only.
+        match catch_unwind(AssertUnwindSafe(|| stage.run(ctx))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(ExperimentError::Run {
+                    run: plan.name.clone(),
+                    message: format!("stages[{index}] `{}`: {e}", stage.kind()),
+                });
+            }
+            Err(payload) => {
+                return Err(ExperimentError::Run {
+                    run: plan.name.clone(),
+                    message: format!(
+                        "stages[{index}] `{}` panicked: {}",
+                        stage.kind(),
+                        panic_text(payload.as_ref())
+                    ),
+                });
+            }
+        }
         folder.write_trajectories(&ctx.trajectories)?;
         for logger in &mut ctx.loggers {
             logger.flush()?;
         }
     }
+    ctx.stage = None;
     if !ctx.loggers.is_empty() {
-        // The run's settings and the tags of its final (test) metrics, for
-        // TensorBoard's HParams view.
-        let settings = serde_json::to_value(file).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
-        let mut hparams = crate::logger::flatten_settings(&settings);
-        hparams.insert("run".into(), crate::logger::HParam::Text(plan.name.clone()));
-        let mut tags: Vec<String> = folder
-            .read_metrics()?
-            .iter()
-            .filter(|r| r.split == "test" && ctx.summary.contains_key(&r.method))
-            .flat_map(|r| {
-                r.metrics
-                    .iter()
-                    .filter(|(_, v)| v.is_some())
-                    .map(|(m, _)| crate::logger::metric_tag(&r.method, "test", m))
-            })
-            .collect();
-        tags.sort();
-        tags.dedup();
-        for logger in &mut ctx.loggers {
-            logger.hparams(&hparams, &tags)?;
-            logger.flush()?;
-        }
-    }
-    folder.write_summary(&ctx.summary)?;
-    Ok(Outcome::Finished {
-        seconds: started.elapsed().as_secs_f64(),
-    })
-}
-
-/// Empties an unfinished run's folder before it runs again. With the same
-/// resolved settings its training checkpoints stay, so SFT and GRPO resume
-/// where they stopped (everything else is recomputed: references,
-/// baselines and the classifier take seconds); otherwise nothing stays.
-fn clear_run_folder(root: &Path, keep_checkpoints: bool) -> Result<(), ExperimentError> {
-    let io = |e| rxalign_core::CoreError::io(root, e);
-    if !keep_checkpoints {
-        return Ok(std::fs::remove_dir_all(root).map_err(io)?);
-    }
-    for entry in std::fs::read_dir(root).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.file_name().is_some_and(|n| n == CHECKPOINTS) {
-            continue;
-        }
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).map_err(io)?;
-        } else {
-            std::fs::remove_file(&path).map_err(io)?;
-        }
+        write_hparams(ctx, plan, file)?;
     }
     Ok(())
 }
 
-/// The note tokenizer of a run (`tokenizer.json` in its folder), where the
-/// learned methods read notes.
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
-
-/// The method name of the prescriptions scored against themselves: the
-/// yardstick of every table (their list sizes and DDI rates).
-pub const GROUND_TRUTH: &str = "ground_truth";
-
-/// Its file in a run folder's `predictions/`.
-pub const GROUND_TRUTH_FILE: &str = "ground_truth.jsonl";
+/// The run's settings, the tags of its learned methods' final test metrics
+/// (logged scalars) and the final numbers of its one-off methods
+/// (`final/<method>/<metric>`), for TensorBoard's HParams view.
+fn write_hparams(
+    ctx: &mut RunContext<'_>,
+    plan: &RunPlan,
+    file: &crate::ExperimentFile,
+) -> Result<(), ExperimentError> {
+    let settings = serde_json::to_value(file).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+    let mut hparams = crate::logger::flatten_settings(&settings);
+    hparams.insert("run".into(), crate::logger::HParam::Text(plan.name.clone()));
+    let mut tags: Vec<String> = Vec::new();
+    for (method, m) in &ctx.summary.methods {
+        if ctx.curves.contains(method) {
+            tags.extend(
+                m.metrics
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(name, _)| crate::logger::metric_tag(method, "test", name)),
+            );
+        } else {
+            for column in rxalign_core::run::COLUMNS {
+                if let Some(Some(v)) = m.metrics.get(column) {
+                    hparams.insert(
+                        format!("final/{method}/{column}"),
+                        crate::logger::HParam::Number(*v),
+                    );
+                }
+            }
+        }
+    }
+    tags.sort();
+    tags.dedup();
+    for logger in &mut ctx.loggers {
+        logger.hparams(&hparams, &tags)?;
+        logger.flush()?;
+    }
+    Ok(())
+}

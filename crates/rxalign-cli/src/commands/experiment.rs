@@ -1,18 +1,38 @@
-//! `rxalign plan`, `rxalign run` and `rxalign compare`.
+//! `rxalign plan`, `rxalign run`, `rxalign status`, `rxalign compare` and
+//! `rxalign plot`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::output::{out, outln, warnln};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use rxalign_experiment::compare::{Format, compare, finished_runs};
-use rxalign_experiment::runner::{Outcome, experiment_dir, run_all};
-use rxalign_experiment::{Plugins, load};
+use rxalign_core::run::aggregate::{Format, compare, render_table};
+use rxalign_core::run::{RunEntry, RunState, experiments, finished_runs};
+use rxalign_experiment::progress::TerminalReporter;
+use rxalign_experiment::runner::{Outcome, RunOptions, experiment_dir, run_all, write_plan};
+use rxalign_experiment::{Plugins, RunPlan, load};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Emit {
+    /// A Slurm job-array script: one array task per planned run.
+    Slurm,
+}
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The experiment file (RON).
     file: PathBuf,
+    /// Instead of the list, print a cluster script that runs each planned
+    /// run as one task (`rxalign run FILE --only RUN`), all into one runs
+    /// folder.
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+    /// With --emit: the runs folder the tasks write into (shared by them).
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// With --emit: the rxalign binary the tasks call.
+    #[arg(long, default_value = "rxalign")]
+    rxalign: String,
 }
 
 #[derive(Debug, Args)]
@@ -28,6 +48,10 @@ pub struct RunArgs {
     /// Folder of experiments; the runs go to OUT/<experiment name>/<run>.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
+    /// Replace finished runs whose settings or data changed (refused
+    /// otherwise, naming what changed).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -35,6 +59,16 @@ pub enum FormatArg {
     Text,
     Markdown,
     Csv,
+}
+
+impl FormatArg {
+    fn format(self) -> Format {
+        match self {
+            Self::Text => Format::Text,
+            Self::Markdown => Format::Markdown,
+            Self::Csv => Format::Csv,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -45,8 +79,33 @@ pub struct CompareArgs {
     format: FormatArg,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A runs folder (every experiment in it) or one experiment's folder.
+    #[arg(default_value = "runs")]
+    dir: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    format: FormatArg,
+}
+
+fn overrides_text(p: &RunPlan) -> String {
+    p.overrides
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", ron::to_string(v).unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn plan(a: &PlanArgs) -> anyhow::Result<()> {
-    let (exp, plans) = load(&a.file, &Plugins::builtin())?;
+    let plugins = Plugins::builtin();
+    let (exp, plans) = load(&a.file, &plugins)?;
+    if let Some(Emit::Slurm) = a.emit {
+        out!(
+            "{}",
+            slurm_script(&a.file, &exp.file.name, &plans, &a.out, &a.rxalign)
+        );
+        return Ok(());
+    }
     outln!(
         "{}: {} run(s) of experiment `{}`",
         a.file.display(),
@@ -54,11 +113,7 @@ pub fn plan(a: &PlanArgs) -> anyhow::Result<()> {
         exp.file.name
     );
     for p in &plans {
-        let overrides: Vec<String> = p
-            .overrides
-            .iter()
-            .map(|(k, v)| format!("{k} = {}", ron::to_string(v).unwrap_or_default()))
-            .collect();
+        let overrides = overrides_text(p);
         outln!(
             "  {}  (group {}, seed {}){}",
             p.name,
@@ -67,16 +122,61 @@ pub fn plan(a: &PlanArgs) -> anyhow::Result<()> {
             if overrides.is_empty() {
                 String::new()
             } else {
-                format!(": {}", overrides.join(", "))
+                format!(": {overrides}")
             }
         );
     }
     Ok(())
 }
 
+/// A word for a POSIX shell, single-quoted.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A Slurm job-array script: task `i` runs the `i`-th planned run.
+fn slurm_script(file: &Path, name: &str, plans: &[RunPlan], out: &Path, rxalign: &str) -> String {
+    let dir = experiment_dir(out, name);
+    let mut s = String::new();
+    s.push_str("#!/bin/bash\n");
+    s.push_str(&format!("#SBATCH --job-name=rxalign-{name}\n"));
+    s.push_str(&format!("#SBATCH --array=0-{}\n", plans.len().saturating_sub(1)));
+    s.push_str(&format!("#SBATCH --output={}/slurm-%A_%a.log\n", dir.display()));
+    s.push_str("#SBATCH --cpus-per-task=2\n#SBATCH --time=04:00:00\n");
+    s.push_str(&format!(
+        "# Written by `rxalign plan {} --emit slurm`: one array task per planned run of\n\
+         # experiment `{name}`, all writing into {} (a folder every node sees).\n\
+         # Set the partition, time, CPUs and GPUs (`device: \"cuda:0\"` with --gres=gpu:1)\n\
+         # for your cluster. Before submitting: mkdir -p {}\n\
+         # Submit from the folder the file's relative paths start at: sbatch this-script.sh\n\
+         # Each run has one writer (run.lock); finished runs are kept and interrupted ones\n\
+         # resume, so resubmitting the array (or some of its tasks, --array=3,7) is safe.\n\
+         # Follow it with `rxalign status {}`, then `rxalign compare {}`.\n",
+        file.display(),
+        dir.display(),
+        dir.display(),
+        out.display(),
+        dir.display()
+    ));
+    s.push_str("set -euo pipefail\nRUNS=(\n");
+    for p in plans {
+        s.push_str(&format!("  {}\n", quote(&p.name)));
+    }
+    s.push_str(")\n");
+    s.push_str(&format!(
+        "exec {} run {} --out {} --only \"${{RUNS[$SLURM_ARRAY_TASK_ID]}}\"\n",
+        quote(rxalign),
+        quote(&file.display().to_string()),
+        quote(&out.display().to_string())
+    ));
+    s
+}
+
 pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let plugins = Plugins::builtin();
-    let (exp, mut plans) = load(&a.file, &plugins)?;
+    let (exp, all) = load(&a.file, &plugins)?;
+    // Every run's settings are checked before any work starts.
+    let mut plans = all.clone();
     if let Some(only) = &a.only {
         plans.retain(|p| {
             &p.group == only || &p.name == only || p.group.split(',').next() == Some(only.as_str())
@@ -89,23 +189,37 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     }
     let dir = experiment_dir(&a.out, &exp.file.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The whole plan, whichever runs this process runs.
+    write_plan(&dir, &exp, &all)?;
     outln!("{}: {} run(s) into {}", exp.file.name, plans.len(), dir.display());
-    let outcomes = run_all(&plans, &plugins, &dir, a.jobs, &|plan, outcome| match outcome {
-        Outcome::Finished { seconds } => outln!("  finished {} in {seconds:.1} s", plan.name),
-        Outcome::AlreadyFinished => outln!("  {} already finished; not run again", plan.name),
-        Outcome::Failed(e) => warnln!("  FAILED {}: {e}", plan.name),
-    });
+    let options = RunOptions {
+        jobs: a.jobs,
+        overwrite: a.overwrite,
+    };
+    let reporter = TerminalReporter::new(plans.len());
+    let outcomes = run_all(&plans, &plugins, &dir, &options, &reporter);
     let failed = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Failed(_)))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Refused(_)))
         .count();
     let (runs, _) = finished_runs(&dir)?;
     outln!("\nfinal test metrics (mean ± std over seeds; definitions: `rxalign eval --help`, README):\n");
     out!("{}", compare(&runs).render(Format::Text));
     anyhow::ensure!(
-        failed == 0,
-        "{failed} of {} run(s) failed; the others are intact",
-        plans.len()
+        failed + refused == 0,
+        "{} of {} run(s) failed{}; the others are intact (`rxalign status {}` shows each run)",
+        failed + refused,
+        plans.len(),
+        if refused > 0 {
+            format!(" ({refused} refused to start)")
+        } else {
+            String::new()
+        },
+        dir.display()
     );
     Ok(())
 }
@@ -113,15 +227,146 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
 pub fn compare_runs(a: &CompareArgs) -> anyhow::Result<()> {
     let (runs, unfinished) = finished_runs(&a.dir)?;
     anyhow::ensure!(!runs.is_empty(), "no finished run under {}", a.dir.display());
-    let format = match a.format {
-        FormatArg::Text => Format::Text,
-        FormatArg::Markdown => Format::Markdown,
-        FormatArg::Csv => Format::Csv,
-    };
-    out!("{}", compare(&runs).render(format));
+    out!("{}", compare(&runs).render(a.format.format()));
     if unfinished > 0 {
         warnln!("({unfinished} unfinished run(s) left out)");
     }
+    Ok(())
+}
+
+/// `1h02m`, `3m05s`, `12.3s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0);
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+    }
+}
+
+/// One row of `status`.
+fn status_row(entry: &RunEntry) -> Vec<String> {
+    let state = match (&entry.problem, entry.state()) {
+        (Some(_), _) | (_, None) => "unreadable".to_string(),
+        (None, Some(s)) => s.to_string(),
+    };
+    let record = entry.record.as_ref();
+    let (group, seed) = match (record, &entry.planned) {
+        (Some(r), _) => (r.group.clone(), r.seed.to_string()),
+        (None, Some(p)) => (p.group.clone(), p.seed.to_string()),
+        (None, None) => (String::new(), String::new()),
+    };
+    let stage = record
+        .and_then(|r| r.current.as_ref().map(|c| (c, r.stages.len())))
+        .map_or(String::new(), |(c, n)| {
+            format!("{}/{n} {}", c.index + 1, c.method)
+        });
+    let progress = record
+        .and_then(|r| r.current.as_ref())
+        .filter(|c| c.total > 0)
+        .map_or(String::new(), |c| {
+            format!(
+                "{}/{} ({:.0}%)",
+                c.step,
+                c.total,
+                100.0 * c.step as f64 / c.total as f64
+            )
+        });
+    let elapsed = record
+        .and_then(|r| r.elapsed_seconds())
+        .map_or(String::new(), duration);
+    let (mut method, mut jaccard, mut ddi) = (String::new(), String::new(), String::new());
+    if let Some(summary) = entry.summary() {
+        // The last method the run recorded: its last stage's.
+        if let Some(m) = summary.ordered().last() {
+            method = m.to_string();
+            let f = |x: Option<f64>| x.map_or("n/a".into(), |v| format!("{v:.4}"));
+            jaccard = f(summary.metric(m, "jaccard"));
+            ddi = f(summary.metric(m, "ddi_rate"));
+        }
+    }
+    let note = match (&entry.problem, record) {
+        (Some(p), _) => p.clone(),
+        (None, Some(r)) if r.state() == RunState::Failed => r.error.clone().unwrap_or_default(),
+        (None, Some(r)) if r.state() == RunState::Interrupted => format!(
+            "its process ({}) is gone; `rxalign run` resumes it",
+            r.writer
+                .as_ref()
+                .map_or("?".into(), |w| format!("pid {} on {}", w.pid, w.host))
+        ),
+        _ => String::new(),
+    };
+    vec![
+        entry.name.clone(),
+        group,
+        seed,
+        state,
+        stage,
+        progress,
+        elapsed,
+        method,
+        jaccard,
+        ddi,
+        note,
+    ]
+}
+
+pub fn status(a: &StatusArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.dir.is_dir(), "{}: no such folder", a.dir.display());
+    let all = experiments(&a.dir)?;
+    anyhow::ensure!(
+        !all.is_empty(),
+        "no experiment under {} (`rxalign run FILE --out {}` makes one)",
+        a.dir.display(),
+        a.dir.display()
+    );
+    let header: Vec<String> = [
+        "run",
+        "group",
+        "seed",
+        "status",
+        "stage",
+        "progress",
+        "elapsed",
+        "last method",
+        "test jaccard",
+        "test ddi_rate",
+        "note",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (k, exp) in all.iter().enumerate() {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in &exp.runs {
+            *counts
+                .entry(r.state().map_or("unreadable".to_string(), |s| s.to_string()))
+                .or_insert(0) += 1;
+        }
+        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        if k > 0 {
+            outln!();
+        }
+        outln!(
+            "experiment {}{} ({}): {} run(s): {}",
+            exp.folder.name(),
+            exp.record
+                .as_ref()
+                .map_or(String::new(), |r| format!(" from {}", r.file)),
+            exp.folder.root().display(),
+            exp.runs.len(),
+            counts.join(", ")
+        );
+        if let Some(p) = &exp.problem {
+            outln!("  ({p})");
+        }
+        let rows: Vec<Vec<String>> = exp.runs.iter().map(status_row).collect();
+        out!("{}", render_table(&header, &rows, a.format.format()));
+    }
+    outln!(
+        "\ntest jaccard and test ddi_rate: the last method's per-visit means on the test split (summary.json); `rxalign compare DIR` has every method."
+    );
     Ok(())
 }
 

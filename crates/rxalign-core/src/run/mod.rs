@@ -1,37 +1,101 @@
-//! The run folder: the contract between the trainer, TensorBoard and the
-//! dashboard.
+//! The run and experiment folders: the contract between the trainer,
+//! TensorBoard, `compare`, `plot`, `status` and the dashboard. This module
+//! names every file and defines every record; nothing here links burn.
 //!
 //! ```text
-//! runs/<experiment>/<run>/
-//!   resolved.ron         every setting of this run, ablation values and seed included
-//!   metrics.jsonl        one line per evaluation: step, split, method, each metric
-//!   trajectories.jsonl   one line per inspected visit
-//!   checkpoints/
-//!   summary.json         final metrics, an object keyed by method
+//! runs/<experiment>/
+//!   experiment.json      the plan: file and hash, ablation axes, every planned run
+//!   <run>/
+//!     run.json           status, stages, current stage and step, times, error, version, device, data fingerprint
+//!     run.lock           held by the one process writing the folder (its pid inside)
+//!     resolved.ron       every setting of this run, ablation values and seed included
+//!     drugs.json         the drug vocabulary with names, and the DDI pairs
+//!     metrics.jsonl      appended live: step, stage, split, method, time, each metric
+//!     trajectories.jsonl one line per inspected visit
+//!     predictions/       one predictions file per method (`ground_truth.jsonl` too)
+//!     tokenizer.json     the note tokenizer, where the run reads notes
+//!     tensorboard/       event files, with the `tensorboard` logger
+//!     checkpoints/       NN-<kind>.ckpt of training stages
+//!     summary.json       final test metrics per method, written last
 //! ```
 //!
-//! Every file is written atomically (written beside its final name, then
-//! renamed), so an interrupted run never leaves a half-written file, and the
-//! evaluations it finished stay readable.
+//! Records are written atomically (beside their final name, then renamed)
+//! or appended line by line (`metrics.jsonl`); readers of a file that is
+//! being appended skip a half-written last line. Each record carries a
+//! format version ([`version`]).
 
-use std::collections::BTreeMap;
-use std::io::Write;
+pub mod aggregate;
+pub mod discover;
+mod fingerprint;
+pub mod lock;
+pub mod records;
+pub mod version;
+
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+pub use aggregate::{COLUMNS, Cell, Comparison, Format, compare, histogram, pareto_front};
+pub use discover::{ExperimentView, FinishedRun, RunEntry, experiments, finished_runs, runs_of};
+pub use lock::RunLock;
+pub use records::{
+    Axis, DataFingerprint, DdiPair, DrugEntry, DrugsRecord, EXPERIMENT_FORMAT, ExperimentRecord,
+    MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunRecord, RunState, RunStatus,
+    StageInfo, StageProgress, StageRef, SummaryRecord, Writer,
+};
+pub use version::FormatVersion;
 
 use crate::{CoreError, Trajectory};
 
+/// The plan of an experiment, in its folder.
+pub const EXPERIMENT: &str = "experiment.json";
+/// A run's identity and state.
+pub const RUN: &str = "run.json";
+/// The lock of the one writer of a run folder.
+pub const LOCK: &str = "run.lock";
 pub const RESOLVED: &str = "resolved.ron";
+pub const DRUGS: &str = "drugs.json";
 pub const METRICS: &str = "metrics.jsonl";
 pub const TRAJECTORIES: &str = "trajectories.jsonl";
 pub const SUMMARY: &str = "summary.json";
 pub const CHECKPOINTS: &str = "checkpoints";
+/// Each method's test predictions, `predictions/<method>.jsonl`.
+pub const PREDICTIONS: &str = "predictions";
+/// The note tokenizer of a run that reads notes.
+pub const TOKENIZER: &str = "tokenizer.json";
+/// The `tensorboard` logger's default folder.
+pub const TENSORBOARD: &str = "tensorboard";
+/// The method name of the prescriptions scored against themselves, and its
+/// predictions file is `predictions/ground_truth.jsonl`.
+pub const GROUND_TRUTH: &str = "ground_truth";
+
+/// Checks an experiment or run name: it becomes a folder name, so it must
+/// be non-empty and must not climb out of its parent or name a hidden or
+/// nested folder.
+pub fn validate_name(what: &str, name: &str) -> Result<(), CoreError> {
+    let bad = |why: &str| Err(CoreError::Invalid(format!("{what} `{name}`: {why}")));
+    if name.is_empty() {
+        return bad("must not be empty");
+    }
+    if name.contains(['/', '\\']) {
+        return bad("must not contain a path separator (`/` or `\\`)");
+    }
+    if name.contains("..") {
+        return bad("must not contain `..`");
+    }
+    if name.starts_with('.') {
+        return bad("must not start with `.`");
+    }
+    if name.chars().any(|c| c.is_control() || c == ':') {
+        return bad("must not contain control characters or `:`");
+    }
+    Ok(())
+}
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder
 /// is written and synced, then renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -40,7 +104,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
         .file_name()
         .ok_or_else(|| CoreError::file(path, "not a file path"))?
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique across threads, processes and hosts sharing the folder.
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}-{}",
+        records::host_name(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -53,19 +123,83 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
     })
 }
 
-/// One evaluation: when (`step` within `stage`), on which split, of which
-/// method, and every metric by name (null where undefined).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsRecord {
-    pub step: u64,
-    pub split: String,
-    pub method: String,
-    pub metrics: BTreeMap<String, Option<f64>>,
+/// Appends records to a JSON-lines file, one line each, in one write. A
+/// half-written last line (left by a killed writer) is cut off first, so
+/// the file stays a list of whole lines.
+pub fn append_jsonl<T: serde::Serialize>(path: &Path, records: &[T]) -> Result<(), CoreError> {
+    let mut text = String::new();
+    for r in records {
+        let line = serde_json::to_string(r).map_err(|e| CoreError::file(path, e.to_string()))?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let io = |e| CoreError::io(path, e);
+    let mut f = std::fs::File::options()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    if len > 0 {
+        let mut last = [0u8];
+        f.seek(SeekFrom::Start(len - 1)).map_err(io)?;
+        f.read_exact(&mut last).map_err(io)?;
+        if last[0] != b'\n' {
+            let mut all = Vec::new();
+            f.seek(SeekFrom::Start(0)).map_err(io)?;
+            f.read_to_end(&mut all).map_err(io)?;
+            let keep = all.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            f.set_len(keep as u64).map_err(io)?;
+        }
+    }
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.flush().map_err(io)
 }
 
-/// Final metrics: for each method, the metric object of `rxalign eval --json`.
-pub type Summary = BTreeMap<String, Value>;
+/// Reads a JSON-lines file; a bad line is an error naming it.
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, CoreError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| crate::jsonl::parse_line(path, i + 1, l))
+        .collect()
+}
+
+/// Reads a JSON-lines file that may be being appended: the whole lines,
+/// skipping a last line without its newline (half-written); a bad whole
+/// line is an error naming it. A missing file reads as no lines.
+pub fn read_jsonl_live<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, CoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        // A line cut inside a multi-byte character.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+            let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            String::from_utf8(bytes[..end].to_vec()).map_err(|_| CoreError::file(path, "not UTF-8 text"))?
+        }
+        Err(e) => return Err(CoreError::io(path, e)),
+    };
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    complete
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| crate::jsonl::parse_line(path, i + 1, l))
+        .collect()
+}
+
+fn read_text(path: &Path) -> Result<String, CoreError> {
+    std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))
+}
+
+fn pretty<T: serde::Serialize>(path: &Path, record: &T) -> Result<Vec<u8>, CoreError> {
+    let mut text = serde_json::to_string_pretty(record).map_err(|e| CoreError::file(path, e.to_string()))?;
+    text.push('\n');
+    Ok(text.into_bytes())
+}
 
 /// A run folder on disk.
 #[derive(Clone, Debug)]
@@ -74,6 +208,11 @@ pub struct RunFolder {
 }
 
 impl RunFolder {
+    /// A run folder at `root`, which may not exist yet.
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
     /// Creates the folder (and `checkpoints/`) if needed.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self, CoreError> {
         let root = root.into();
@@ -82,17 +221,30 @@ impl RunFolder {
         Ok(Self { root })
     }
 
-    /// Opens an existing run folder.
+    /// Opens a run folder: its `run.json` must exist and be of a format this
+    /// build reads.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, CoreError> {
-        let root = root.into();
-        if !root.join(RESOLVED).is_file() {
-            return Err(CoreError::file(&root, format!("not a run folder: no {RESOLVED}")));
+        let folder = Self::at(root);
+        if !folder.path(RUN).is_file() {
+            return Err(CoreError::file(
+                &folder.root,
+                format!("not a run folder: no {RUN}"),
+            ));
         }
-        Ok(Self { root })
+        folder.read_record()?;
+        Ok(folder)
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The run's name: its folder's name.
+    pub fn name(&self) -> String {
+        self.root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -103,9 +255,34 @@ impl RunFolder {
         self.root.join(CHECKPOINTS)
     }
 
-    /// Whether the run finished (its summary exists).
+    pub fn predictions(&self) -> PathBuf {
+        self.root.join(PREDICTIONS)
+    }
+
+    /// The predictions file of a method.
+    pub fn predictions_of(&self, method: &str) -> PathBuf {
+        self.predictions().join(format!("{method}.jsonl"))
+    }
+
+    /// Whether `run.json` exists (readable or not): the marker of a folder
+    /// rxalign made.
+    pub fn has_record(&self) -> bool {
+        self.path(RUN).is_file()
+    }
+
+    pub fn read_record(&self) -> Result<RunRecord, CoreError> {
+        let p = self.path(RUN);
+        version::read_versioned(&p, &read_text(&p)?, RUN_FORMAT)
+    }
+
+    pub fn write_record(&self, record: &RunRecord) -> Result<(), CoreError> {
+        let p = self.path(RUN);
+        write_atomic(&p, &pretty(&p, record)?)
+    }
+
+    /// Whether the run finished: `run.json` says so and its summary exists.
     pub fn is_finished(&self) -> bool {
-        self.path(SUMMARY).is_file()
+        self.path(SUMMARY).is_file() && self.read_record().is_ok_and(|r| r.status == RunStatus::Finished)
     }
 
     pub fn write_resolved(&self, ron_text: &str) -> Result<(), CoreError> {
@@ -113,111 +290,126 @@ impl RunFolder {
     }
 
     pub fn read_resolved(&self) -> Result<String, CoreError> {
-        let p = self.path(RESOLVED);
-        std::fs::read_to_string(&p).map_err(|e| CoreError::io(&p, e))
+        read_text(&self.path(RESOLVED))
     }
 
-    /// Adds evaluations to `metrics.jsonl`; the file is rewritten atomically,
-    /// so the lines already there survive an interruption.
+    /// Appends records to `metrics.jsonl`, one line each.
     pub fn append_metrics(&self, records: &[MetricsRecord]) -> Result<(), CoreError> {
-        let p = self.path(METRICS);
-        let mut text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(CoreError::io(&p, e)),
-        };
-        for r in records {
-            text.push_str(&serde_json::to_string(r).expect("a metrics record serialises"));
+        append_jsonl(&self.path(METRICS), records)
+    }
+
+    /// The records of `metrics.jsonl` (none when it does not exist yet),
+    /// skipping a half-written last line.
+    pub fn read_metrics(&self) -> Result<Vec<MetricsRecord>, CoreError> {
+        read_jsonl_live(&self.path(METRICS))
+    }
+
+    pub fn write_trajectories(&self, trajectories: &[Trajectory]) -> Result<(), CoreError> {
+        let p = self.path(TRAJECTORIES);
+        let mut text = String::new();
+        for t in trajectories {
+            text.push_str(&serde_json::to_string(t).map_err(|e| CoreError::file(&p, e.to_string()))?);
             text.push('\n');
         }
         write_atomic(&p, text.as_bytes())
     }
 
-    pub fn read_metrics(&self) -> Result<Vec<MetricsRecord>, CoreError> {
-        read_jsonl(&self.path(METRICS))
-    }
-
-    pub fn write_trajectories(&self, trajectories: &[Trajectory]) -> Result<(), CoreError> {
-        let mut text = String::new();
-        for t in trajectories {
-            text.push_str(&serde_json::to_string(t).expect("a trajectory serialises"));
-            text.push('\n');
-        }
-        write_atomic(&self.path(TRAJECTORIES), text.as_bytes())
-    }
-
     pub fn read_trajectories(&self) -> Result<Vec<Trajectory>, CoreError> {
-        read_jsonl(&self.path(TRAJECTORIES))
+        read_jsonl_live(&self.path(TRAJECTORIES))
     }
 
-    pub fn write_summary(&self, summary: &Summary) -> Result<(), CoreError> {
-        let text = serde_json::to_string_pretty(summary).expect("a summary serialises");
-        write_atomic(&self.path(SUMMARY), text.as_bytes())
-    }
-
-    pub fn read_summary(&self) -> Result<Summary, CoreError> {
+    pub fn write_summary(&self, summary: &SummaryRecord) -> Result<(), CoreError> {
         let p = self.path(SUMMARY);
-        let text = std::fs::read_to_string(&p).map_err(|e| CoreError::io(&p, e))?;
-        crate::jsonl::parse_line(&p, 1, &text)
+        write_atomic(&p, &pretty(&p, summary)?)
+    }
+
+    pub fn read_summary(&self) -> Result<SummaryRecord, CoreError> {
+        let p = self.path(SUMMARY);
+        version::read_versioned(&p, &read_text(&p)?, RUN_FORMAT)
+    }
+
+    pub fn write_drugs(&self, drugs: &DrugsRecord) -> Result<(), CoreError> {
+        let p = self.path(DRUGS);
+        write_atomic(&p, &pretty(&p, drugs)?)
+    }
+
+    pub fn read_drugs(&self) -> Result<DrugsRecord, CoreError> {
+        let p = self.path(DRUGS);
+        version::read_versioned(&p, &read_text(&p)?, RUN_FORMAT)
+    }
+
+    /// Empties the folder of a run that runs again, keeping its lock and,
+    /// with `keep_checkpoints`, its checkpoints. Refuses a folder without
+    /// a readable `run.json` (not ours, or of an unknown format).
+    pub fn clear(&self, keep_checkpoints: bool) -> Result<(), CoreError> {
+        self.read_record().map_err(|e| {
+            CoreError::file(
+                &self.root,
+                format!("not emptied: this does not look like a run folder rxalign made ({e})"),
+            )
+        })?;
+        let io = |e| CoreError::io(&self.root, e);
+        for entry in std::fs::read_dir(&self.root).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name();
+            if name == LOCK || (keep_checkpoints && name == CHECKPOINTS) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if entry.file_type().map_err(io)?.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| CoreError::io(&path, e))?;
+        }
+        Ok(())
     }
 }
 
-/// Reads a JSONL file; a bad line is an error naming it.
-pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, CoreError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| crate::jsonl::parse_line(path, i + 1, l))
-        .collect()
+/// An experiment's folder, `runs/<experiment>`.
+#[derive(Clone, Debug)]
+pub struct ExperimentFolder {
+    root: PathBuf,
+}
+
+impl ExperimentFolder {
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn name(&self) -> String {
+        self.root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The folder of one of its runs.
+    pub fn run(&self, name: &str) -> RunFolder {
+        RunFolder::at(self.root.join(name))
+    }
+
+    pub fn has_record(&self) -> bool {
+        self.root.join(EXPERIMENT).is_file()
+    }
+
+    pub fn read_record(&self) -> Result<ExperimentRecord, CoreError> {
+        let p = self.root.join(EXPERIMENT);
+        version::read_versioned(&p, &read_text(&p)?, EXPERIMENT_FORMAT)
+    }
+
+    pub fn write_record(&self, record: &ExperimentRecord) -> Result<(), CoreError> {
+        let io = |e| CoreError::io(&self.root, e);
+        std::fs::create_dir_all(&self.root).map_err(io)?;
+        let p = self.root.join(EXPERIMENT);
+        write_atomic(&p, &pretty(&p, record)?)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_and_atomic_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunFolder::create(dir.path().join("exp/run-0")).unwrap();
-        assert!(RunFolder::open(run.root()).is_err());
-        run.write_resolved("(seed: 1)").unwrap();
-        let run = RunFolder::open(run.root()).unwrap();
-        assert_eq!(run.read_resolved().unwrap(), "(seed: 1)");
-        assert!(run.checkpoints().is_dir());
-        let rec = |step| MetricsRecord {
-            step,
-            split: "val".into(),
-            method: "sft".into(),
-            metrics: BTreeMap::from([("jaccard".into(), Some(0.5)), ("prauc".into(), None)]),
-        };
-        run.append_metrics(&[rec(1)]).unwrap();
-        run.append_metrics(&[rec(2), rec(3)]).unwrap();
-        let back = run.read_metrics().unwrap();
-        assert_eq!(back, vec![rec(1), rec(2), rec(3)]);
-        assert!(!run.is_finished());
-        let summary = Summary::from([("sft".to_string(), serde_json::json!({"jaccard": 0.5}))]);
-        run.write_summary(&summary).unwrap();
-        assert!(run.is_finished());
-        assert_eq!(run.read_summary().unwrap(), summary);
-        // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(run.root())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
-    }
-
-    #[test]
-    fn a_bad_line_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunFolder::create(dir.path()).unwrap();
-        std::fs::write(
-            run.path(METRICS),
-            "{\"step\":1,\"split\":\"val\",\"method\":\"m\",\"metrics\":{}}\n{\"step\":\"x\"}\n",
-        )
-        .unwrap();
-        let err = run.read_metrics().unwrap_err().to_string();
-        assert!(err.contains("metrics.jsonl:2: field `step`"), "{err}");
-    }
-}
+mod tests;

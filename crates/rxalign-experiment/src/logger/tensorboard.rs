@@ -38,7 +38,7 @@ pub struct TensorboardConfig {
 impl Default for TensorboardConfig {
     fn default() -> Self {
         Self {
-            dir: "tensorboard".into(),
+            dir: rxalign_core::run::TENSORBOARD.into(),
             buckets: 30,
         }
     }
@@ -109,37 +109,6 @@ fn encode(message: &dyn Message) -> Result<Vec<u8>, ExperimentError> {
         .map_err(|e| ExperimentError::Invalid(format!("encoding a TensorBoard summary: {e}")))
 }
 
-/// The smallest and largest of `values`.
-fn range(values: &[f64]) -> (f64, f64) {
-    values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-            (lo.min(x), hi.max(x))
-        })
-}
-
-/// Equal-width buckets over `values`, whose range is `(min, max)`:
-/// `(limits, counts)` as TensorBoard's `HistogramProto` wants them (each
-/// limit the right edge of its bucket).
-pub(crate) fn buckets(values: &[f64], (min, max): (f64, f64), n: usize) -> (Vec<f64>, Vec<f64>) {
-    if values.is_empty() {
-        return (Vec::new(), Vec::new());
-    }
-    if max <= min {
-        return (vec![min], vec![values.len() as f64]);
-    }
-    let width = (max - min) / n as f64;
-    let limits: Vec<f64> = (1..=n)
-        .map(|k| if k == n { max } else { min + width * k as f64 })
-        .collect();
-    let mut counts = vec![0.0; n];
-    for &x in values {
-        let k = (((x - min) / width) as usize).min(n - 1);
-        counts[k] += 1.0;
-    }
-    (limits, counts)
-}
-
 impl TensorboardSink {
     /// One HParams summary (version 0) under `tag`, its data set by `fill`.
     fn add_hparams(
@@ -172,16 +141,13 @@ impl RunLogger for TensorboardSink {
     }
 
     fn histogram(&mut self, tag: &str, step: u64, values: &[f64]) -> Result<(), ExperimentError> {
-        let values: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        if values.is_empty() {
+        let Some(h) = rxalign_core::run::histogram(values, self.buckets) else {
             return Ok(());
-        }
-        let (min, max) = range(&values);
-        let (limits, counts) = buckets(&values, (min, max), self.buckets);
-        let sum: f64 = values.iter().sum();
-        let squares: f64 = values.iter().map(|x| x * x).sum();
+        };
+        let finite = values.iter().filter(|x| x.is_finite());
+        let (n, sum, squares) = finite.fold((0.0, 0.0, 0.0), |(n, s, q), x| (n + 1.0, s + x, q + x * x));
         self.writer.add_summary(
-            histogram_raw(tag, min, max, values.len() as f64, sum, squares, &limits, &counts),
+            histogram_raw(tag, h.min, h.max, n, sum, squares, &h.limits, &h.counts),
             step as usize,
         );
         Ok(())
@@ -281,21 +247,6 @@ impl RunLogger for TensorboardSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_cover_every_value_once() {
-        let values = [0.0, 1.0, 1.5, 2.0, 10.0];
-        let (limits, counts) = buckets(&values, range(&values), 4);
-        assert_eq!(limits.len(), 4);
-        assert_eq!(*limits.last().unwrap(), 10.0);
-        assert_eq!(counts.iter().sum::<f64>(), 5.0);
-        assert_eq!(counts[0], 4.0);
-        assert_eq!(counts[3], 1.0);
-        assert_eq!(
-            buckets(&[3.0, 3.0], range(&[3.0, 3.0]), 5),
-            (vec![3.0], vec![2.0])
-        );
-    }
 
     #[test]
     fn a_dir_outside_the_run_folder_is_refused() {

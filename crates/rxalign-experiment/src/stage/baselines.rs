@@ -40,6 +40,10 @@ impl Stage for BaselinesStage {
         }
     }
 
+    fn kind(&self) -> &str {
+        "baselines"
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let registry = rxalign_env::baseline::registry();
         let data = ctx.data;

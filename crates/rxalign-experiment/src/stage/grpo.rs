@@ -43,14 +43,17 @@ impl GrpoStage {
             settings,
         })
     }
-
-    /// The method name of its rows.
-    pub fn method(&self) -> &str {
-        self.settings.name.as_deref().unwrap_or(self.kind)
-    }
 }
 
 impl Stage for GrpoStage {
+    fn kind(&self) -> &str {
+        self.kind
+    }
+
+    fn method(&self) -> &str {
+        self.settings.name.as_deref().unwrap_or(self.kind)
+    }
+
     fn contract(&self) -> super::Contract {
         super::Contract {
             needs_policy: true,

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use rxalign_core::metrics::MetricReport;
-use rxalign_core::run::{MetricsRecord, RunFolder, Summary};
-use rxalign_core::{Cohort, Predictions, Rng, Split, SplitName, Trajectory};
+use rxalign_core::run::{MetricsRecord, RunFolder, StageRef, SummaryRecord};
+use rxalign_core::{Cohort, Predictions, Rng, Split, SplitName, Trajectory, Vocab};
 use rxalign_env::trajectory::replay_edits;
 use rxalign_env::{Episode, Reward, StartList};
 
@@ -29,11 +29,27 @@ pub use start_from::{StartFromConfig, StartFromStage};
 use crate::ExperimentError;
 use crate::data::LoadedData;
 use crate::logger::RunLogger;
+use crate::runner::RunTracker;
 use crate::schema::EvalSettings;
 
 /// A stage plugin.
+///
+/// A stage reports its steps with [`RunContext::progress`] and appends its
+/// training and validation statistics with [`RunContext::append_metrics`]
+/// as they happen (once per epoch or iteration), so that readers of the run
+/// folder follow it live. An error it returns fails its run (recorded in
+/// `run.json`); the other runs of the experiment go on.
 pub trait Stage: Send + Sync + fmt::Debug {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError>;
+
+    /// The plugin kind, as experiment files name it.
+    fn kind(&self) -> &str;
+
+    /// The method name the stage's rows carry (its kind, unless it says
+    /// otherwise), listed in `run.json` before the stage runs.
+    fn method(&self) -> &str {
+        self.kind()
+    }
 
     /// What the stage needs from the stages before it and gives to those
     /// after it, checked before anything trains (a stage of a researcher's
@@ -83,13 +99,22 @@ pub struct RunContext<'a> {
     /// of every GRPO stage after it (so that `grpo` and `step_grpo` side by
     /// side align the same SFT policy).
     pub sft: Option<std::path::PathBuf>,
-    pub summary: Summary,
+    pub summary: SummaryRecord,
     pub trajectories: Vec<Trajectory>,
     /// Where the running stage keeps its checkpoint
     /// (`checkpoints/<index>-<kind>.ckpt` in the run folder).
     pub checkpoint: std::path::PathBuf,
     /// The run's loggers (TensorBoard, ...), fed with every record.
     pub loggers: Vec<Box<dyn RunLogger>>,
+    /// The running stage (index and method), stamped on its records.
+    pub stage: Option<StageRef>,
+    /// `run.json` and the progress display.
+    pub(crate) tracker: RunTracker<'a>,
+    /// Methods with a curve (a record past step 0, or on the training
+    /// split): their records go to the loggers as scalars; one-off
+    /// evaluations of the others stay in `metrics.jsonl`, the summary and
+    /// the HParams (no one-point charts).
+    pub(crate) curves: HashSet<String>,
 }
 
 impl RunContext<'_> {
@@ -97,13 +122,47 @@ impl RunContext<'_> {
         &self.data.cohort
     }
 
-    /// Appends records to `metrics.jsonl` and hands them to every logger.
+    /// Appends records to `metrics.jsonl` at once (call it as they happen:
+    /// once per epoch or iteration) and hands them to every logger. Records
+    /// without a stage or a time get the running stage's and now.
     pub fn append_metrics(&mut self, records: &[MetricsRecord]) -> Result<(), ExperimentError> {
-        self.folder.append_metrics(records)?;
-        for logger in &mut self.loggers {
-            logger.metrics(records)?;
+        let now = jiff::Timestamp::now();
+        let stamped: Vec<MetricsRecord> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if r.stage.is_none() {
+                    r.stage = self.stage.clone();
+                }
+                if r.time.is_none() {
+                    r.time = Some(now);
+                }
+                r
+            })
+            .collect();
+        self.folder.append_metrics(&stamped)?;
+        for r in &stamped {
+            if r.step > 0 || r.split == "train" {
+                self.curves.insert(r.method.clone());
+            }
+        }
+        let charted: Vec<MetricsRecord> = stamped
+            .into_iter()
+            .filter(|r| self.curves.contains(&r.method))
+            .collect();
+        if !charted.is_empty() {
+            for logger in &mut self.loggers {
+                logger.metrics(&charted)?;
+            }
         }
         Ok(())
+    }
+
+    /// Reports that the running stage has done `step` of `total` steps
+    /// (epochs, iterations): updates `run.json` (at a bounded rate) and the
+    /// progress display. Call it once per epoch or iteration.
+    pub fn progress(&mut self, step: u64, total: u64) -> Result<(), ExperimentError> {
+        self.tracker.progress(step, total)
     }
 
     /// A histogram for every logger.
@@ -170,12 +229,7 @@ impl RunContext<'_> {
             for (term, value) in self.reward_terms(&visits, predictions)? {
                 metrics.insert(format!("reward/{term}"), value);
             }
-            records.push(MetricsRecord {
-                step,
-                split: name.to_string(),
-                method: method.to_string(),
-                metrics,
-            });
+            records.push(MetricsRecord::new(step, name.to_string(), method, metrics));
             if name == SplitName::Test {
                 test_report = Some(report);
             }
@@ -191,9 +245,9 @@ impl RunContext<'_> {
                     .map(|p| p.to_record(&cohort.visits[i].visit_id, &cohort.drugs))
             })
             .collect();
-        let dir = self.folder.root().join("predictions");
+        let dir = self.folder.predictions();
         std::fs::create_dir_all(&dir).map_err(|e| rxalign_core::CoreError::io(&dir, e))?;
-        Predictions::write(&dir.join(format!("{method}.jsonl")), &file_records)?;
+        Predictions::write(&self.folder.predictions_of(method), &file_records)?;
         let kept_from = self.trajectories.len();
         if let Some(own) = trajectories {
             self.trajectories.extend(own);
@@ -214,7 +268,7 @@ impl RunContext<'_> {
                 )?);
             }
         }
-        let markdown = trajectories_markdown(&self.trajectories[kept_from..]);
+        let markdown = trajectories_markdown(&self.trajectories[kept_from..], &cohort.drugs);
         if !markdown.is_empty() {
             self.log_text(
                 &crate::logger::metric_tag(method, "test", "trajectories"),
@@ -222,8 +276,23 @@ impl RunContext<'_> {
                 &markdown,
             )?;
         }
+        let covered = test
+            .iter()
+            .filter(|i| predictions.by_visit.contains_key(i))
+            .count();
+        if covered < test.len() {
+            return Err(ExperimentError::Invalid(format!(
+                "method `{method}` has lists for {covered} of the {} test visits; its test metrics would describe those only (is `test` in eval.splits?)",
+                test.len()
+            )));
+        }
         let report = test_report.unwrap_or_else(|| predictions.evaluate(cohort, |i| test.contains(&i)));
-        self.summary.insert(method.to_string(), report.to_json());
+        self.summary.insert(
+            method,
+            self.stage.clone(),
+            report.visits,
+            report.values.iter().map(|v| (v.name.clone(), v.value)).collect(),
+        );
         self.outputs.insert(method.to_string(), predictions.clone());
         Ok(report)
     }
@@ -261,18 +330,29 @@ impl RunContext<'_> {
 }
 
 /// Trajectories as Markdown: per visit, a table of its steps (action,
-/// probability, step reward and its terms, the list after the step).
-pub fn trajectories_markdown(trajectories: &[Trajectory]) -> String {
+/// probability, step reward and its terms, the list after the step), each
+/// drug as `code (name)`.
+pub fn trajectories_markdown(trajectories: &[Trajectory], drugs: &Vocab) -> String {
+    let name = |code: &str| match drugs.get(code).map(|i| drugs.name(i)) {
+        Some(n) if !n.is_empty() && n != code => format!("{code} ({n})"),
+        _ => code.to_string(),
+    };
+    let names = |codes: &[String]| codes.iter().map(|c| name(c)).collect::<Vec<_>>().join(", ");
     let mut out = String::new();
     for t in trajectories {
         out.push_str(&format!(
-            "**visit {}** (patient {}, {} split): start [{}], ground truth [{}], final [{}], outcome reward {:+.4}{}\n\n",
+            "**visit {}** (patient {}, {} split, {}): start [{}], ground truth [{}], final [{}], start potential {:+.4}, outcome reward {:+.4}{}\n\n",
             t.visit_id,
             t.patient_id,
             t.split,
-            t.start.join(", "),
-            t.ground_truth.join(", "),
-            t.final_list.join(", "),
+            match t.source {
+                rxalign_core::trajectory::TrajectorySource::Decoded => "the policy's own decoding",
+                rxalign_core::trajectory::TrajectorySource::Replayed => "canonical edits replayed to the method's list",
+            },
+            names(&t.start),
+            names(&t.ground_truth),
+            names(&t.final_list),
+            t.start_potential,
             t.outcome_reward,
             if t.truncated { ", cut by the step budget" } else { "" },
         ));
@@ -290,8 +370,8 @@ pub fn trajectories_markdown(trajectories: &[Trajectory]) -> String {
         out.push_str("---|\n");
         for (k, s) in t.steps.iter().enumerate() {
             let action = match &s.action {
-                rxalign_core::trajectory::ActionRecord::Add(d) => format!("add {d}"),
-                rxalign_core::trajectory::ActionRecord::Remove(d) => format!("remove {d}"),
+                rxalign_core::trajectory::ActionRecord::Add(d) => format!("add {}", name(d)),
+                rxalign_core::trajectory::ActionRecord::Remove(d) => format!("remove {}", name(d)),
                 rxalign_core::trajectory::ActionRecord::Stop => "stop".to_string(),
                 rxalign_core::trajectory::ActionRecord::Unrecognized(line) => {
                     format!("unrecognised `{line}`")
@@ -302,7 +382,7 @@ pub fn trajectories_markdown(trajectories: &[Trajectory]) -> String {
             for term in &terms {
                 out.push_str(&format!(" {:+.4} |", s.terms.get(*term).copied().unwrap_or(0.0)));
             }
-            out.push_str(&format!(" {} |\n", s.list.join(", ")));
+            out.push_str(&format!(" {} |\n", names(&s.list)));
         }
         out.push('\n');
     }

@@ -114,23 +114,24 @@ impl TrainObserver for StageObserver<'_, '_> {
         Ok(metrics)
     }
 
-    fn step(&mut self, log: &StepLog, _total: usize) -> Result<(), ObserverError> {
+    fn step(&mut self, log: &StepLog, total: usize) -> Result<(), ObserverError> {
         let step = log.step as u64;
-        let mut records = vec![MetricsRecord {
+        let mut records = vec![MetricsRecord::new(
             step,
-            split: SplitName::Train.to_string(),
-            method: self.method.clone(),
-            metrics: log.train.iter().map(|(k, v)| (k.clone(), Some(*v))).collect(),
-        }];
+            SplitName::Train.to_string(),
+            &self.method,
+            log.train.iter().map(|(k, v)| (k.clone(), Some(*v))).collect(),
+        )];
         for eval in &log.evals {
-            records.push(MetricsRecord {
+            records.push(MetricsRecord::new(
                 step,
-                split: eval.split.to_string(),
-                method: self.method.clone(),
-                metrics: eval.metrics.clone(),
-            });
+                eval.split.to_string(),
+                &self.method,
+                eval.metrics.clone(),
+            ));
         }
         self.ctx.append_metrics(&records)?;
+        self.ctx.progress(step, total as u64)?;
         for (name, values) in &log.histograms {
             self.ctx
                 .log_histogram(&format!("{}/train/{name}", self.method), step, values)?;

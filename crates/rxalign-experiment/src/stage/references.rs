@@ -10,6 +10,10 @@ use crate::ExperimentError;
 pub struct ReferencesStage;
 
 impl Stage for ReferencesStage {
+    fn kind(&self) -> &str {
+        "references"
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let Some(clinic) = ctx.data.clinic.as_ref() else {
             return Err(ExperimentError::Invalid(

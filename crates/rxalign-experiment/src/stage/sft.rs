@@ -21,14 +21,17 @@ impl SftStage {
         settings.validate().map_err(|e| e.to_string())?;
         Ok(Self { settings })
     }
-
-    /// The method name of its rows.
-    pub fn method(&self) -> &str {
-        self.settings.name.as_deref().unwrap_or("sft")
-    }
 }
 
 impl Stage for SftStage {
+    fn kind(&self) -> &str {
+        "sft"
+    }
+
+    fn method(&self) -> &str {
+        self.settings.name.as_deref().unwrap_or("sft")
+    }
+
     fn contract(&self) -> super::Contract {
         super::Contract {
             trains_policy: true,

@@ -27,6 +27,10 @@ impl Stage for StartFromStage {
         }
     }
 
+    fn kind(&self) -> &str {
+        "start_from"
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let Some(predictions) = ctx.outputs.get(&self.0.method) else {
             let mut known: Vec<&String> = ctx.outputs.keys().collect();

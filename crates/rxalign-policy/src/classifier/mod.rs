@@ -6,7 +6,9 @@ mod train;
 
 pub use features::{Batch, VisitFeatures, multi_hot};
 pub use model::{DrugClassifier, DrugClassifierConfig};
-pub use train::{ClassifierSettings, EpochLog, TrainedClassifier, cross_fit, train_classifier};
+pub use train::{
+    ClassifierSettings, EpochLog, TrainedClassifier, cross_fit, train_classifier, train_classifier_with,
+};
 
 #[cfg(test)]
 mod tests;

@@ -169,6 +169,25 @@ pub fn train_classifier<B: AutodiffBackend>(
     seed: u64,
     device: &B::Device,
 ) -> Result<TrainedClassifier<B::InnerBackend>, PolicyError> {
+    train_classifier_with::<B>(cohort, features, train, val, settings, seed, device, &mut |_| {
+        Ok(())
+    })
+}
+
+/// [`train_classifier`], handing each epoch's log to `on_epoch` as soon as
+/// the epoch ends (a run streams it to its metrics); an error from
+/// `on_epoch` stops the training and is returned.
+#[expect(clippy::too_many_arguments, reason = "the inputs of training, each distinct")]
+pub fn train_classifier_with<B: AutodiffBackend>(
+    cohort: &Cohort,
+    features: &VisitFeatures,
+    train: &[usize],
+    val: &[usize],
+    settings: &ClassifierSettings,
+    seed: u64,
+    device: &B::Device,
+    on_epoch: &mut dyn FnMut(&EpochLog) -> Result<(), String>,
+) -> Result<TrainedClassifier<B::InnerBackend>, PolicyError> {
     settings.validate()?;
     if train.is_empty() {
         return Err(PolicyError::Invalid("the training split is empty".into()));
@@ -215,11 +234,13 @@ pub fn train_classifier<B: AutodiffBackend>(
         if best_epoch.as_ref().is_none_or(|(_, b, _)| j > *b) {
             best_epoch = Some((epoch, j, inner));
         }
-        log.push(EpochLog {
+        let entry = EpochLog {
             epoch,
             loss: total / order.len() as f64,
             val: val_report,
-        });
+        };
+        on_epoch(&entry).map_err(PolicyError::Invalid)?;
+        log.push(entry);
     }
     // Early stopping: the epoch with the best validation Jaccard.
     let (kept_epoch, _, model) = best_epoch.expect("at least one epoch ran");

@@ -1,0 +1,286 @@
+//! Reading results across runs: final test metrics per group and method
+//! (mean and standard deviation over seeds), tables in text, Markdown and
+//! CSV, the Pareto front of safety and accuracy, and histogram buckets.
+//! `compare`, `plot`, `status`, TensorBoard and the dashboard share these.
+
+use std::collections::BTreeMap;
+
+use super::discover::FinishedRun;
+
+/// The metrics a comparison shows, in order.
+pub const COLUMNS: [&str; 8] = [
+    "jaccard",
+    "f1",
+    "prauc",
+    "ddi_rate",
+    "ddi_rate_pooled",
+    "med_count",
+    "gt_med_count",
+    "overprescription_ratio",
+];
+
+/// Mean and sample standard deviation of a metric over the seeds of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    pub mean: f64,
+    pub std: f64,
+    pub n: usize,
+}
+
+impl Cell {
+    /// The mean and sample standard deviation (0 for one value); `None` for
+    /// no values.
+    pub fn of(xs: &[f64]) -> Option<Self> {
+        if xs.is_empty() {
+            return None;
+        }
+        let n = xs.len();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = if n > 1 {
+            xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        Some(Self {
+            mean,
+            std: var.sqrt(),
+            n,
+        })
+    }
+}
+
+/// Rows `(group, method)` with a cell per column (`None` when undefined).
+#[derive(Debug)]
+pub struct Comparison {
+    pub rows: Vec<(String, String, Vec<Option<Cell>>)>,
+    /// Each group's seeds.
+    pub seeds: BTreeMap<String, Vec<u64>>,
+}
+
+/// Final test metrics of finished runs per group and method, over seeds.
+pub fn compare(runs: &[FinishedRun]) -> Comparison {
+    let mut values: BTreeMap<(String, String), Vec<Vec<Option<f64>>>> = BTreeMap::new();
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut seeds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for run in runs {
+        seeds
+            .entry(run.record.group.clone())
+            .or_default()
+            .push(run.record.seed);
+        for method in &run.methods {
+            let key = (run.record.group.clone(), method.clone());
+            if !values.contains_key(&key) {
+                order.push(key.clone());
+            }
+            let row = COLUMNS.iter().map(|c| run.summary.metric(method, c)).collect();
+            values.entry(key).or_default().push(row);
+        }
+    }
+    let rows = order
+        .into_iter()
+        .map(|key| {
+            let samples = &values[&key];
+            let cells = (0..COLUMNS.len())
+                .map(|c| Cell::of(&samples.iter().filter_map(|r| r[c]).collect::<Vec<_>>()))
+                .collect();
+            (key.0, key.1, cells)
+        })
+        .collect();
+    Comparison { rows, seeds }
+}
+
+/// How to print a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Text,
+    Markdown,
+    /// RFC 4180, through the `csv` crate.
+    Csv,
+}
+
+/// Renders a table: a header and rows of cells, in any [`Format`].
+pub fn render_table(header: &[String], rows: &[Vec<String>], format: Format) -> String {
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            // Writing into memory cannot fail.
+            let _ = w.write_record(header);
+            for r in rows {
+                let _ = w.write_record(r);
+            }
+            String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+        }
+        Format::Markdown => {
+            let escape = |s: &String| s.replace('|', "\\|");
+            let mut out = format!(
+                "| {} |\n|{}\n",
+                header.iter().map(escape).collect::<Vec<_>>().join(" | "),
+                "---|".repeat(header.len())
+            );
+            for r in rows {
+                out.push_str(&format!(
+                    "| {} |\n",
+                    r.iter().map(escape).collect::<Vec<_>>().join(" | ")
+                ));
+            }
+            out
+        }
+        Format::Text => {
+            let widths: Vec<usize> = (0..header.len())
+                .map(|c| {
+                    std::iter::once(header)
+                        .chain(rows.iter().map(Vec::as_slice))
+                        .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let mut out = String::new();
+            for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+                let line: Vec<String> = row.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+                out.push_str(line.join("  ").trim_end());
+                out.push('\n');
+            }
+            out
+        }
+    }
+}
+
+impl Comparison {
+    pub fn render(&self, format: Format) -> String {
+        let n = |group: &str| self.seeds.get(group).map_or(0, Vec::len);
+        let mut header: Vec<String> = ["group", "method", "seeds"].map(String::from).to_vec();
+        match format {
+            Format::Csv => {
+                for c in COLUMNS {
+                    header.push(format!("{c}_mean"));
+                    header.push(format!("{c}_std"));
+                }
+            }
+            _ => header.extend(COLUMNS.map(String::from)),
+        }
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|(g, m, cells)| {
+                let mut row = vec![g.clone(), m.clone(), n(g).to_string()];
+                for c in cells {
+                    match (format, c) {
+                        (Format::Csv, Some(c)) => row.extend([c.mean.to_string(), c.std.to_string()]),
+                        (Format::Csv, None) => row.extend([String::new(), String::new()]),
+                        (_, Some(c)) if c.n > 1 => row.push(format!("{:.4} ± {:.4}", c.mean, c.std)),
+                        (_, Some(c)) => row.push(format!("{:.4}", c.mean)),
+                        (_, None) => row.push("n/a".into()),
+                    }
+                }
+                row
+            })
+            .collect();
+        render_table(&header, &rows, format)
+    }
+}
+
+/// The points no other point beats on both axes (lower DDI rate, higher
+/// Jaccard), in order of DDI rate.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut front: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|&(d, j)| {
+            !points
+                .iter()
+                .any(|&(d2, j2)| d2 <= d && j2 >= j && (d2 < d || j2 > j))
+        })
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    front.dedup();
+    front
+}
+
+/// A histogram of equal-width buckets over the finite `values`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    pub min: f64,
+    pub max: f64,
+    /// Each bucket's right edge (the last is `max`).
+    pub limits: Vec<f64>,
+    pub counts: Vec<f64>,
+}
+
+/// `n` equal-width buckets over the finite values (one bucket when they
+/// are all equal); `None` when there is no finite value or `n` is 0.
+pub fn histogram(values: &[f64], n: usize) -> Option<Histogram> {
+    let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if finite.is_empty() || n == 0 {
+        return None;
+    }
+    let (min, max) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+    if max <= min {
+        return Some(Histogram {
+            min,
+            max,
+            limits: vec![min],
+            counts: vec![finite.len() as f64],
+        });
+    }
+    let width = (max - min) / n as f64;
+    let limits: Vec<f64> = (1..=n)
+        .map(|k| if k == n { max } else { min + width * k as f64 })
+        .collect();
+    let mut counts = vec![0.0; n];
+    for &x in &finite {
+        let k = (((x - min) / width) as usize).min(n - 1);
+        counts[k] += 1.0;
+    }
+    Some(Histogram {
+        min,
+        max,
+        limits,
+        counts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pareto_front_keeps_the_undominated() {
+        let pts = [(0.05, 0.6), (0.03, 0.5), (0.04, 0.7), (0.06, 0.65), (0.03, 0.4)];
+        assert_eq!(pareto_front(&pts), vec![(0.03, 0.5), (0.04, 0.7)]);
+    }
+
+    #[test]
+    fn buckets_cover_every_finite_value_once() {
+        let h = histogram(&[0.0, 1.0, 1.5, 2.0, 10.0, f64::NAN], 4).unwrap();
+        assert_eq!(h.limits.len(), 4);
+        assert_eq!(*h.limits.last().unwrap(), 10.0);
+        assert_eq!(h.counts, vec![4.0, 0.0, 0.0, 1.0]);
+        let same = histogram(&[3.0, 3.0], 5).unwrap();
+        assert_eq!((same.limits, same.counts), (vec![3.0], vec![2.0]));
+        assert!(histogram(&[], 3).is_none());
+    }
+
+    #[test]
+    fn tables_render_in_each_format() {
+        let header = vec!["group".to_string(), "value".to_string()];
+        let rows = vec![vec!["a,b".to_string(), "1 | 2".to_string()]];
+        assert_eq!(
+            render_table(&header, &rows, Format::Csv),
+            "group,value\n\"a,b\",1 | 2\n"
+        );
+        assert_eq!(
+            render_table(&header, &rows, Format::Markdown),
+            "| group | value |\n|---|---|\n| a,b | 1 \\| 2 |\n"
+        );
+        assert_eq!(
+            render_table(&header, &rows, Format::Text),
+            "group  value\na,b    1 | 2\n"
+        );
+    }
+}

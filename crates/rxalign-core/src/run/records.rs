@@ -1,0 +1,450 @@
+//! The records of run and experiment folders, each a plain serde struct.
+//!
+//! Readers skip fields they do not know (a newer minor version adds some);
+//! the `format` field of `run.json`, `experiment.json`, `summary.json` and
+//! `drugs.json` is checked before anything else is read (see
+//! [`super::version`]). The lines of `metrics.jsonl` and
+//! `trajectories.jsonl` follow the version of their folder's `run.json`.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::version::FormatVersion;
+
+/// The version of a run folder's files that this build writes and reads:
+/// `run.json`, `metrics.jsonl`, `trajectories.jsonl`, `summary.json`,
+/// `drugs.json`.
+pub const RUN_FORMAT: FormatVersion = FormatVersion::new(1, 0);
+
+/// The version of `experiment.json` that this build writes and reads.
+pub const EXPERIMENT_FORMAT: FormatVersion = FormatVersion::new(1, 0);
+
+/// This build's version, recorded in every run.
+pub const RXALIGN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Which stage of a run produced a record: its index in the file's
+/// `stages` and the method name its rows carry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StageRef {
+    pub index: usize,
+    pub method: String,
+}
+
+/// A stage as `run.json` lists it before it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageInfo {
+    pub index: usize,
+    /// The plugin kind (`classifier`, `sft`, `step_grpo`, ...).
+    pub kind: String,
+    /// The method name of its rows (its kind, unless it says otherwise).
+    pub method: String,
+}
+
+/// Where a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Its folder exists, nothing has started.
+    Planned,
+    /// A process is running it (or was, until it died: see
+    /// [`RunRecord::writer`]).
+    Running,
+    /// Its summary is written.
+    Finished,
+    /// A stage returned an error, or panicked: see [`RunRecord::error`].
+    Failed,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Planned => "planned",
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// The stage running now, and how far it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageProgress {
+    pub index: usize,
+    pub kind: String,
+    pub method: String,
+    /// Steps done (epochs, iterations) of `total`; 0 of 0 for stages that
+    /// do not report steps.
+    pub step: u64,
+    pub total: u64,
+}
+
+/// The process that writes a run folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Writer {
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Writer {
+    /// This process.
+    pub fn this_process() -> Self {
+        Self {
+            host: host_name(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Whether the writer still runs: `None` where this machine cannot tell
+    /// (another host, or no `/proc`).
+    pub fn is_alive(&self) -> Option<bool> {
+        let proc = std::path::Path::new("/proc");
+        if self.host != host_name() || !proc.join("self").exists() {
+            return None;
+        }
+        // A killed process not yet reaped by its parent is a zombie (`Z`).
+        let stat = std::fs::read_to_string(proc.join(self.pid.to_string()).join("stat"));
+        Some(stat.is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+        }))
+    }
+}
+
+/// The name of this machine (`/proc/sys/kernel/hostname`, `HOSTNAME`,
+/// `COMPUTERNAME`), or `unknown`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// What a run's data was, so that results on different cohorts or DDI
+/// graphs are never mixed silently: counts, and SHA-256 digests of the
+/// visits (every field, codes by name) and of the DDI pairs (by code).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// The cohort's name.
+    pub source: String,
+    pub visits: usize,
+    pub patients: usize,
+    pub drugs: usize,
+    pub ddi_pairs: usize,
+    pub visits_sha256: String,
+    pub ddi_sha256: String,
+}
+
+impl DataFingerprint {
+    /// What differs from `other`, one phrase per field (`visits 1500 ->
+    /// 1400`); empty when they are the same data.
+    pub fn differences(&self, other: &DataFingerprint) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut field = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name} {a} -> {b}"));
+            }
+        };
+        field("source", self.source.clone(), other.source.clone());
+        field("visits", self.visits.to_string(), other.visits.to_string());
+        field("patients", self.patients.to_string(), other.patients.to_string());
+        field("drugs", self.drugs.to_string(), other.drugs.to_string());
+        field(
+            "DDI pairs",
+            self.ddi_pairs.to_string(),
+            other.ddi_pairs.to_string(),
+        );
+        field(
+            "visits SHA-256",
+            short(&self.visits_sha256),
+            short(&other.visits_sha256),
+        );
+        field("DDI SHA-256", short(&self.ddi_sha256), short(&other.ddi_sha256));
+        out
+    }
+}
+
+fn short(hash: &str) -> String {
+    hash.chars().take(12).collect()
+}
+
+/// `run.json`: what a run is, where it is and what it ran on. Written
+/// atomically at every stage boundary and at a bounded rate within stages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub format: FormatVersion,
+    pub experiment: String,
+    pub run: String,
+    /// The variant and grid values without the seed: what `compare`
+    /// averages over seeds.
+    pub group: String,
+    pub seed: u64,
+    /// Ablation path -> value (RON).
+    #[serde(default)]
+    pub overrides: BTreeMap<String, String>,
+    /// SHA-256 of `resolved.ron`: a finished run is kept only while this and
+    /// the data fingerprint are unchanged.
+    pub settings_sha256: String,
+    pub stages: Vec<StageInfo>,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub current: Option<StageProgress>,
+    pub created: Timestamp,
+    #[serde(default)]
+    pub started: Option<Timestamp>,
+    pub updated: Timestamp,
+    #[serde(default)]
+    pub ended: Option<Timestamp>,
+    /// Why a failed run failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    pub rxalign_version: String,
+    /// `cpu`, or `cuda:N`.
+    pub device: String,
+    /// Set once the data is loaded.
+    #[serde(default)]
+    pub data: Option<DataFingerprint>,
+    /// The process that writes (or wrote) the run.
+    #[serde(default)]
+    pub writer: Option<Writer>,
+}
+
+/// How a reader should present a run: its status, with a running run whose
+/// writer has died shown as interrupted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// In the plan, no folder yet (or a folder that says `planned`).
+    Planned,
+    Running,
+    /// `running`, but its process is gone (killed, or the machine stopped).
+    Interrupted,
+    Finished,
+    Failed,
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Planned => "planned",
+            Self::Running => "running",
+            Self::Interrupted => "interrupted",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+impl RunRecord {
+    /// The state a reader shows.
+    pub fn state(&self) -> RunState {
+        match self.status {
+            RunStatus::Planned => RunState::Planned,
+            RunStatus::Finished => RunState::Finished,
+            RunStatus::Failed => RunState::Failed,
+            RunStatus::Running => match self.writer.as_ref().and_then(Writer::is_alive) {
+                Some(false) => RunState::Interrupted,
+                _ => RunState::Running,
+            },
+        }
+    }
+
+    /// Seconds from start to end (or to the last update).
+    pub fn elapsed_seconds(&self) -> Option<f64> {
+        let start = self.started?;
+        let end = self.ended.unwrap_or(self.updated);
+        Some(end.duration_since(start).as_secs_f64())
+    }
+}
+
+/// One planned run of an experiment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRun {
+    pub name: String,
+    pub group: String,
+    pub seed: u64,
+    /// Ablation path -> value (RON).
+    #[serde(default)]
+    pub overrides: BTreeMap<String, String>,
+}
+
+/// One ablation axis: a path and its values (RON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Axis {
+    pub path: String,
+    pub values: Vec<String>,
+}
+
+/// `experiment.json`: the plan of an experiment, written by `rxalign run`
+/// before any run starts, so that readers show runs that have not started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRecord {
+    pub format: FormatVersion,
+    pub name: String,
+    /// The experiment file as it was named on the command line.
+    pub file: String,
+    pub file_sha256: String,
+    /// The grid's axes.
+    #[serde(default)]
+    pub axes: Vec<Axis>,
+    /// The named variants, in file order.
+    #[serde(default)]
+    pub variants: Vec<String>,
+    pub runs: Vec<PlannedRun>,
+    pub rxalign_version: String,
+}
+
+/// One drug of the run's vocabulary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrugEntry {
+    pub index: usize,
+    pub code: String,
+    pub name: String,
+}
+
+/// One interacting pair, by code (`a < b` by index).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DdiPair {
+    pub a: String,
+    pub b: String,
+    /// Where the source grades interactions (none of the shipped sources
+    /// does yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+}
+
+/// `drugs.json`: the run's drug vocabulary and DDI graph, so that a reader
+/// names every drug and marks every interaction without the dataset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrugsRecord {
+    pub format: FormatVersion,
+    /// The cohort's name.
+    pub source: String,
+    pub drugs: Vec<DrugEntry>,
+    /// Where the DDI graph came from (file or description).
+    pub ddi_origin: String,
+    #[serde(default)]
+    pub ddi_sha256: Option<String>,
+    pub ddi: Vec<DdiPair>,
+}
+
+impl DrugsRecord {
+    /// `code (name)`, or the code alone when the vocabulary has no name
+    /// for it (or does not know it).
+    pub fn label(&self, code: &str) -> String {
+        match self.drugs.iter().find(|d| d.code == code) {
+            Some(d) if !d.name.is_empty() && d.name != d.code => format!("{} ({})", d.code, d.name),
+            _ => code.to_string(),
+        }
+    }
+}
+
+/// One evaluation or training statistic: when (`step` of `stage`, and the
+/// wall-clock `time`), on which split, of which method, and every metric by
+/// name (null where undefined).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRecord {
+    /// The stage's own step (epoch, iteration; 0 for one-off evaluations).
+    pub step: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<StageRef>,
+    pub split: String,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Timestamp>,
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+impl MetricsRecord {
+    /// A record without stage and time; [`the run context`] stamps them.
+    ///
+    /// [`the run context`]: https://docs.rs/rxalign-experiment
+    pub fn new(
+        step: u64,
+        split: impl Into<String>,
+        method: impl Into<String>,
+        metrics: BTreeMap<String, Option<f64>>,
+    ) -> Self {
+        Self {
+            step,
+            stage: None,
+            split: split.into(),
+            method: method.into(),
+            time: None,
+            metrics,
+        }
+    }
+}
+
+/// The final test metrics of one method.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodSummary {
+    /// The order in which the run recorded its methods (0 first).
+    pub order: usize,
+    /// The stage that recorded it (none for the ground truth).
+    #[serde(default)]
+    pub stage: Option<StageRef>,
+    /// Test visits scored.
+    pub visits: usize,
+    /// Every metric by name (null where undefined); definitions in
+    /// `rxalign eval --help` and the README.
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+/// `summary.json`: final metrics per method on the test split; written
+/// last, when the run finishes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRecord {
+    pub format: FormatVersion,
+    /// The split every number is on.
+    pub split: String,
+    pub methods: BTreeMap<String, MethodSummary>,
+}
+
+impl Default for SummaryRecord {
+    fn default() -> Self {
+        Self {
+            format: RUN_FORMAT,
+            split: "test".into(),
+            methods: BTreeMap::new(),
+        }
+    }
+}
+
+impl SummaryRecord {
+    /// Adds (or replaces) a method, after the ones already there.
+    pub fn insert(
+        &mut self,
+        method: &str,
+        stage: Option<StageRef>,
+        visits: usize,
+        metrics: BTreeMap<String, Option<f64>>,
+    ) {
+        let order = self.methods.get(method).map_or(self.methods.len(), |m| m.order);
+        self.methods.insert(
+            method.to_string(),
+            MethodSummary {
+                order,
+                stage,
+                visits,
+                metrics,
+            },
+        );
+    }
+
+    /// Method names in the order the run recorded them.
+    pub fn ordered(&self) -> Vec<&str> {
+        let mut m: Vec<(&String, &MethodSummary)> = self.methods.iter().collect();
+        m.sort_by_key(|(_, s)| s.order);
+        m.into_iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    /// A metric of a method, where defined.
+    pub fn metric(&self, method: &str, metric: &str) -> Option<f64> {
+        self.methods.get(method)?.metrics.get(metric).copied().flatten()
+    }
+}

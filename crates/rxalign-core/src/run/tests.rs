@@ -1,0 +1,369 @@
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use super::*;
+
+fn record() -> RunRecord {
+    let t: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+    RunRecord {
+        format: RUN_FORMAT,
+        experiment: "exp".into(),
+        run: "base.seed=1".into(),
+        group: "base".into(),
+        seed: 1,
+        overrides: BTreeMap::from([("seed".into(), "1".into())]),
+        settings_sha256: "ab".repeat(32),
+        stages: vec![StageInfo {
+            index: 0,
+            kind: "sft".into(),
+            method: "sft".into(),
+        }],
+        status: RunStatus::Running,
+        current: Some(StageProgress {
+            index: 0,
+            kind: "sft".into(),
+            method: "sft".into(),
+            step: 3,
+            total: 10,
+        }),
+        created: t,
+        started: Some(t),
+        updated: t,
+        ended: None,
+        error: None,
+        rxalign_version: RXALIGN_VERSION.into(),
+        device: "cpu".into(),
+        data: Some(DataFingerprint {
+            source: "synthetic".into(),
+            visits: 10,
+            patients: 4,
+            drugs: 3,
+            ddi_pairs: 1,
+            visits_sha256: "00".repeat(32),
+            ddi_sha256: "11".repeat(32),
+        }),
+        writer: Some(Writer {
+            host: "h".into(),
+            pid: 7,
+        }),
+    }
+}
+
+fn metrics(step: u64) -> MetricsRecord {
+    let mut r = MetricsRecord::new(
+        step,
+        "val",
+        "sft",
+        BTreeMap::from([("jaccard".into(), Some(0.5)), ("prauc".into(), None)]),
+    );
+    r.stage = Some(StageRef {
+        index: 0,
+        method: "sft".into(),
+    });
+    r.time = Some("2026-01-02T03:04:05.25Z".parse().unwrap());
+    r
+}
+
+#[test]
+fn every_record_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = ExperimentFolder::at(dir.path().join("exp"));
+    let plan = ExperimentRecord {
+        format: EXPERIMENT_FORMAT,
+        name: "exp".into(),
+        file: "experiments/x.ron".into(),
+        file_sha256: "cd".repeat(32),
+        axes: vec![Axis {
+            path: "seed".into(),
+            values: vec!["1".into(), "2".into()],
+        }],
+        variants: vec!["base".into()],
+        runs: vec![PlannedRun {
+            name: "base.seed=1".into(),
+            group: "base".into(),
+            seed: 1,
+            overrides: BTreeMap::new(),
+        }],
+        rxalign_version: RXALIGN_VERSION.into(),
+    };
+    exp.write_record(&plan).unwrap();
+    assert_eq!(exp.read_record().unwrap(), plan);
+
+    let run = RunFolder::create(exp.root().join("base.seed=1")).unwrap();
+    assert!(RunFolder::open(run.root()).is_err());
+    run.write_record(&record()).unwrap();
+    let run = RunFolder::open(run.root()).unwrap();
+    assert_eq!(run.read_record().unwrap(), record());
+    assert_eq!(run.name(), "base.seed=1");
+
+    run.write_resolved("(seed: 1)").unwrap();
+    assert_eq!(run.read_resolved().unwrap(), "(seed: 1)");
+
+    run.append_metrics(&[metrics(1)]).unwrap();
+    run.append_metrics(&[metrics(2), MetricsRecord::new(3, "train", "m", BTreeMap::new())])
+        .unwrap();
+    let back = run.read_metrics().unwrap();
+    assert_eq!(back[..2], [metrics(1), metrics(2)]);
+    assert_eq!(back[2].stage, None);
+
+    let mut summary = SummaryRecord::default();
+    summary.insert("sft", metrics(1).stage, 12, metrics(1).metrics);
+    summary.insert("ground_truth", None, 12, BTreeMap::new());
+    run.write_summary(&summary).unwrap();
+    assert_eq!(run.read_summary().unwrap(), summary);
+    assert_eq!(summary.ordered(), ["sft", "ground_truth"]);
+    assert_eq!(summary.metric("sft", "jaccard"), Some(0.5));
+    assert_eq!(summary.metric("sft", "prauc"), None);
+
+    let drugs = DrugsRecord {
+        format: RUN_FORMAT,
+        source: "t".into(),
+        drugs: vec![DrugEntry {
+            index: 0,
+            code: "A".into(),
+            name: "alpha".into(),
+        }],
+        ddi_origin: "file".into(),
+        ddi_sha256: None,
+        ddi: vec![DdiPair {
+            a: "A".into(),
+            b: "B".into(),
+            severity: Some("major".into()),
+        }],
+    };
+    run.write_drugs(&drugs).unwrap();
+    assert_eq!(run.read_drugs().unwrap(), drugs);
+
+    let traj = Trajectory {
+        visit_id: "v".into(),
+        patient_id: "p".into(),
+        method: "sft".into(),
+        split: "test".into(),
+        ground_truth: vec!["A".into()],
+        start: vec![],
+        steps: vec![],
+        final_list: vec![],
+        outcome_reward: 0.0,
+        start_potential: 0.0,
+        start_terms: BTreeMap::from([("jaccard".into(), 0.0)]),
+        source: crate::trajectory::TrajectorySource::Decoded,
+        truncated: false,
+    };
+    run.write_trajectories(std::slice::from_ref(&traj)).unwrap();
+    assert_eq!(run.read_trajectories().unwrap(), vec![traj]);
+
+    // No temporary file is left behind.
+    let names: Vec<_> = std::fs::read_dir(run.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+}
+
+#[test]
+fn an_older_minor_version_and_unknown_fields_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path()).unwrap();
+    let mut value = serde_json::to_value(record()).unwrap();
+    value["format"] = "1.9".into();
+    value["a_field_of_version_1_9"] = serde_json::json!({"x": 1});
+    std::fs::write(run.path(RUN), value.to_string()).unwrap();
+    let back = run.read_record().unwrap();
+    assert_eq!(back.run, "base.seed=1");
+    // A record written before a minor version added optional fields.
+    let mut old = serde_json::to_value(record()).unwrap();
+    let fields = old.as_object_mut().unwrap();
+    for f in ["current", "started", "ended", "error", "data", "writer"] {
+        fields.remove(f);
+    }
+    fields.insert("format".into(), "1.0".into());
+    std::fs::write(run.path(RUN), old.to_string()).unwrap();
+    assert_eq!(run.read_record().unwrap().data, None);
+    // A metrics line with a field of a newer minor version.
+    std::fs::write(
+        run.path(METRICS),
+        "{\"step\":1,\"split\":\"val\",\"method\":\"m\",\"metrics\":{},\"new\":[1]}\n",
+    )
+    .unwrap();
+    assert_eq!(run.read_metrics().unwrap().len(), 1);
+}
+
+#[test]
+fn a_newer_major_version_is_refused_naming_the_file_and_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path()).unwrap();
+    let mut value = serde_json::to_value(record()).unwrap();
+    value["format"] = "2.0".into();
+    value["status"] = "something new".into();
+    std::fs::write(run.path(RUN), value.to_string()).unwrap();
+    let e = RunFolder::open(run.root()).unwrap_err().to_string();
+    assert!(
+        e.contains("run.json: format version 2.0 is newer than this rxalign reads (1.0"),
+        "{e}"
+    );
+    let mut summary = serde_json::to_value(SummaryRecord::default()).unwrap();
+    summary["format"] = "3.1".into();
+    std::fs::write(run.path(SUMMARY), summary.to_string()).unwrap();
+    let e = run.read_summary().unwrap_err().to_string();
+    assert!(e.contains("summary.json: format version 3.1 is newer"), "{e}");
+}
+
+#[test]
+fn truncated_and_missing_records_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path()).unwrap();
+    let text = serde_json::to_string(&record()).unwrap();
+    std::fs::write(run.path(RUN), &text[..text.len() / 2]).unwrap();
+    let e = run.read_record().unwrap_err().to_string();
+    assert!(
+        e.contains("run.json") && e.contains("not a complete JSON record"),
+        "{e}"
+    );
+    std::fs::write(run.path(RUN), "").unwrap();
+    assert!(
+        run.read_record()
+            .unwrap_err()
+            .to_string()
+            .contains("run.json: empty file")
+    );
+    std::fs::write(run.path(RUN), "{\"run\": \"x\"}").unwrap();
+    assert!(
+        run.read_record()
+            .unwrap_err()
+            .to_string()
+            .contains("no `format` field")
+    );
+    let e = run.read_summary().unwrap_err().to_string();
+    assert!(e.contains("summary.json"), "{e}");
+    let e = RunFolder::open(dir.path().join("nothing"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a run folder: no run.json"), "{e}");
+}
+
+#[test]
+fn a_half_written_last_line_is_skipped_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path()).unwrap();
+    run.append_metrics(&[metrics(1)]).unwrap();
+    let whole = std::fs::read_to_string(run.path(METRICS)).unwrap();
+    // A writer killed in the middle of its line.
+    std::fs::write(run.path(METRICS), format!("{whole}{}", &whole[..20])).unwrap();
+    assert_eq!(run.read_metrics().unwrap(), vec![metrics(1)]);
+    // The next append cuts the torn line off first.
+    run.append_metrics(&[metrics(2)]).unwrap();
+    assert_eq!(run.read_metrics().unwrap(), vec![metrics(1), metrics(2)]);
+    // A bad whole line is an error naming it.
+    std::fs::write(
+        run.path(METRICS),
+        "{\"step\":1,\"split\":\"val\",\"method\":\"m\",\"metrics\":{}}\n{\"step\":\"x\"}\n",
+    )
+    .unwrap();
+    let err = run.read_metrics().unwrap_err().to_string();
+    assert!(err.contains("metrics.jsonl:2: field `step`"), "{err}");
+}
+
+#[test]
+fn only_our_folders_are_emptied_and_the_lock_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path().join("r")).unwrap();
+    std::fs::write(run.path("precious.txt"), "mine").unwrap();
+    let e = run.clear(false).unwrap_err().to_string();
+    assert!(e.contains("not emptied"), "{e}");
+    assert!(run.path("precious.txt").is_file());
+    run.write_record(&record()).unwrap();
+    let _lock = RunLock::acquire(run.root()).unwrap();
+    std::fs::write(run.checkpoints().join("00-sft.ckpt"), "x").unwrap();
+    run.clear(true).unwrap();
+    assert!(run.checkpoints().join("00-sft.ckpt").is_file());
+    assert!(run.path(LOCK).is_file() && !run.path(RUN).exists());
+}
+
+#[test]
+fn names_that_leave_their_folder_are_refused() {
+    for bad in ["", "a/b", "..", "x/../y", "a\\b", ".hidden", "a..b"] {
+        assert!(validate_name("experiment name", bad).is_err(), "{bad}");
+    }
+    for good in ["quickstart", "noisy.seed=1", "reward_1_.weight=0.5.seed=2"] {
+        validate_name("run name", good).unwrap();
+    }
+    let e = validate_name("experiment name", "../etc")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "experiment name `../etc`: must not contain a path separator (`/` or `\\`)"
+    );
+}
+
+#[test]
+fn discovery_lists_planned_and_started_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = ExperimentFolder::at(dir.path().join("exp"));
+    let planned = |name: &str| PlannedRun {
+        name: name.into(),
+        group: "base".into(),
+        seed: 1,
+        overrides: BTreeMap::new(),
+    };
+    exp.write_record(&ExperimentRecord {
+        format: EXPERIMENT_FORMAT,
+        name: "exp".into(),
+        file: "x.ron".into(),
+        file_sha256: String::new(),
+        axes: vec![],
+        variants: vec![],
+        runs: vec![planned("a"), planned("b")],
+        rxalign_version: RXALIGN_VERSION.into(),
+    })
+    .unwrap();
+    let a = RunFolder::create(exp.root().join("a")).unwrap();
+    let mut r = record();
+    r.status = RunStatus::Finished;
+    a.write_record(&r).unwrap();
+    a.write_summary(&SummaryRecord::default()).unwrap();
+    let broken = RunFolder::create(exp.root().join("c")).unwrap();
+    std::fs::write(broken.path(RUN), "{").unwrap();
+    let all = experiments(dir.path()).unwrap();
+    assert_eq!(all.len(), 1);
+    let view = &all[0];
+    let states: Vec<(String, Option<RunState>)> =
+        view.runs.iter().map(|r| (r.name.clone(), r.state())).collect();
+    assert_eq!(
+        states,
+        [
+            ("a".into(), Some(RunState::Finished)),
+            ("b".into(), Some(RunState::Planned)),
+            ("c".into(), None),
+        ]
+    );
+    assert!(view.runs[2].problem.as_ref().unwrap().contains("run.json"));
+    // An experiment's own folder reads as that experiment, with or without
+    // its plan.
+    std::fs::remove_file(exp.root().join(EXPERIMENT)).unwrap();
+    let one = experiments(exp.root()).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].runs.len(), 2);
+    let e = finished_runs(exp.root()).unwrap_err().to_string();
+    assert!(e.contains("c/run.json"), "{e}");
+}
+
+#[test]
+fn a_dead_writer_shows_as_interrupted() {
+    let mut r = record();
+    r.writer = Some(Writer {
+        host: records::host_name(),
+        pid: u32::MAX - 1,
+    });
+    if Path::new("/proc/self").exists() {
+        assert_eq!(r.state(), RunState::Interrupted);
+        r.writer = Some(Writer::this_process());
+        assert_eq!(r.state(), RunState::Running);
+    }
+    r.writer = Some(Writer {
+        host: "another-host".into(),
+        pid: 1,
+    });
+    assert_eq!(r.state(), RunState::Running);
+}
