@@ -332,10 +332,8 @@ fn nothing_rxalign_did_not_make_is_deleted_and_changed_settings_are_named() {
     for bad in ["../escape", "a/b", ".."] {
         let file = tmp.path().join("bad.ron");
         std::fs::write(&file, single.replace("name: \"grid\"", &format!("name: {bad:?}"))).unwrap();
-        let plugins = plugins();
-        let (exp, plans) = load(&file, &plugins).unwrap();
-        let e = check_plan(&exp, &plans, &plugins).unwrap_err().to_string();
-        assert!(e.contains("bad.ron: experiment name"), "{e}");
+        let e = load(&file, &plugins()).unwrap_err().to_string();
+        assert!(e.contains("bad.ron:3:") && e.contains("experiment name"), "{e}");
     }
     let out = rxalign(&[
         "run",
@@ -365,7 +363,7 @@ fn an_experiment_without_the_test_split_is_refused_before_it_runs() {
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
-        e.contains("x.ron: run `base.seed=0`: eval.splits [\"val\"] leaves out `test`"),
+        e.contains("x.ron:") && e.contains("eval.splits [\"val\"] leaves out `test`"),
         "{e}"
     );
     assert!(!tmp.path().join("grid").exists(), "nothing ran");
@@ -400,11 +398,12 @@ const WATCHED: &str = r#"// Watched while it runs. Takes a few seconds.
     name: "watched",
     data: (kind: "synthetic", patients: 300),
     notes: (tokenizer: "none"),
+    policy: (kind: "set_encoder", hidden: 16, budget: 8),
     reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
     stages: [
         (kind: "baselines", methods: ["most_frequent"]),
         (kind: "classifier", hidden: 32, epochs: EPOCHS),
-        (kind: "sft", hidden: 16, epochs: 2, budget: 8),
+        (kind: "sft", epochs: 2),
     ],
     eval: (trajectories: 1),
     ablations: (grid: {"seed": SEEDS}),
@@ -646,9 +645,10 @@ fn a_grid_with_a_diverging_grpo_run_finishes_the_other_and_reports_the_one() {
     name: "div",
     data: (kind: "synthetic", patients: 120),
     notes: (tokenizer: "none"),
+    policy: (kind: "set_encoder", hidden: 16, budget: 8),
     reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
     stages: [
-        (kind: "sft", hidden: 16, epochs: 2, budget: 8),
+        (kind: "sft", epochs: 2),
         (kind: "grpo", iterations: 6, visits: 4, group: 4, lr: 0.0005),
     ],
     ablations: (variants: [
@@ -676,9 +676,13 @@ fn a_grid_with_a_diverging_grpo_run_finishes_the_other_and_reports_the_one() {
     assert!(exp.run("stable.seed=0").is_finished());
     let record = exp.run("diverging.seed=0").read_record().unwrap();
     assert_eq!(record.status, RunStatus::Failed);
-    // The trainer's error (or, as a last guard, its panic) names the stage.
+    // The trainer's error names the stage, what diverged and what to try.
     let error = record.error.unwrap();
     assert!(error.contains("stages[1] `grpo`"), "{error}");
+    assert!(
+        error.contains("GRPO diverged at iteration") && error.contains("smaller `lr`"),
+        "{error}"
+    );
     let status = status_lines(tmp.path());
     assert!(
         line_of(&status, "diverging.seed=0").contains(" failed "),
