@@ -30,6 +30,7 @@ use rxalign_policy::family::{ActMode, PartReduction, PolicyFamily, Scored, State
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::data::PatientPart;
 use crate::episodes::{EpisodeResult, Episodes};
 use crate::error::{at_least, non_negative, positive};
 use crate::kl::{self, KlEstimator};
@@ -76,6 +77,10 @@ pub struct GrpoSettings {
     /// Greedy evaluation on the evaluation visits every this many
     /// iterations (and after the last); 0: only after training.
     pub eval_every: usize,
+    /// The training patients it trains on: all (the default), or one part
+    /// of several disjoint ones (`(part: 1, of: 2)`), so that SFT and GRPO
+    /// can train on different patients.
+    pub patients: PatientPart,
     /// Stop after this iteration, the schedule still spanning `iterations`
     /// (a run cut short on purpose; its checkpoint resumes later).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +109,7 @@ impl Default for GrpoSettings {
             grad_norm: 1.0,
             temperature: 1.0,
             eval_every: 10,
+            patients: PatientPart::default(),
             stop_after: None,
         }
     }
@@ -122,7 +128,8 @@ impl GrpoSettings {
         non_negative("kl", self.kl)?;
         non_negative("entropy", self.entropy)?;
         non_negative("clip", self.clip)?;
-        non_negative("step_weight", self.lambda())
+        non_negative("step_weight", self.lambda())?;
+        self.patients.validate()
     }
 
     /// λ, 0 when unset.

@@ -3,6 +3,8 @@
 //! list policy, a language model, a researcher's own) is trained by the same
 //! loops.
 //!
+//! - [`data`]: which training patients a stage trains on (all, or one of
+//!   several disjoint parts).
 //! - [`episodes`]: the one episode runner, for rollouts, greedy evaluation
 //!   and recorded trajectories.
 //! - [`sft`]: supervised fine-tuning on expert decisions.
@@ -14,6 +16,7 @@
 //! - [`plugin`]: a family as a plugin of the experiment file's `policy`
 //!   slot, trained on the run's device.
 
+pub mod data;
 pub mod episodes;
 pub mod error;
 pub mod grpo;

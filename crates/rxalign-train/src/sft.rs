@@ -19,6 +19,7 @@ use rxalign_policy::checkpoint;
 use rxalign_policy::family::{PolicyFamily, State};
 use serde::{Deserialize, Serialize};
 
+use crate::data::PatientPart;
 use crate::error::{at_least, positive, rate};
 use crate::observer::{EvalPlan, StepLog, TrainObserver};
 use crate::{TrainError, grpo};
@@ -51,6 +52,10 @@ pub struct SftSettings {
     /// Greedy evaluation on the evaluation visits every this many epochs
     /// (and after the last); 0: only after training.
     pub eval_every: usize,
+    /// The training patients it trains on: all (the default), or one part
+    /// of several disjoint ones (`(part: 1, of: 2)`), so that SFT and GRPO
+    /// can train on different patients.
+    pub patients: PatientPart,
 }
 
 impl Default for SftSettings {
@@ -65,6 +70,7 @@ impl Default for SftSettings {
             interacting_extra_rate: 0.0,
             starts: SftStarts::Corrupted,
             eval_every: 1,
+            patients: PatientPart::default(),
         }
     }
 }
@@ -77,7 +83,8 @@ impl SftSettings {
         positive("lr", self.lr)?;
         rate("miss_rate", self.miss_rate)?;
         rate("extra_rate", self.extra_rate)?;
-        rate("interacting_extra_rate", self.interacting_extra_rate)
+        rate("interacting_extra_rate", self.interacting_extra_rate)?;
+        self.patients.validate()
     }
 }
 

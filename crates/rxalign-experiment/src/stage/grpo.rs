@@ -1,5 +1,7 @@
 use rxalign_train::grpo::{GrpoJob, GrpoSettings};
 
+use rxalign_train::data::training_visits;
+
 use super::policy::{StageObserver, eval_plan, evaluate_policy};
 use super::{RunContext, Stage};
 use crate::ExperimentError;
@@ -77,10 +79,11 @@ impl Stage for GrpoStage {
         let starts =
             |v: usize, rng: &mut rxalign_core::Rng| start.start(cohort, v, rng).map_err(|e| e.to_string());
         let checkpoint = ctx.checkpoint.clone();
+        let train = training_visits(self.settings.patients, cohort, &split.train, ctx.seed);
         let job = GrpoJob {
             cohort,
             reward,
-            train: &split.train,
+            train: &train,
             starts: &starts,
             settings: &self.settings,
             budget: policy.budget(),

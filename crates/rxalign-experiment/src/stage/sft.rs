@@ -1,5 +1,7 @@
 use rxalign_train::sft::{SftJob, SftSettings};
 
+use rxalign_train::data::training_visits;
+
 use super::policy::{StageObserver, eval_plan, evaluate_policy};
 use super::{RunContext, Stage};
 use crate::ExperimentError;
@@ -49,10 +51,11 @@ impl Stage for SftStage {
         let run_starts =
             |v: usize, rng: &mut rxalign_core::Rng| start.start(cohort, v, rng).map_err(|e| e.to_string());
         let checkpoint = ctx.checkpoint.clone();
+        let train = training_visits(self.settings.patients, cohort, &split.train, ctx.seed);
         let job = SftJob {
             cohort,
             reward,
-            train: &split.train,
+            train: &train,
             settings: &self.settings,
             run_starts: &run_starts,
             budget: policy.budget(),
