@@ -39,6 +39,9 @@ enum Command {
     /// Figures of an experiment's runs, as PNG and SVG: learning curves,
     /// the safety-accuracy plane, list sizes, the reward by term.
     Plot(commands::experiment::PlotArgs),
+    /// Language models on their own: check a checkpoint.
+    #[command(subcommand)]
+    Lm(commands::lm::LmCommand),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::experiment::run(&a),
         Command::Compare(a) => commands::experiment::compare_runs(&a),
         Command::Plot(a) => commands::experiment::plot(&a),
+        Command::Lm(c) => commands::lm::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

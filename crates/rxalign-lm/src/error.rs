@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong loading, running or saving a language model.
 #[derive(Debug, thiserror::Error)]
 pub enum LmError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         #[source]
