@@ -73,3 +73,42 @@ fn saved_and_sharded_checkpoints_read_back_exactly() {
         "{err}"
     );
 }
+
+/// transformers reads our checkpoint and computes our logits. Runs when
+/// RXALIGN_LM_PYTHON names a Python with torch and transformers (`.ci/run`
+/// sets it); otherwise says why it is skipped.
+#[test]
+fn transformers_reads_our_checkpoint() {
+    let Some(python) = std::env::var_os("RXALIGN_LM_PYTHON") else {
+        eprintln!("skipped: RXALIGN_LM_PYTHON is not set (.ci/run sets it to its venv)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LlamaConfig::tiny(37, 2, 4, 2, 4);
+    config.rope_theta = Some(500.0);
+    let model = config.init::<Flex>(&FlexDevice);
+    save_pretrained(&model, dir.path()).unwrap();
+    let ours = logits(&model);
+    let script = r#"
+import json, sys, torch
+from transformers import AutoModelForCausalLM
+m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()
+with torch.no_grad():
+    print(json.dumps(m(torch.tensor([[3, 1, 4, 1, 5]])).logits[0].flatten().tolist()))
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Vec<f32> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs.len(), ours.len());
+    let d = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    eprintln!("transformers on our checkpoint: largest logit difference {d:.2e}");
+    assert!(d < 1e-4, "{d}");
+}
