@@ -411,19 +411,19 @@ impl<B: Backend> Llama<B> {
     }
 
     pub fn adapter_config(&self, name: &str) -> Result<&LoraConfig> {
-        Ok(&self.adapters[self.adapter_slot(name)?.index()].1)
+        Ok(&self.adapters[self.adapter_index(name)?].1)
     }
 
-    /// The slot of a named adapter, for forward calls.
+    /// The adapter called `name`, for forward calls.
     pub fn adapter(&self, name: &str) -> Result<Adapter> {
-        self.adapter_slot(name)
+        self.adapter_index(name).map(Adapter::On)
     }
 
-    fn adapter_slot(&self, name: &str) -> Result<Adapter> {
+    /// The slot of the adapter called `name` in every projection's list.
+    pub fn adapter_index(&self, name: &str) -> Result<usize> {
         self.adapters
             .iter()
             .position(|(n, _)| n == name)
-            .map(Adapter::On)
             .ok_or_else(|| LmError::UnknownAdapter {
                 name: name.into(),
                 known: self.adapter_names().join(", "),
@@ -508,9 +508,7 @@ impl<B: Backend> Llama<B> {
     /// The model with adapter `name` folded into the base weights and no
     /// adapters left.
     pub fn merge(mut self, name: &str) -> Result<Self> {
-        let Adapter::On(slot) = self.adapter_slot(name)? else {
-            unreachable!("adapter_slot returns On")
-        };
+        let slot = self.adapter_index(name)?;
         for layer in self.model.layers.iter_mut() {
             let a = &mut layer.self_attn;
             let m = &mut layer.mlp;
@@ -529,15 +527,6 @@ impl<B: Backend> Llama<B> {
         }
         self.adapters.clear();
         Ok(self)
-    }
-}
-
-impl Adapter {
-    fn index(self) -> usize {
-        match self {
-            Adapter::On(i) => i,
-            Adapter::Off => usize::MAX,
-        }
     }
 }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LmError, Result, io, read_json};
 use crate::llama::Llama;
-use crate::lora::{Adapter, LoraConfig};
+use crate::lora::LoraConfig;
 use crate::weights::{CastFloats, write_atomically};
 
 /// `adapter_config.json`, the fields we write and read (others are ignored
@@ -87,13 +87,6 @@ impl ModuleAdapter for TransposeLora {
     }
 }
 
-fn slot(model: &Llama<impl Backend>, name: &str) -> Result<usize> {
-    match model.adapter(name)? {
-        Adapter::On(i) => Ok(i),
-        Adapter::Off => unreachable!("a named adapter has a slot"),
-    }
-}
-
 /// Writes adapter `name` alone as a PEFT adapter folder (created if needed;
 /// both files written atomically).
 pub fn save_adapter<B: Backend>(
@@ -102,7 +95,7 @@ pub fn save_adapter<B: Backend>(
     dir: &Path,
     base_model: Option<&str>,
 ) -> Result<()> {
-    let i = slot(model, name)?;
+    let i = model.adapter_index(name)?;
     let config = model.adapter_config(name)?.clone();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let weights = dir.join("adapter_model.safetensors");
@@ -176,7 +169,7 @@ pub fn load_adapter<B: Backend>(model: Llama<B>, name: &str, dir: &Path) -> Resu
         targets: peft.target_modules,
     };
     let mut model = model.add_adapter(name, config)?;
-    let i = slot(&model, name)?;
+    let i = model.adapter_index(name)?;
     let weights = dir.join("adapter_model.safetensors");
     let float = <B::FloatElem as Element>::dtype();
     let mut store = SafetensorsStore::from_file(&weights)

@@ -135,7 +135,12 @@ impl Tokenizer {
             std::fs::read_to_string(&jinja).ok()
         } else if dir.join("tokenizer_config.json").is_file() {
             let c: TokenizerConfig = read_json(&dir.join("tokenizer_config.json"))?;
-            c.chat_template.map(|t| t.to_string())
+            // A string, or (older files) a list of named templates.
+            match c.chat_template {
+                Some(serde_json::Value::String(t)) => Some(t),
+                Some(other) => Some(other.to_string()),
+                None => None,
+            }
         } else {
             None
         };
