@@ -51,8 +51,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) 
     let de = &mut serde_json::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(de).map_err(|e| LmError::Json {
         path: path.to_path_buf(),
-        message: format!("field `{}`: {} ", e.path(), e.inner())
-            .trim_end()
-            .to_string(),
+        // serde_json's message ends with the line and column.
+        message: format!("field `{}`: {}", e.path(), e.inner()),
     })
 }
