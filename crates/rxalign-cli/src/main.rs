@@ -43,6 +43,9 @@ enum Command {
     /// Figures of an experiment's runs, as PNG and SVG: learning curves,
     /// the safety-accuracy plane, list sizes, the reward by term.
     Plot(commands::experiment::PlotArgs),
+    /// Language models on their own: check a checkpoint.
+    #[command(subcommand)]
+    Lm(commands::lm::LmCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::experiment::status(&a),
         Command::Compare(a) => commands::experiment::compare_runs(&a),
         Command::Plot(a) => commands::experiment::plot(&a),
+        Command::Lm(c) => commands::lm::run(c),
     };
     let result = result.and_then(|()| match output::failure() {
         Some(f) => Err(anyhow::anyhow!(f)),

@@ -2,6 +2,7 @@ pub mod baselines;
 pub mod data;
 pub mod eval;
 pub mod experiment;
+pub mod lm;
 
 use std::path::Path;
 

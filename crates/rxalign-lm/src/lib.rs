@@ -1,0 +1,29 @@
+//! Language models in burn, independent of medicine.
+//!
+//! - [`llama`]: the Llama-family decoder (Llama 2/3, SmolLM2, Qwen2), generic
+//!   over the backend, configured from a Hugging Face `config.json`
+//!   ([`config`]), with a caller-owned [`KvCache`] and a training forward
+//!   ([`Llama::token_logprobs`]).
+//! - [`weights`]: Hugging Face safetensors checkpoints (single or sharded)
+//!   through burn-store, and our own checkpoints in the same layout.
+//! - [`tokenizer`]: `tokenizer.json`, chat templates, stop tokens.
+//! - [`generate`]: batched, left-padded sampling of several completions per prompt.
+//! - [`lora`] and [`peft`]: LoRA adapters, named, switchable per call,
+//!   mergeable, saved alone in PEFT's format.
+
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod llama;
+pub mod lora;
+pub mod peft;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::LlamaConfig;
+pub use error::{LmError, Result};
+pub use generate::{Completion, GenerateConfig, GenerateStats, Sampling, generate};
+pub use llama::{KvCache, Llama};
+pub use lora::{Adapter, LoraConfig};
+pub use tokenizer::{ChatTemplate, Message, Tokenizer};
+pub use weights::{load_pretrained, save_pretrained};

@@ -1,0 +1,534 @@
+//! The Llama-family decoder (Llama 2 and 3, SmolLM2, Qwen2, Mistral without
+//! sliding windows): token embedding, pre-norm blocks of grouped-query
+//! attention with rotary positions and a SwiGLU MLP, RMSNorm, and a tied or
+//! separate output head.
+//!
+//! Field names follow Hugging Face's parameter names, so a checkpoint's keys
+//! map onto this module with two renames (see [`crate::weights`]).
+//! The KV cache belongs to the caller ([`KvCache`]); sampling lives outside
+//! the model ([`crate::generate`]).
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::config::LlamaConfig;
+use crate::error::{LmError, Result};
+use crate::lora::{Adapter, LoraConfig, LoraLinear, LoraPair, TARGETS};
+
+/// A score added to masked attention logits: finite, so that a row with no
+/// allowed key (a padding query) gives a uniform, not a NaN, distribution.
+const MASKED: f32 = -1.0e30;
+
+/// The keys and values of every layer so far, and which key positions hold
+/// real tokens (false for left padding). Owned by the caller: one per batch
+/// of sequences being decoded.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    /// Per layer: keys and values, each `[batch, kv_heads, keys, head_dim]`.
+    layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    /// Per row, per key position: a real token (true) or padding.
+    real: Vec<Vec<bool>>,
+}
+
+impl<B: Backend> KvCache<B> {
+    pub fn new(layers: usize) -> Self {
+        KvCache {
+            layers: vec![None; layers],
+            real: Vec::new(),
+        }
+    }
+
+    /// How many key positions are cached.
+    pub fn len(&self) -> usize {
+        self.real.first().map_or(0, Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Grouped-query self-attention.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub q_proj: LoraLinear<B>,
+    pub k_proj: LoraLinear<B>,
+    pub v_proj: LoraLinear<B>,
+    pub o_proj: LoraLinear<B>,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// The SwiGLU MLP: `down(silu(gate(x)) * up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub gate_proj: LoraLinear<B>,
+    pub up_proj: LoraLinear<B>,
+    pub down_proj: LoraLinear<B>,
+}
+
+/// One pre-norm decoder block.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    pub self_attn: Attention<B>,
+    pub mlp: Mlp<B>,
+    pub input_layernorm: RmsNorm<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+}
+
+/// The decoder stack without its head (Hugging Face's `model.`).
+#[derive(Module, Debug)]
+pub struct LlamaModel<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+}
+
+/// A causal language model: the decoder and its output head (`None` when the
+/// head is tied to the embedding).
+#[derive(Module, Debug)]
+pub struct Llama<B: Backend> {
+    pub model: LlamaModel<B>,
+    pub lm_head: Option<Linear<B>>,
+    #[module(skip)]
+    pub config: LlamaConfig,
+    /// Rotary inverse frequencies, `head_dim / 2`.
+    #[module(skip)]
+    inv_freq: Vec<f32>,
+    /// The names and shapes of the LoRA adapters, in slot order.
+    #[module(skip)]
+    adapters: Vec<(String, LoraConfig)>,
+}
+
+fn linear<B: Backend>(d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> LoraLinear<B> {
+    LoraLinear::new(LinearConfig::new(d_in, d_out).with_bias(bias).init(device))
+}
+
+impl LlamaConfig {
+    /// A model of this shape with freshly initialised weights (tests, or the
+    /// skeleton that a checkpoint is loaded into).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Llama<B> {
+        let d = self.hidden_size;
+        let (h, kv, hd) = (self.num_attention_heads, self.kv_heads(), self.head_dim());
+        let norm = || RmsNormConfig::new(d).with_epsilon(self.rms_norm_eps).init(device);
+        let layers = (0..self.num_hidden_layers)
+            .map(|_| DecoderLayer {
+                self_attn: Attention {
+                    q_proj: linear(d, h * hd, self.qkv_bias(), device),
+                    k_proj: linear(d, kv * hd, self.qkv_bias(), device),
+                    v_proj: linear(d, kv * hd, self.qkv_bias(), device),
+                    o_proj: linear(h * hd, d, self.o_bias(), device),
+                    heads: h,
+                    kv_heads: kv,
+                    head_dim: hd,
+                },
+                mlp: Mlp {
+                    gate_proj: linear(d, self.intermediate_size, self.mlp_bias, device),
+                    up_proj: linear(d, self.intermediate_size, self.mlp_bias, device),
+                    down_proj: linear(self.intermediate_size, d, self.mlp_bias, device),
+                },
+                input_layernorm: norm(),
+                post_attention_layernorm: norm(),
+            })
+            .collect();
+        Llama {
+            model: LlamaModel {
+                embed_tokens: EmbeddingConfig::new(self.vocab_size, d).init(device),
+                layers,
+                norm: norm(),
+            },
+            lm_head: (!self.tie_word_embeddings).then(|| {
+                LinearConfig::new(d, self.vocab_size)
+                    .with_bias(false)
+                    .init(device)
+            }),
+            config: self.clone(),
+            inv_freq: self.inv_freq(),
+            adapters: Vec::new(),
+        }
+    }
+}
+
+/// `cat(-x2, x1)` over the last dimension's halves.
+fn rotate_half<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let d = x.dims()[3];
+    let x1 = x.clone().narrow(3, 0, d / 2);
+    let x2 = x.narrow(3, d / 2, d / 2);
+    Tensor::cat(vec![x2.neg(), x1], 3)
+}
+
+/// Rotary encoding in Hugging Face's rotate-half layout.
+///
+/// # Shapes
+/// `x`: `[batch, heads, seq, head_dim]`; `cos`, `sin`: `[batch, 1, seq, head_dim]`
+fn rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+    x.clone() * cos.clone() + rotate_half(x) * sin.clone()
+}
+
+impl<B: Backend> Attention<B> {
+    /// # Shapes
+    /// `x`: `[batch, seq, hidden]`; `cos`, `sin`: `[batch, 1, seq, head_dim]`;
+    /// `bias`: `[batch, 1, 1, seq, keys]` (0 or [`MASKED`]) → `[batch, seq, hidden]`
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        bias: &Tensor<B, 5>,
+        cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+        adapter: Adapter,
+    ) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
+        let (h, kv, d) = (self.heads, self.kv_heads, self.head_dim);
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, d]).swap_dims(1, 2);
+        let q = heads(self.q_proj.forward(x.clone(), adapter), h);
+        let k = heads(self.k_proj.forward(x.clone(), adapter), kv);
+        let v = heads(self.v_proj.forward(x, adapter), kv);
+        let q = rope(q, cos, sin);
+        let mut k = rope(k, cos, sin);
+        let mut v = v;
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.take() {
+                k = Tensor::cat(vec![pk, k], 2);
+                v = Tensor::cat(vec![pv, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let t = k.dims()[2];
+        let rep = h / kv;
+        // Query head i uses key/value head i / rep: group the queries of one
+        // key/value head instead of repeating keys and values.
+        let q = q.reshape([b, kv, rep * s, d]);
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (d as f64).sqrt())
+            .reshape([b, kv, rep, s, t])
+            + bias.clone();
+        let probs = softmax(scores, 4).reshape([b, kv, rep * s, t]);
+        let out = probs.matmul(v).reshape([b, h, s, d]).swap_dims(1, 2);
+        self.o_proj.forward(out.reshape([b, s, h * d]), adapter)
+    }
+}
+
+impl<B: Backend> Mlp<B> {
+    /// # Shapes
+    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`
+    fn forward(&self, x: Tensor<B, 3>, adapter: Adapter) -> Tensor<B, 3> {
+        let gate = silu(self.gate_proj.forward(x.clone(), adapter));
+        self.down_proj
+            .forward(gate * self.up_proj.forward(x, adapter), adapter)
+    }
+}
+
+/// Which tokens of a batch are real, and where they sit: the host-side part
+/// of a forward call.
+struct Layout<B: Backend> {
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+    bias: Tensor<B, 5>,
+    keys_real: Vec<Vec<bool>>,
+}
+
+impl<B: Backend> Llama<B> {
+    pub fn device(&self) -> B::Device {
+        self.model.embed_tokens.weight.device()
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    /// Positions, rotary tables and the attention bias for `real`
+    /// (`[batch * seq]`) appended after `past` (per row, per cached key).
+    fn layout(&self, b: usize, s: usize, real: &[bool], past: &[Vec<bool>]) -> Layout<B> {
+        let device = self.device();
+        let t0 = past.first().map_or(0, Vec::len);
+        let t = t0 + s;
+        let half = self.inv_freq.len();
+        let hd = 2 * half;
+        let mut cos = Vec::with_capacity(b * s * hd);
+        let mut sin = Vec::with_capacity(b * s * hd);
+        let mut bias = vec![MASKED; b * s * t];
+        let mut keys_real = Vec::with_capacity(b);
+        for row in 0..b {
+            let mut keys: Vec<bool> = past.get(row).cloned().unwrap_or_default();
+            keys.extend_from_slice(&real[row * s..(row + 1) * s]);
+            // Hugging Face: position = number of real tokens before this one.
+            let mut pos = past.get(row).map_or(0, |p| p.iter().filter(|&&r| r).count());
+            for j in 0..s {
+                let p = if real[row * s + j] {
+                    pos += 1;
+                    pos - 1
+                } else {
+                    0
+                } as f32;
+                // As transformers: the angle in f32, then cos and sin.
+                let angles: Vec<f32> = self.inv_freq.iter().map(|f| f * p).collect();
+                for _ in 0..2 {
+                    cos.extend(angles.iter().map(|a| a.cos()));
+                    sin.extend(angles.iter().map(|a| a.sin()));
+                }
+                let q = t0 + j;
+                let line = &mut bias[(row * s + j) * t..(row * s + j + 1) * t];
+                for (k, slot) in line.iter_mut().enumerate().take(q + 1) {
+                    if keys[k] {
+                        *slot = 0.0;
+                    }
+                }
+            }
+            keys_real.push(keys);
+        }
+        Layout {
+            cos: Tensor::from_data(TensorData::new(cos, [b, 1, s, hd]), &device),
+            sin: Tensor::from_data(TensorData::new(sin, [b, 1, s, hd]), &device),
+            bias: Tensor::from_data(TensorData::new(bias, [b, 1, 1, s, t]), &device),
+            keys_real,
+        }
+    }
+
+    /// The final hidden states.
+    ///
+    /// `real` marks real tokens (`[batch * seq]`, row-major; `None`: all real);
+    /// padding must come before a row's real tokens (left padding). With a
+    /// cache, the tokens continue the cached sequences and the cache grows.
+    ///
+    /// # Shapes
+    /// `tokens`: `[batch, seq]` → `[batch, seq, hidden]`
+    pub fn hidden(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        real: Option<&[bool]>,
+        mut cache: Option<&mut KvCache<B>>,
+        adapter: Adapter,
+    ) -> Tensor<B, 3> {
+        let [b, s] = tokens.dims();
+        let all;
+        let real = match real {
+            Some(r) => r,
+            None => {
+                all = vec![true; b * s];
+                &all
+            }
+        };
+        assert_eq!(real.len(), b * s, "`real` must have batch * seq entries");
+        let past: &[Vec<bool>] = cache.as_ref().map_or(&[], |c| &c.real);
+        let layout = self.layout(b, s, real, past);
+        let mut x = self.model.embed_tokens.forward(tokens);
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let slot = cache.as_mut().map(|c| &mut c.layers[i]);
+            let a = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                &layout.cos,
+                &layout.sin,
+                &layout.bias,
+                slot,
+                adapter,
+            );
+            x = x + a;
+            let m = layer
+                .mlp
+                .forward(layer.post_attention_layernorm.forward(x.clone()), adapter);
+            x = x + m;
+        }
+        if let Some(c) = cache {
+            c.real = layout.keys_real;
+        }
+        self.model.norm.forward(x)
+    }
+
+    /// Next-token logits at every position.
+    ///
+    /// # Shapes
+    /// `tokens`: `[batch, seq]` → `[batch, seq, vocab]`
+    pub fn forward(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        real: Option<&[bool]>,
+        cache: Option<&mut KvCache<B>>,
+        adapter: Adapter,
+    ) -> Tensor<B, 3> {
+        let h = self.hidden(tokens, real, cache, adapter);
+        self.head(h)
+    }
+
+    /// The output head on hidden states.
+    ///
+    /// # Shapes
+    /// `[batch, seq, hidden]` → `[batch, seq, vocab]`
+    pub fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => {
+                let [b, s, d] = h.dims();
+                let w = self.model.embed_tokens.weight.val();
+                h.reshape([b * s, d])
+                    .matmul(w.transpose())
+                    .reshape([b, s, self.config.vocab_size])
+            }
+        }
+    }
+
+    /// The training forward: the log-probability of each token given those
+    /// before it, kept where `score` is true (the completion) and 0 elsewhere.
+    ///
+    /// `real` as in [`Llama::forward`]; `score[r * seq + j]` says whether
+    /// token `j` of row `r` is scored (the first token never is: nothing
+    /// predicts it).
+    ///
+    /// # Shapes
+    /// `tokens`: `[batch, seq]` → `[batch, seq - 1]`, entry `j` scoring token `j + 1`
+    pub fn token_logprobs(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        real: Option<&[bool]>,
+        score: &[bool],
+        adapter: Adapter,
+    ) -> Tensor<B, 2> {
+        let [b, s] = tokens.dims();
+        assert_eq!(score.len(), b * s, "`score` must have batch * seq entries");
+        let logits = self
+            .forward(tokens.clone(), real, None, adapter)
+            .narrow(1, 0, s - 1);
+        let next = tokens.narrow(1, 1, s - 1);
+        let lp = log_softmax(logits, 2)
+            .gather(2, next.unsqueeze_dim::<3>(2))
+            .squeeze_dim::<2>(2);
+        let keep: Vec<f32> = (0..b)
+            .flat_map(|r| (1..s).map(move |j| (r, j)))
+            .map(|(r, j)| if score[r * s + j] { 1.0 } else { 0.0 })
+            .collect();
+        let keep = Tensor::from_data(TensorData::new(keep, [b, s - 1]), &lp.device());
+        lp * keep
+    }
+
+    /// The names of the LoRA adapters, in slot order.
+    pub fn adapter_names(&self) -> Vec<&str> {
+        self.adapters.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    pub fn adapter_config(&self, name: &str) -> Result<&LoraConfig> {
+        Ok(&self.adapters[self.adapter_index(name)?].1)
+    }
+
+    /// The adapter called `name`, for forward calls.
+    pub fn adapter(&self, name: &str) -> Result<Adapter> {
+        self.adapter_index(name).map(Adapter::On)
+    }
+
+    /// The slot of the adapter called `name` in every projection's list.
+    pub fn adapter_index(&self, name: &str) -> Result<usize> {
+        self.adapters
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| LmError::UnknownAdapter {
+                name: name.into(),
+                known: self.adapter_names().join(", "),
+            })
+    }
+
+    /// Every projection, by its Hugging Face name, per layer.
+    fn projections_mut(&mut self) -> impl Iterator<Item = (usize, &'static str, &mut LoraLinear<B>)> {
+        self.model.layers.iter_mut().enumerate().flat_map(|(i, l)| {
+            let a = &mut l.self_attn;
+            let m = &mut l.mlp;
+            [
+                ("q_proj", &mut a.q_proj),
+                ("k_proj", &mut a.k_proj),
+                ("v_proj", &mut a.v_proj),
+                ("o_proj", &mut a.o_proj),
+                ("gate_proj", &mut m.gate_proj),
+                ("up_proj", &mut m.up_proj),
+                ("down_proj", &mut m.down_proj),
+            ]
+            .into_iter()
+            .map(move |(n, p)| (i, n, p))
+        })
+    }
+
+    /// Every projection, by its Hugging Face name, per layer.
+    pub fn projections(&self) -> impl Iterator<Item = (usize, &'static str, &LoraLinear<B>)> {
+        self.model.layers.iter().enumerate().flat_map(|(i, l)| {
+            let a = &l.self_attn;
+            let m = &l.mlp;
+            [
+                ("q_proj", &a.q_proj),
+                ("k_proj", &a.k_proj),
+                ("v_proj", &a.v_proj),
+                ("o_proj", &a.o_proj),
+                ("gate_proj", &m.gate_proj),
+                ("up_proj", &m.up_proj),
+                ("down_proj", &m.down_proj),
+            ]
+            .into_iter()
+            .map(move |(n, p)| (i, n, p))
+        })
+    }
+
+    /// Freezes every parameter present now (the base): gradients reach only
+    /// adapters added afterwards, and optimisers skip the rest.
+    pub fn freeze(self) -> Self {
+        self.no_grad()
+    }
+
+    /// Adds a named LoRA adapter (fresh: `B = 0`, so it changes nothing yet)
+    /// on the configured projections of every layer.
+    pub fn add_adapter(mut self, name: &str, config: LoraConfig) -> Result<Self> {
+        if self.adapters.iter().any(|(n, _)| n == name) {
+            return Err(LmError::DuplicateAdapter(name.into()));
+        }
+        if let Some(bad) = config.targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
+            return Err(LmError::UnknownTarget {
+                target: bad.clone(),
+                known: TARGETS.join(", "),
+            });
+        }
+        if config.rank == 0 || config.targets.is_empty() {
+            return Err(LmError::Request(format!(
+                "adapter `{name}` needs a positive rank and at least one target"
+            )));
+        }
+        let device = self.device();
+        for (_, proj_name, proj) in self.projections_mut() {
+            let [d_in, d_out] = proj.dims();
+            let pair = config
+                .targets
+                .iter()
+                .any(|t| t == proj_name)
+                .then(|| LoraPair::new(d_in, d_out, &config, &device));
+            proj.adapters.push(pair);
+        }
+        self.adapters.push((name.into(), config));
+        Ok(self)
+    }
+
+    /// The model with adapter `name` folded into the base weights and no
+    /// adapters left.
+    pub fn merge(mut self, name: &str) -> Result<Self> {
+        let slot = self.adapter_index(name)?;
+        for layer in self.model.layers.iter_mut() {
+            let a = &mut layer.self_attn;
+            let m = &mut layer.mlp;
+            for p in [
+                &mut a.q_proj,
+                &mut a.k_proj,
+                &mut a.v_proj,
+                &mut a.o_proj,
+                &mut m.gate_proj,
+                &mut m.up_proj,
+                &mut m.down_proj,
+            ] {
+                let taken = std::mem::replace(p, LoraLinear::new(p.base.clone()));
+                *p = taken.merge(slot);
+            }
+        }
+        self.adapters.clear();
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! Checkpoints: Hugging Face folders (`config.json` with `model.safetensors`,
+//! or shards listed in `model.safetensors.index.json`) read through
+//! burn-store's [`SafetensorsStore`], and our own checkpoints written in the
+//! same layout so that one loader reads both (and transformers reads ours).
+//!
+//! Hugging Face keys map onto [`Llama`]'s fields with two renames, done by a
+//! [`KeyRemapper`]: projections sit one level down (`q_proj.weight` is
+//! `q_proj.base.weight`, beside its LoRA adapters) and RMSNorm's scale is
+//! burn's `gamma` (burn-store's PyTorch adapter renames LayerNorm's and
+//! BatchNorm's `weight` but not RMSNorm's). The PyTorch adapter transposes
+//! linear weights (`[out, in]` in PyTorch, `[in, out]` in burn). Tensors keep
+//! the file's dtype when loaded, so every tensor is cast explicitly to the
+//! backend's float type ([`CastFloats`]); bf16 and f16 checkpoints load that way.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Element};
+use burn_store::{
+    BurnToPyTorchAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PathFilter, PyTorchToBurnAdapter,
+    SafetensorsStore, TensorSnapshot,
+};
+use serde::Deserialize;
+
+use crate::config::LlamaConfig;
+use crate::error::{LmError, Result, io, read_json};
+use crate::llama::Llama;
+
+/// Casts every floating-point tensor to one dtype while loading.
+#[derive(Debug, Clone, Copy)]
+pub struct CastFloats(pub DType);
+
+impl ModuleAdapter for CastFloats {
+    fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
+        let from = snapshot.dtype;
+        let is_float = matches!(from, DType::F64 | DType::F32 | DType::F16 | DType::BF16);
+        if !is_float || from == self.0 {
+            return snapshot.clone();
+        }
+        let to = self.0;
+        let data = snapshot.clone_data_fn();
+        TensorSnapshot::from_closure(
+            Rc::new(move || Ok(data()?.convert_dtype(to))),
+            to,
+            snapshot.shape.clone(),
+            snapshot.path_stack.clone().unwrap_or_default(),
+            snapshot.container_stack.clone().unwrap_or_default(),
+            snapshot.tensor_id.unwrap_or_default(),
+        )
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(*self)
+    }
+}
+
+/// Hugging Face key → our key.
+fn hf_to_ours() -> KeyRemapper {
+    KeyRemapper::from_patterns(vec![
+        (r"^(.*_proj)\.(weight|bias)$", "${1}.base.${2}"),
+        (r"^(.*layernorm|model\.norm)\.weight$", "${1}.gamma"),
+    ])
+    .expect("fixed patterns compile")
+}
+
+/// Our key → Hugging Face key.
+fn ours_to_hf() -> KeyRemapper {
+    KeyRemapper::from_patterns(vec![
+        (r"^(.*_proj)\.base\.(weight|bias)$", "${1}.${2}"),
+        (r"^(.*layernorm|model\.norm)\.gamma$", "${1}.weight"),
+    ])
+    .expect("fixed patterns compile")
+}
+
+fn weights_err(path: &Path, message: impl std::fmt::Display) -> LmError {
+    LmError::Weights {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ShardIndex {
+    weight_map: BTreeMap<String, String>,
+}
+
+/// The safetensors files of a checkpoint folder: `model.safetensors`, or the
+/// shards its index names.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let index: ShardIndex = read_json(&index)?;
+        let files: BTreeSet<&String> = index.weight_map.values().collect();
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    Err(weights_err(
+        dir,
+        "neither model.safetensors nor model.safetensors.index.json is there",
+    ))
+}
+
+/// Loads the model of a Hugging Face folder (`config.json` and its
+/// safetensors) onto `device`. Every parameter of the model must be found;
+/// tensors the model does not use (a tied head stored anyway) are ignored.
+pub fn load_pretrained<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>> {
+    let config = LlamaConfig::from_file(&dir.join("config.json"))?;
+    let files = weight_files(dir)?;
+    let mut model = config.init::<B>(device);
+    load_weights(&mut model, &files)?;
+    Ok(model)
+}
+
+/// Applies safetensors files to a model; all its parameters must be covered.
+pub fn load_weights<B: Backend>(model: &mut Llama<B>, files: &[PathBuf]) -> Result<()> {
+    let float = <B::FloatElem as Element>::dtype();
+    let mut missing: Option<BTreeSet<String>> = None;
+    for file in files {
+        if !file.is_file() {
+            return Err(weights_err(file, "no such file"));
+        }
+        let mut store = SafetensorsStore::from_file(file)
+            .with_from_adapter(PyTorchToBurnAdapter.chain(CastFloats(float)))
+            .remap(hf_to_ours())
+            .allow_partial(true)
+            .validate(true);
+        let result = model.load_from(&mut store).map_err(|e| weights_err(file, e))?;
+        if !result.errors.is_empty() {
+            return Err(weights_err(file, format!("{:?}", result.errors)));
+        }
+        let here: BTreeSet<String> = result.missing.into_iter().map(|(p, _)| p).collect();
+        missing = Some(match missing {
+            None => here,
+            Some(before) => before.intersection(&here).cloned().collect(),
+        });
+    }
+    if let Some(missing) = missing.filter(|m| !m.is_empty()) {
+        let first = files.first().map_or(Path::new(""), PathBuf::as_path);
+        let names: Vec<_> = missing.iter().take(8).cloned().collect();
+        return Err(weights_err(
+            first,
+            format!(
+                "{} parameters of the model are in none of the files, e.g. {}",
+                missing.len(),
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `path` atomically: into a temporary file beside it, then renamed.
+pub(crate) fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+    if result.is_err() {
+        // Only our own temporary file, never anything else.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves the base model (no adapters) as a Hugging Face folder:
+/// `config.json` and `model.safetensors` with Hugging Face keys and layout.
+/// The folder is created if needed; the two files are written atomically.
+pub fn save_pretrained<B: Backend>(model: &Llama<B>, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let save_err = |path: &Path, e: &dyn std::fmt::Display| LmError::Save {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let weights = dir.join("model.safetensors");
+    write_atomically(&weights, |tmp| {
+        let mut store = SafetensorsStore::from_file(tmp)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .filter(PathFilter::new().with_predicate(|path, _| !path.contains(".adapters.")))
+            .remap(ours_to_hf())
+            // transformers reads safetensors whose format is "pt".
+            .metadata("format", "pt")
+            .overwrite(true);
+        model.save_into(&mut store).map_err(|e| save_err(&weights, &e))
+    })?;
+    let config = dir.join("config.json");
+    let text = serde_json::to_string_pretty(&model.config).map_err(|e| save_err(&config, &e))?;
+    write_atomically(&config, |tmp| std::fs::write(tmp, text).map_err(io(tmp)))?;
+    Ok(())
+}
