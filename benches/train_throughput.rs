@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
         reward: &reward,
         train: &train,
         settings: &sft,
-        run_starts: &no_run_starts,
+        starts: &no_run_starts,
         budget: BUDGET,
         seed: 0,
         checkpoint: None,

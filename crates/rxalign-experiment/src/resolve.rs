@@ -123,7 +123,7 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
         let stage = match plugins.stage.build(spec, &()) {
             Ok(stage) => stage,
             Err(e) => {
-                out.push((Place::Stage(i), format!("stage {i} (`{}`): {e}", spec.kind)));
+                out.push((Place::Stage(i), format!("stages[{i}]: {e}")));
                 continue;
             }
         };
@@ -132,7 +132,7 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
             out.push((
                 Place::Stage(i),
                 format!(
-                    "stage {i} (`{}`) starts from a trained policy: put an `sft` stage before it",
+                    "stages[{i}]: stage `{}` starts from a trained policy: put an `sft` stage before it",
                     spec.kind
                 ),
             ));
@@ -143,7 +143,7 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
                     out.push((
                         Place::Stage(i),
                         format!(
-                            "stage {i} (`{}`) reads method `{method}`, which no earlier stage records; earlier stages record: {}",
+                            "stages[{i}]: stage `{}` reads method `{method}`, which no earlier stage records; earlier stages record: {}",
                             spec.kind,
                             known.iter().cloned().collect::<Vec<_>>().join(", ")
                         ),

@@ -15,7 +15,6 @@
 //! [`update`] the model, and log.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
@@ -33,9 +32,9 @@ use crate::TrainError;
 use crate::data::PatientPart;
 use crate::episodes::{EpisodeResult, Episodes};
 use crate::error::{at_least, non_negative, positive};
+use crate::job::Job;
 use crate::kl::{self, KlEstimator};
 use crate::observer::{EvalPlan, Evaluation, FinalList, StepLog, TrainObserver};
-use crate::sft::StartFn;
 
 /// Settings of (step-wise) GRPO.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -172,32 +171,8 @@ pub fn group_advantages(outcomes: &[f64], step_rewards: &[Vec<f64>], step_weight
         .collect()
 }
 
-/// One GRPO run: the data, the settings and where it checkpoints.
-#[derive(Clone, Copy)]
-pub struct GrpoJob<'a> {
-    pub cohort: &'a Cohort,
-    pub reward: &'a Reward,
-    /// The visits GRPO draws its groups from.
-    pub train: &'a [usize],
-    pub starts: StartFn<'a>,
-    pub settings: &'a GrpoSettings,
-    pub budget: usize,
-    pub seed: u64,
-    /// Written after every iteration; one already there is resumed from.
-    pub checkpoint: Option<&'a Path>,
-    pub eval: &'a EvalPlan,
-}
-
-impl std::fmt::Debug for GrpoJob<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GrpoJob")
-            .field("train", &self.train.len())
-            .field("settings", self.settings)
-            .field("seed", &self.seed)
-            .field("checkpoint", &self.checkpoint)
-            .finish_non_exhaustive()
-    }
-}
+/// One GRPO run.
+pub type GrpoJob<'a> = Job<'a, GrpoSettings>;
 
 /// A sampled decision with its advantage: what the update trains on.
 #[derive(Clone, Debug)]

@@ -10,6 +10,7 @@
 //! - [`sft`]: supervised fine-tuning on expert decisions.
 //! - [`grpo`]: GRPO and step-wise GRPO (FLAME Eq. 6), split into collect,
 //!   advantages, update and log.
+//! - [`job`]: what a loop is given (data, settings, checkpoint, evaluation).
 //! - [`kl`]: the KL estimators (exact, k3).
 //! - [`observer`]: what a loop reports after each epoch or iteration, and
 //!   the evaluations it makes along the way.
@@ -20,6 +21,7 @@ pub mod data;
 pub mod episodes;
 pub mod error;
 pub mod grpo;
+pub mod job;
 pub mod kl;
 pub mod observer;
 pub mod plugin;

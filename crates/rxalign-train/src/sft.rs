@@ -4,14 +4,12 @@
 //! missing ones in increasing drug index, then stops; the loss is the mean
 //! negative log-probability of the expert decisions.
 
-use std::path::Path;
-
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
-use rxalign_core::{Action, Cohort, DrugSet, Rng, seeded_rng};
+use rxalign_core::{Action, DrugSet, Rng, seeded_rng};
 use rxalign_env::StartList;
 use rxalign_env::start::CorruptedStartConfig;
 use rxalign_env::trajectory::expert_actions;
@@ -21,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::PatientPart;
 use crate::error::{at_least, positive, rate};
-use crate::observer::{EvalPlan, StepLog, TrainObserver};
+use crate::job::Job;
+use crate::observer::{StepLog, TrainObserver};
 use crate::{TrainError, grpo};
 
 /// Settings of SFT, as an experiment file gives them.
@@ -124,35 +123,8 @@ impl From<SftStarts> for String {
     }
 }
 
-/// The run's start list of a visit, drawn from the generator where random.
-pub type StartFn<'a> = &'a dyn Fn(usize, &mut Rng) -> Result<DrugSet, String>;
-
-/// One SFT run: the data, the settings and where it checkpoints.
-#[derive(Clone, Copy)]
-pub struct SftJob<'a> {
-    pub cohort: &'a Cohort,
-    pub reward: &'a rxalign_env::Reward,
-    /// The visits SFT trains on.
-    pub train: &'a [usize],
-    pub settings: &'a SftSettings,
-    pub run_starts: StartFn<'a>,
-    pub budget: usize,
-    pub seed: u64,
-    /// Written after every epoch; one already there is resumed from.
-    pub checkpoint: Option<&'a Path>,
-    pub eval: &'a EvalPlan,
-}
-
-impl std::fmt::Debug for SftJob<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SftJob")
-            .field("train", &self.train.len())
-            .field("settings", self.settings)
-            .field("seed", &self.seed)
-            .field("checkpoint", &self.checkpoint)
-            .finish_non_exhaustive()
-    }
-}
+/// One SFT run.
+pub type SftJob<'a> = Job<'a, SftSettings>;
 
 /// One expert decision's state: a visit, the list, and the expert action.
 type Sample = (usize, DrugSet, Action);
@@ -267,7 +239,7 @@ fn expert_samples(
             starts.push(corrupt.start(cohort, v, rng)?);
         }
         if job.settings.starts != SftStarts::Corrupted {
-            starts.push((job.run_starts)(v, rng).map_err(TrainError::Invalid)?);
+            starts.push((job.starts)(v, rng).map_err(TrainError::Invalid)?);
         }
         for mut list in starts {
             for action in expert_actions(&list, truth) {

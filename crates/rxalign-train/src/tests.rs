@@ -78,7 +78,7 @@ fn sft(
         reward,
         train: &[0, 1],
         settings,
-        run_starts: &no_run_starts,
+        starts: &no_run_starts,
         budget: 8,
         seed,
         checkpoint,

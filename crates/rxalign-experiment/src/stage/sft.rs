@@ -57,7 +57,7 @@ impl Stage for SftStage {
             reward,
             train: &train,
             settings: &self.settings,
-            run_starts: &run_starts,
+            starts: &run_starts,
             budget: policy.budget(),
             seed: ctx.seed,
             checkpoint: Some(&checkpoint),
