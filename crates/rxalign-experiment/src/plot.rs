@@ -40,6 +40,10 @@ type Curve = BTreeMap<String, BTreeMap<u64, Vec<f64>>>;
 struct Figures {
     /// `stage -> group -> step -> validation Jaccard over seeds`.
     curves: BTreeMap<StageRef, Curve>,
+    /// `stage -> split (train, val) -> group -> step -> the outcome reward
+    /// of the greedy lists over seeds`: what a training stage has seen
+    /// against what it has not.
+    gaps: BTreeMap<StageRef, BTreeMap<String, Curve>>,
     /// `(group, method, ddi_rate, jaccard)` per run, test split.
     points: Vec<(String, String, f64, f64)>,
     /// `method -> list sizes` over every run's test predictions.
@@ -74,6 +78,23 @@ fn gather(runs: &[FinishedRun]) -> Result<Figures, ExperimentError> {
                     .entry(r.step)
                     .or_default()
                     .push(*j);
+            }
+            if let (true, Some(Some(_)), Some(Some(o)), Some(stage)) = (
+                r.split == "train" || r.split == "val",
+                r.metrics.get("jaccard"),
+                r.metrics.get("reward/outcome"),
+                &r.stage,
+            ) {
+                f.gaps
+                    .entry(stage.clone())
+                    .or_default()
+                    .entry(r.split.clone())
+                    .or_default()
+                    .entry(group.clone())
+                    .or_default()
+                    .entry(r.step)
+                    .or_default()
+                    .push(*o);
             }
             if r.split == "test" {
                 for (k, v) in &r.metrics {
@@ -118,6 +139,10 @@ fn gather(runs: &[FinishedRun]) -> Result<Figures, ExperimentError> {
     if !curved.is_empty() {
         f.curves.retain(|s, _| curved.contains(s));
     }
+    // Gaps exist for the stages evaluated on both splits more than once.
+    f.gaps.retain(|_, splits| {
+        splits.len() == 2 && splits.values().all(|c| c.values().any(|steps| steps.len() > 1))
+    });
     Ok(f)
 }
 
@@ -140,6 +165,7 @@ pub fn plot_experiment(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Experimen
         ("safety_accuracy", Figure::SafetyAccuracy),
         ("list_sizes", Figure::ListSizes),
         ("reward_terms", Figure::RewardTerms),
+        ("generalisation", Figure::Generalisation),
     ];
     for (name, figure) in figures {
         let fail = |e: String| ExperimentError::Invalid(format!("drawing {name}: {e}"));
@@ -166,6 +192,7 @@ enum Figure {
     SafetyAccuracy,
     ListSizes,
     RewardTerms,
+    Generalisation,
 }
 
 fn draw<DB: DrawingBackend>(figure: Figure, f: &Figures, area: DrawingArea<DB, Shift>) -> DrawResult {
@@ -174,6 +201,7 @@ fn draw<DB: DrawingBackend>(figure: Figure, f: &Figures, area: DrawingArea<DB, S
         Figure::SafetyAccuracy => safety_accuracy(f, area),
         Figure::ListSizes => list_sizes(f, area),
         Figure::RewardTerms => reward_terms(f, area),
+        Figure::Generalisation => generalisation(f, area),
     }
 }
 
@@ -244,6 +272,85 @@ fn learning_curves<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One panel per training stage: the outcome reward of its greedy lists on
+/// the training patients (dashed: what it has seen) and the validation
+/// patients (solid: what it has not), each variant's mean over seeds, on
+/// the stage's own steps.
+fn generalisation<DB: DrawingBackend>(f: &Figures, root: DrawingArea<DB, Shift>) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    if f.gaps.is_empty() {
+        root.draw(&Text::new(
+            "no training stage evaluated on the training and validation patients",
+            (20, 20),
+            ("sans-serif", 18).into_font(),
+        ))
+        .map_err(err)?;
+        return Ok(());
+    }
+    let n = f.gaps.len();
+    let cols = if n > 3 { 2 } else { 1 };
+    let panels = root.split_evenly((n.div_ceil(cols), cols));
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    for (panel, (stage, splits)) in panels.iter().zip(&f.gaps) {
+        let points = || {
+            splits
+                .values()
+                .flat_map(|c| c.values())
+                .flat_map(|steps| steps.iter())
+        };
+        let min_step = points().map(|(s, _)| *s).min().unwrap_or(0);
+        let max_step = points().map(|(s, _)| *s).max().unwrap_or(0).max(min_step + 1);
+        let lo = points().map(|(_, v)| mean(v)).fold(0f64, f64::min);
+        let hi = points().map(|(_, v)| mean(v)).fold(0f64, f64::max);
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(
+                format!(
+                    "stage {} `{}`: outcome reward, train (dashed) vs validation",
+                    stage.index, stage.method
+                ),
+                ("sans-serif", 16),
+            )
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(52)
+            .build_cartesian_2d(min_step as f64..max_step as f64, lo - pad..hi + pad)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("{} step", stage.method))
+            .y_desc("outcome reward (per-visit mean)")
+            .draw()
+            .map_err(err)?;
+        for (split, curve) in splits {
+            for (group, steps) in curve {
+                let i = f.groups.iter().position(|g| g == group).unwrap_or(0);
+                let c = color(i);
+                let pts: Vec<(f64, f64)> = steps.iter().map(|(s, v)| (*s as f64, mean(v))).collect();
+                if split == "val" {
+                    chart
+                        .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                        .map_err(err)?
+                        .label(group.as_str())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+                } else {
+                    chart
+                        .draw_series(DashedLineSeries::new(pts, 6, 4, c.stroke_width(1)))
+                        .map_err(err)?;
+                }
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
