@@ -306,8 +306,14 @@ fn a_small_ablation_runs_end_to_end() {
     assert!(md.starts_with("| group | method | seeds | jaccard"), "{md}");
     let figures = tmp.path().join("figures");
     let plot = ok(&["plot", dir.to_str().unwrap(), "--out", figures.to_str().unwrap()]);
-    assert_eq!(plot.lines().count(), 8, "{plot}");
-    for name in ["learning_curves", "safety_accuracy", "list_sizes", "reward_terms"] {
+    assert_eq!(plot.lines().count(), 10, "{plot}");
+    for name in [
+        "learning_curves",
+        "safety_accuracy",
+        "list_sizes",
+        "reward_terms",
+        "generalisation",
+    ] {
         assert_not_blank_png(&figures.join(format!("{name}.png")));
         let svg = std::fs::read_to_string(figures.join(format!("{name}.svg"))).unwrap();
         assert!(
