@@ -236,6 +236,29 @@ impl Plugins {
         p
     }
 
+    /// The reward of a file's `reward` list: each term built by its plugin,
+    /// with its `weight` read as a number (every reward term's parameters
+    /// carry one), checked as a whole (`Reward::from_terms`).
+    pub fn reward_of(
+        &self,
+        specs: &[crate::plugin::PluginSpec<crate::plugin::RewardSlot>],
+    ) -> Result<rxalign_env::Reward, crate::ExperimentError> {
+        #[derive(Deserialize)]
+        struct Weight {
+            weight: f64,
+        }
+        let terms = specs
+            .iter()
+            .map(|spec| {
+                let Weight { weight } = serde_json::from_value(spec.params_json()).map_err(|e| {
+                    crate::ExperimentError::Invalid(format!("reward term `{}`: {e}", spec.kind))
+                })?;
+                Ok((weight, self.reward.build(spec, &())?))
+            })
+            .collect::<Result<Vec<_>, crate::ExperimentError>>()?;
+        Ok(rxalign_env::Reward::from_terms(terms)?)
+    }
+
     /// The schemas of every slot, for reading files.
     pub fn schemas(&self) -> Arc<Schemas> {
         let mut s = Schemas::default();

@@ -97,24 +97,21 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
     if let Err(e) = plugins.policy.build(&file.policy, &()) {
         out.push((Place::Key("policy"), e.to_string()));
     }
+    let mut terms_built = true;
     for (i, spec) in file.reward.iter().enumerate() {
         if let Err(e) = plugins.reward.build(spec, &()) {
             out.push((Place::Reward(i), e.to_string()));
+            terms_built = false;
         }
     }
-    for (i, spec) in file
-        .loggers
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.kind != "tensorboard")
-    {
-        // Loggers open files when built; only the kind is checked here.
-        if !plugins.logger.kinds().contains(&spec.kind.as_str()) {
-            out.push((
-                Place::Key("loggers"),
-                format!("logger {i}: unknown kind `{}`", spec.kind),
-            ));
-        }
+    // The reward as a whole (weights, names), once its terms build.
+    if terms_built && let Err(e) = plugins.reward_of(&file.reward) {
+        let place = if file.reward.is_empty() {
+            Place::Key("reward")
+        } else {
+            Place::Reward(0)
+        };
+        out.push((place, format!("reward: {e}")));
     }
     // The stage order: what each stage needs, from what the earlier gave.
     let mut trained = false;

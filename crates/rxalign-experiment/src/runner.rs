@@ -357,18 +357,7 @@ fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> 
     };
     split_config.validate()?;
     let split = data.cohort.split(&split_config);
-    let terms = file
-        .reward
-        .iter()
-        .map(|spec| {
-            let weight = spec
-                .param("weight")
-                .and_then(|w| w.clone().into_rust::<f64>().ok())
-                .unwrap_or(f64::NAN);
-            Ok((weight, plugins.reward.build(spec, &())?))
-        })
-        .collect::<Result<Vec<_>, ExperimentError>>()?;
-    let reward = Reward::from_terms(terms)?;
+    let reward = plugins.reward_of(&file.reward)?;
     let fingerprint = DataFingerprint::of(&data.cohort);
     Ok(Inputs {
         data,
