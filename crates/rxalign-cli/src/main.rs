@@ -43,6 +43,9 @@ enum Command {
     /// Figures of an experiment's runs, as PNG and SVG: learning curves,
     /// the safety-accuracy plane, list sizes, the reward by term.
     Plot(commands::experiment::PlotArgs),
+    /// The egui dashboard: runs, curves, per-drug trajectories, ablations
+    /// and drugs of a runs folder, refreshed while runs write.
+    Dashboard(commands::dashboard::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::experiment::status(&a),
         Command::Compare(a) => commands::experiment::compare_runs(&a),
         Command::Plot(a) => commands::experiment::plot(&a),
+        Command::Dashboard(a) => commands::dashboard::run(&a),
     };
     let result = result.and_then(|()| match output::failure() {
         Some(f) => Err(anyhow::anyhow!(f)),
