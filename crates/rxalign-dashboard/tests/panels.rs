@@ -302,3 +302,42 @@ fn the_drugs_panel_counts_and_sorts_and_opens_a_visit() {
     assert_eq!(h.state().tab, Tab::Trajectory);
     assert_eq!(h.state().trajectory.run, Some(id("clean.seed=1")));
 }
+
+#[test]
+fn the_store_rereads_what_changed_and_skips_a_half_written_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("live").join("r.seed=1");
+    std::fs::create_dir_all(&run).unwrap();
+    let src = runs().join("tiny/clean.seed=1");
+    for f in ["run.json", "metrics.jsonl"] {
+        std::fs::copy(src.join(f), run.join(f)).unwrap();
+    }
+    let mut store = RunStore::open(tmp.path().to_path_buf());
+    let rid = RunId {
+        experiment: "live".into(),
+        run: "r.seed=1".into(),
+    };
+    let count = |s: &RunStore| s.run(&rid).unwrap().metrics.value.as_ref().unwrap().len();
+    let before = count(&store);
+    let generation = store.generation();
+    assert!(!store.reload(), "nothing changed");
+    // A writer killed in the middle of a line.
+    use std::io::Write;
+    let path = run.join("metrics.jsonl");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"{\"step\":7,\"split\":\"val\",\"meth").unwrap();
+    drop(f);
+    store.reload();
+    assert_eq!(count(&store), before);
+    assert!(store.run(&rid).unwrap().metrics.problem.is_none());
+    // The next writer cuts it off and appends whole lines.
+    let records = store.run(&rid).unwrap().metrics.value.clone().unwrap();
+    rxalign_core::run::append_jsonl(&path, &records[..1]).unwrap();
+    assert!(store.reload());
+    assert_eq!(count(&store), before + 1);
+    assert!(store.generation() > generation);
+    // A run folder that goes away leaves the store.
+    std::fs::remove_file(run.join("run.json")).unwrap();
+    store.reload();
+    assert!(store.run(&rid).is_none());
+}
