@@ -60,6 +60,23 @@ pub struct CurvesPanel {
     /// Points per drawn series at most (min-max decimation beyond).
     pub max_points: usize,
     cache: Option<(CacheKey, Vec<Series>)>,
+    /// The splits and each split's metrics, by generation and runs.
+    choices: Option<((u64, Vec<RunId>), Choices)>,
+    /// What is drawn: smoothed, scaled and decimated, per series.
+    drawn: Option<(DrawKey, Vec<Drawn>)>,
+}
+
+type Choices = BTreeMap<String, BTreeSet<String>>;
+type DrawKey = (CacheKey, u64, bool, usize, bool);
+
+/// One series as drawn: each polyline at most `max_points` long.
+#[derive(Debug)]
+struct Drawn {
+    name: String,
+    band: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    raw: Vec<[f64; 2]>,
+    mean: Vec<[f64; 2]>,
+    seeds: Vec<(String, Vec<[f64; 2]>)>,
 }
 
 type CacheKey = (u64, Vec<RunId>, Option<String>, Option<String>, XAxis, Band);
@@ -76,6 +93,8 @@ impl Default for CurvesPanel {
             log_y: false,
             max_points: 2000,
             cache: None,
+            choices: None,
+            drawn: None,
         }
     }
 }
@@ -233,25 +252,31 @@ pub fn series(
 }
 
 /// The splits and metrics logged by `runs`.
-fn available(store: &RunStore, runs: &[RunId], split: Option<&str>) -> (BTreeSet<String>, BTreeSet<String>) {
-    let (mut splits, mut metrics) = (BTreeSet::new(), BTreeSet::new());
+fn available(store: &RunStore, runs: &[RunId]) -> Choices {
+    let mut out = Choices::new();
     for id in runs {
         let Some(records) = store.run(id).and_then(|r| r.metrics.value.as_ref()) else {
             continue;
         };
         for r in records {
-            splits.insert(r.split.clone());
-            if split.is_none_or(|s| s == r.split) {
-                metrics.extend(
-                    r.metrics
-                        .iter()
-                        .filter(|(_, v)| v.is_some())
-                        .map(|(k, _)| k.clone()),
-                );
+            let metrics = match out.get_mut(&r.split) {
+                Some(m) => m,
+                None => out.entry(r.split.clone()).or_default(),
+            };
+            for (k, v) in &r.metrics {
+                if v.is_some() && !metrics.contains(k) {
+                    metrics.insert(k.clone());
+                }
             }
         }
     }
-    (splits, metrics)
+    out
+}
+
+/// Every `step`-th point of a band, so that it is as long as the lines.
+fn thin<T: Copy>(xs: &[T], max: usize) -> Vec<T> {
+    let step = xs.len().div_ceil(max.max(1)).max(1);
+    xs.iter().step_by(step).copied().collect()
 }
 
 fn log_points(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
@@ -265,7 +290,12 @@ fn log_points(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
 impl CurvesPanel {
     pub fn show(&mut self, ui: &mut egui::Ui, store: &RunStore, sel: &mut Selection) {
         let runs = runs_in_view(store, sel);
-        let (splits, _) = available(store, &runs, None);
+        let choices_key = (store.generation(), runs.clone());
+        if self.choices.as_ref().is_none_or(|(k, _)| *k != choices_key) {
+            self.choices = Some((choices_key, available(store, &runs)));
+        }
+        let choices = self.choices.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+        let splits: BTreeSet<String> = choices.keys().cloned().collect();
         if self.split.as_ref().is_none_or(|s| !splits.contains(s)) {
             self.split = splits
                 .iter()
@@ -273,7 +303,12 @@ impl CurvesPanel {
                 .or(splits.iter().next())
                 .cloned();
         }
-        let (_, metrics) = available(store, &runs, self.split.as_deref());
+        let metrics = self
+            .split
+            .as_ref()
+            .and_then(|s| choices.get(s))
+            .cloned()
+            .unwrap_or_default();
         if self.metric.as_ref().is_none_or(|m| !metrics.contains(m)) {
             self.metric = metrics
                 .iter()
@@ -334,9 +369,52 @@ impl CurvesPanel {
         );
         if self.cache.as_ref().is_none_or(|(k, _)| *k != key) {
             let s = series(store, &runs, &metric, &split, self.x, self.band);
-            self.cache = Some((key, s));
+            self.cache = Some((key.clone(), s));
         }
-        let all = self.cache.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
+        let (smoothing, log_y, max, show_seeds) =
+            (self.smoothing, self.log_y, self.max_points, self.show_seeds);
+        let draw_key: DrawKey = (key, smoothing.to_bits(), log_y, max, show_seeds);
+        if self.drawn.as_ref().is_none_or(|(k, _)| *k != draw_key) {
+            let all = self.cache.as_ref().map(|(_, s)| s.as_slice()).unwrap_or_default();
+            let ty = |p: &[[f64; 2]]| if log_y { log_points(p) } else { p.to_vec() };
+            let drawn = all
+                .iter()
+                .map(|s| Drawn {
+                    name: s.name.clone(),
+                    band: (self.band != Band::None && s.seeds_n > 1).then(|| {
+                        let xs: Vec<f64> = s.mean.iter().map(|p| p[0]).collect();
+                        let f = |v: &f64| {
+                            if log_y {
+                                v.max(f64::MIN_POSITIVE).log10()
+                            } else {
+                                *v
+                            }
+                        };
+                        let lo: Vec<f64> = s.lower.iter().map(f).collect();
+                        let hi: Vec<f64> = s.upper.iter().map(f).collect();
+                        (thin(&xs, max), thin(&lo, max), thin(&hi, max))
+                    }),
+                    raw: if smoothing > 0.0 {
+                        decimate(&ty(&s.mean), max)
+                    } else {
+                        Vec::new()
+                    },
+                    mean: decimate(&ty(&smooth(&s.mean, smoothing)), max),
+                    seeds: if show_seeds {
+                        s.seeds
+                            .iter()
+                            .map(|(run, pts)| (run.clone(), decimate(&ty(&smooth(pts, smoothing)), max)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect();
+            self.drawn = Some((draw_key, drawn));
+        }
+        let Some((_, all)) = self.drawn.as_ref() else {
+            return;
+        };
         if all.is_empty() {
             ui.label(format!("No values of `{metric}` on `{split}` in these runs."));
             return;
@@ -350,9 +428,6 @@ impl CurvesPanel {
             },
             all.len()
         ));
-        let (smoothing, log_y, max, show_seeds) =
-            (self.smoothing, self.log_y, self.max_points, self.show_seeds);
-        let ty = |p: &[[f64; 2]]| if log_y { log_points(p) } else { p.to_vec() };
         let plot = Plot::new("curves")
             .legend(Legend::default())
             .x_axis_label(match self.x {
@@ -372,43 +447,34 @@ impl CurvesPanel {
         plot.show(ui, |p| {
             for (i, s) in all.iter().enumerate() {
                 let colour = palette(i);
-                let faint = colour.gamma_multiply(0.3);
-                if self.band != Band::None && s.seeds_n > 1 {
-                    let xs: Vec<f64> = s.mean.iter().map(|p| p[0]).collect();
-                    let (lo, hi): (Vec<f64>, Vec<f64>) = if log_y {
-                        let f = |v: &f64| v.max(f64::MIN_POSITIVE).log10();
-                        (s.lower.iter().map(f).collect(), s.upper.iter().map(f).collect())
-                    } else {
-                        (s.lower.clone(), s.upper.clone())
-                    };
-                    p.add(
-                        FilledArea::new(&s.name, &xs, &lo, &hi)
-                            .fill_color(colour.gamma_multiply(0.15))
-                            .id((&s.name, "band")),
-                    );
-                }
-                if smoothing > 0.0 {
-                    p.line(
-                        Line::new(&s.name, decimate(&ty(&s.mean), max))
-                            .color(faint)
-                            .id((&s.name, "raw")),
-                    );
-                }
+                // The mean first: the legend takes its colour from the first item of a name.
                 p.line(
-                    Line::new(&s.name, decimate(&ty(&smooth(&s.mean, smoothing)), max))
+                    Line::new(&s.name, s.mean.clone())
                         .color(colour)
                         .width(2.0)
                         .id((&s.name, "mean")),
                 );
-                if show_seeds {
-                    for (run, pts) in &s.seeds {
-                        p.line(
-                            Line::new(&s.name, decimate(&ty(&smooth(pts, smoothing)), max))
-                                .color(colour.gamma_multiply(0.6))
-                                .style(egui_plot::LineStyle::dashed_loose())
-                                .id((&s.name, run.as_str())),
-                        );
-                    }
+                if let Some((xs, lo, hi)) = &s.band {
+                    p.add(
+                        FilledArea::new(&s.name, xs, lo, hi)
+                            .fill_color(colour.gamma_multiply(0.15))
+                            .id((&s.name, "band")),
+                    );
+                }
+                if !s.raw.is_empty() {
+                    p.line(
+                        Line::new(&s.name, s.raw.clone())
+                            .color(colour.gamma_multiply(0.3))
+                            .id((&s.name, "raw")),
+                    );
+                }
+                for (run, pts) in &s.seeds {
+                    p.line(
+                        Line::new(&s.name, pts.clone())
+                            .color(colour.gamma_multiply(0.6))
+                            .style(egui_plot::LineStyle::dashed_loose())
+                            .id((&s.name, run.as_str())),
+                    );
                 }
             }
         });
