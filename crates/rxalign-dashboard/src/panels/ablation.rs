@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use eframe::egui::{self, Color32};
-use egui_plot::{Legend, Line, MarkerShape, Plot, Points};
+use egui_plot::{ColorConflictHandling, Legend, Line, MarkerShape, Plot, Points};
 use rxalign_core::run::aggregate::render_table;
 use rxalign_core::run::{COLUMNS, Comparison, FinishedRun, Format, GROUND_TRUTH, compare, pareto_front};
 
@@ -364,7 +364,7 @@ impl AblationPanel {
             front.len()
         ));
         Plot::new("plane")
-            .legend(Legend::default())
+            .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickFirst))
             .x_axis_label(ddi)
             .y_axis_label("jaccard")
             .height(ui.available_height().max(240.0))

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use eframe::egui;
-use egui_plot::{FilledArea, Legend, Line, Plot};
+use egui_plot::{ColorConflictHandling, FilledArea, Legend, Line, Plot};
 
 use crate::app::Selection;
 use crate::panels::palette;
@@ -429,7 +429,7 @@ impl CurvesPanel {
             all.len()
         ));
         let plot = Plot::new("curves")
-            .legend(Legend::default())
+            .legend(Legend::default().color_conflict_handling(ColorConflictHandling::PickFirst))
             .x_axis_label(match self.x {
                 XAxis::Step => "step of the stage",
                 XAxis::WallTime => "seconds since the run started",
@@ -447,7 +447,7 @@ impl CurvesPanel {
         plot.show(ui, |p| {
             for (i, s) in all.iter().enumerate() {
                 let colour = palette(i);
-                // The mean first: the legend takes its colour from the first item of a name.
+                // The mean first: the legend takes the colour of a name's first item.
                 p.line(
                     Line::new(&s.name, s.mean.clone())
                         .color(colour)
