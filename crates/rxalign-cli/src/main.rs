@@ -46,6 +46,9 @@ enum Command {
     /// Language models on their own: check a checkpoint.
     #[command(subcommand)]
     Lm(commands::lm::LmCommand),
+    /// The egui dashboard: runs, curves, per-drug trajectories, ablations
+    /// and drugs of a runs folder, refreshed while runs write.
+    Dashboard(commands::dashboard::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => commands::experiment::compare_runs(&a),
         Command::Plot(a) => commands::experiment::plot(&a),
         Command::Lm(c) => commands::lm::run(c),
+        Command::Dashboard(a) => commands::dashboard::run(&a),
     };
     let result = result.and_then(|()| match output::failure() {
         Some(f) => Err(anyhow::anyhow!(f)),

@@ -1,4 +1,5 @@
 pub mod baselines;
+pub mod dashboard;
 pub mod data;
 pub mod eval;
 pub mod experiment;

@@ -1,0 +1,366 @@
+//! The drugs panel: for a run and method, one row per drug of its test
+//! predictions against the ground truth: prescribed, recommended, right,
+//! added wrongly, missed, its share of the false positives and of the
+//! interacting pairs; sortable; a click opens a visit where it went wrong.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use eframe::egui;
+use rxalign_core::PredictionRecord;
+use rxalign_core::run::{DrugsRecord, GROUND_TRUTH};
+
+use crate::app::Selection;
+use crate::store::{RunData, RunId, RunStore};
+
+/// One drug's counts over the visits of a predictions file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DrugRow {
+    pub code: String,
+    pub name: String,
+    /// Visits whose ground truth has it.
+    pub prescribed: usize,
+    /// Visits whose prediction has it.
+    pub recommended: usize,
+    pub right: usize,
+    /// Recommended, not prescribed (false positives).
+    pub wrongly_added: usize,
+    /// Prescribed, not recommended.
+    pub missed: usize,
+    /// Its share of all false positives of the method.
+    pub fp_share: f64,
+    /// Its share of the interacting pairs in the predicted lists (a pair
+    /// counts for both of its drugs).
+    pub ddi_share: f64,
+    /// Visits where it was added wrongly or missed.
+    pub wrong_visits: Vec<String>,
+}
+
+/// The per-drug rows of `predicted` against `truth` (by visit id; visits
+/// without a ground truth line are skipped), with names and DDI pairs from
+/// `drugs`.
+pub fn drug_rows(
+    predicted: &[PredictionRecord],
+    truth: &[PredictionRecord],
+    drugs: Option<&DrugsRecord>,
+) -> Vec<DrugRow> {
+    let truth: HashMap<&str, HashSet<&str>> = truth
+        .iter()
+        .map(|t| (t.visit_id.as_str(), t.drugs.iter().map(String::as_str).collect()))
+        .collect();
+    let ddi: HashSet<(&str, &str)> = drugs
+        .map(|d| {
+            d.ddi
+                .iter()
+                .flat_map(|p| [(p.a.as_str(), p.b.as_str()), (p.b.as_str(), p.a.as_str())])
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows: BTreeMap<String, DrugRow> = BTreeMap::new();
+    let (mut fp_total, mut pairs_total) = (0usize, 0usize);
+    let mut pairs_of: HashMap<String, usize> = HashMap::new();
+    for p in predicted {
+        let Some(gt) = truth.get(p.visit_id.as_str()) else {
+            continue;
+        };
+        let list: HashSet<&str> = p.drugs.iter().map(String::as_str).collect();
+        for &code in list.iter().chain(gt.iter()) {
+            let row = rows.entry(code.to_string()).or_default();
+            if row.code.is_empty() {
+                row.code = code.to_string();
+            }
+        }
+        for &code in gt {
+            let row = rows.get_mut(code).expect("inserted above");
+            row.prescribed += 1;
+            if !list.contains(code) {
+                row.missed += 1;
+                row.wrong_visits.push(p.visit_id.clone());
+            }
+        }
+        for &code in &list {
+            let row = rows.get_mut(code).expect("inserted above");
+            row.recommended += 1;
+            if gt.contains(code) {
+                row.right += 1;
+            } else {
+                row.wrongly_added += 1;
+                fp_total += 1;
+                row.wrong_visits.push(p.visit_id.clone());
+            }
+        }
+        let sorted: Vec<&str> = {
+            let mut v: Vec<&str> = list.iter().copied().collect();
+            v.sort_unstable();
+            v
+        };
+        for (i, a) in sorted.iter().enumerate() {
+            for b in &sorted[i + 1..] {
+                if ddi.contains(&(a, b)) {
+                    pairs_total += 1;
+                    *pairs_of.entry(a.to_string()).or_default() += 1;
+                    *pairs_of.entry(b.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+    rows.into_values()
+        .map(|mut r| {
+            r.name = drugs
+                .and_then(|d| d.drugs.iter().find(|e| e.code == r.code))
+                .map(|e| e.name.clone())
+                .unwrap_or_default();
+            r.fp_share = if fp_total > 0 {
+                r.wrongly_added as f64 / fp_total as f64
+            } else {
+                0.0
+            };
+            r.ddi_share = if pairs_total > 0 {
+                pairs_of.get(&r.code).copied().unwrap_or(0) as f64 / pairs_total as f64
+            } else {
+                0.0
+            };
+            r
+        })
+        .collect()
+}
+
+const HEADERS: [&str; 9] = [
+    "drug",
+    "prescribed",
+    "recommended",
+    "right",
+    "wrongly added",
+    "missed",
+    "share of false positives",
+    "share of interacting pairs",
+    "visits",
+];
+
+/// What the rows are of: the store's generation, the run and the method.
+type RowsKey = (u64, RunId, String);
+
+/// The drugs panel's own state.
+#[derive(Debug)]
+pub struct DrugsPanel {
+    pub run: Option<RunId>,
+    pub method: Option<String>,
+    /// The column sorted by, and whether descending.
+    pub sort: (usize, bool),
+    cache: Option<(RowsKey, Result<Vec<DrugRow>, String>)>,
+}
+
+impl Default for DrugsPanel {
+    fn default() -> Self {
+        Self {
+            run: None,
+            method: None,
+            sort: (4, true),
+            cache: None,
+        }
+    }
+}
+
+fn sort_rows(rows: &mut [DrugRow], (col, desc): (usize, bool)) {
+    rows.sort_by(|a, b| {
+        let o = match col {
+            0 => a.code.cmp(&b.code),
+            1 => a.prescribed.cmp(&b.prescribed),
+            2 => a.recommended.cmp(&b.recommended),
+            3 => a.right.cmp(&b.right),
+            4 => a.wrongly_added.cmp(&b.wrongly_added),
+            5 => a.missed.cmp(&b.missed),
+            6 => a.fp_share.total_cmp(&b.fp_share),
+            7 => a.ddi_share.total_cmp(&b.ddi_share),
+            _ => a.wrong_visits.len().cmp(&b.wrong_visits.len()),
+        };
+        if desc { o.reverse() } else { o }.then_with(|| a.code.cmp(&b.code))
+    });
+}
+
+impl DrugsPanel {
+    pub fn show(&mut self, ui: &mut egui::Ui, store: &RunStore, sel: &mut Selection) {
+        let with: Vec<&RunData> = store
+            .all_runs()
+            .filter(|r| !r.prediction_methods().is_empty())
+            .collect();
+        if with.is_empty() {
+            ui.label("No run has written predictions yet (they come with the summary, when a run finishes).");
+            return;
+        }
+        if self
+            .run
+            .as_ref()
+            .is_none_or(|id| !with.iter().any(|r| &r.id == id))
+        {
+            let current = sel
+                .current()
+                .filter(|id| with.iter().any(|r| &r.id == *id))
+                .cloned();
+            self.run = current.or_else(|| Some(with[0].id.clone()));
+        }
+        let Some(run) = self.run.as_ref().and_then(|id| store.run(id)) else {
+            return;
+        };
+        let methods = run.prediction_methods();
+        if self.method.as_ref().is_none_or(|m| !methods.contains(m)) {
+            self.method = methods.last().cloned();
+        }
+        let split = run
+            .summary
+            .value
+            .as_ref()
+            .map_or_else(|| "test".into(), |s| s.split.clone());
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("run")
+                .selected_text(run.id.to_string())
+                .show_ui(ui, |ui| {
+                    for r in &with {
+                        ui.selectable_value(&mut self.run, Some(r.id.clone()), r.id.to_string());
+                    }
+                });
+            egui::ComboBox::from_label("method")
+                .selected_text(self.method.clone().unwrap_or_default())
+                .show_ui(ui, |ui| {
+                    for m in &methods {
+                        ui.selectable_value(&mut self.method, Some(m.clone()), m);
+                    }
+                });
+            ui.label(format!("split: {split} (the run's predictions files)"));
+        });
+        let (Some(run), Some(method)) = (
+            self.run.as_ref().and_then(|id| store.run(id)),
+            self.method.clone(),
+        ) else {
+            return;
+        };
+        let key = (store.generation(), run.id.clone(), method.clone());
+        if self.cache.as_ref().is_none_or(|(k, _)| *k != key) {
+            let rows = run.read_predictions(&method).and_then(|p| {
+                let truth = run.read_predictions(GROUND_TRUTH)?;
+                Ok(drug_rows(&p, &truth, run.drugs.value.as_ref()))
+            });
+            self.cache = Some((key, rows));
+        }
+        let rows = match self.cache.as_ref().map(|(_, r)| r) {
+            Some(Ok(rows)) => rows.clone(),
+            Some(Err(e)) => {
+                ui.colored_label(ui.visuals().warn_fg_color, format!("notice: {e}"));
+                return;
+            }
+            None => return,
+        };
+        let mut rows = rows;
+        sort_rows(&mut rows, self.sort);
+        ui.label("Click a column's title to sort by it; `open` shows a visit where the drug went wrong in the Trajectory panel (where the run recorded one).");
+        let traj: HashSet<&str> = run
+            .trajectories
+            .value
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|t| t.visit_id.as_str())
+            .collect();
+        egui::ScrollArea::both()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                egui::Grid::new("drugs grid").striped(true).show(ui, |ui| {
+                    for (i, h) in HEADERS.iter().enumerate() {
+                        let arrow = match self.sort {
+                            (c, true) if c == i => " (v)",
+                            (c, false) if c == i => " (^)",
+                            _ => "",
+                        };
+                        if ui.button(format!("{h}{arrow}")).clicked() {
+                            self.sort = if self.sort.0 == i {
+                                (i, !self.sort.1)
+                            } else {
+                                (i, true)
+                            };
+                        }
+                    }
+                    ui.end_row();
+                    for r in &rows {
+                        ui.label(if r.name.is_empty() {
+                            r.code.clone()
+                        } else {
+                            format!("{} ({})", r.code, r.name)
+                        });
+                        for n in [r.prescribed, r.recommended, r.right, r.wrongly_added, r.missed] {
+                            ui.label(n.to_string());
+                        }
+                        ui.label(format!("{:.1}%", 100.0 * r.fp_share));
+                        ui.label(format!("{:.1}%", 100.0 * r.ddi_share));
+                        match r.wrong_visits.iter().find(|v| traj.contains(v.as_str())) {
+                            Some(v) => {
+                                if ui
+                                    .button(format!("open {v}"))
+                                    .on_hover_text(format!("{} visit(s) went wrong", r.wrong_visits.len()))
+                                    .clicked()
+                                {
+                                    sel.open_visit = Some((run.id.clone(), v.clone()));
+                                }
+                            }
+                            None => {
+                                ui.label(format!("{} wrong", r.wrong_visits.len()));
+                            }
+                        }
+                        ui.end_row();
+                    }
+                });
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rxalign_core::run::{DdiPair, DrugEntry, RUN_FORMAT};
+
+    use super::*;
+
+    fn p(visit: &str, drugs: &[&str]) -> PredictionRecord {
+        PredictionRecord {
+            visit_id: visit.into(),
+            drugs: drugs.iter().map(|s| s.to_string()).collect(),
+            scores: None,
+        }
+    }
+
+    #[test]
+    fn counts_and_shares_per_drug() {
+        let drugs = DrugsRecord {
+            format: RUN_FORMAT,
+            source: "t".into(),
+            drugs: vec![DrugEntry {
+                index: 0,
+                code: "A".into(),
+                name: "alpha".into(),
+            }],
+            ddi_origin: "t".into(),
+            ddi_sha256: None,
+            ddi: vec![DdiPair {
+                a: "A".into(),
+                b: "C".into(),
+                severity: None,
+            }],
+        };
+        let truth = [p("1", &["A", "B"]), p("2", &["B"])];
+        let pred = [p("1", &["A", "C"]), p("2", &["A", "C"]), p("3", &["A"])];
+        let rows = drug_rows(&pred, &truth, Some(&drugs));
+        let get = |c: &str| rows.iter().find(|r| r.code == c).unwrap();
+        let a = get("A");
+        assert_eq!(
+            (a.prescribed, a.recommended, a.right, a.wrongly_added, a.missed),
+            (1, 2, 1, 1, 0)
+        );
+        assert_eq!(a.name, "alpha");
+        assert_eq!(a.wrong_visits, vec!["2".to_string()]);
+        let b = get("B");
+        assert_eq!((b.prescribed, b.missed), (2, 2));
+        let c = get("C");
+        assert_eq!(c.wrongly_added, 2);
+        // 3 false positives: A once, C twice.
+        assert!((a.fp_share - 1.0 / 3.0).abs() < 1e-12 && (c.fp_share - 2.0 / 3.0).abs() < 1e-12);
+        // Two interacting pairs (A, C), each drug in both.
+        assert_eq!((a.ddi_share, c.ddi_share, b.ddi_share), (1.0, 1.0, 0.0));
+    }
+}

@@ -1,0 +1,482 @@
+//! The trajectory panel: one inspected visit of a run, step by step, with
+//! a per-drug timeline, and the same visit in another run (or method)
+//! beside it with the differences marked.
+
+use std::collections::{BTreeSet, HashSet};
+
+use eframe::egui::{self, Color32, RichText};
+use rxalign_core::Trajectory;
+use rxalign_core::run::DrugsRecord;
+use rxalign_core::trajectory::ActionRecord;
+
+use crate::app::Selection;
+use crate::store::{RunData, RunId, RunStore};
+
+/// A drug's state in a list, judged against the ground truth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellState {
+    /// In the list and in the ground truth.
+    Right,
+    /// In the list, not in the ground truth (overprescribed).
+    Extra,
+    /// In the ground truth, not in the list.
+    Missing,
+    /// In neither.
+    Absent,
+}
+
+impl CellState {
+    fn of(in_list: bool, in_truth: bool) -> Self {
+        match (in_list, in_truth) {
+            (true, true) => Self::Right,
+            (true, false) => Self::Extra,
+            (false, true) => Self::Missing,
+            (false, false) => Self::Absent,
+        }
+    }
+
+    /// The cell's symbol and colour.
+    fn look(self) -> (&'static str, Color32) {
+        match self {
+            Self::Right => ("ok", Color32::from_rgb(46, 160, 67)),
+            Self::Extra => ("+", Color32::from_rgb(215, 58, 73)),
+            Self::Missing => ("-", Color32::from_rgb(230, 160, 30)),
+            Self::Absent => ("", Color32::TRANSPARENT),
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Right => "right",
+            Self::Extra => "extra",
+            Self::Missing => "missing",
+            Self::Absent => "absent",
+        }
+    }
+}
+
+/// One row of the per-drug timeline: a drug the episode touched, its state
+/// in the start list and after each step, and whether it is in an
+/// interacting pair of that list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineRow {
+    pub code: String,
+    pub cells: Vec<(CellState, bool)>,
+}
+
+/// The DDI pairs of a run's `drugs.json`, both ways round.
+fn ddi_pairs(drugs: Option<&DrugsRecord>) -> HashSet<(String, String)> {
+    let mut out = HashSet::new();
+    for p in drugs.map(|d| d.ddi.as_slice()).unwrap_or_default() {
+        out.insert((p.a.clone(), p.b.clone()));
+        out.insert((p.b.clone(), p.a.clone()));
+    }
+    out
+}
+
+/// The per-drug timeline of a trajectory: one row per drug in the start
+/// list, an action, any list or the ground truth (in that order of first
+/// appearance); one column for the start list and one after each step.
+pub fn timeline(t: &Trajectory, ddi: &HashSet<(String, String)>) -> Vec<TimelineRow> {
+    let mut order: Vec<String> = Vec::new();
+    let mut push = |c: &String| {
+        if !order.contains(c) {
+            order.push(c.clone());
+        }
+    };
+    t.start.iter().for_each(&mut push);
+    for s in &t.steps {
+        if let ActionRecord::Add(c) | ActionRecord::Remove(c) = &s.action {
+            push(c);
+        }
+        s.list.iter().for_each(&mut push);
+    }
+    t.ground_truth.iter().for_each(&mut push);
+    let truth: HashSet<&String> = t.ground_truth.iter().collect();
+    let lists: Vec<&Vec<String>> = std::iter::once(&t.start)
+        .chain(t.steps.iter().map(|s| &s.list))
+        .collect();
+    order
+        .into_iter()
+        .map(|code| {
+            let cells = lists
+                .iter()
+                .map(|list| {
+                    let inside = list.contains(&code);
+                    let interacts = inside
+                        && list
+                            .iter()
+                            .any(|o| *o != code && ddi.contains(&(code.clone(), o.clone())));
+                    (CellState::of(inside, truth.contains(&code)), interacts)
+                })
+                .collect();
+            TimelineRow { code, cells }
+        })
+        .collect()
+}
+
+/// The trajectory panel's own state.
+#[derive(Debug, Default)]
+pub struct TrajectoryPanel {
+    pub run: Option<RunId>,
+    /// Index into the run's `trajectories.jsonl`.
+    pub visit: usize,
+    pub step: Option<usize>,
+    /// The same visit in another run (or by another method), beside it.
+    pub other: Option<(RunId, usize)>,
+}
+
+fn trajectory_label(t: &Trajectory) -> String {
+    format!("{} · {} · {}", t.visit_id, t.method, t.split)
+}
+
+fn label(drugs: Option<&DrugsRecord>, code: &str) -> String {
+    drugs.map_or_else(|| code.to_string(), |d| d.label(code))
+}
+
+fn trajectories(run: &RunData) -> &[Trajectory] {
+    run.trajectories.value.as_deref().unwrap_or_default()
+}
+
+impl TrajectoryPanel {
+    pub fn show(&mut self, ui: &mut egui::Ui, store: &RunStore, sel: &mut Selection) {
+        let with: Vec<&RunData> = store.all_runs().filter(|r| !trajectories(r).is_empty()).collect();
+        if with.is_empty() {
+            ui.label("No run has recorded trajectories yet (`eval: (trajectories: N)` in the experiment).");
+            return;
+        }
+        if let Some((id, visit)) = sel.open_visit.take()
+            && let Some(run) = store.run(&id)
+        {
+            let ts = trajectories(run);
+            if let Some(i) = ts
+                .iter()
+                .position(|t| t.visit_id == visit && t.method != "ground_truth")
+            {
+                self.run = Some(id);
+                self.visit = i;
+                self.step = None;
+                self.other = None;
+            }
+        }
+        if self
+            .run
+            .as_ref()
+            .is_none_or(|id| !with.iter().any(|r| &r.id == id))
+        {
+            let current = sel
+                .current()
+                .filter(|id| with.iter().any(|r| &r.id == *id))
+                .cloned();
+            self.run = current.or_else(|| Some(with[0].id.clone()));
+            self.visit = 0;
+        }
+        let Some(run) = self.run.as_ref().and_then(|id| store.run(id)) else {
+            return;
+        };
+        let ts = trajectories(run);
+        self.visit = self.visit.min(ts.len() - 1);
+        ui.horizontal_wrapped(|ui| {
+            let mut chosen = self.run.clone();
+            egui::ComboBox::from_label("run")
+                .selected_text(run.id.to_string())
+                .show_ui(ui, |ui| {
+                    for r in &with {
+                        ui.selectable_value(&mut chosen, Some(r.id.clone()), r.id.to_string());
+                    }
+                });
+            if chosen != self.run {
+                self.run = chosen;
+                self.visit = 0;
+                self.step = None;
+            }
+            let mut visit = self.visit;
+            egui::ComboBox::from_label("visit")
+                .selected_text(trajectory_label(&ts[self.visit]))
+                .show_ui(ui, |ui| {
+                    for (i, t) in ts.iter().enumerate() {
+                        ui.selectable_value(&mut visit, i, trajectory_label(t));
+                    }
+                });
+            if visit != self.visit {
+                self.visit = visit;
+                self.step = None;
+            }
+        });
+        let Some(run) = self.run.as_ref().and_then(|id| store.run(id)) else {
+            return;
+        };
+        let ts = trajectories(run);
+        let Some(t) = ts.get(self.visit) else { return };
+        let drugs = run.drugs.value.as_ref();
+        // The same visit elsewhere: other runs, other methods of this run.
+        let others: Vec<(RunId, usize, String)> = store
+            .all_runs()
+            .flat_map(|r| {
+                trajectories(r)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.visit_id == t.visit_id)
+                    .map(move |(i, o)| (r.id.clone(), i, format!("{} · {}", r.id, o.method)))
+            })
+            .filter(|(id, i, _)| !(id == &run.id && *i == self.visit))
+            .collect();
+        if self
+            .other
+            .as_ref()
+            .is_some_and(|o| !others.iter().any(|(id, i, _)| (id, i) == (&o.0, &o.1)))
+        {
+            self.other = None;
+        }
+        ui.horizontal_wrapped(|ui| {
+            let text = self
+                .other
+                .as_ref()
+                .and_then(|o| others.iter().find(|(id, i, _)| (id, i) == (&o.0, &o.1)))
+                .map_or_else(|| "(nothing)".to_string(), |o| o.2.clone());
+            egui::ComboBox::from_label("side by side with the same visit in")
+                .selected_text(text)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.other, None, "(nothing)");
+                    for (id, i, name) in &others {
+                        ui.selectable_value(&mut self.other, Some((id.clone(), *i)), name);
+                    }
+                });
+        });
+        ui.separator();
+        let other = self
+            .other
+            .as_ref()
+            .and_then(|(id, i)| store.run(id).map(|r| (r, *i)))
+            .and_then(|(r, i)| trajectories(r).get(i).map(|o| (r, o)));
+        egui::ScrollArea::both()
+            .auto_shrink([false, false])
+            .show(ui, |ui| match other {
+                None => self.episode(ui, &run.id, t, drugs, None, true),
+                Some((orun, o)) => {
+                    let diff = differences(t, o);
+                    ui.label(RichText::new(format!(
+                        "{} drug(s) end differently (marked !=): {}",
+                        diff.len(),
+                        diff.iter()
+                            .map(|c| label(drugs, c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                    ui.columns(2, |cols| {
+                        self.episode(&mut cols[0], &run.id, t, drugs, Some(&diff), true);
+                        self.episode(
+                            &mut cols[1],
+                            &orun.id,
+                            o,
+                            orun.drugs.value.as_ref(),
+                            Some(&diff),
+                            false,
+                        );
+                    });
+                }
+            });
+    }
+
+    /// One episode: the lists, the steps and the timeline.
+    fn episode(
+        &mut self,
+        ui: &mut egui::Ui,
+        run: &RunId,
+        t: &Trajectory,
+        drugs: Option<&DrugsRecord>,
+        diff: Option<&BTreeSet<String>>,
+        primary: bool,
+    ) {
+        let names = |codes: &[String]| {
+            if codes.is_empty() {
+                "(empty)".to_string()
+            } else {
+                codes
+                    .iter()
+                    .map(|c| label(drugs, c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        ui.heading(format!("{run} · {} · {}", t.visit_id, t.method));
+        ui.label(format!(
+            "patient {}, split {}, steps {:?}{}",
+            t.patient_id,
+            t.split,
+            t.source,
+            if t.truncated {
+                ", cut by the step budget"
+            } else {
+                ""
+            }
+        ));
+        ui.label(format!(
+            "ground truth ({}): {}",
+            t.ground_truth.len(),
+            names(&t.ground_truth)
+        ));
+        ui.label(format!("start list ({}): {}", t.start.len(), names(&t.start)));
+        ui.label(format!(
+            "final list ({}): {}",
+            t.final_list.len(),
+            names(&t.final_list)
+        ));
+        ui.label(format!(
+            "potential of the start list {:.4}; outcome reward (sum of the step rewards) {:.4}",
+            t.start_potential, t.outcome_reward
+        ));
+        let terms: BTreeSet<&String> = t.steps.iter().flat_map(|s| s.terms.keys()).collect();
+        ui.add_space(4.0);
+        egui::Grid::new((run, &t.visit_id, &t.method, "steps"))
+            .striped(true)
+            .show(ui, |ui| {
+                for h in ["step", "action", "drug", "probability"] {
+                    ui.strong(h);
+                }
+                for term in &terms {
+                    ui.strong(format!("reward/{term}"));
+                }
+                ui.strong("reward");
+                ui.strong("potential after");
+                ui.end_row();
+                let mut potential = t.start_potential;
+                for (i, s) in t.steps.iter().enumerate() {
+                    potential += s.reward;
+                    let picked = primary && self.step == Some(i);
+                    if ui.selectable_label(picked, format!("step {}", i + 1)).clicked() && primary {
+                        self.step = if picked { None } else { Some(i) };
+                    }
+                    let (action, code) = match &s.action {
+                        ActionRecord::Add(c) => ("add", label(drugs, c)),
+                        ActionRecord::Remove(c) => ("remove", label(drugs, c)),
+                        ActionRecord::Stop => ("stop", String::new()),
+                        ActionRecord::Unrecognized(line) => ("unrecognized", line.clone()),
+                    };
+                    ui.label(action);
+                    ui.label(code);
+                    ui.label(s.probability.map_or_else(|| "-".into(), |p| format!("{p:.3}")));
+                    for term in &terms {
+                        ui.label(
+                            s.terms
+                                .get(*term)
+                                .map_or_else(|| "-".into(), |v| format!("{v:+.4}")),
+                        );
+                    }
+                    ui.label(format!("{:+.4}", s.reward));
+                    ui.label(format!("{potential:.4}"));
+                    ui.end_row();
+                }
+            });
+        if let Some(i) = self.step.filter(|_| primary)
+            && let Some(s) = t.steps.get(i)
+        {
+            ui.label(format!("list after step {}: {}", i + 1, names(&s.list)));
+        }
+        ui.add_space(6.0);
+        ui.strong("Per-drug timeline");
+        ui.label("green ok: in the list and in the ground truth · red +: in the list, not in the ground truth (extra) · amber -: in the ground truth, missing from the list · !: in an interacting pair of that list (DDI pairs of drugs.json)");
+        let ddi = ddi_pairs(drugs);
+        let rows = timeline(t, &ddi);
+        egui::Grid::new((run, &t.visit_id, &t.method, "timeline"))
+            .spacing([2.0, 2.0])
+            .show(ui, |ui| {
+                ui.label("drug");
+                ui.label("start");
+                for i in 0..t.steps.len() {
+                    ui.label(format!("{}", i + 1));
+                }
+                ui.end_row();
+                for row in rows {
+                    let mark = diff.is_some_and(|d| d.contains(&row.code));
+                    let name = label(drugs, &row.code);
+                    ui.label(if mark { format!("!= {name}") } else { name });
+                    for (state, interacts) in &row.cells {
+                        let (sym, colour) = state.look();
+                        let text = if *interacts {
+                            format!("{sym}!")
+                        } else {
+                            sym.to_string()
+                        };
+                        let cell = egui::Label::new(
+                            RichText::new(text).color(Color32::WHITE).background_color(colour),
+                        );
+                        ui.add_sized([28.0, 18.0], cell).on_hover_text(format!(
+                            "{}: {}{}",
+                            row.code,
+                            state.word(),
+                            if *interacts {
+                                ", interacts with another drug of the list"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
+                    ui.end_row();
+                }
+            });
+    }
+}
+
+/// The drugs whose final state differs between two episodes of a visit.
+fn differences(a: &Trajectory, b: &Trajectory) -> BTreeSet<String> {
+    let fa: BTreeSet<&String> = a.final_list.iter().collect();
+    let fb: BTreeSet<&String> = b.final_list.iter().collect();
+    fa.symmetric_difference(&fb).map(|c| (*c).clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rxalign_core::StepRecord;
+
+    use super::*;
+
+    fn step(action: ActionRecord, list: &[&str]) -> StepRecord {
+        StepRecord {
+            action,
+            probability: Some(0.5),
+            reward: 0.1,
+            terms: BTreeMap::new(),
+            list: list.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_timeline_colours_each_drug_by_list_and_truth_and_marks_interactions() {
+        let t = Trajectory {
+            visit_id: "V".into(),
+            patient_id: "P".into(),
+            method: "m".into(),
+            split: "test".into(),
+            ground_truth: vec!["A".into(), "B".into()],
+            start: vec!["C".into()],
+            steps: vec![
+                step(ActionRecord::Add("A".into()), &["C", "A"]),
+                step(ActionRecord::Remove("C".into()), &["A"]),
+                step(ActionRecord::Stop, &["A"]),
+            ],
+            final_list: vec!["A".into()],
+            outcome_reward: 0.3,
+            start_potential: 0.0,
+            start_terms: BTreeMap::new(),
+            source: Default::default(),
+            truncated: false,
+        };
+        let ddi: HashSet<(String, String)> = [("A".into(), "C".into()), ("C".into(), "A".into())].into();
+        let rows = timeline(&t, &ddi);
+        let codes: Vec<&str> = rows.iter().map(|r| r.code.as_str()).collect();
+        assert_eq!(codes, ["C", "A", "B"]);
+        use CellState::*;
+        assert_eq!(
+            rows[0].cells,
+            vec![(Extra, false), (Extra, true), (Absent, false), (Absent, false)]
+        );
+        assert_eq!(
+            rows[1].cells,
+            vec![(Missing, false), (Right, true), (Right, false), (Right, false)]
+        );
+        assert_eq!(rows[2].cells, vec![(Missing, false); 4]);
+    }
+}

@@ -1,0 +1,343 @@
+//! Each panel driven through egui_kittest (the accessibility tree, no GPU)
+//! on run folders made by a small real experiment: two variants over two
+//! seeds, one of them left planned, plus a failed copy and one of a newer
+//! major format.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use rxalign_core::run::{COLUMNS, ExperimentFolder, FinishedRun, Format, RunFolder, RunStatus, compare};
+use rxalign_dashboard::egui;
+use rxalign_dashboard::panels::{Band, XAxis, series};
+use rxalign_dashboard::{Dashboard, RunId, RunStore, Tab};
+use rxalign_experiment::progress::Silent;
+use rxalign_experiment::runner::{RunOptions, run_all, write_plan};
+use rxalign_experiment::{Plugins, load};
+
+const TINY: &str = r#"(
+    schema_version: 1,
+    name: "tiny",
+    data: (kind: "synthetic", patients: 120),
+    policy: (kind: "set_encoder", hidden: 16, budget: 12),
+    reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
+    stages: [
+        (kind: "classifier", hidden: 16, epochs: 3),
+        (kind: "sft", epochs: 2),
+        (kind: "start_from", method: "classifier"),
+        (kind: "step_grpo", iterations: 2, visits: 4, group: 2),
+    ],
+    eval: (trajectories: 3),
+    ablations: (
+        variants: [
+            (name: "noisy", set: {"data.noise": 0.2}),
+            (name: "clean", set: {"data.noise": 0.0}),
+        ],
+        grid: {"seed": [1, 2, 3]},
+    ),
+)"#;
+
+/// The runs folder, made once per test binary: `tiny` with five of its six
+/// runs run (`clean.seed=3` stays planned), then `noisy.seed=3` marked
+/// failed, and a copy of `clean.seed=2` whose `run.json` claims format 9.0.
+fn runs() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("tiny.ron");
+        std::fs::write(&file, TINY).unwrap();
+        let plugins = Plugins::builtin();
+        let (exp, plans) = load(&file, &plugins).unwrap();
+        let root = tmp.path().join("runs");
+        let dir = root.join("tiny");
+        write_plan(&dir, &exp, &plans).unwrap();
+        let run: Vec<_> = plans
+            .iter()
+            .filter(|p| p.name != "clean.seed=3")
+            .cloned()
+            .collect();
+        let outcomes = run_all(
+            &run,
+            &plugins,
+            &dir,
+            &RunOptions {
+                jobs: 2,
+                overwrite: false,
+            },
+            &Silent,
+        );
+        assert_eq!(outcomes.len(), 5);
+        let folder = ExperimentFolder::at(&dir);
+        let failed = folder.run("noisy.seed=3");
+        let mut record = failed.read_record().unwrap();
+        record.status = RunStatus::Failed;
+        record.error = Some("stages[3] `step_grpo`: the loss diverged (marked by the test)".into());
+        failed.write_record(&record).unwrap();
+        let newer = dir.join("clean.seed=9");
+        std::fs::create_dir_all(&newer).unwrap();
+        let text = std::fs::read_to_string(dir.join("clean.seed=2/run.json")).unwrap();
+        std::fs::write(
+            newer.join("run.json"),
+            text.replace("\"format\": \"1.0\"", "\"format\": \"9.0\""),
+        )
+        .unwrap();
+        (tmp, root)
+    })
+    .1
+}
+
+fn harness(tab: Tab) -> Harness<'static, Dashboard> {
+    let mut d = Dashboard::open(runs().to_path_buf());
+    d.tab = tab;
+    Harness::builder()
+        .with_size(egui::vec2(1600.0, 4000.0))
+        .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d)
+}
+
+fn id(run: &str) -> RunId {
+    RunId {
+        experiment: "tiny".into(),
+        run: run.into(),
+    }
+}
+
+#[test]
+fn the_runs_panel_groups_seeds_and_shows_every_state() {
+    let mut h = harness(Tab::Runs);
+    h.run();
+    h.get_by_label("noisy (3 runs)");
+    // clean.seed=3 is planned; clean.seed=9 is a folder of a newer format.
+    h.get_by_label("clean (3 runs)");
+    h.get_by_label("(unreadable run.json) (1 run)");
+    h.get_by_label("7 run(s), 4 finished, 1 planned, 1 failed, 1 unreadable");
+    h.get_by_label_contains("format version 9.0 is newer than this rxalign reads");
+    h.get_by_label_contains("error: stages[3] `step_grpo`: the loss diverged");
+    assert_eq!(h.get_all_by_label("planned").count(), 1);
+    assert_eq!(h.get_all_by_label("finished").count(), 4);
+    h.get_by_label("clean.seed=1").click();
+    h.run();
+    assert!(h.state().selection.runs.contains(&id("clean.seed=1")));
+    // The filter keeps the matching runs only.
+    h.get_by_label("Filter:");
+    h.state_mut().runs.filter = "noisy".into();
+    h.run();
+    assert!(h.query_by_label("clean.seed=1").is_none());
+    h.get_by_label("noisy.seed=2");
+}
+
+#[test]
+fn an_empty_or_missing_runs_folder_is_a_notice() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in [tmp.path().to_path_buf(), tmp.path().join("absent")] {
+        let mut d = Dashboard::open(dir);
+        d.tab = Tab::Runs;
+        let mut h = Harness::builder()
+            .with_size(egui::vec2(800.0, 600.0))
+            .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d);
+        for tab in [Tab::Runs, Tab::Curves, Tab::Trajectory, Tab::Ablation, Tab::Drugs] {
+            h.state_mut().tab = tab;
+            h.run();
+        }
+        assert!(h.state().store.notice.is_some());
+    }
+}
+
+#[test]
+fn the_curves_panel_draws_group_means_over_seeds() {
+    let mut h = harness(Tab::Runs);
+    h.run();
+    h.get_by_label("Tick all of noisy").click();
+    h.run();
+    h.get_by_label("Curves").click();
+    h.run();
+    h.get_by_label_contains("jaccard on split `val`: the line is the mean over each group's seeds");
+    h.get_by_label("individual seeds").click();
+    h.get_by_label("wall time").click();
+    h.run();
+    assert!(h.state().curves.show_seeds);
+    assert_eq!(h.state().curves.x, XAxis::WallTime);
+    // The mean at each step is the mean over the seeds' logged values.
+    let store = RunStore::open(runs().to_path_buf());
+    let ids: Vec<RunId> = ["noisy.seed=1", "noisy.seed=2"].map(id).to_vec();
+    let s = series(&store, &ids, "jaccard", "val", XAxis::Step, Band::MinMax);
+    let sft = s.iter().find(|s| s.name.starts_with("noisy · sft")).unwrap();
+    assert_eq!(sft.seeds.len(), 2);
+    for (k, p) in sft.mean.iter().enumerate() {
+        let ys: Vec<f64> = sft.seeds.iter().map(|(_, pts)| pts[k][1]).collect();
+        assert!((p[1] - (ys[0] + ys[1]) / 2.0).abs() < 1e-12);
+        assert_eq!(sft.lower[k], ys[0].min(ys[1]));
+        assert_eq!(sft.upper[k], ys[0].max(ys[1]));
+    }
+    // Stages are told apart: each stage is its own series.
+    assert!(s.iter().any(|s| s.name.contains("step_grpo")));
+}
+
+#[test]
+fn the_trajectory_panel_shows_steps_timeline_and_a_second_run() {
+    let mut h = harness(Tab::Trajectory);
+    h.state_mut().trajectory.run = Some(id("clean.seed=1"));
+    h.run();
+    h.get_by_label_contains("Per-drug timeline");
+    h.get_by_label_contains("start list (");
+    h.get_by_label("step 1").click();
+    h.run();
+    assert_eq!(h.state().trajectory.step, Some(0));
+    h.get_by_label_contains("list after step 1:");
+    // The same visit by another method of the run, side by side.
+    let store = RunStore::open(runs().to_path_buf());
+    let ts = store
+        .run(&id("clean.seed=1"))
+        .unwrap()
+        .trajectories
+        .value
+        .as_ref()
+        .unwrap();
+    let visit = h.state().trajectory.visit;
+    let j = (0..ts.len())
+        .find(|&j| j != visit && ts[j].visit_id == ts[visit].visit_id)
+        .expect("each method's trajectories cover the same visits");
+    h.state_mut().trajectory.other = Some((id("clean.seed=1"), j));
+    h.run();
+    h.get_by_label_contains("drug(s) end differently");
+}
+
+#[test]
+fn the_ablation_export_matches_compare() {
+    let mut h = harness(Tab::Ablation);
+    h.run();
+    h.get_by_label("Copy CSV").click();
+    h.run();
+    let csv = h.state().ablation.last_export.clone().unwrap();
+    // What `rxalign compare --format csv` prints for the folder's finished
+    // runs (it refuses the folder as a whole for its unreadable run.json).
+    let finished: Vec<FinishedRun> = ExperimentFolder::at(runs().join("tiny"))
+        .root()
+        .read_dir()
+        .unwrap()
+        .filter_map(|e| {
+            let folder = RunFolder::at(e.unwrap().path());
+            let record = folder
+                .read_record()
+                .ok()
+                .filter(|r| r.status == RunStatus::Finished)?;
+            let summary = folder.read_summary().ok()?;
+            let methods = summary.ordered().into_iter().map(String::from).collect();
+            Some(FinishedRun {
+                record,
+                folder,
+                summary,
+                methods,
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut finished = finished;
+    finished.sort_by(|a, b| a.record.run.cmp(&b.record.run));
+    assert_eq!(finished.len(), 4);
+    let reference = compare(&finished).render(Format::Csv);
+    let read = |text: &str| -> Vec<std::collections::HashMap<String, String>> {
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let header = r.headers().unwrap().clone();
+        r.records()
+            .map(|rec| {
+                header
+                    .iter()
+                    .map(String::from)
+                    .zip(rec.unwrap().iter().map(String::from))
+                    .collect()
+            })
+            .collect()
+    };
+    let (ours, theirs) = (read(&csv), read(&reference));
+    assert_eq!(ours.len(), theirs.len());
+    assert!(!ours.is_empty());
+    for a in &ours {
+        let b = theirs
+            .iter()
+            .find(|b| (&b["group"], &b["method"]) == (&a["group"], &a["method"]))
+            .unwrap();
+        assert_eq!(a["seeds"], b["seeds"]);
+        for c in COLUMNS {
+            for s in ["mean", "std"] {
+                let k = format!("{c}_{s}");
+                assert_eq!(a[&k], b[&k], "{k}");
+            }
+        }
+    }
+    // The settings column that differs between the groups, and not the seed.
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.contains("data.noise") && !header.contains(",seed,"),
+        "{header}"
+    );
+    h.get_by_label("Copy LaTeX").click();
+    h.run();
+    assert!(
+        h.state()
+            .ablation
+            .last_export
+            .as_ref()
+            .unwrap()
+            .contains("\\begin{tabular}")
+    );
+    h.get_by_label("DDI rate pooled").click();
+    h.run();
+    h.get_by_label_contains("x: ddi_rate_pooled");
+}
+
+#[test]
+fn the_drugs_panel_counts_and_sorts_and_opens_a_visit() {
+    let mut h = harness(Tab::Drugs);
+    h.state_mut().drugs.run = Some(id("clean.seed=1"));
+    h.run();
+    h.get_by_label_contains("missed").click();
+    h.run();
+    assert_eq!(h.state().drugs.sort, (5, true));
+    h.get_by_label_contains("missed").click();
+    h.run();
+    assert_eq!(h.state().drugs.sort, (5, false));
+    // A drug that went wrong on a visit with a recorded trajectory opens it.
+    h.get_all_by_label_contains("open P").next().unwrap().click();
+    h.run();
+    assert_eq!(h.state().tab, Tab::Trajectory);
+    assert_eq!(h.state().trajectory.run, Some(id("clean.seed=1")));
+}
+
+#[test]
+fn the_store_rereads_what_changed_and_skips_a_half_written_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("live").join("r.seed=1");
+    std::fs::create_dir_all(&run).unwrap();
+    let src = runs().join("tiny/clean.seed=1");
+    for f in ["run.json", "metrics.jsonl"] {
+        std::fs::copy(src.join(f), run.join(f)).unwrap();
+    }
+    let mut store = RunStore::open(tmp.path().to_path_buf());
+    let rid = RunId {
+        experiment: "live".into(),
+        run: "r.seed=1".into(),
+    };
+    let count = |s: &RunStore| s.run(&rid).unwrap().metrics.value.as_ref().unwrap().len();
+    let before = count(&store);
+    let generation = store.generation();
+    assert!(!store.reload(), "nothing changed");
+    // A writer killed in the middle of a line.
+    use std::io::Write;
+    let path = run.join("metrics.jsonl");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"{\"step\":7,\"split\":\"val\",\"meth").unwrap();
+    drop(f);
+    store.reload();
+    assert_eq!(count(&store), before);
+    assert!(store.run(&rid).unwrap().metrics.problem.is_none());
+    // The next writer cuts it off and appends whole lines.
+    let records = store.run(&rid).unwrap().metrics.value.clone().unwrap();
+    rxalign_core::run::append_jsonl(&path, &records[..1]).unwrap();
+    assert!(store.reload());
+    assert_eq!(count(&store), before + 1);
+    assert!(store.generation() > generation);
+    // A run folder that goes away leaves the store.
+    std::fs::remove_file(run.join("run.json")).unwrap();
+    store.reload();
+    assert!(store.run(&rid).is_none());
+}
