@@ -55,6 +55,19 @@ pub struct Predictions {
     pub by_visit: HashMap<usize, Prediction>,
 }
 
+/// Lists without scores, by visit index (a decoded policy's, the ground
+/// truth as a method).
+impl FromIterator<(usize, DrugSet)> for Predictions {
+    fn from_iter<I: IntoIterator<Item = (usize, DrugSet)>>(lists: I) -> Self {
+        Self {
+            by_visit: lists
+                .into_iter()
+                .map(|(v, drugs)| (v, Prediction { drugs, scores: None }))
+                .collect(),
+        }
+    }
+}
+
 impl Predictions {
     /// Reads and resolves a predictions file. Malformed lines, unknown visit
     /// ids, unknown drug codes and repeated visits are errors naming the line.

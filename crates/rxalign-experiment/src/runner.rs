@@ -728,23 +728,13 @@ fn run_stages(
 ) -> Result<(), ExperimentError> {
     let folder = ctx.folder;
     let data = ctx.data;
-    let truth = rxalign_core::Predictions {
-        by_visit: data
-            .cohort
-            .visits
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                (
-                    i,
-                    rxalign_core::Prediction {
-                        drugs: v.drugs.clone(),
-                        scores: None,
-                    },
-                )
-            })
-            .collect(),
-    };
+    let truth: rxalign_core::Predictions = data
+        .cohort
+        .visits
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i, v.drugs.clone()))
+        .collect();
     ctx.record_method(GROUND_TRUTH, 0, &truth)?;
     for (index, stage) in stages.iter().enumerate() {
         ctx.stage = Some(StageRef {

@@ -13,6 +13,9 @@ use rxalign_policy::family::{ActMode, Acted, Effect, PolicyFamily, State};
 
 use crate::TrainError;
 
+/// States decoded at once in greedy evaluation.
+pub const GREEDY_BATCH: usize = 512;
+
 /// One step of an episode: the list before it, the decision with its
 /// per-part log-probabilities, what it did, and its shaped reward.
 #[derive(Clone, Debug)]

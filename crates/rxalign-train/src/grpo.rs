@@ -22,7 +22,7 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::IndexedRandom;
-use rxalign_core::{Cohort, DrugSet, Rng, seeded_rng};
+use rxalign_core::{DrugSet, Rng, seeded_rng};
 use rxalign_env::Reward;
 use rxalign_policy::checkpoint;
 use rxalign_policy::family::{ActMode, PartReduction, PolicyFamily, Scored, State};
@@ -34,7 +34,7 @@ use crate::episodes::{EpisodeResult, Episodes};
 use crate::error::{at_least, non_negative, positive};
 use crate::job::Job;
 use crate::kl::{self, KlEstimator};
-use crate::observer::{EvalPlan, Evaluation, FinalList, StepLog, TrainObserver};
+use crate::observer::{self, StepLog, TrainObserver};
 
 /// Settings of (step-wise) GRPO.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -261,7 +261,7 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
             job.reward,
         );
         if job.eval.due(iteration, last) {
-            entry.evals = evaluate(
+            entry.evals = observer::evaluate(
                 family,
                 &model.valid(),
                 job.cohort,
@@ -569,60 +569,6 @@ fn iteration_log<D>(
         .collect(),
     }
 }
-
-/// Greedy episodes on every evaluation set, their final lists scored by
-/// the observer.
-#[expect(clippy::too_many_arguments, reason = "the inputs of one evaluation")]
-pub(crate) fn evaluate<F: PolicyFamily, B: Backend>(
-    family: &F,
-    model: &F::Model<B>,
-    cohort: &Cohort,
-    reward: &Reward,
-    budget: usize,
-    plan: &EvalPlan,
-    step: usize,
-    observer: &mut dyn TrainObserver,
-    device: &B::Device,
-) -> Result<Vec<Evaluation>, TrainError> {
-    let runner = Episodes {
-        cohort,
-        reward,
-        budget,
-        mode: ActMode::Greedy,
-        max_batch: Some(GREEDY_BATCH),
-        record: None,
-    };
-    let mut out = Vec::with_capacity(plan.sets.len());
-    for set in &plan.sets {
-        let starts = set
-            .visits
-            .iter()
-            .copied()
-            .zip(set.starts.iter().cloned())
-            .collect();
-        // Greedy decoding draws nothing; the generator is a placeholder.
-        let finished = runner.run(family, model, starts, &mut seeded_rng(0, "greedy"), device)?;
-        let lists: Vec<FinalList> = finished
-            .into_iter()
-            .map(|r| FinalList {
-                visit: r.visit,
-                list: r.final_list,
-                outcome: r.outcome,
-            })
-            .collect();
-        let metrics = observer
-            .evaluate(step, set.split, &lists)
-            .map_err(TrainError::Observer)?;
-        out.push(Evaluation {
-            split: set.split,
-            metrics,
-        });
-    }
-    Ok(out)
-}
-
-/// States decoded at once in greedy evaluation.
-pub const GREEDY_BATCH: usize = 512;
 
 #[cfg(test)]
 mod tests {

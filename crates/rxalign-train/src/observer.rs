@@ -6,8 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use rxalign_core::{DrugSet, SplitName};
+use burn::prelude::Backend;
+use rxalign_core::{Cohort, DrugSet, SplitName, seeded_rng};
+use rxalign_env::Reward;
+use rxalign_policy::family::{ActMode, PolicyFamily};
 use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::episodes::{Episodes, GREEDY_BATCH};
 
 /// An observer's failure, handed back as [`crate::TrainError::Observer`].
 pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
@@ -99,4 +105,55 @@ impl EvalPlan {
     pub fn due(&self, step: usize, last: usize) -> bool {
         self.every > 0 && !self.sets.is_empty() && (step.is_multiple_of(self.every) || step == last)
     }
+}
+
+/// Greedy episodes on every evaluation set, their final lists scored by
+/// the observer.
+#[expect(clippy::too_many_arguments, reason = "the inputs of one evaluation")]
+pub(crate) fn evaluate<F: PolicyFamily, B: Backend>(
+    family: &F,
+    model: &F::Model<B>,
+    cohort: &Cohort,
+    reward: &Reward,
+    budget: usize,
+    plan: &EvalPlan,
+    step: usize,
+    observer: &mut dyn TrainObserver,
+    device: &B::Device,
+) -> Result<Vec<Evaluation>, TrainError> {
+    let runner = Episodes {
+        cohort,
+        reward,
+        budget,
+        mode: ActMode::Greedy,
+        max_batch: Some(GREEDY_BATCH),
+        record: None,
+    };
+    let mut out = Vec::with_capacity(plan.sets.len());
+    for set in &plan.sets {
+        let starts = set
+            .visits
+            .iter()
+            .copied()
+            .zip(set.starts.iter().cloned())
+            .collect();
+        // Greedy decoding draws nothing; the generator is a placeholder.
+        let finished = runner.run(family, model, starts, &mut seeded_rng(0, "greedy"), device)?;
+        let lists: Vec<FinalList> = finished
+            .into_iter()
+            .map(|r| FinalList {
+                visit: r.visit,
+                list: r.final_list,
+                outcome: r.outcome,
+            })
+            .collect();
+        let metrics = observer
+            .evaluate(step, set.split, &lists)
+            .map_err(TrainError::Observer)?;
+        out.push(Evaluation {
+            split: set.split,
+            metrics,
+        });
+    }
+    Ok(out)
 }

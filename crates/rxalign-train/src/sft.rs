@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::PatientPart;
 use crate::error::{at_least, positive, rate};
 use crate::job::Job;
-use crate::observer::{StepLog, TrainObserver};
+use crate::observer::{self, StepLog, TrainObserver};
 use crate::{TrainError, grpo};
 
 /// Settings of SFT, as an experiment file gives them.
@@ -202,7 +202,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
             .train
             .insert("loss/sft".into(), total / samples.len().max(1) as f64);
         if job.eval.due(epoch, settings.epochs) {
-            entry.evals = grpo::evaluate(
+            entry.evals = observer::evaluate(
                 family,
                 &model.valid(),
                 job.cohort,

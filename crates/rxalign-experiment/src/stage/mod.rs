@@ -15,7 +15,7 @@ use std::fmt;
 
 use rxalign_core::metrics::MetricReport;
 use rxalign_core::run::{MetricsRecord, RunFolder, StageRef, SummaryRecord};
-use rxalign_core::{Cohort, Predictions, Rng, Split, SplitName, Trajectory, Vocab};
+use rxalign_core::{Cohort, DrugSet, Predictions, Rng, Split, SplitName, Trajectory, Vocab};
 use rxalign_env::trajectory::replay_edits;
 use rxalign_env::{Episode, Reward, StartList};
 
@@ -306,27 +306,43 @@ impl RunContext<'_> {
     ) -> Result<Vec<(String, Option<f64>)>, ExperimentError> {
         let data = self.data;
         let cohort = &data.cohort;
-        let names = self.reward.names();
-        let mut sums = vec![0.0; names.len()];
-        let (mut outcome, mut n) = (0.0, 0usize);
-        for &i in visits {
-            let Some(p) = predictions.by_visit.get(&i) else {
-                continue;
-            };
+        let listed: Vec<(usize, &DrugSet)> = visits
+            .iter()
+            .filter_map(|&i| predictions.by_visit.get(&i).map(|p| (i, &p.drugs)))
+            .collect();
+        let mut out = mean_terms(self.reward, cohort, &listed);
+        let mut outcome = 0.0;
+        for &(i, list) in &listed {
             let truth = &cohort.visits[i].drugs;
-            let end = Episode::new(self.reward, truth, &cohort.ddi, p.drugs.clone(), 0);
-            for (s, t) in sums.iter_mut().zip(end.terms()) {
-                *s += t;
-            }
             let start = self.start.clone().start(cohort, i, self.rng)?;
-            outcome += end.potential() - Episode::new(self.reward, truth, &cohort.ddi, start, 0).potential();
-            n += 1;
+            outcome += Episode::new(self.reward, truth, &cohort.ddi, list.clone(), 0).potential()
+                - Episode::new(self.reward, truth, &cohort.ddi, start, 0).potential();
         }
+        let n = listed.len();
         let mean = |x: f64| (n > 0).then(|| x / n as f64);
-        let mut out: Vec<(String, Option<f64>)> = names.into_iter().zip(sums.into_iter().map(mean)).collect();
         out.push(("outcome".into(), mean(outcome)));
         Ok(out)
     }
+}
+
+/// The mean over `lists` (visit, final list) of each weighted reward term
+/// of the final list, by the reward's term names (`None` for no list).
+pub(crate) fn mean_terms(
+    reward: &Reward,
+    cohort: &Cohort,
+    lists: &[(usize, &DrugSet)],
+) -> Vec<(String, Option<f64>)> {
+    let names = reward.names();
+    let mut sums = vec![0.0; names.len()];
+    for &(i, list) in lists {
+        let end = Episode::new(reward, &cohort.visits[i].drugs, &cohort.ddi, list.clone(), 0);
+        for (s, t) in sums.iter_mut().zip(end.terms()) {
+            *s += t;
+        }
+    }
+    let n = lists.len();
+    let mean = |x: f64| (n > 0).then(|| x / n as f64);
+    names.into_iter().zip(sums.into_iter().map(mean)).collect()
 }
 
 /// Trajectories as Markdown: per visit, a table of its steps (action,

@@ -7,11 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use rxalign_core::run::MetricsRecord;
-use rxalign_core::{DrugSet, Prediction, Predictions, SplitName};
-use rxalign_env::Episode;
+use rxalign_core::{DrugSet, Predictions, SplitName};
 use rxalign_policy::family::ActMode;
+use rxalign_train::episodes::GREEDY_BATCH;
 use rxalign_train::episodes::{Episodes, Recording};
-use rxalign_train::grpo::GREEDY_BATCH;
 use rxalign_train::observer::{EvalPlan, EvalSet, FinalList, ObserverError, StepLog, TrainObserver};
 
 use super::RunContext;
@@ -68,45 +67,19 @@ impl TrainObserver for StageObserver<'_, '_> {
     ) -> Result<BTreeMap<String, Option<f64>>, ObserverError> {
         let ctx = &self.ctx;
         let cohort = &ctx.data.cohort;
-        let predictions = Predictions {
-            by_visit: lists
-                .iter()
-                .map(|f| {
-                    (
-                        f.visit,
-                        Prediction {
-                            drugs: f.list.clone(),
-                            scores: None,
-                        },
-                    )
-                })
-                .collect(),
-        };
+        let predictions: Predictions = lists.iter().map(|f| (f.visit, f.list.clone())).collect();
         let keep: HashSet<usize> = lists.iter().map(|f| f.visit).collect();
         let report = predictions.evaluate(cohort, |i| keep.contains(&i));
         let mut metrics: BTreeMap<String, Option<f64>> =
             report.values.iter().map(|v| (v.name.clone(), v.value)).collect();
         // The weighted reward terms of the final lists, and the outcome
         // reward of the episodes, averaged.
-        let names = ctx.reward.names();
-        let mut sums = vec![0.0; names.len()];
-        for f in lists {
-            let end = Episode::new(
-                ctx.reward,
-                &cohort.visits[f.visit].drugs,
-                &cohort.ddi,
-                f.list.clone(),
-                0,
-            );
-            for (s, t) in sums.iter_mut().zip(end.terms()) {
-                *s += t;
-            }
+        let listed: Vec<(usize, &DrugSet)> = lists.iter().map(|f| (f.visit, &f.list)).collect();
+        for (name, mean) in super::mean_terms(ctx.reward, cohort, &listed) {
+            metrics.insert(format!("reward/{name}"), mean);
         }
         let n = lists.len();
         let mean = |x: f64| (n > 0).then(|| x / n as f64);
-        for (name, sum) in names.into_iter().zip(sums) {
-            metrics.insert(format!("reward/{name}"), mean(sum));
-        }
         metrics.insert(
             "reward/outcome".into(),
             mean(lists.iter().map(|f| f.outcome).sum()),
@@ -192,20 +165,7 @@ pub(crate) fn evaluate_policy(
         visits.iter().copied().zip(starts).collect(),
         ctx.rng,
     )?;
-    let predictions = Predictions {
-        by_visit: decoded
-            .iter()
-            .map(|d| {
-                (
-                    d.visit,
-                    Prediction {
-                        drugs: d.final_list.clone(),
-                        scores: None,
-                    },
-                )
-            })
-            .collect(),
-    };
+    let predictions: Predictions = decoded.iter().map(|d| (d.visit, d.final_list.clone())).collect();
     let kept = decoded.into_iter().filter_map(|d| d.trajectory).collect();
     ctx.record_method_with(method, step, &predictions, Some(kept))?;
     Ok(())
