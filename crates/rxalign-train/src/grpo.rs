@@ -514,7 +514,7 @@ fn iteration_log<D>(
     let mut train: BTreeMap<String, f64> = [
         ("loss/grpo", stats.loss),
         (
-            "reward/outcome",
+            "rollout/reward/outcome",
             // Summed group by group, as the advantages see them.
             rollouts
                 .chunks(group.max(1))
@@ -546,7 +546,7 @@ fn iteration_log<D>(
     }
     for (k, name) in reward.names().into_iter().enumerate() {
         let mean = rollouts.iter().map(|r| r.final_terms[k]).sum::<f64>() / r;
-        train.insert(format!("reward/{name}"), mean);
+        train.insert(format!("rollout/reward/{name}"), mean);
     }
     StepLog {
         step: iteration,

@@ -251,7 +251,7 @@ fn grpo_improves_a_weak_policy_and_its_kl_starts_at_zero() {
         "the policy starts as its own reference: {:?}",
         log[0].train
     );
-    let outcome = losses(&log, "reward/outcome");
+    let outcome = losses(&log, "rollout/reward/outcome");
     let (first, last) = (
         outcome[..5].iter().sum::<f64>(),
         outcome[35..].iter().sum::<f64>(),

@@ -9,8 +9,8 @@ use crate::ExperimentError;
 /// GRPO (`grpo`, λ = 0) or step-wise GRPO (`step_grpo`, λ = 0.5 unless
 /// set) on the policy of the last `sft` stage before it, which is also the
 /// frozen KL reference. Each iteration's statistics go to `metrics.jsonl`
-/// as it finishes, on the train split (`loss/grpo`, `reward/outcome`, each
-/// `reward/<term>` at the rollouts' final lists, `advantage/mean`,
+/// as it finishes, on the train split (`loss/grpo`, `rollout/reward/outcome`,
+/// each `rollout/reward/<term>` at the sampled rollouts' final lists, `advantage/mean`,
 /// `advantage/std`, `kl` with `kl/k3` and, where the family enumerates its
 /// choices, `kl/exact`, `entropy`, `lr`, `refusal_rate`), with the greedy
 /// lists' metrics on the validation split every `eval_every` iterations;
