@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
+use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -35,6 +36,7 @@ use crate::error::{at_least, non_negative, positive};
 use crate::job::Job;
 use crate::kl::{self, KlEstimator};
 use crate::observer::{self, StepLog, TrainObserver};
+use crate::select::{self, Keeper, Select};
 
 /// Settings of (step-wise) GRPO.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,6 +86,16 @@ pub struct GrpoSettings {
     /// (a run cut short on purpose; its checkpoint resumes later).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_after: Option<usize>,
+    /// Which iteration's model the stage hands on: `"last"` (the default)
+    /// or `"validation"` (the best mean outcome reward of the greedy lists
+    /// on the validation patients among the evaluated iterations and the
+    /// start, iteration 0; needs `eval_every` > 0).
+    pub select: Select,
+    /// With `select: "validation"`: stop after this many evaluations
+    /// without improvement (0: never early).
+    pub patience: usize,
+    /// Adam's L2 penalty on the parameters (0: none).
+    pub weight_decay: f64,
 }
 
 fn some_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -110,6 +122,9 @@ impl Default for GrpoSettings {
             eval_every: 10,
             patients: PatientPart::default(),
             stop_after: None,
+            select: Select::Last,
+            patience: 0,
+            weight_decay: 0.0,
         }
     }
 }
@@ -128,6 +143,8 @@ impl GrpoSettings {
         non_negative("entropy", self.entropy)?;
         non_negative("clip", self.clip)?;
         non_negative("step_weight", self.lambda())?;
+        non_negative("weight_decay", self.weight_decay)?;
+        select::validate(self.select, self.patience, self.eval_every)?;
         self.patients.validate()
     }
 
@@ -214,6 +231,9 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
     let reference = policy.valid();
     let optim = AdamConfig::new()
         .with_grad_clipping(Some(GradientClippingConfig::Norm(settings.grad_norm as f32)))
+        .with_weight_decay(
+            (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
+        )
         .init();
     let (mut model, mut optim, mut rng, mut log, first) = checkpoint::resume(
         job.checkpoint,
@@ -226,6 +246,30 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
     for entry in &log {
         observer.step(entry, last).map_err(TrainError::Observer)?;
     }
+    let mut keeper = Keeper::new(settings.select, settings.patience, job.checkpoint);
+    keeper.restore(&log);
+    if first == 1 && settings.select == Select::Validation {
+        // The start (the SFT policy) is a candidate too: iteration 0.
+        let entry = StepLog {
+            step: 0,
+            evals: observer::evaluate(
+                family,
+                &model.valid(),
+                job.cohort,
+                job.reward,
+                job.budget,
+                job.eval,
+                0,
+                observer,
+                device,
+            )?,
+            ..StepLog::default()
+        };
+        observer.step(&entry, last).map_err(TrainError::Observer)?;
+        keeper.step(&entry, &model, &optim, &rng)?;
+        log.push(entry);
+    }
+    let first = if keeper.stopped() { last + 1 } else { first };
     let diverged = |e: TrainError, iteration| {
         e.diverged_if_non_finite(
             "GRPO",
@@ -274,10 +318,21 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
             )?;
         }
         observer.step(&entry, last).map_err(TrainError::Observer)?;
+        let stop = keeper.step(&entry, &model, &optim, &rng)?;
         log.push(entry);
         checkpoint::save_loop(job.checkpoint, &model, &optim, iteration, &rng, &log)?;
+        if stop {
+            break;
+        }
     }
-    Ok(model.valid())
+    let (chosen, selection) = keeper.finish(model, last, device)?;
+    if selection.step != selection.last {
+        // The checkpoint is what later stages and the evaluation read: the
+        // chosen model.
+        checkpoint::save_loop(job.checkpoint, &chosen, &optim, selection.last, &rng, &log)?;
+    }
+    observer.selected(&selection).map_err(TrainError::Observer)?;
+    Ok(chosen.valid())
 }
 
 /// Collect: draws `visits` training visits and samples a group of rollouts

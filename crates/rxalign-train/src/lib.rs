@@ -14,6 +14,8 @@
 //! - [`kl`]: the KL estimators (exact, k3).
 //! - [`observer`]: what a loop reports after each epoch or iteration, and
 //!   the evaluations it makes along the way.
+//! - [`select`]: which step's model a loop hands on (the last, or the best
+//!   on the validation patients, with early stopping).
 //! - [`plugin`]: a family as a plugin of the experiment file's `policy`
 //!   slot, trained on the run's device.
 
@@ -25,6 +27,7 @@ pub mod job;
 pub mod kl;
 pub mod observer;
 pub mod plugin;
+pub mod select;
 pub mod sft;
 
 pub use error::TrainError;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::episodes::{Episodes, GREEDY_BATCH};
+use crate::select::Selection;
 
 /// An observer's failure, handed back as [`crate::TrainError::Observer`].
 pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
@@ -38,6 +39,11 @@ pub struct StepLog {
 pub struct Evaluation {
     pub split: SplitName,
     pub metrics: BTreeMap<String, Option<f64>>,
+    /// The trainer's own mean outcome reward `Phi(S_T) − Phi(S_0)` of the
+    /// greedy episodes (what selection by validation compares); `None` for
+    /// an empty set or a log written before it was kept.
+    #[serde(default)]
+    pub outcome: Option<f64>,
 }
 
 /// Receives a loop's progress.
@@ -53,6 +59,12 @@ pub trait TrainObserver {
 
     /// A finished step of `total` (or one restored from a checkpoint).
     fn step(&mut self, log: &StepLog, total: usize) -> Result<(), ObserverError>;
+
+    /// The model the loop hands on, once it has ended.
+    fn selected(&mut self, selection: &Selection) -> Result<(), ObserverError> {
+        let _ = selection;
+        Ok(())
+    }
 }
 
 /// A greedy episode's end: its visit, final list and outcome reward
@@ -150,9 +162,12 @@ pub(crate) fn evaluate<F: PolicyFamily, B: Backend>(
         let metrics = observer
             .evaluate(step, set.split, &lists)
             .map_err(TrainError::Observer)?;
+        let outcome =
+            (!lists.is_empty()).then(|| lists.iter().map(|l| l.outcome).sum::<f64>() / lists.len() as f64);
         out.push(Evaluation {
             split: set.split,
             metrics,
+            outcome,
         });
     }
     Ok(out)

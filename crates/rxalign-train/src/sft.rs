@@ -5,22 +5,24 @@
 //! negative log-probability of the expert decisions.
 
 use burn::module::AutodiffModule;
+use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
 use rxalign_core::{Action, DrugSet, Rng, seeded_rng};
 use rxalign_env::StartList;
-use rxalign_env::start::CorruptedStartConfig;
+use rxalign_env::start::{CorruptedStart, CorruptedStartConfig, EditProfile};
 use rxalign_env::trajectory::expert_actions;
 use rxalign_policy::checkpoint;
 use rxalign_policy::family::{PolicyFamily, State};
 use serde::{Deserialize, Serialize};
 
 use crate::data::PatientPart;
-use crate::error::{at_least, positive, rate};
+use crate::error::{at_least, non_negative, positive, rate};
 use crate::job::Job;
 use crate::observer::{self, StepLog, TrainObserver};
+use crate::select::{self, Keeper, Select};
 use crate::{TrainError, grpo};
 
 /// Settings of SFT, as an experiment file gives them.
@@ -46,7 +48,12 @@ pub struct SftSettings {
     pub interacting_extra_rate: f64,
     /// Where the expert sequences start: `corrupted` ground truths, the
     /// run's start lists (`run`: after `start_from`, the classifier's lists,
-    /// as FLAME trains its editor), or one sequence from each (`both`).
+    /// as FLAME trains its editor), one sequence from each (`both`), or
+    /// ground truths corrupted with the errors of the run's start lists on
+    /// the training patients (`fitted`: FLAME's edit data as published,
+    /// the miss and extra rates and per-drug weights measured by the
+    /// pipeline; `miss_rate`, `extra_rate` and `interacting_extra_rate` are
+    /// then unused).
     pub starts: SftStarts,
     /// Greedy evaluation on the evaluation visits every this many epochs
     /// (and after the last); 0: only after training.
@@ -55,6 +62,15 @@ pub struct SftSettings {
     /// of several disjoint ones (`(part: 1, of: 2)`), so that SFT and GRPO
     /// can train on different patients.
     pub patients: PatientPart,
+    /// Which epoch's model the stage hands on: `"last"` (the default) or
+    /// `"validation"` (the best mean outcome reward of the greedy lists on
+    /// the validation patients; needs `eval_every` > 0).
+    pub select: Select,
+    /// With `select: "validation"`: stop after this many evaluations
+    /// without improvement (0: never early).
+    pub patience: usize,
+    /// Adam's L2 penalty on the parameters (0: none).
+    pub weight_decay: f64,
 }
 
 impl Default for SftSettings {
@@ -70,6 +86,9 @@ impl Default for SftSettings {
             starts: SftStarts::Corrupted,
             eval_every: 1,
             patients: PatientPart::default(),
+            select: Select::Last,
+            patience: 0,
+            weight_decay: 0.0,
         }
     }
 }
@@ -83,6 +102,8 @@ impl SftSettings {
         rate("miss_rate", self.miss_rate)?;
         rate("extra_rate", self.extra_rate)?;
         rate("interacting_extra_rate", self.interacting_extra_rate)?;
+        non_negative("weight_decay", self.weight_decay)?;
+        select::validate(self.select, self.patience, self.eval_every)?;
         self.patients.validate()
     }
 }
@@ -95,6 +116,7 @@ pub enum SftStarts {
     Corrupted,
     Run,
     Both,
+    Fitted,
 }
 
 impl TryFrom<String> for SftStarts {
@@ -105,8 +127,9 @@ impl TryFrom<String> for SftStarts {
             "corrupted" => Ok(Self::Corrupted),
             "run" => Ok(Self::Run),
             "both" => Ok(Self::Both),
+            "fitted" => Ok(Self::Fitted),
             other => Err(format!(
-                "unknown SFT starts `{other}`; known: corrupted, run, both"
+                "unknown SFT starts `{other}`; known: corrupted, run, both, fitted"
             )),
         }
     }
@@ -118,6 +141,7 @@ impl From<SftStarts> for String {
             SftStarts::Corrupted => "corrupted",
             SftStarts::Run => "run",
             SftStarts::Both => "both",
+            SftStarts::Fitted => "fitted",
         }
         .to_string()
     }
@@ -143,14 +167,24 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
     settings.validate()?;
     let cohort = job.cohort;
     let model = F::into_trainable::<B>(family.init(&mut seeded_rng(job.seed, "sft-init"), device));
-    let optim = AdamConfig::new().init();
-    let corrupt = CorruptedStartConfig {
-        miss_rate: settings.miss_rate,
-        extra_rate: settings.extra_rate,
-        interacting_extra_rate: settings.interacting_extra_rate,
-        ..CorruptedStartConfig::default()
-    }
-    .init(cohort)?;
+    let optim = AdamConfig::new()
+        .with_weight_decay(
+            (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
+        )
+        .init();
+    let (corrupt, profile) = if settings.starts == SftStarts::Fitted {
+        let (corrupt, profile) = fitted_corruption(job)?;
+        (corrupt, Some(profile))
+    } else {
+        let corrupt = CorruptedStartConfig {
+            miss_rate: settings.miss_rate,
+            extra_rate: settings.extra_rate,
+            interacting_extra_rate: settings.interacting_extra_rate,
+            ..CorruptedStartConfig::default()
+        }
+        .init(cohort)?;
+        (corrupt, None)
+    };
     let (mut model, mut optim, mut rng, mut log, first) = checkpoint::resume(
         job.checkpoint,
         model,
@@ -163,6 +197,13 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
             .step(entry, settings.epochs)
             .map_err(TrainError::Observer)?;
     }
+    let mut keeper = Keeper::new(settings.select, settings.patience, job.checkpoint);
+    keeper.restore(&log);
+    let first = if keeper.stopped() {
+        settings.epochs + 1
+    } else {
+        first
+    };
     for epoch in first..=settings.epochs {
         let mut samples = expert_samples(job, &corrupt, &mut rng)?;
         samples.shuffle(&mut rng);
@@ -177,7 +218,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
                 .zip(&states)
                 .map(|((.., action), state)| family.expert(*state, *action, cohort))
                 .collect();
-            let scored = family.score(F::as_model(&model), cohort, &states, &decisions, 1.0, device)?;
+            let scored = family.score_train(&model, cohort, &states, &decisions, 1.0, &mut rng, device)?;
             let logp = grpo::reduce(scored.logp, scored.mask, family.reduction()); // [chunk, 1]
             let loss = logp.mean().neg(); // [1]
             let value = loss.clone().into_scalar().elem::<f64>();
@@ -201,6 +242,15 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
         entry
             .train
             .insert("loss/sft".into(), total / samples.len().max(1) as f64);
+        if let Some(profile) = &profile {
+            // The measured error profile the corruptions follow.
+            entry
+                .train
+                .insert("edit_data/miss_rate".into(), profile.miss_rate());
+            entry
+                .train
+                .insert("edit_data/extra_rate".into(), profile.extra_rate());
+        }
         if job.eval.due(epoch, settings.epochs) {
             entry.evals = observer::evaluate(
                 family,
@@ -217,17 +267,43 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
         observer
             .step(&entry, settings.epochs)
             .map_err(TrainError::Observer)?;
+        let stop = keeper.step(&entry, &model, &optim, &rng)?;
         log.push(entry);
         checkpoint::save_loop(job.checkpoint, &model, &optim, epoch, &rng, &log)?;
+        if stop {
+            break;
+        }
     }
-    Ok(model)
+    let (chosen, selection) = keeper.finish(model, settings.epochs, device)?;
+    if selection.step != selection.last {
+        // The checkpoint is what later stages start from: the chosen model.
+        checkpoint::save_loop(job.checkpoint, &chosen, &optim, selection.last, &rng, &log)?;
+    }
+    observer.selected(&selection).map_err(TrainError::Observer)?;
+    Ok(chosen)
+}
+
+/// The corruption that follows the errors of the run's start lists on the
+/// training visits (drawn once, from a generator of their own, so that the
+/// loop's generator and a resumed loop are unaffected).
+fn fitted_corruption(job: &SftJob<'_>) -> Result<(CorruptedStart, EditProfile), TrainError> {
+    let mut rng = seeded_rng(job.seed, "sft-fitted-starts");
+    let starts = job
+        .train
+        .iter()
+        .map(|&v| Ok((v, (job.starts)(v, &mut rng).map_err(TrainError::Invalid)?)))
+        .collect::<Result<Vec<(usize, DrugSet)>, TrainError>>()?;
+    Ok(CorruptedStart::fitted(
+        job.cohort,
+        starts.iter().map(|(v, s)| (*v, s)),
+    ))
 }
 
 /// Every state of every expert sequence of an epoch, with its expert
 /// action: one corrupted start and/or the run's start per training visit.
 fn expert_samples(
     job: &SftJob<'_>,
-    corrupt: &rxalign_env::start::CorruptedStart,
+    corrupt: &CorruptedStart,
     rng: &mut Rng,
 ) -> Result<Vec<Sample>, TrainError> {
     let cohort = job.cohort;
@@ -238,7 +314,7 @@ fn expert_samples(
         if job.settings.starts != SftStarts::Run {
             starts.push(corrupt.start(cohort, v, rng)?);
         }
-        if job.settings.starts != SftStarts::Corrupted {
+        if matches!(job.settings.starts, SftStarts::Run | SftStarts::Both) {
             starts.push((job.starts)(v, rng).map_err(TrainError::Invalid)?);
         }
         for mut list in starts {

@@ -50,9 +50,13 @@ fn jaccard_reward() -> Reward {
 }
 
 fn family(cohort: &Cohort, hidden: usize) -> SetEncoder {
-    SetEncoderConfig { hidden, budget: 8 }
-        .build(&VisitFeatures::of(cohort))
-        .unwrap()
+    SetEncoderConfig {
+        hidden,
+        budget: 8,
+        ..SetEncoderConfig::default()
+    }
+    .build(&VisitFeatures::of(cohort))
+    .unwrap()
 }
 
 fn no_run_starts(_: usize, _: &mut Rng) -> Result<DrugSet, String> {
@@ -433,4 +437,176 @@ fn exact_and_k3_kl_agree_in_expectation() {
         (k3 - exact).abs() < 0.1 * exact,
         "k3 {k3} estimates the exact KL {exact} within 10% over 4,000 samples"
     );
+}
+
+/// Keeps every step's log and the selection.
+#[derive(Default)]
+struct KeepSelection {
+    log: Keep,
+    selection: Option<crate::select::Selection>,
+}
+
+impl TrainObserver for KeepSelection {
+    fn evaluate(
+        &mut self,
+        step: usize,
+        split: SplitName,
+        lists: &[FinalList],
+    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError> {
+        self.log.evaluate(step, split, lists)
+    }
+
+    fn step(&mut self, log: &StepLog, total: usize) -> Result<(), ObserverError> {
+        self.log.step(log, total)
+    }
+
+    fn selected(&mut self, selection: &crate::select::Selection) -> Result<(), ObserverError> {
+        self.selection = Some(selection.clone());
+        Ok(())
+    }
+}
+
+#[test]
+fn sft_selected_by_validation_hands_on_the_best_epoch_and_stops_when_it_no_longer_improves() {
+    use crate::select::Select;
+    let cohort = tiny();
+    let reward = jaccard_reward();
+    let family = family(&cohort, 16);
+    let settings = SftSettings {
+        epochs: 150,
+        batch_size: 16,
+        lr: 0.01,
+        select: Select::Validation,
+        patience: 20,
+        ..SftSettings::default()
+    };
+    let empty = || vec![DrugSet::empty(6), DrugSet::empty(6)];
+    let eval = EvalPlan {
+        every: 1,
+        sets: vec![EvalSet {
+            split: SplitName::Val,
+            visits: vec![0, 1],
+            starts: empty(),
+        }],
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("sft.ckpt");
+    let run = || {
+        let mut observer = KeepSelection::default();
+        let job = SftJob {
+            cohort: &cohort,
+            reward: &reward,
+            train: &[0, 1],
+            settings: &settings,
+            starts: &no_run_starts,
+            budget: 8,
+            seed: 3,
+            checkpoint: Some(&path),
+            eval: &eval,
+        };
+        let model = train_sft::<_, CpuTrainBackend>(&family, &job, &mut observer, &FlexDevice).unwrap();
+        (model.valid(), observer)
+    };
+    let (model, observer) = run();
+    let log = &observer.log.0;
+    let selection = observer.selection.clone().unwrap();
+    let outcomes: Vec<f64> = log.iter().map(|l| l.evals[0].outcome.unwrap()).collect();
+    let best = outcomes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let first_best = outcomes.iter().position(|&o| o == best).unwrap() + 1;
+    assert_eq!(selection.step, first_best, "{outcomes:?}");
+    assert_eq!(selection.outcome, Some(best));
+    // The tiny cohort is learnt exactly (outcome 1 from empty lists), after
+    // which nothing improves: twenty more evaluations, then it stops.
+    assert!((best - 1.0).abs() < 1e-12, "{outcomes:?}");
+    assert!(selection.stopped_early && selection.last == first_best + 20);
+    assert_eq!(log.len(), selection.last);
+    // The model handed on is the chosen epoch's: its greedy outcome on the
+    // validation visits is the recorded one.
+    let handed_on = greedy(
+        &family,
+        &model,
+        &cohort,
+        &reward,
+        8,
+        vec![(0, empty()[0].clone()), (1, empty()[1].clone())],
+    );
+    let mean = handed_on.iter().map(|r| r.outcome).sum::<f64>() / 2.0;
+    assert_eq!(Some(mean), selection.outcome);
+    assert!(crate::select::best_path(&path).exists());
+    // Resumed after it ended, the loop trains nothing more and hands on the
+    // same model with the same selection.
+    let (again, observer) = run();
+    assert_eq!(observer.selection, Some(selection));
+    assert_eq!(observer.log.0.len(), log.len());
+    let decoded_again = greedy(
+        &family,
+        &again,
+        &cohort,
+        &reward,
+        8,
+        vec![(0, empty()[0].clone()), (1, empty()[1].clone())],
+    );
+    let lists = |d: &[EpisodeResult<usize>]| d.iter().map(|r| r.final_list.to_vec()).collect::<Vec<_>>();
+    assert_eq!(lists(&decoded_again), lists(&handed_on));
+}
+
+#[test]
+fn grpo_selected_by_validation_counts_its_start_as_iteration_zero() {
+    use crate::select::Select;
+    let cohort = tiny();
+    let reward = jaccard_reward();
+    let family = family(&cohort, 16);
+    let sft_settings = SftSettings {
+        epochs: 3,
+        ..SftSettings::default()
+    };
+    let (weak, _) = sft(&family, &cohort, &reward, &sft_settings, 2, None);
+    let starts = vec![(0, DrugSet::empty(6)), (1, DrugSet::empty(6))];
+    let start_outcome = greedy(&family, &weak.valid(), &cohort, &reward, 8, starts.clone())
+        .iter()
+        .map(|r| r.outcome)
+        .sum::<f64>()
+        / 2.0;
+    let settings = GrpoSettings {
+        iterations: 12,
+        visits: 4,
+        group: 4,
+        lr: 0.02,
+        warmup: 2,
+        eval_every: 4,
+        select: Select::Validation,
+        ..GrpoSettings::default()
+    };
+    let eval = EvalPlan {
+        every: 4,
+        sets: vec![EvalSet {
+            split: SplitName::Val,
+            visits: vec![0, 1],
+            starts: vec![DrugSet::empty(6), DrugSet::empty(6)],
+        }],
+    };
+    let mut observer = KeepSelection::default();
+    let job = grpo_job(&cohort, &reward, &settings, None, &eval);
+    let aligned = train_grpo::<_, CpuTrainBackend>(&family, weak, &job, &mut observer, &FlexDevice).unwrap();
+    let log = &observer.log.0;
+    let evaluated: Vec<usize> = log
+        .iter()
+        .filter(|l| !l.evals.is_empty())
+        .map(|l| l.step)
+        .collect();
+    assert_eq!(evaluated, [0, 4, 8, 12]);
+    assert_eq!(log[0].evals[0].outcome, Some(start_outcome));
+    let outcomes: Vec<(usize, f64)> = log
+        .iter()
+        .filter_map(|l| Some((l.step, l.evals.first()?.outcome?)))
+        .collect();
+    let best = outcomes.iter().map(|o| o.1).fold(f64::NEG_INFINITY, f64::max);
+    let selection = observer.selection.unwrap();
+    assert_eq!(selection.step, outcomes.iter().find(|o| o.1 == best).unwrap().0);
+    let handed_on = greedy(&family, &aligned, &cohort, &reward, 8, starts)
+        .iter()
+        .map(|r| r.outcome)
+        .sum::<f64>()
+        / 2.0;
+    assert_eq!(Some(handed_on), selection.outcome);
 }

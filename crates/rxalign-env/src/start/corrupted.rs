@@ -93,6 +93,86 @@ impl CorruptedStartConfig {
     }
 }
 
+/// The error profile of some start lists against the ground truth, as
+/// [`CorruptedStart::fitted`] measured it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EditProfile {
+    pub visits: usize,
+    /// `Σ |G|` over the visits.
+    pub true_drugs: usize,
+    /// `Σ |G \ S|`: true drugs the start lists lack.
+    pub misses: usize,
+    /// `Σ |S \ G|`: wrong drugs the start lists hold.
+    pub extras: usize,
+}
+
+impl EditProfile {
+    /// Misses per true drug.
+    pub fn miss_rate(&self) -> f64 {
+        self.misses as f64 / self.true_drugs.max(1) as f64
+    }
+
+    /// Extras per true drug (the corruption draws at most one per true drug,
+    /// so it uses this capped at 1).
+    pub fn extra_rate(&self) -> f64 {
+        self.extras as f64 / self.true_drugs.max(1) as f64
+    }
+}
+
+impl CorruptedStart {
+    /// FLAME's edit data with the errors of given start lists (a
+    /// classifier's cross-fitted lists of the training patients): the miss
+    /// rate is their misses per true drug, the extra rate their wrong drugs
+    /// per true drug (capped at 1), a drug's miss weight the share of its
+    /// true occurrences they miss, and a drug's extra weight how often they
+    /// add it wrongly. A drug they never miss is never dropped and one they
+    /// never add wrongly is never added, so where a visit's drawn count
+    /// exceeds the drugs that can carry it, it gets fewer.
+    pub fn fitted<'s>(
+        cohort: &Cohort,
+        starts: impl IntoIterator<Item = (usize, &'s DrugSet)>,
+    ) -> (Self, EditProfile) {
+        let drugs = cohort.drug_count();
+        let mut occurs = vec![0usize; drugs];
+        let mut missed = vec![0usize; drugs];
+        let mut added = vec![0usize; drugs];
+        let mut profile = EditProfile {
+            visits: 0,
+            true_drugs: 0,
+            misses: 0,
+            extras: 0,
+        };
+        for (visit, start) in starts {
+            let truth = &cohort.visits[visit].drugs;
+            profile.visits += 1;
+            profile.true_drugs += truth.len();
+            for d in truth.iter() {
+                occurs[d] += 1;
+                if !start.contains(d) {
+                    missed[d] += 1;
+                    profile.misses += 1;
+                }
+            }
+            for d in start.iter().filter(|&d| !truth.contains(d)) {
+                added[d] += 1;
+                profile.extras += 1;
+            }
+        }
+        let start = Self {
+            miss_rate: profile.miss_rate(),
+            extra_rate: profile.extra_rate().min(1.0),
+            miss_weights: missed
+                .iter()
+                .zip(&occurs)
+                .map(|(&m, &n)| if n == 0 { 0.0 } else { m as f64 / n as f64 })
+                .collect(),
+            extra_weights: added.iter().map(|&a| a as f64).collect(),
+            interacting_extra_rate: 0.0,
+        };
+        (start, profile)
+    }
+}
+
 /// The ground truth with some true drugs dropped (the misses) and some wrong
 /// ones inserted (the extras): an edit policy must add the misses back and
 /// remove the extras.

@@ -10,7 +10,7 @@ use std::fmt;
 use rxalign_core::registry::{Registry, params};
 use rxalign_core::{Cohort, DrugSet, Rng};
 
-pub use corrupted::{CorruptedStart, CorruptedStartConfig};
+pub use corrupted::{CorruptedStart, CorruptedStartConfig, EditProfile};
 pub use empty::EmptyStart;
 pub use predictions_file::{PredictionsStart, PredictionsStartConfig};
 pub use previous_visit::PreviousVisitStart;

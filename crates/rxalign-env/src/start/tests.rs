@@ -148,3 +148,70 @@ fn corrupted_extras_can_be_drawn_from_the_truths_interaction_partners() {
     assert!((share - 3.0 / 37.0).abs() < 0.02, "{share}");
     assert!(registry().build("corrupted", &config(1.5), &c).is_err());
 }
+
+#[test]
+fn fitted_corruption_follows_the_errors_of_given_start_lists() {
+    let c = cohort();
+    // Visit 1 holds drugs 0..20. Start lists that always miss drug 0, miss
+    // drug 1 half the time, and add drug 30 always and drug 31 once in
+    // four.
+    let starts: Vec<(usize, DrugSet)> = (0..4)
+        .map(|i| {
+            let mut s = DrugSet::from_indices(40, 2..20);
+            if i % 2 == 0 {
+                s.insert(1);
+            }
+            s.insert(30);
+            if i == 0 {
+                s.insert(31);
+            }
+            (1, s)
+        })
+        .collect();
+    let (fitted, profile) = CorruptedStart::fitted(&c, starts.iter().map(|(v, s)| (*v, s)));
+    assert_eq!(
+        (profile.visits, profile.true_drugs, profile.misses, profile.extras),
+        (4, 80, 6, 5)
+    );
+    assert!((fitted.miss_rate - 6.0 / 80.0).abs() < 1e-12);
+    assert!((fitted.extra_rate - 5.0 / 80.0).abs() < 1e-12);
+    assert_eq!(
+        (
+            fitted.miss_weights[0],
+            fitted.miss_weights[1],
+            fitted.miss_weights[2]
+        ),
+        (1.0, 0.5, 0.0)
+    );
+    assert_eq!(
+        (
+            fitted.extra_weights[30],
+            fitted.extra_weights[31],
+            fitted.extra_weights[32]
+        ),
+        (4.0, 1.0, 0.0)
+    );
+    // Drawn corruptions miss and add only those drugs, about as often.
+    let mut rng = seeded_rng(7, "fitted");
+    let (mut missed, mut added) = (vec![0usize; 40], vec![0usize; 40]);
+    let draws = 4000;
+    for _ in 0..draws {
+        let s = fitted.start(&c, 1, &mut rng).unwrap();
+        for d in 0..40 {
+            let truth = c.visits[1].drugs.contains(d);
+            missed[d] += usize::from(truth && !s.contains(d));
+            added[d] += usize::from(!truth && s.contains(d));
+        }
+    }
+    assert!(missed[2..20].iter().all(|&m| m == 0) && added[32..].iter().all(|&a| a == 0));
+    let misses = (missed[0] + missed[1]) as f64 / draws as f64;
+    let extras = (added[30] + added[31]) as f64 / draws as f64;
+    // E[min(X, 2)] of Binomial(20, 6/80) misses and Binomial(20, 5/80)
+    // extras (two drugs can carry each): 1.239 and 1.087.
+    assert!((misses - 1.239).abs() < 0.06, "misses per visit {misses}");
+    assert!((extras - 1.087).abs() < 0.06, "extras per visit {extras}");
+    // Weighted 4:1 without replacement: drug 30 in 0.365·0.8 + 0.361 of the
+    // draws, drug 31 in 0.365·0.2 + 0.361 (a ratio of about 1.5).
+    let ratio = added[30] as f64 / added[31] as f64;
+    assert!((ratio - 1.5).abs() < 0.12, "drug 30 against 31: {ratio}");
+}

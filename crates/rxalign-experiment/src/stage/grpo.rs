@@ -92,7 +92,9 @@ impl Stage for GrpoStage {
             eval: &eval,
         };
         let device = ctx.device;
-        policy.grpo(device, &from, &job, &mut StageObserver::new(ctx, self.method()))?;
-        evaluate_policy(ctx, self.method(), self.settings.iterations as u64, &checkpoint)
+        let mut observer = StageObserver::new(ctx, self.method());
+        policy.grpo(device, &from, &job, &mut observer)?;
+        let step = observer.chosen_step(self.settings.iterations);
+        evaluate_policy(ctx, self.method(), step, &checkpoint)
     }
 }

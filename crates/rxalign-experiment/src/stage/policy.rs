@@ -12,6 +12,7 @@ use rxalign_policy::family::ActMode;
 use rxalign_train::episodes::GREEDY_BATCH;
 use rxalign_train::episodes::{Episodes, Recording};
 use rxalign_train::observer::{EvalPlan, EvalSet, FinalList, ObserverError, StepLog, TrainObserver};
+use rxalign_train::select::{Select, Selection};
 
 use super::RunContext;
 use crate::ExperimentError;
@@ -47,6 +48,8 @@ pub(crate) fn eval_plan(ctx: &mut RunContext<'_>, every: usize) -> Result<EvalPl
 pub(crate) struct StageObserver<'c, 'a> {
     ctx: &'c mut RunContext<'a>,
     method: String,
+    /// The model the loop handed on, once it has ended.
+    selection: Option<Selection>,
 }
 
 impl<'c, 'a> StageObserver<'c, 'a> {
@@ -54,7 +57,15 @@ impl<'c, 'a> StageObserver<'c, 'a> {
         Self {
             ctx,
             method: method.to_string(),
+            selection: None,
         }
+    }
+
+    /// The step of the model the loop handed on (`planned` where the loop
+    /// said nothing): where the stage's final rows are recorded, so that
+    /// they sit on the curves at the model they describe.
+    pub(crate) fn chosen_step(&self, planned: usize) -> u64 {
+        self.selection.as_ref().map_or(planned, |s| s.step) as u64
     }
 }
 
@@ -109,6 +120,30 @@ impl TrainObserver for StageObserver<'_, '_> {
             self.ctx
                 .log_histogram(&format!("{}/train/{name}", self.method), step, values)?;
         }
+        Ok(())
+    }
+
+    /// Records the chosen step of a stage that selects by validation
+    /// (`selected/step`, `selected/outcome` of the validation split, at the
+    /// stage's last step).
+    fn selected(&mut self, selection: &Selection) -> Result<(), ObserverError> {
+        self.selection = Some(selection.clone());
+        if selection.select != Select::Validation {
+            return Ok(());
+        }
+        let mut metrics = BTreeMap::new();
+        metrics.insert("selected/step".to_string(), Some(selection.step as f64));
+        metrics.insert("selected/outcome".to_string(), selection.outcome);
+        metrics.insert(
+            "selected/stopped_early".to_string(),
+            Some(f64::from(u8::from(selection.stopped_early))),
+        );
+        self.ctx.append_metrics(&[MetricsRecord::new(
+            selection.last as u64,
+            SplitName::Val.to_string(),
+            &self.method,
+            metrics,
+        )])?;
         Ok(())
     }
 }

@@ -64,8 +64,10 @@ impl Stage for SftStage {
             eval: &eval,
         };
         let device = ctx.device;
-        policy.sft(device, &job, &mut StageObserver::new(ctx, self.method()))?;
+        let mut observer = StageObserver::new(ctx, self.method());
+        policy.sft(device, &job, &mut observer)?;
+        let step = observer.chosen_step(self.settings.epochs);
         ctx.sft = Some(checkpoint.clone());
-        evaluate_policy(ctx, self.method(), self.settings.epochs as u64, &checkpoint)
+        evaluate_policy(ctx, self.method(), step, &checkpoint)
     }
 }

@@ -5,7 +5,7 @@ mod model;
 mod train;
 
 pub use features::{Batch, VisitFeatures, multi_hot};
-pub use model::{DrugClassifier, DrugClassifierConfig};
+pub use model::{DropoutMasks, DrugClassifier, DrugClassifierConfig};
 pub use train::{
     ClassifierSettings, EpochLog, TrainedClassifier, cross_fit, train_classifier, train_classifier_with,
 };

@@ -138,6 +138,32 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
         device: &B::Device,
     ) -> Result<Scored<B>, PolicyError>;
 
+    /// [`Self::score`] in a supervised training step: a family with
+    /// dropout draws its masks from `rng` (and nothing when its dropout is
+    /// 0); by default the same as `score`. GRPO scores without dropout, so
+    /// that its ratios compare the same network.
+    #[expect(clippy::too_many_arguments, reason = "score's inputs and the generator")]
+    fn score_train<B: AutodiffBackend>(
+        &self,
+        model: &Self::Trainable<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        decisions: &[Self::Decision],
+        temperature: f64,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Result<Scored<B>, PolicyError> {
+        let _ = rng;
+        self.score(
+            Self::as_model(model),
+            cohort,
+            states,
+            decisions,
+            temperature,
+            device,
+        )
+    }
+
     /// What `decision` does to its episode.
     fn effect(&self, decision: &Self::Decision, cohort: &Cohort) -> Effect;
 

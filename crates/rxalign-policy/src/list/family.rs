@@ -4,6 +4,7 @@
 //! action distribution is enumerable (exact KL and entropy).
 
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use rxalign_core::{Action, Cohort, Rng};
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::policy::{rows, sample_slot};
 use super::{ActionPolicy, ListPolicy, ListPolicyConfig, StateBatch};
 use crate::PolicyError;
-use crate::classifier::VisitFeatures;
+use crate::classifier::{DropoutMasks, VisitFeatures};
 use crate::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
 
 /// The `policy: (kind: "set_encoder", ...)` settings of an experiment file.
@@ -22,6 +23,10 @@ pub struct SetEncoderConfig {
     pub hidden: usize,
     /// At most this many decisions per episode (edits and stop).
     pub budget: usize,
+    /// Dropout on the visit's encoding and the hidden layer in SFT steps
+    /// (masks drawn from the loop's seeded generator; none in GRPO, whose
+    /// ratios must compare the same network, nor when acting).
+    pub dropout: f64,
 }
 
 impl Default for SetEncoderConfig {
@@ -29,6 +34,7 @@ impl Default for SetEncoderConfig {
         Self {
             hidden: 128,
             budget: 30,
+            dropout: 0.0,
         }
     }
 }
@@ -43,6 +49,12 @@ impl SetEncoderConfig {
                 });
             }
         }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(PolicyError::Config {
+                field: "dropout",
+                message: format!("must lie in [0, 1) (found {})", self.dropout),
+            });
+        }
         Ok(())
     }
 
@@ -52,6 +64,7 @@ impl SetEncoderConfig {
         Ok(SetEncoder {
             features: features.clone(),
             hidden: self.hidden,
+            dropout: self.dropout,
         })
     }
 }
@@ -61,6 +74,8 @@ impl SetEncoderConfig {
 pub struct SetEncoder {
     pub features: VisitFeatures,
     pub hidden: usize,
+    /// Dropout in SFT steps (see [`SetEncoderConfig::dropout`]).
+    pub dropout: f64,
 }
 
 impl SetEncoder {
@@ -138,17 +153,27 @@ impl PolicyFamily for SetEncoder {
         temperature: f64,
         device: &B::Device,
     ) -> Result<Scored<B>, PolicyError> {
-        let n = states.len();
         let batch = self.batch(cohort, states, device);
-        let logp = model.log_probs(batch, temperature); // [n, actions]
-        let [_, actions] = logp.dims();
-        let slots: Vec<i64> = decisions.iter().map(|&d| d as i64).collect();
-        let slots = Tensor::<B, 2, Int>::from_data(TensorData::new(slots, [n, 1]), device);
-        Ok(Scored {
-            logp: logp.clone().gather(1, slots), // [n, 1]
-            mask: Tensor::ones([n, 1], device),
-            distribution: Some(logp.reshape([n, 1, actions])),
-        })
+        Ok(scored(model.log_probs(batch, temperature), decisions, device))
+    }
+
+    fn score_train<B: AutodiffBackend>(
+        &self,
+        model: &ListPolicy<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        decisions: &[usize],
+        temperature: f64,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Result<Scored<B>, PolicyError> {
+        if self.dropout == 0.0 {
+            return self.score(model, cohort, states, decisions, temperature, device);
+        }
+        let batch = self.batch(cohort, states, device);
+        let masks = DropoutMasks::draw(states.len(), self.hidden, self.dropout, rng, device);
+        let logits = model.forward_with(batch, Some(masks)); // [n, actions]
+        Ok(scored(log_softmax(logits / temperature, 1), decisions, device))
     }
 
     fn effect(&self, decision: &usize, cohort: &Cohort) -> Effect {
@@ -157,5 +182,21 @@ impl PolicyFamily for SetEncoder {
 
     fn expert(&self, _: State<'_>, action: Action, cohort: &Cohort) -> usize {
         action.index(cohort.drug_count())
+    }
+}
+
+/// The chosen slots' log-probabilities out of every slot's.
+///
+/// # Shapes
+/// - `logp`: `[n, actions]`
+/// - output: `logp` `[n, 1]`, `mask` `[n, 1]`, `distribution` `[n, 1, actions]`
+fn scored<B: Backend>(logp: Tensor<B, 2>, decisions: &[usize], device: &B::Device) -> Scored<B> {
+    let [n, actions] = logp.dims();
+    let slots: Vec<i64> = decisions.iter().map(|&d| d as i64).collect();
+    let slots = Tensor::<B, 2, Int>::from_data(TensorData::new(slots, [n, 1]), device);
+    Scored {
+        logp: logp.clone().gather(1, slots), // [n, 1]
+        mask: Tensor::ones([n, 1], device),
+        distribution: Some(logp.reshape([n, 1, actions])),
     }
 }

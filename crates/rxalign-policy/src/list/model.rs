@@ -7,7 +7,7 @@ use burn::nn::{Linear, Relu};
 use burn::prelude::*;
 use rxalign_core::{Action, Cohort, DrugSet, Rng};
 
-use crate::classifier::{VisitFeatures, multi_hot};
+use crate::classifier::{DropoutMasks, VisitFeatures, multi_hot};
 use crate::init::{bag_table, linear};
 
 /// The logit given to masked actions.
@@ -130,12 +130,29 @@ impl<B: Backend> ListPolicy<B> {
     /// # Shapes
     /// - output: `[batch, 2·drugs + 1]`; invalid actions hold about [`MASKED`]
     pub fn forward(&self, state: StateBatch<B>) -> Tensor<B, 2> {
+        self.forward_with(state, None)
+    }
+
+    /// [`Self::forward`] with dropout masks while training: `bag` on the
+    /// visit's encoding, `hidden` on the hidden layer.
+    ///
+    /// # Shapes
+    /// - masks: `[batch, hidden]`
+    /// - output: `[batch, 2·drugs + 1]`
+    pub fn forward_with(&self, state: StateBatch<B>, dropout: Option<DropoutMasks<B>>) -> Tensor<B, 2> {
         let encoded = state.visits.matmul(self.visit.val()); // [distinct, hidden]
-        let v = state.assign.matmul(encoded); // [batch, hidden]
+        let mut v = state.assign.matmul(encoded); // [batch, hidden]
+        let (drop_bag, drop_hidden) = dropout.map(|m| (m.bag, m.hidden)).unzip();
+        if let Some(m) = drop_bag {
+            v = v * m;
+        }
         let l = state.list.matmul(self.list.val()); // [batch, hidden]
-        let h = self
+        let mut h = self
             .activation
             .forward(self.hidden.forward(Tensor::cat(vec![v, l], 1))); // [batch, hidden]
+        if let Some(m) = drop_hidden {
+            h = h * m;
+        }
         self.actions.forward(h) + state.valid // [batch, 2·drugs + 1]
     }
 }

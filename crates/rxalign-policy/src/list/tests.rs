@@ -12,9 +12,13 @@ use crate::test_support::tiny;
 fn the_set_encoder_masks_samples_and_acts_consistently() {
     let cohort = tiny();
     let features = VisitFeatures::of(&cohort);
-    let family = SetEncoderConfig { hidden: 8, budget: 8 }
-        .build(&features)
-        .unwrap();
+    let family = SetEncoderConfig {
+        hidden: 8,
+        budget: 8,
+        ..SetEncoderConfig::default()
+    }
+    .build(&features)
+    .unwrap();
     let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(3, "t"), &FlexDevice);
     let list = DrugSet::from_indices(6, [1, 4]);
     let states = [
@@ -91,9 +95,13 @@ fn the_set_encoder_masks_samples_and_acts_consistently() {
 #[test]
 fn non_finite_parameters_are_refused_not_sampled() {
     let cohort = tiny();
-    let family = SetEncoderConfig { hidden: 4, budget: 8 }
-        .build(&VisitFeatures::of(&cohort))
-        .unwrap();
+    let family = SetEncoderConfig {
+        hidden: 4,
+        budget: 8,
+        ..SetEncoderConfig::default()
+    }
+    .build(&VisitFeatures::of(&cohort))
+    .unwrap();
     let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(3, "t"), &FlexDevice);
     // Every parameter NaN, as after a diverged update.
     let policy = policy.map(&mut NanMapper);
@@ -123,4 +131,71 @@ impl burn::module::ModuleMapper<Flex> for NanMapper {
     ) -> burn::module::Param<burn::tensor::Tensor<Flex, D>> {
         param.map(|t| t.mul_scalar(f32::NAN))
     }
+}
+
+#[test]
+fn dropout_applies_to_supervised_scores_only_and_is_seeded() {
+    use burn::backend::Autodiff;
+    type Ad = Autodiff<Flex>;
+    let cohort = tiny();
+    let features = VisitFeatures::of(&cohort);
+    let build = |dropout| {
+        SetEncoderConfig {
+            hidden: 16,
+            budget: 8,
+            dropout,
+        }
+        .build(&features)
+        .unwrap()
+    };
+    let (plain, dropped) = (build(0.0), build(0.5));
+    let policy: ListPolicy<Ad> = plain.init(&mut seeded_rng(3, "t"), &FlexDevice);
+    let list = DrugSet::from_indices(6, [1, 4]);
+    let states = [
+        State {
+            visit: 0,
+            list: &list,
+        },
+        State {
+            visit: 1,
+            list: &list,
+        },
+    ];
+    let decisions = [Action::Stop.index(6), Action::Add(2).index(6)];
+    let logp = |family: &SetEncoder, seed| {
+        let mut rng = seeded_rng(seed, "dropout");
+        let scored = family
+            .score_train(&policy, &cohort, &states, &decisions, 1.0, &mut rng, &FlexDevice)
+            .unwrap();
+        let values: Vec<f32> = scored.logp.into_data().to_vec().unwrap();
+        (values, rng.get_word_pos())
+    };
+    let exact: Vec<f32> = plain
+        .score(&policy, &cohort, &states, &decisions, 1.0, &FlexDevice)
+        .unwrap()
+        .logp
+        .into_data()
+        .to_vec()
+        .unwrap();
+    // Without dropout: the plain score, and nothing drawn.
+    assert_eq!(logp(&plain, 1), (exact.clone(), 0));
+    // With it: other values, the same for the same seed, and never in
+    // `score` (acting and GRPO).
+    let (a, drawn) = logp(&dropped, 1);
+    assert!(drawn > 0 && a != exact);
+    assert_eq!(logp(&dropped, 1).0, a);
+    assert_ne!(logp(&dropped, 2).0, a);
+    let acting: Vec<f32> = dropped
+        .score(&policy, &cohort, &states, &decisions, 1.0, &FlexDevice)
+        .unwrap()
+        .logp
+        .into_data()
+        .to_vec()
+        .unwrap();
+    assert_eq!(acting, exact);
+    let refused = SetEncoderConfig {
+        dropout: 1.0,
+        ..SetEncoderConfig::default()
+    };
+    assert!(refused.validate().is_err());
 }

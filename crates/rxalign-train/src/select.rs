@@ -1,0 +1,343 @@
+//! Which of a loop's models it hands on: the last one, or the one whose
+//! greedy lists scored the best mean outcome reward `Phi(S_T) − Phi(S_0)`
+//! on the validation patients (the run's objective, on patients the loop
+//! never trains on), with early stopping after `patience` evaluations
+//! without improvement.
+//!
+//! The choice is made from the loop's log alone (every evaluation keeps its
+//! validation outcome), so a resumed loop makes the same choice; the best
+//! model so far is kept beside the loop's checkpoint (`NAME.best.ckpt`) and
+//! becomes the checkpoint's model when the loop ends. The chosen step is
+//! handed to the observer ([`crate::observer::TrainObserver::selected`]),
+//! which records it.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::optim::Optimizer;
+use burn::tensor::backend::AutodiffBackend;
+use rxalign_core::{Rng, SplitName};
+use rxalign_policy::checkpoint;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::observer::StepLog;
+
+/// Which model a loop hands on; written as a string in experiment files
+/// (`"last"`, `"validation"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Select {
+    /// The model after the last epoch or iteration.
+    #[default]
+    Last,
+    /// The model of the evaluated step with the best mean outcome reward on
+    /// the validation patients (earliest on ties); GRPO's candidates
+    /// include its start (step 0, the SFT policy).
+    Validation,
+}
+
+impl TryFrom<String> for Select {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "last" => Ok(Self::Last),
+            "validation" => Ok(Self::Validation),
+            other => Err(format!("unknown selection `{other}`; known: last, validation")),
+        }
+    }
+}
+
+impl From<Select> for String {
+    fn from(s: Select) -> String {
+        match s {
+            Select::Last => "last",
+            Select::Validation => "validation",
+        }
+        .to_string()
+    }
+}
+
+/// Checks the selection settings of a loop that evaluates every
+/// `eval_every` steps; the error names the field.
+pub(crate) fn validate(select: Select, patience: usize, eval_every: usize) -> Result<(), TrainError> {
+    if select == Select::Validation && eval_every == 0 {
+        return Err(TrainError::Config {
+            field: "select",
+            message: "`validation` needs evaluations during training: set `eval_every` above 0".into(),
+        });
+    }
+    if patience > 0 && select != Select::Validation {
+        return Err(TrainError::Config {
+            field: "patience",
+            message: format!("early stopping (found {patience}) needs `select: \"validation\"`"),
+        });
+    }
+    Ok(())
+}
+
+/// The model a loop handed on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    pub select: Select,
+    /// The chosen epoch or iteration (0: GRPO's start).
+    pub step: usize,
+    /// The last epoch or iteration the loop ran.
+    pub last: usize,
+    /// The chosen model's mean outcome reward on the validation patients,
+    /// where it was evaluated.
+    pub outcome: Option<f64>,
+    /// Whether the loop stopped before its planned end for lack of
+    /// improvement.
+    pub stopped_early: bool,
+}
+
+/// Follows a loop's validation outcomes step by step.
+#[derive(Clone, Debug)]
+pub(crate) struct Selector {
+    select: Select,
+    patience: usize,
+    best: Option<(usize, f64)>,
+    without_improvement: usize,
+    last: usize,
+}
+
+/// What a step's evaluations mean for the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    /// This step's model is the best so far (keep it).
+    pub improved: bool,
+    /// Stop training (patience exhausted).
+    pub stop: bool,
+}
+
+impl Selector {
+    pub(crate) fn new(select: Select, patience: usize) -> Self {
+        Self {
+            select,
+            patience,
+            best: None,
+            without_improvement: 0,
+            last: 0,
+        }
+    }
+
+    /// Takes in a finished (or restored) step.
+    pub(crate) fn observe(&mut self, entry: &StepLog) -> Verdict {
+        self.last = self.last.max(entry.step);
+        let outcome = entry
+            .evals
+            .iter()
+            .find(|e| e.split == SplitName::Val)
+            .and_then(|e| e.outcome);
+        let Some(outcome) = outcome.filter(|_| self.select == Select::Validation) else {
+            return Verdict {
+                improved: false,
+                stop: false,
+            };
+        };
+        let improved = self.best.is_none_or(|(_, best)| outcome > best);
+        if improved {
+            self.best = Some((entry.step, outcome));
+            self.without_improvement = 0;
+        } else {
+            self.without_improvement += 1;
+        }
+        Verdict {
+            improved,
+            stop: self.stopped(),
+        }
+    }
+
+    /// Whether the patience is exhausted.
+    pub(crate) fn stopped(&self) -> bool {
+        self.patience > 0 && self.without_improvement >= self.patience
+    }
+
+    /// The step whose model the loop hands on.
+    pub(crate) fn chosen(&self) -> usize {
+        match (self.select, self.best) {
+            (Select::Validation, Some((step, _))) => step,
+            _ => self.last,
+        }
+    }
+
+    pub(crate) fn selection(&self, planned_last: usize) -> Selection {
+        Selection {
+            select: self.select,
+            step: self.chosen(),
+            last: self.last,
+            outcome: self
+                .best
+                .filter(|&(step, _)| step == self.chosen())
+                .map(|(_, outcome)| outcome),
+            stopped_early: self.last < planned_last,
+        }
+    }
+}
+
+/// A loop's selection with the best model so far, kept in memory and, where
+/// the loop checkpoints, in the file beside its checkpoint.
+pub(crate) struct Keeper<M> {
+    selector: Selector,
+    best: Option<M>,
+    path: Option<PathBuf>,
+}
+
+impl<M: Clone> Keeper<M> {
+    pub(crate) fn new(select: Select, patience: usize, checkpoint: Option<&Path>) -> Self {
+        Self {
+            selector: Selector::new(select, patience),
+            best: None,
+            path: checkpoint.map(best_path),
+        }
+    }
+
+    /// Takes in the steps restored from a checkpoint (their best model is
+    /// in the file, read if it is chosen).
+    pub(crate) fn restore(&mut self, log: &[StepLog]) {
+        for entry in log {
+            self.selector.observe(entry);
+        }
+    }
+
+    /// Whether the loop has stopped early (a restored loop stays stopped).
+    pub(crate) fn stopped(&self) -> bool {
+        self.selector.stopped()
+    }
+
+    /// Takes in a finished step whose model is `model`, keeping it if it
+    /// is the best so far; returns whether to stop.
+    pub(crate) fn step<B, O>(
+        &mut self,
+        entry: &StepLog,
+        model: &M,
+        optim: &O,
+        rng: &Rng,
+    ) -> Result<bool, TrainError>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
+    {
+        let verdict = self.selector.observe(entry);
+        if verdict.improved {
+            self.best = Some(model.clone());
+            let none: &[StepLog] = &[];
+            checkpoint::save_loop(self.path.as_deref(), model, optim, entry.step, rng, none)?;
+        }
+        Ok(verdict.stop)
+    }
+
+    /// The model to hand on (`current` is the last step's) and the
+    /// selection, for a loop planned to end at `planned`.
+    pub(crate) fn finish<B>(
+        self,
+        current: M,
+        planned: usize,
+        device: &B::Device,
+    ) -> Result<(M, Selection), TrainError>
+    where
+        B: burn::tensor::backend::Backend,
+        M: burn::module::Module<B>,
+    {
+        let selection = self.selector.selection(planned);
+        if selection.step == selection.last {
+            return Ok((current, selection));
+        }
+        let model = match (self.best, &self.path) {
+            (Some(best), _) => best,
+            (None, Some(path)) => checkpoint::load_module(path, current, device)?,
+            (None, None) => {
+                return Err(TrainError::Invalid(format!(
+                    "the model of step {} was chosen but is not kept",
+                    selection.step
+                )));
+            }
+        };
+        Ok((model, selection))
+    }
+}
+
+/// Where the best model so far is kept, beside the loop's checkpoint.
+pub(crate) fn best_path(checkpoint: &Path) -> PathBuf {
+    let stem = checkpoint
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    checkpoint.with_file_name(format!("{stem}.best.ckpt"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observer::Evaluation;
+
+    fn step(step: usize, outcome: Option<f64>) -> StepLog {
+        StepLog {
+            step,
+            evals: vec![Evaluation {
+                split: SplitName::Val,
+                metrics: Default::default(),
+                outcome,
+            }],
+            ..StepLog::default()
+        }
+    }
+
+    #[test]
+    fn the_best_validation_step_is_chosen_and_ties_keep_the_earliest() {
+        let mut s = Selector::new(Select::Validation, 0);
+        let verdicts: Vec<bool> = [(1, 0.01), (2, 0.03), (3, 0.03), (4, 0.02)]
+            .iter()
+            .map(|&(k, o)| s.observe(&step(k, Some(o))).improved)
+            .collect();
+        assert_eq!(verdicts, [true, true, false, false]);
+        let chosen = s.selection(4);
+        assert_eq!(
+            (chosen.step, chosen.outcome, chosen.stopped_early),
+            (2, Some(0.03), false)
+        );
+    }
+
+    #[test]
+    fn patience_stops_after_so_many_evaluations_without_improvement() {
+        let mut s = Selector::new(Select::Validation, 2);
+        assert!(!s.observe(&step(1, Some(0.05))).stop);
+        assert!(!s.observe(&step(2, Some(0.04))).stop);
+        // A step without a validation evaluation counts for nothing.
+        assert!(!s.observe(&step(3, None)).stop);
+        assert!(s.observe(&step(4, Some(0.05))).stop);
+        let chosen = s.selection(10);
+        assert_eq!((chosen.step, chosen.last, chosen.stopped_early), (1, 4, true));
+    }
+
+    #[test]
+    fn last_ignores_the_evaluations() {
+        let mut s = Selector::new(Select::Last, 0);
+        s.observe(&step(1, Some(0.5)));
+        s.observe(&step(2, Some(0.1)));
+        assert_eq!(s.selection(2).step, 2);
+        assert_eq!(s.selection(2).outcome, None);
+    }
+
+    #[test]
+    fn settings_that_cannot_select_are_refused_by_field() {
+        let field = |r: Result<(), TrainError>| match r {
+            Err(TrainError::Config { field, .. }) => field,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        assert_eq!(field(validate(Select::Validation, 0, 0)), "select");
+        assert_eq!(field(validate(Select::Last, 3, 1)), "patience");
+        assert!(validate(Select::Validation, 3, 1).is_ok());
+    }
+
+    #[test]
+    fn the_best_model_sits_beside_the_checkpoint() {
+        assert_eq!(
+            best_path(Path::new("run/checkpoints/02-sft.ckpt")),
+            Path::new("run/checkpoints/02-sft.best.ckpt")
+        );
+    }
+}
