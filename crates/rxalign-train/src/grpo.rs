@@ -145,6 +145,14 @@ impl GrpoSettings {
         non_negative("step_weight", self.lambda())?;
         non_negative("weight_decay", self.weight_decay)?;
         select::validate(self.select, self.patience, self.eval_every)?;
+        if self.stop_after.is_some() && self.select == Select::Validation {
+            // A run cut short resumes from its last model, while selection
+            // hands on (and checkpoints) the chosen one.
+            return Err(TrainError::Config {
+                field: "stop_after",
+                message: "cannot cut short a stage that selects by validation".into(),
+            });
+        }
         self.patients.validate()
     }
 
