@@ -199,7 +199,9 @@ fn a_newer_major_version_is_refused_naming_the_file_and_versions() {
     std::fs::write(run.path(RUN), value.to_string()).unwrap();
     let e = RunFolder::open(run.root()).unwrap_err().to_string();
     assert!(
-        e.contains(&format!("run.json: format version 2.0 is newer than this rxalign reads ({RUN_FORMAT}")),
+        e.contains(&format!(
+            "run.json: format version 2.0 is newer than this rxalign reads ({RUN_FORMAT}"
+        )),
         "{e}"
     );
     let mut summary = serde_json::to_value(SummaryRecord::default()).unwrap();

@@ -307,7 +307,7 @@ impl DrugsPanel {
         sort_rows(&mut rows, self.sort);
         ui.label("Click a column's title to sort by it; `open` shows a visit where the drug went wrong in the Trajectory panel (where the run recorded one).");
         ui.label(format!(
-            "prescribed … missed: the {split} predictions of {method} against the ground truth; {population}"
+            "counts: the {split} predictions of {method} against the ground truth; {population}"
         ));
         let traj: HashSet<&str> = run
             .trajectories
