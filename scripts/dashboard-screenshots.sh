@@ -30,10 +30,10 @@ cat > "$work/demo.ron" <<'RON'
     name: "demo",
     data: (kind: "synthetic", patients: 300),
     init_list: (kind: "corrupted", miss_rate: 0.3, extra_rate: 0.4, interacting_extra_rate: 0.5),
-    policy: (kind: "set_encoder", hidden: 32, budget: 12),
+    policy: (kind: "set_encoder", hidden: 64, budget: 12),
     reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
     stages: [
-        (kind: "sft", epochs: 15, eval_every: 3),
+        (kind: "sft", epochs: 40, eval_every: 5),
         (kind: "step_grpo", iterations: 12, visits: 8, group: 4, eval_every: 2),
     ],
     eval: (trajectories: 6),

@@ -572,10 +572,20 @@ impl TrajectoryPanel {
                         } else {
                             sym.to_string()
                         };
-                        let cell = egui::Label::new(
-                            RichText::new(text).color(Color32::WHITE).background_color(colour),
+                        // The whole cell filled, so a row reads as a bar of colours.
+                        let (rect, response) =
+                            ui.allocate_exact_size(egui::vec2(34.0, 20.0), egui::Sense::hover());
+                        ui.painter().rect_filled(rect, 2.0, colour);
+                        ui.painter().text(
+                            rect.center(),
+                            egui::Align2::CENTER_CENTER,
+                            &text,
+                            egui::TextStyle::Body.resolve(ui.style()),
+                            Color32::WHITE,
                         );
-                        ui.add_sized([28.0, 18.0], cell).on_hover_text(format!(
+                        response
+                            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &text));
+                        response.on_hover_text(format!(
                             "{}: {}{}",
                             row.code,
                             state.word(),

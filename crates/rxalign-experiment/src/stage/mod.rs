@@ -325,7 +325,7 @@ impl RunContext<'_> {
         &mut self,
         visits: &[usize],
         predictions: &Predictions,
-    ) -> Result<(Vec<(String, Option<f64>)>, Vec<(usize, DrugSet)>), ExperimentError> {
+    ) -> Result<(TermMeans, StartsDrawn), ExperimentError> {
         let data = self.data;
         let cohort = &data.cohort;
         let listed: Vec<(usize, &DrugSet)> = visits
@@ -348,6 +348,12 @@ impl RunContext<'_> {
         Ok((out, drawn))
     }
 }
+
+/// Each reward term's mean by name (`None` for no list).
+type TermMeans = Vec<(String, Option<f64>)>;
+
+/// The start list drawn for each visit (visit index, list).
+type StartsDrawn = Vec<(usize, DrugSet)>;
 
 /// The net edits per drug of a method's lists on the test visits `drawn`
 /// (visit, start list drawn for the outcome reward), counted from the
