@@ -583,8 +583,7 @@ impl TrajectoryPanel {
                             egui::TextStyle::Body.resolve(ui.style()),
                             Color32::WHITE,
                         );
-                        response
-                            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &text));
+                        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &text));
                         response.on_hover_text(format!(
                             "{}: {}{}",
                             row.code,
