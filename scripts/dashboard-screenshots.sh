@@ -22,19 +22,21 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat > "$work/demo.ron" <<'RON'
+// A small real experiment whose editor adds and removes drugs: episodes
+// start from corrupted ground truths (missing drugs, wrong ones, some of
+// them interacting), so the per-drug timeline has something to show.
 (
     schema_version: 1,
     name: "demo",
     data: (kind: "synthetic", patients: 300),
-    policy: (kind: "set_encoder", hidden: 32, budget: 12),
+    init_list: (kind: "corrupted", miss_rate: 0.3, extra_rate: 0.4, interacting_extra_rate: 0.5),
+    policy: (kind: "set_encoder", hidden: 64, budget: 12),
     reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.2)],
     stages: [
-        (kind: "classifier", hidden: 32, epochs: 20),
-        (kind: "sft", epochs: 6),
-        (kind: "start_from", method: "classifier"),
-        (kind: "step_grpo", iterations: 10, visits: 8, group: 4, eval_every: 2),
+        (kind: "sft", epochs: 40, eval_every: 5),
+        (kind: "step_grpo", iterations: 12, visits: 8, group: 4, eval_every: 2),
     ],
-    eval: (trajectories: 4),
+    eval: (trajectories: 6),
     ablations: (
         variants: [
             (name: "ddi_0.2", set: {}),
@@ -50,7 +52,7 @@ target=${CARGO_TARGET_DIR:-target}
 "$target/debug/rxalign" run "$work/demo.ron" --out "$work/runs" --jobs 2 >/dev/null
 mkdir -p docs
 for tab in runs curves trajectory ablation drugs; do
-  LIBGL_ALWAYS_SOFTWARE=1 xvfb-run -a -s "-screen 0 1400x900x24" \
+  LIBGL_ALWAYS_SOFTWARE=1 xvfb-run -a -s "-screen 0 1600x1600x24" \
     "$target/debug/examples/screenshot" "$work/runs" "$tab" "docs/dashboard-$tab.png"
   echo "docs/dashboard-$tab.png"
 done

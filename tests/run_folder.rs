@@ -313,9 +313,10 @@ fn nothing_rxalign_did_not_make_is_deleted_and_changed_settings_are_named() {
     assert!(e.contains("not replaced without --overwrite"), "{e}");
     // A run.json of a newer major version is not ours to replace.
     let run = RunFolder::open(tmp.path().join("grid/base.seed=0")).unwrap();
-    let newer = std::fs::read_to_string(run.path("run.json"))
-        .unwrap()
-        .replace("\"format\": \"1.0\"", "\"format\": \"2.0\"");
+    let newer = std::fs::read_to_string(run.path("run.json")).unwrap().replace(
+        &format!("\"format\": \"{}\"", rxalign_core::run::RUN_FORMAT),
+        "\"format\": \"2.0\"",
+    );
     std::fs::write(run.path("run.json"), &newer).unwrap();
     let (_, o) = run_text(&changed, tmp.path(), true, &Notes::default());
     let Outcome::Refused(e) = &o[0] else {

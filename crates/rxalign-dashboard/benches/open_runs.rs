@@ -72,6 +72,20 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // As `rxalign dashboard` opens it: watching the folder (an inotify
+    // watch on each of its directories) besides reading it.
+    c.bench_function("open 200 runs watched and draw the runs panel", |b| {
+        b.iter(|| {
+            let mut d = Dashboard::with_store(RunStore::open_watched(runs.clone(), None));
+            d.tab = Tab::Runs;
+            let mut h = Harness::builder()
+                .with_size(egui::vec2(1400.0, 900.0))
+                .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d);
+            h.step();
+            assert_eq!(h.state().store.all_runs().count(), 200);
+        })
+    });
+
     // One run with 100,000 logged values of a metric.
     let long = tmp.path().join("long");
     copy_dir(&source, &long.join("big").join("r"));

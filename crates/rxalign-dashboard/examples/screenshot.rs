@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use rxalign_core::trajectory::ActionRecord;
 use rxalign_dashboard::egui;
 use rxalign_dashboard::{Dashboard, Tab};
 
@@ -61,8 +62,9 @@ fn save(image: &egui::ColorImage, out: &PathBuf) -> Result<(), Box<dyn std::erro
     Ok(())
 }
 
-/// Shows each panel on something worth seeing: every run ticked, a
-/// step-wise GRPO episode beside the SFT one of the same visit.
+/// Shows each panel on something worth seeing: every run ticked; in the
+/// trajectory panel, the step-wise GRPO episode of the first run that both
+/// adds and removes drugs, with the most steps.
 fn prepare(d: &mut Dashboard, tab: Tab) {
     d.tab = tab;
     let ids: Vec<_> = d
@@ -75,18 +77,46 @@ fn prepare(d: &mut Dashboard, tab: Tab) {
     if tab == Tab::Curves {
         d.curves.smoothing = 0.3;
     }
+    if tab == Tab::Drugs {
+        d.drugs.method = Some("step_grpo".into());
+        // By wrong removals, the column this picture is about.
+        d.drugs.sort = (7, true);
+    }
+    let edits = |t: &rxalign_core::Trajectory| {
+        let count = |add: bool| {
+            t.steps
+                .iter()
+                .filter(|s| match &s.action {
+                    ActionRecord::Add(_) => add,
+                    ActionRecord::Remove(_) => !add,
+                    _ => false,
+                })
+                .count()
+        };
+        (count(true), count(false))
+    };
     if let Some(id) = ids.first()
         && let Some(ts) = d.store.run(id).and_then(|r| r.trajectories.value.as_ref())
-        && let Some(i) = ts
+        && let Some((i, _)) = ts
             .iter()
-            .position(|t| t.method == "step_grpo" && !t.start.is_empty())
+            .enumerate()
+            .filter(|(_, t)| t.method == "step_grpo")
+            .max_by_key(|(_, t)| {
+                let (a, r) = edits(t);
+                (a > 0 && r > 0, a + r)
+            })
     {
         d.trajectory.run = Some(id.clone());
         d.trajectory.visit = i;
-        d.trajectory.other = ts
-            .iter()
-            .position(|t| t.method == "sft" && t.visit_id == ts[i].visit_id)
-            .map(|j| (id.clone(), j));
+    }
+}
+
+/// The window's size: the trajectory panel is tall (the visit, the steps,
+/// the timeline).
+fn size(tab: Tab) -> [f32; 2] {
+    match tab {
+        Tab::Trajectory => [1400.0, 1450.0],
+        _ => [1400.0, 900.0],
     }
 }
 
@@ -108,7 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         shot: Shot::default(),
     };
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([1400.0, 900.0]),
+        viewport: egui::ViewportBuilder::default().with_inner_size(size(tab)),
         ..Default::default()
     };
     eframe::run_native("rxalign dashboard", options, Box::new(|_| Ok(Box::new(app))))?;

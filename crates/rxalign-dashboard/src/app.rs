@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use eframe::egui;
 
 use crate::panels::{AblationPanel, CurvesPanel, DrugsPanel, RunsPanel, TrajectoryPanel};
-use crate::store::{POLL_EVERY, RunId, RunStore};
+use crate::store::{Refresh, RunId, RunStore};
 
 /// The panels, one tab each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +89,13 @@ impl Dashboard {
             }
             ui.separator();
             ui.label(format!("runs folder: {}", self.store.root().display()));
+            match self.store.refresh_mode() {
+                Refresh::Watching => ui.label("live (watching for changes)"),
+                Refresh::Polling => ui.label("live (looking every second)"),
+                Refresh::Fallback(why) => ui
+                    .label("live (looking every second)")
+                    .on_hover_text(format!("watching the folder failed: {why}")),
+            };
         });
         ui.separator();
         if let Some(notice) = &self.store.notice {
@@ -123,7 +130,8 @@ impl Window {
 impl eframe::App for Window {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         egui::CentralPanel::default().show(ui, |ui| self.dashboard.ui(ui));
-        // Live runs: look at the folder again after the polling interval.
-        ui.ctx().request_repaint_after(POLL_EVERY);
+        // Live runs: the watcher repaints on a change; look again anyway
+        // after the polling (or backstop) interval.
+        ui.ctx().request_repaint_after(self.dashboard.store.next_look());
     }
 }

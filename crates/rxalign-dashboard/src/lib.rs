@@ -12,7 +12,7 @@ pub mod store;
 use std::path::PathBuf;
 
 pub use app::{Dashboard, Selection, Tab};
-pub use store::{RunData, RunId, RunStore};
+pub use store::{Refresh, RunData, RunId, RunStore};
 
 /// What can go wrong opening the window.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,14 @@ pub fn run_native(runs_dir: PathBuf) -> Result<(), DashboardError> {
     eframe::run_native(
         "rxalign dashboard",
         options,
-        Box::new(move |_cc| Ok(Box::new(app::Window::new(Dashboard::open(runs_dir))))),
+        Box::new(move |cc| {
+            // A change under the folder repaints the window at once.
+            let ctx = cc.egui_ctx.clone();
+            let wake: store::Wake = Box::new(move || ctx.request_repaint());
+            Ok(Box::new(app::Window::new(Dashboard::with_store(
+                RunStore::open_watched(runs_dir, Some(wake)),
+            ))))
+        }),
     )
     .map_err(|e| DashboardError::Window(e.to_string()))
 }

@@ -1,19 +1,105 @@
 //! The store: every experiment and run under a runs folder, read through
-//! `rxalign_core::run`, and reloaded file by file when a file changes
-//! (cheap polling of modification times and sizes, once a second).
+//! `rxalign_core::run`, and reloaded file by file when a file changes.
+//!
+//! What changed is found by the modification times and sizes of the files.
+//! A store opened with [`RunStore::open_watched`] looks when the operating
+//! system reports a change under the folder (through `notify`: inotify on
+//! Linux), and otherwise every [`BACKSTOP_EVERY`]; where watching cannot
+//! start (a missing folder, no inotify instances left, a file system that
+//! reports nothing), it falls back to polling every [`POLL_EVERY`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rxalign_core::run::{
     self, DrugsRecord, ExperimentRecord, FinishedRun, MetricsRecord, RunEntry, RunRecord, RunState,
-    SummaryRecord,
+    SummaryRecord, VisitDetails,
 };
 use rxalign_core::{PredictionRecord, Trajectory};
 
-/// How often the store looks for changed files.
+/// How often a store that does not watch (or cannot) looks for changed files.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a watching store looks anyway, in case an event was lost (a
+/// full inotify queue, a file system that reports changes late).
+pub const BACKSTOP_EVERY: Duration = Duration::from_secs(10);
+
+/// Called from the watcher's thread when something changed (the window
+/// asks for a repaint).
+pub type Wake = Box<dyn Fn() + Send + Sync>;
+
+/// Where the wake callback lives, shared with the watcher's thread.
+#[derive(Clone, Default)]
+struct WakeSlot(Arc<Mutex<Option<Wake>>>);
+
+impl std::fmt::Debug for WakeSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.lock().map(|w| w.is_some()).unwrap_or(false);
+        f.debug_tuple("WakeSlot").field(&set).finish()
+    }
+}
+
+/// A live `notify` watcher over the runs folder, and the flag its events set.
+struct Watch {
+    _watcher: notify::RecommendedWatcher,
+    dirty: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("dirty", &self.dirty.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watch {
+    /// Watches `root` and everything under it; an error where the system
+    /// refuses.
+    fn start(root: &Path, wake: WakeSlot) -> Result<Self, String> {
+        use notify::Watcher as _;
+        let dirty = Arc::new(AtomicBool::new(false));
+        let flag = dirty.clone();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            // Reads (ours included) change nothing.
+            let relevant = match &res {
+                Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
+                Err(_) => true,
+            };
+            if relevant {
+                flag.store(true, Ordering::Release);
+                if let Ok(w) = wake.0.lock()
+                    && let Some(w) = w.as_ref()
+                {
+                    w();
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        watcher
+            .watch(root, notify::RecursiveMode::Recursive)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            _watcher: watcher,
+            dirty,
+        })
+    }
+}
+
+/// How the store learns of changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refresh {
+    /// Polling every [`POLL_EVERY`] (the store was not asked to watch).
+    Polling,
+    /// Watching the folder, with a look every [`BACKSTOP_EVERY`].
+    Watching,
+    /// Asked to watch, but the system refused: polling every
+    /// [`POLL_EVERY`], and trying to watch again then.
+    Fallback(String),
+}
 
 /// A run by experiment and run name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,6 +175,8 @@ pub struct RunData {
     pub entry: RunEntry,
     pub metrics: Loaded<Vec<MetricsRecord>>,
     pub trajectories: Loaded<Vec<Trajectory>>,
+    /// `visits.jsonl` (none in runs of format 1.0).
+    pub visits: Loaded<Vec<VisitDetails>>,
     pub drugs: Loaded<DrugsRecord>,
     pub summary: Loaded<SummaryRecord>,
 }
@@ -100,6 +188,7 @@ impl RunData {
             entry,
             metrics: Loaded::default(),
             trajectories: Loaded::default(),
+            visits: Loaded::default(),
             drugs: Loaded::default(),
             summary: Loaded::default(),
         }
@@ -113,6 +202,7 @@ impl RunData {
         changed |= self
             .trajectories
             .refresh(&f.path(run::TRAJECTORIES), || f.read_trajectories());
+        changed |= self.visits.refresh(&f.path(run::VISITS), || f.read_visits());
         changed |= self.drugs.refresh(&f.path(run::DRUGS), || f.read_drugs());
         changed |= self.summary.refresh(&f.path(run::SUMMARY), || f.read_summary());
         changed
@@ -120,6 +210,15 @@ impl RunData {
 
     pub fn record(&self) -> Option<&RunRecord> {
         self.entry.record.as_ref()
+    }
+
+    /// The details of a visit from `visits.jsonl`, where the run has them.
+    pub fn visit(&self, visit_id: &str) -> Option<&VisitDetails> {
+        self.visits
+            .value
+            .as_ref()?
+            .iter()
+            .find(|v| v.visit_id == visit_id)
     }
 
     /// The group: configuration without the seed (from `run.json`, else the plan).
@@ -206,6 +305,11 @@ pub struct RunStore {
     pub notice: Option<String>,
     last_poll: Option<Instant>,
     generation: u64,
+    watch: Option<Watch>,
+    refresh: Refresh,
+    /// Try to watch again (the folder did not exist at the last try).
+    retry_watch: bool,
+    wake: WakeSlot,
 }
 
 impl RunStore {
@@ -218,9 +322,47 @@ impl RunStore {
             notice: None,
             last_poll: None,
             generation: 0,
+            watch: None,
+            refresh: Refresh::Polling,
+            retry_watch: false,
+            wake: WakeSlot::default(),
         };
         store.reload();
         store
+    }
+
+    /// Opens a runs folder and watches it for changes (see the module's
+    /// documentation); `wake` is called from the watcher's thread on each
+    /// change.
+    pub fn open_watched(root: impl Into<PathBuf>, wake: Option<Wake>) -> Self {
+        let mut store = Self::open(root);
+        if let Ok(mut w) = store.wake.0.lock() {
+            *w = wake;
+        }
+        store.start_watching();
+        store
+    }
+
+    fn start_watching(&mut self) {
+        match Watch::start(&self.root, self.wake.clone()) {
+            Ok(w) => {
+                self.watch = Some(w);
+                self.retry_watch = false;
+                self.refresh = Refresh::Watching;
+                // What changed between the first read and the watch.
+                self.reload();
+            }
+            Err(e) => {
+                self.watch = None;
+                self.retry_watch = !self.root.is_dir();
+                self.refresh = Refresh::Fallback(e);
+            }
+        }
+    }
+
+    /// How the store learns of changes now.
+    pub fn refresh_mode(&self) -> &Refresh {
+        &self.refresh
     }
 
     pub fn root(&self) -> &Path {
@@ -233,12 +375,37 @@ impl RunStore {
         self.generation
     }
 
-    /// Reloads when [`POLL_EVERY`] has passed since the last look.
+    /// Reloads when the watcher reported a change, or when [`POLL_EVERY`]
+    /// (watching: [`BACKSTOP_EVERY`]) has passed since the last look; a
+    /// store whose watch failed tries to watch again then. Whether
+    /// anything changed.
     pub fn poll(&mut self) -> bool {
-        if self.last_poll.is_some_and(|t| t.elapsed() < POLL_EVERY) {
+        let dirty = self
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.dirty.swap(false, Ordering::AcqRel));
+        let every = if self.watch.is_some() {
+            BACKSTOP_EVERY
+        } else {
+            POLL_EVERY
+        };
+        if !dirty && self.last_poll.is_some_and(|t| t.elapsed() < every) {
             return false;
         }
+        if self.retry_watch && self.root.is_dir() {
+            self.start_watching();
+        }
         self.reload()
+    }
+
+    /// How long until the store looks again by itself (the window repaints
+    /// then).
+    pub fn next_look(&self) -> Duration {
+        if self.watch.is_some() {
+            BACKSTOP_EVERY
+        } else {
+            POLL_EVERY
+        }
     }
 
     /// Looks at every experiment and run now: plans and `run.json` files

@@ -8,10 +8,12 @@ use std::sync::OnceLock;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use rxalign_core::run::{COLUMNS, ExperimentFolder, FinishedRun, Format, RunFolder, RunStatus, compare};
+use rxalign_core::run::{
+    COLUMNS, ExperimentFolder, FinishedRun, Format, MetricsRecord, RUN_FORMAT, RunFolder, RunStatus, compare,
+};
 use rxalign_dashboard::egui;
 use rxalign_dashboard::panels::{Band, XAxis, series};
-use rxalign_dashboard::{Dashboard, RunId, RunStore, Tab};
+use rxalign_dashboard::{Dashboard, Refresh, RunId, RunStore, Tab};
 use rxalign_experiment::progress::Silent;
 use rxalign_experiment::runner::{RunOptions, run_all, write_plan};
 use rxalign_experiment::{Plugins, load};
@@ -79,7 +81,7 @@ fn runs() -> &'static Path {
         let text = std::fs::read_to_string(dir.join("clean.seed=2/run.json")).unwrap();
         std::fs::write(
             newer.join("run.json"),
-            text.replace("\"format\": \"1.0\"", "\"format\": \"9.0\""),
+            text.replace(&format!("\"format\": \"{RUN_FORMAT}\""), "\"format\": \"9.0\""),
         )
         .unwrap();
         (tmp, root)
@@ -200,6 +202,201 @@ fn the_trajectory_panel_shows_steps_timeline_and_a_second_run() {
     h.state_mut().trajectory.other = Some((id("clean.seed=1"), j));
     h.run();
     h.get_by_label_contains("drug(s) end differently");
+}
+
+#[test]
+fn the_trajectory_panel_shows_the_visit_with_its_note_marked() {
+    let store = RunStore::open(runs().to_path_buf());
+    let run = store.run(&id("clean.seed=1")).unwrap();
+    let ts = run.trajectories.value.as_ref().unwrap();
+    let visits = run.visits.value.as_ref().unwrap();
+    // Each visit of the trajectories once, in their order.
+    let mut ids: Vec<&str> = ts.iter().map(|t| t.visit_id.as_str()).collect();
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|v| seen.insert(*v));
+    assert_eq!(
+        visits.iter().map(|v| v.visit_id.as_str()).collect::<Vec<_>>(),
+        ids
+    );
+    // The synthetic clinic's notes name conditions, and its codes have names.
+    let v = &visits[0];
+    assert!(!v.diagnoses.is_empty() && v.diagnoses.iter().all(|d| !d.name.is_empty()));
+    assert!(v.age.is_some() && v.sex.is_some());
+    let with_note = visits
+        .iter()
+        .find(|v| !v.mentions.is_empty())
+        .expect("a note with mentions");
+    let note = with_note.note.as_deref().unwrap();
+    for m in &with_note.mentions {
+        assert!(!note[m.start..m.end].trim().is_empty());
+    }
+    let truth = &ts[0].ground_truth;
+    assert_eq!(&v.ground_truth, truth);
+
+    let mut h = harness(Tab::Trajectory);
+    h.state_mut().trajectory.run = Some(id("clean.seed=1"));
+    h.run();
+    h.get_by_label_contains(&format!("visit {} of patient", v.visit_id));
+    h.get_by_label_contains("diagnoses (");
+    h.get_by_label_contains("procedures (");
+    h.get_by_label_contains("note: highlighted mentions of");
+    h.get_by_label_contains(" drugs (");
+    h.get_by_label_contains(" conditions (");
+    h.get_by_label_contains(" allergies (");
+}
+
+/// A copy of `clean.seed=1` in its own runs folder, changed by `edit`.
+fn copy_of_run(edit: impl FnOnce(&Path)) -> (tempfile::TempDir, RunId) {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else if e.file_name() != "run.lock" {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("old").join("r.seed=1");
+    copy_dir(&runs().join("tiny/clean.seed=1"), &dir);
+    edit(&dir);
+    let rid = RunId {
+        experiment: "old".into(),
+        run: "r.seed=1".into(),
+    };
+    (tmp, rid)
+}
+
+#[test]
+fn a_run_of_format_1_0_shows_notices_for_what_it_lacks() {
+    // As rxalign 1.0 wrote it: no visits.jsonl, no edits in the summary.
+    let (tmp, rid) = copy_of_run(|dir| {
+        std::fs::remove_file(dir.join("visits.jsonl")).unwrap();
+        let path = dir.join("summary.json");
+        let mut summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        summary["format"] = "1.0".into();
+        for (_, m) in summary["methods"].as_object_mut().unwrap() {
+            m.as_object_mut().unwrap().remove("edits");
+        }
+        std::fs::write(&path, summary.to_string()).unwrap();
+    });
+    let mut d = Dashboard::open(tmp.path().to_path_buf());
+    d.tab = Tab::Trajectory;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 3000.0))
+        .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d);
+    h.run();
+    h.get_by_label_contains("this run has no visits.jsonl");
+    h.get_by_label_contains("Per-drug timeline");
+    h.state_mut().tab = Tab::Drugs;
+    h.state_mut().drugs.run = Some(rid);
+    h.run();
+    h.get_by_label_contains("removed rightly / wrongly: n/a");
+    assert!(h.get_all_by_label("n/a").count() > 0);
+}
+
+#[test]
+fn a_metric_of_a_researchers_own_reaches_the_ablation_table_and_the_curves() {
+    let (tmp, rid) = copy_of_run(|dir| {
+        let folder = RunFolder::at(dir);
+        let mut summary = folder.read_summary().unwrap();
+        for m in summary.methods.values_mut() {
+            m.metrics.insert("my_safety_score".into(), Some(0.75));
+        }
+        folder.write_summary(&summary).unwrap();
+        let mut record = MetricsRecord::new(1, "val", "sft", Default::default());
+        record.metrics.insert("my_safety_score".into(), Some(0.5));
+        folder.append_metrics(&[record]).unwrap();
+    });
+    let mut d = Dashboard::open(tmp.path().to_path_buf());
+    d.tab = Tab::Ablation;
+    d.selection.runs.insert(rid.clone());
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 3000.0))
+        .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d);
+    h.run();
+    h.get_by_label("my_safety_score");
+    h.get_by_label("Copy CSV").click();
+    h.run();
+    let csv = h.state().ablation.last_export.clone().unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.ends_with(",my_safety_score_mean,my_safety_score_std"),
+        "{header}"
+    );
+    assert!(csv.lines().nth(1).unwrap().ends_with(",0.75,0"), "{csv}");
+    let s = series(
+        &h.state().store,
+        std::slice::from_ref(&rid),
+        "my_safety_score",
+        "val",
+        XAxis::Step,
+        Band::Std,
+    );
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].mean, vec![[1.0, 0.5]]);
+}
+
+#[test]
+fn the_drugs_panel_shows_removals_and_says_what_they_count() {
+    let store = RunStore::open(runs().to_path_buf());
+    let run = store.run(&id("clean.seed=1")).unwrap();
+    let summary = run.summary.value.as_ref().unwrap();
+    let edits = summary.methods["step_grpo"].edits.as_ref().unwrap();
+    assert_eq!(edits.visits, summary.methods["step_grpo"].visits);
+    assert_eq!(edits.starts, "the start lists the policy decoded from");
+    let mut h = harness(Tab::Drugs);
+    h.state_mut().drugs.run = Some(id("clean.seed=1"));
+    h.state_mut().drugs.method = Some("step_grpo".into());
+    h.run();
+    h.get_by_label("removed rightly");
+    h.get_by_label("removed wrongly");
+    h.get_by_label_contains(&format!(
+        "net removals (in the start list, not in the final list; rightly when not prescribed) over all {} test visits, counted from the start lists the policy decoded from",
+        edits.visits
+    ));
+}
+
+#[test]
+fn a_watched_store_sees_a_new_line_when_it_is_written() {
+    let (tmp, rid) = copy_of_run(|_| {});
+    let mut store = RunStore::open_watched(tmp.path().to_path_buf(), None);
+    assert_eq!(store.refresh_mode(), &Refresh::Watching);
+    let count = |s: &RunStore| s.run(&rid).unwrap().metrics.value.as_ref().unwrap().len();
+    let before = count(&store);
+    let folder = RunFolder::at(tmp.path().join("old/r.seed=1"));
+    folder
+        .append_metrics(&[MetricsRecord::new(99, "val", "sft", Default::default())])
+        .unwrap();
+    // Well within the backstop interval: only the watcher's event makes the
+    // store look before it.
+    let waited = std::time::Instant::now();
+    while count(&store) == before && waited.elapsed() < rxalign_dashboard::store::BACKSTOP_EVERY / 2 {
+        store.poll();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(count(&store), before + 1);
+    assert_eq!(
+        store.run(&rid).unwrap().metrics.value.as_ref().unwrap()[before].step,
+        99
+    );
+}
+
+#[test]
+fn a_store_that_cannot_watch_falls_back_to_polling_and_watches_once_it_can() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("not yet");
+    let mut store = RunStore::open_watched(root.clone(), None);
+    assert!(matches!(store.refresh_mode(), Refresh::Fallback(_)));
+    assert!(store.notice.is_some());
+    std::fs::create_dir_all(&root).unwrap();
+    std::thread::sleep(rxalign_dashboard::store::POLL_EVERY);
+    store.poll();
+    assert_eq!(store.refresh_mode(), &Refresh::Watching);
 }
 
 #[test]

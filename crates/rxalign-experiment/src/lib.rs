@@ -15,6 +15,7 @@ pub mod resolve;
 pub mod runner;
 pub mod schema;
 pub mod stage;
+mod visits;
 
 use std::path::Path;
 

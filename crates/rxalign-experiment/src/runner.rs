@@ -736,6 +736,8 @@ fn run_stages(
         .map(|(i, v)| (i, v.drugs.clone()))
         .collect();
     ctx.record_method(GROUND_TRUTH, 0, &truth)?;
+    // `visits.jsonl` follows `trajectories.jsonl`: each visit once.
+    let (mut lexicon, mut visits_written) = (None, Vec::new());
     for (index, stage) in stages.iter().enumerate() {
         ctx.stage = Some(StageRef {
             index,
@@ -766,6 +768,7 @@ fn run_stages(
             }
         }
         folder.write_trajectories(&ctx.trajectories)?;
+        crate::visits::write(folder, data, &mut lexicon, &ctx.trajectories, &mut visits_written)?;
         for logger in &mut ctx.loggers {
             logger.flush()?;
         }

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use super::discover::FinishedRun;
 
-/// The metrics a comparison shows, in order.
+/// The standard metrics a comparison shows first, in this order; other
+/// metrics of the summaries follow (see [`columns`]).
 pub const COLUMNS: [&str; 8] = [
     "jaccard",
     "f1",
@@ -52,13 +53,46 @@ impl Cell {
 /// Rows `(group, method)` with a cell per column (`None` when undefined).
 #[derive(Debug)]
 pub struct Comparison {
+    /// The metric of each cell of a row: [`COLUMNS`], then the metrics of
+    /// the summaries that are not standard (see [`columns`]).
+    pub columns: Vec<String>,
     pub rows: Vec<(String, String, Vec<Option<Cell>>)>,
     /// Each group's seeds.
     pub seeds: BTreeMap<String, Vec<u64>>,
 }
 
-/// Final test metrics of finished runs per group and method, over seeds.
+/// The columns of a comparison of `runs`: the standard [`COLUMNS`] first
+/// (always, so tables of standard runs keep their shape), then every metric
+/// of the runs' summaries that is not one of the standard metrics (a
+/// researcher's own: a stage of theirs that records it), by name. The
+/// standard metrics outside [`COLUMNS`] (precision, recall) stay out, as
+/// before.
+pub fn columns(runs: &[FinishedRun]) -> Vec<String> {
+    let standard: std::collections::HashSet<String> = crate::metrics::definitions()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let extra: std::collections::BTreeSet<&String> = runs
+        .iter()
+        .flat_map(|r| {
+            r.methods
+                .iter()
+                .filter_map(|m| r.summary.methods.get(m))
+                .flat_map(|s| s.metrics.keys())
+        })
+        .filter(|k| !standard.contains(*k))
+        .collect();
+    COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(extra.into_iter().cloned())
+        .collect()
+}
+
+/// Final test metrics of finished runs per group and method, over seeds,
+/// in the [`columns`] of the runs.
 pub fn compare(runs: &[FinishedRun]) -> Comparison {
+    let columns = columns(runs);
     let mut values: BTreeMap<(String, String), Vec<Vec<Option<f64>>>> = BTreeMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
     let mut seeds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -72,7 +106,7 @@ pub fn compare(runs: &[FinishedRun]) -> Comparison {
             if !values.contains_key(&key) {
                 order.push(key.clone());
             }
-            let row = COLUMNS.iter().map(|c| run.summary.metric(method, c)).collect();
+            let row = columns.iter().map(|c| run.summary.metric(method, c)).collect();
             values.entry(key).or_default().push(row);
         }
     }
@@ -80,13 +114,13 @@ pub fn compare(runs: &[FinishedRun]) -> Comparison {
         .into_iter()
         .map(|key| {
             let samples = &values[&key];
-            let cells = (0..COLUMNS.len())
+            let cells = (0..columns.len())
                 .map(|c| Cell::of(&samples.iter().filter_map(|r| r[c]).collect::<Vec<_>>()))
                 .collect();
             (key.0, key.1, cells)
         })
         .collect();
-    Comparison { rows, seeds }
+    Comparison { columns, rows, seeds }
 }
 
 /// How to print a table.
@@ -153,12 +187,12 @@ impl Comparison {
         let mut header: Vec<String> = ["group", "method", "seeds"].map(String::from).to_vec();
         match format {
             Format::Csv => {
-                for c in COLUMNS {
+                for c in &self.columns {
                     header.push(format!("{c}_mean"));
                     header.push(format!("{c}_std"));
                 }
             }
-            _ => header.extend(COLUMNS.map(String::from)),
+            _ => header.extend(self.columns.iter().cloned()),
         }
         let rows: Vec<Vec<String>> = self
             .rows

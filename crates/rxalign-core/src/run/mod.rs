@@ -12,6 +12,7 @@
 //!     drugs.json         the drug vocabulary with names, and the DDI pairs
 //!     metrics.jsonl      appended live: step, stage, split, method, time, each metric
 //!     trajectories.jsonl one line per inspected visit
+//!     visits.jsonl       each inspected visit once: codes with names, note with mentions
 //!     predictions/       one predictions file per method (`ground_truth.jsonl` too)
 //!     tokenizer.json     the note tokenizer, where the run reads notes
 //!     tensorboard/       event files, with the `tensorboard` logger
@@ -30,6 +31,7 @@ mod fingerprint;
 pub mod lock;
 pub mod records;
 pub mod version;
+pub mod visits;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -39,11 +41,12 @@ pub use aggregate::{COLUMNS, Cell, Comparison, Format, compare, histogram, paret
 pub use discover::{ExperimentView, FinishedRun, RunEntry, experiments, finished_runs, runs_of};
 pub use lock::RunLock;
 pub use records::{
-    Axis, DataFingerprint, DdiPair, DrugEntry, DrugsRecord, EXPERIMENT_FORMAT, ExperimentRecord,
-    MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunRecord, RunState, RunStatus,
-    StageInfo, StageProgress, StageRef, SummaryRecord, Writer,
+    Axis, DataFingerprint, DdiPair, DrugEditCounts, DrugEntry, DrugsRecord, EXPERIMENT_FORMAT, EditCounts,
+    ExperimentRecord, MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunRecord,
+    RunState, RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord, Writer,
 };
 pub use version::FormatVersion;
+pub use visits::{Lexicon, Mention, MentionKind, NamedCode, VisitDetails};
 
 use crate::{CoreError, Trajectory};
 
@@ -57,6 +60,9 @@ pub const RESOLVED: &str = "resolved.ron";
 pub const DRUGS: &str = "drugs.json";
 pub const METRICS: &str = "metrics.jsonl";
 pub const TRAJECTORIES: &str = "trajectories.jsonl";
+/// Each visit of `trajectories.jsonl` once, as a reader shows it (since
+/// run format 1.1; see [`visits`]).
+pub const VISITS: &str = "visits.jsonl";
 pub const SUMMARY: &str = "summary.json";
 pub const CHECKPOINTS: &str = "checkpoints";
 /// Each method's test predictions, `predictions/<method>.jsonl`.
@@ -316,6 +322,23 @@ impl RunFolder {
 
     pub fn read_trajectories(&self) -> Result<Vec<Trajectory>, CoreError> {
         read_jsonl_live(&self.path(TRAJECTORIES))
+    }
+
+    /// Writes `visits.jsonl` atomically, one line per visit.
+    pub fn write_visits(&self, visits: &[VisitDetails]) -> Result<(), CoreError> {
+        let p = self.path(VISITS);
+        let mut text = String::new();
+        for v in visits {
+            text.push_str(&serde_json::to_string(v).map_err(|e| CoreError::file(&p, e.to_string()))?);
+            text.push('\n');
+        }
+        write_atomic(&p, text.as_bytes())
+    }
+
+    /// The lines of `visits.jsonl`; none when the file does not exist (a
+    /// run of format 1.0, or one that has recorded no trajectory yet).
+    pub fn read_visits(&self) -> Result<Vec<VisitDetails>, CoreError> {
+        read_jsonl_live(&self.path(VISITS))
     }
 
     pub fn write_summary(&self, summary: &SummaryRecord) -> Result<(), CoreError> {

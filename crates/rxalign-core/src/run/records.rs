@@ -14,9 +14,12 @@ use serde::{Deserialize, Serialize};
 use super::version::FormatVersion;
 
 /// The version of a run folder's files that this build writes and reads:
-/// `run.json`, `metrics.jsonl`, `trajectories.jsonl`, `summary.json`,
-/// `drugs.json`.
-pub const RUN_FORMAT: FormatVersion = FormatVersion::new(1, 0);
+/// `run.json`, `metrics.jsonl`, `trajectories.jsonl`, `visits.jsonl`,
+/// `summary.json`, `drugs.json`.
+///
+/// 1.1 added `visits.jsonl` and each method's `edits` in `summary.json`;
+/// readers of 1.0 skip both.
+pub const RUN_FORMAT: FormatVersion = FormatVersion::new(1, 1);
 
 /// The version of `experiment.json` that this build writes and reads.
 pub const EXPERIMENT_FORMAT: FormatVersion = FormatVersion::new(1, 0);
@@ -393,6 +396,75 @@ pub struct MethodSummary {
     /// Every metric by name (null where undefined); definitions in
     /// `rxalign eval --help` and the README.
     pub metrics: BTreeMap<String, Option<f64>>,
+    /// Per drug, the net edits from each visit's start list to the final
+    /// list, judged against the ground truth (since format 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits: Option<EditCounts>,
+}
+
+/// One drug's net edits over visits: a drug in the final list and not in
+/// the start list was added; one in the start list and not in the final
+/// list was removed; each judged against the visit's ground truth.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrugEditCounts {
+    /// Added and in the ground truth.
+    pub added_right: usize,
+    /// Added and not in the ground truth (overprescribed).
+    pub added_wrong: usize,
+    /// Removed and not in the ground truth.
+    pub removed_right: usize,
+    /// Removed while in the ground truth.
+    pub removed_wrong: usize,
+}
+
+/// The net edits of a method per drug (by code), over `visits` visits of
+/// `split`; drugs never edited are left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditCounts {
+    pub split: String,
+    /// Visits counted.
+    pub visits: usize,
+    /// Where the start lists come from (for example `the start lists the
+    /// policy decoded from`), so a reader can say what was counted.
+    pub starts: String,
+    pub drugs: BTreeMap<String, DrugEditCounts>,
+}
+
+impl EditCounts {
+    pub fn new(split: impl Into<String>, starts: impl Into<String>) -> Self {
+        Self {
+            split: split.into(),
+            starts: starts.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Counts one visit's net edits from `start` to `end` against `truth`.
+    pub fn count(
+        &mut self,
+        start: &crate::DrugSet,
+        end: &crate::DrugSet,
+        truth: &crate::DrugSet,
+        drugs: &crate::Vocab,
+    ) {
+        self.visits += 1;
+        for d in end.iter().filter(|&d| !start.contains(d)) {
+            let c = self.drugs.entry(drugs.code(d).to_string()).or_default();
+            if truth.contains(d) {
+                c.added_right += 1;
+            } else {
+                c.added_wrong += 1;
+            }
+        }
+        for d in start.iter().filter(|&d| !end.contains(d)) {
+            let c = self.drugs.entry(drugs.code(d).to_string()).or_default();
+            if truth.contains(d) {
+                c.removed_wrong += 1;
+            } else {
+                c.removed_right += 1;
+            }
+        }
+    }
 }
 
 /// `summary.json`: final metrics per method on the test split; written
@@ -432,8 +504,21 @@ impl SummaryRecord {
                 stage,
                 visits,
                 metrics,
+                edits: None,
             },
         );
+    }
+
+    /// Sets the net edits of a method already inserted; false when there is
+    /// no such method.
+    pub fn set_edits(&mut self, method: &str, edits: EditCounts) -> bool {
+        match self.methods.get_mut(method) {
+            Some(m) => {
+                m.edits = Some(edits);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Method names in the order the run recorded them.

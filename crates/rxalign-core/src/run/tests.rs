@@ -199,7 +199,9 @@ fn a_newer_major_version_is_refused_naming_the_file_and_versions() {
     std::fs::write(run.path(RUN), value.to_string()).unwrap();
     let e = RunFolder::open(run.root()).unwrap_err().to_string();
     assert!(
-        e.contains("run.json: format version 2.0 is newer than this rxalign reads (1.0"),
+        e.contains(&format!(
+            "run.json: format version 2.0 is newer than this rxalign reads ({RUN_FORMAT}"
+        )),
         "{e}"
     );
     let mut summary = serde_json::to_value(SummaryRecord::default()).unwrap();
@@ -366,4 +368,167 @@ fn a_dead_writer_shows_as_interrupted() {
         pid: 1,
     });
     assert_eq!(r.state(), RunState::Running);
+}
+
+/// A cohort of two visits of one patient, built by code.
+fn tiny_cohort() -> crate::Cohort {
+    let mut drugs = crate::Vocab::new();
+    let aspirin = drugs.insert("B01AC06", "aspirin");
+    let metformin = drugs.insert("A10BA02", "metformin");
+    let mut dx = crate::Vocab::new();
+    let htn = dx.insert("4019", "hypertension");
+    let mut px = crate::Vocab::new();
+    let ecg = px.insert("8952", "Electrocardiogram");
+    let first = crate::Visit::new("p", "v1", crate::DrugSet::from_indices(2, [metformin]));
+    let mut second = crate::Visit::new("p", "v2", crate::DrugSet::from_indices(2, [aspirin, metformin]));
+    second.age = Some(67.0);
+    second.sex = Some(crate::Sex::Female);
+    second.diagnoses = vec![htn];
+    second.procedures = vec![ecg];
+    second.history = vec![first.drugs.clone()];
+    second.note =
+        Some("History of Hypertension. Allergic to penicillin. Home medications: metformin.".into());
+    crate::Cohort::new(
+        "t",
+        drugs,
+        dx,
+        px,
+        vec![first, second],
+        crate::DdiGraph::empty(2, "none"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn visits_round_trip_with_names_and_note_mentions() {
+    let cohort = tiny_cohort();
+    let mut lexicon = Lexicon::of(&cohort);
+    lexicon.add(MentionKind::Allergy, "penicillin", None);
+    let v = VisitDetails::of(&cohort, 1, "test", &lexicon);
+    assert_eq!(
+        v.diagnoses,
+        [NamedCode {
+            code: "4019".into(),
+            name: "hypertension".into()
+        }]
+    );
+    assert_eq!(v.procedures[0].name, "Electrocardiogram");
+    assert_eq!(v.previous_drugs, Some(vec!["A10BA02".to_string()]));
+    assert_eq!(v.ground_truth, ["B01AC06", "A10BA02"]);
+    let note = v.note.as_deref().unwrap();
+    let marked: Vec<(&str, MentionKind)> = v
+        .mentions
+        .iter()
+        .map(|m| (&note[m.start..m.end], m.kind))
+        .collect();
+    assert_eq!(
+        marked,
+        [
+            ("Hypertension", MentionKind::Condition),
+            ("Allergic", MentionKind::Allergy),
+            ("penicillin", MentionKind::Allergy),
+            ("metformin", MentionKind::Drug),
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path()).unwrap();
+    // A run of format 1.0 has no visits file: no lines, no error.
+    assert!(run.read_visits().unwrap().is_empty());
+    let first = VisitDetails::of(&cohort, 0, "test", &lexicon);
+    assert_eq!((first.previous_drugs.clone(), first.note.clone()), (None, None));
+    run.write_visits(&[v.clone(), first.clone()]).unwrap();
+    assert_eq!(run.read_visits().unwrap(), vec![v, first]);
+    // A long note is cut at the bound, on a character boundary, and says so.
+    let mut long = tiny_cohort();
+    long.visits[1].note = Some("é".repeat(visits::MAX_NOTE_BYTES));
+    let cut = VisitDetails::of(&long, 1, "test", &lexicon);
+    assert!(cut.note_cut && cut.note.as_ref().unwrap().len() <= visits::MAX_NOTE_BYTES);
+}
+
+#[test]
+fn net_edits_are_counted_per_drug_and_read_back_and_a_summary_of_1_0_has_none() {
+    let cohort = tiny_cohort();
+    let set = |ix: &[usize]| crate::DrugSet::from_indices(2, ix.iter().copied());
+    let mut edits = EditCounts::new("test", "the start lists the policy decoded from");
+    // Truth {0, 1}: start {0} -> end {1}: aspirin removed wrongly, metformin added rightly.
+    edits.count(&set(&[0]), &set(&[1]), &set(&[0, 1]), &cohort.drugs);
+    // Truth {1}: start {0, 1} -> end {}: aspirin removed rightly, metformin removed wrongly.
+    edits.count(&set(&[0, 1]), &set(&[]), &set(&[1]), &cohort.drugs);
+    // Truth {}: start {} -> end {0}: aspirin added wrongly.
+    edits.count(&set(&[]), &set(&[0]), &set(&[]), &cohort.drugs);
+    assert_eq!(edits.visits, 3);
+    let c = |a, b, r, w| DrugEditCounts {
+        added_right: a,
+        added_wrong: b,
+        removed_right: r,
+        removed_wrong: w,
+    };
+    assert_eq!(edits.drugs["B01AC06"], c(0, 1, 1, 1));
+    assert_eq!(edits.drugs["A10BA02"], c(1, 0, 0, 1));
+    let mut summary = SummaryRecord::default();
+    summary.insert("sft", None, 3, BTreeMap::new());
+    assert!(summary.set_edits("sft", edits.clone()));
+    assert!(!summary.set_edits("absent", edits.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path()).unwrap();
+    run.write_summary(&summary).unwrap();
+    assert_eq!(run.read_summary().unwrap().methods["sft"].edits, Some(edits));
+    std::fs::write(
+        run.path(SUMMARY),
+        r#"{"format": "1.0", "split": "test", "methods": {"sft": {"order": 0, "visits": 3, "metrics": {}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(run.read_summary().unwrap().methods["sft"].edits, None);
+}
+
+#[test]
+fn a_metric_of_a_researchers_own_becomes_a_column_after_the_standard_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let finished = |seed: u64, own: Option<f64>| {
+        let mut r = record();
+        r.seed = seed;
+        r.status = RunStatus::Finished;
+        let mut metrics: BTreeMap<String, Option<f64>> =
+            COLUMNS.iter().map(|c| (c.to_string(), Some(0.5))).collect();
+        metrics.insert("precision".into(), Some(0.1));
+        if let Some(v) = own {
+            metrics.insert("my_safety_score".into(), Some(v));
+        }
+        let mut summary = SummaryRecord::default();
+        summary.insert("sft", None, 10, metrics);
+        FinishedRun {
+            record: r,
+            folder: RunFolder::at(dir.path()),
+            summary,
+            methods: vec!["sft".into()],
+        }
+    };
+    let standard = [finished(1, None), finished(2, None)];
+    let plain = compare(&standard);
+    assert_eq!(plain.columns, COLUMNS.map(String::from));
+    let text = plain.render(Format::Text);
+    let words: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(words[..3], ["group", "method", "seeds"]);
+    assert_eq!(words[3..], COLUMNS);
+    let with = [finished(1, Some(0.2)), finished(2, Some(0.4))];
+    let own = compare(&with);
+    assert_eq!(own.columns.len(), COLUMNS.len() + 1);
+    assert_eq!(own.columns[..COLUMNS.len()], plain.columns[..]);
+    assert_eq!(own.columns.last().unwrap(), "my_safety_score");
+    let cell = own.rows[0].2.last().unwrap().as_ref().unwrap();
+    assert!((cell.mean - 0.3).abs() < 1e-12 && cell.n == 2);
+    // The standard columns print the same, the own one after them.
+    let csv = own.render(Format::Csv);
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.starts_with(plain.render(Format::Csv).lines().next().unwrap()),
+        "{header}"
+    );
+    assert!(
+        header.ends_with(",my_safety_score_mean,my_safety_score_std"),
+        "{header}"
+    );
+    // A run without it shows n/a there.
+    let mixed = compare(&[finished(1, Some(0.2)), finished(2, None)]);
+    assert_eq!(mixed.rows[0].2.last().unwrap().as_ref().unwrap().n, 1);
 }

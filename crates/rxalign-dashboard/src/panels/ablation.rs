@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use eframe::egui::{self, Color32};
 use egui_plot::{ColorConflictHandling, Legend, Line, MarkerShape, Plot, Points};
 use rxalign_core::run::aggregate::render_table;
-use rxalign_core::run::{COLUMNS, Comparison, FinishedRun, Format, GROUND_TRUTH, compare, pareto_front};
+use rxalign_core::run::{Comparison, FinishedRun, Format, GROUND_TRUTH, compare, pareto_front};
 
 use crate::app::Selection;
 use crate::panels::palette;
@@ -95,12 +95,12 @@ impl AblationTable {
         let mut header: Vec<String> = vec!["group".into(), "method".into()];
         header.extend(self.settings.iter().cloned());
         header.push("seeds".into());
-        for c in COLUMNS {
+        for c in &self.comparison.columns {
             if separate {
                 header.push(format!("{c}_mean"));
                 header.push(format!("{c}_std"));
             } else {
-                header.push(c.to_string());
+                header.push(c.clone());
             }
         }
         let rows = self

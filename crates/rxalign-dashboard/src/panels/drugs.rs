@@ -1,13 +1,15 @@
 //! The drugs panel: for a run and method, one row per drug of its test
 //! predictions against the ground truth: prescribed, recommended, right,
-//! added wrongly, missed, its share of the false positives and of the
-//! interacting pairs; sortable; a click opens a visit where it went wrong.
+//! added wrongly, missed, removed rightly and wrongly (the net edits from
+//! the start lists that `summary.json` records), its share of the false
+//! positives and of the interacting pairs; sortable; a click opens a visit
+//! where it went wrong.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use eframe::egui;
 use rxalign_core::PredictionRecord;
-use rxalign_core::run::{DrugsRecord, GROUND_TRUTH};
+use rxalign_core::run::{DrugsRecord, EditCounts, GROUND_TRUTH};
 
 use crate::app::Selection;
 use crate::store::{RunData, RunId, RunStore};
@@ -26,6 +28,11 @@ pub struct DrugRow {
     pub wrongly_added: usize,
     /// Prescribed, not recommended.
     pub missed: usize,
+    /// In the start list, not in the final list, not prescribed (`None`:
+    /// the run records no edits).
+    pub removed_right: Option<usize>,
+    /// In the start list, not in the final list, but prescribed.
+    pub removed_wrong: Option<usize>,
     /// Its share of all false positives of the method.
     pub fp_share: f64,
     /// Its share of the interacting pairs in the predicted lists (a pair
@@ -124,13 +131,37 @@ pub fn drug_rows(
         .collect()
 }
 
-const HEADERS: [&str; 9] = [
+/// Adds the net removals of `edits` to the rows (a drug only ever removed
+/// gets a row of its own); every row gets a count (0 where never removed).
+pub fn add_edits(rows: &mut Vec<DrugRow>, edits: &EditCounts, drugs: Option<&DrugsRecord>) {
+    for (code, e) in &edits.drugs {
+        if !rows.iter().any(|r| &r.code == code) && e.removed_right + e.removed_wrong > 0 {
+            rows.push(DrugRow {
+                code: code.clone(),
+                name: drugs
+                    .and_then(|d| d.drugs.iter().find(|x| &x.code == code))
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default(),
+                ..DrugRow::default()
+            });
+        }
+    }
+    for r in rows {
+        let e = edits.drugs.get(&r.code);
+        r.removed_right = Some(e.map_or(0, |e| e.removed_right));
+        r.removed_wrong = Some(e.map_or(0, |e| e.removed_wrong));
+    }
+}
+
+const HEADERS: [&str; 11] = [
     "drug",
     "prescribed",
     "recommended",
     "right",
     "wrongly added",
     "missed",
+    "removed rightly",
+    "removed wrongly",
     "share of false positives",
     "share of interacting pairs",
     "visits",
@@ -139,6 +170,9 @@ const HEADERS: [&str; 9] = [
 /// What the rows are of: the store's generation, the run and the method.
 type RowsKey = (u64, RunId, String);
 
+/// The rows, and what their removal counts are of.
+type Rows = (Vec<DrugRow>, String);
+
 /// The drugs panel's own state.
 #[derive(Debug)]
 pub struct DrugsPanel {
@@ -146,7 +180,7 @@ pub struct DrugsPanel {
     pub method: Option<String>,
     /// The column sorted by, and whether descending.
     pub sort: (usize, bool),
-    cache: Option<(RowsKey, Result<Vec<DrugRow>, String>)>,
+    cache: Option<(RowsKey, Result<Rows, String>)>,
 }
 
 impl Default for DrugsPanel {
@@ -169,8 +203,10 @@ fn sort_rows(rows: &mut [DrugRow], (col, desc): (usize, bool)) {
             3 => a.right.cmp(&b.right),
             4 => a.wrongly_added.cmp(&b.wrongly_added),
             5 => a.missed.cmp(&b.missed),
-            6 => a.fp_share.total_cmp(&b.fp_share),
-            7 => a.ddi_share.total_cmp(&b.ddi_share),
+            6 => a.removed_right.cmp(&b.removed_right),
+            7 => a.removed_wrong.cmp(&b.removed_wrong),
+            8 => a.fp_share.total_cmp(&b.fp_share),
+            9 => a.ddi_share.total_cmp(&b.ddi_share),
             _ => a.wrong_visits.len().cmp(&b.wrong_visits.len()),
         };
         if desc { o.reverse() } else { o }.then_with(|| a.code.cmp(&b.code))
@@ -237,11 +273,29 @@ impl DrugsPanel {
         if self.cache.as_ref().is_none_or(|(k, _)| *k != key) {
             let rows = run.read_predictions(&method).and_then(|p| {
                 let truth = run.read_predictions(GROUND_TRUTH)?;
-                Ok(drug_rows(&p, &truth, run.drugs.value.as_ref()))
+                let drugs = run.drugs.value.as_ref();
+                let mut rows = drug_rows(&p, &truth, drugs);
+                let edits = run
+                    .summary
+                    .value
+                    .as_ref()
+                    .and_then(|s| s.methods.get(&method))
+                    .and_then(|m| m.edits.as_ref());
+                let population = match edits {
+                    Some(e) => {
+                        add_edits(&mut rows, e, drugs);
+                        format!(
+                            "removed rightly / wrongly: net removals (in the start list, not in the final list; rightly when not prescribed) over all {} {} visits, counted from {}",
+                            e.visits, e.split, e.starts
+                        )
+                    }
+                    None => "removed rightly / wrongly: n/a, the run's summary records no edits (runs of format 1.0)".into(),
+                };
+                Ok((rows, population))
             });
             self.cache = Some((key, rows));
         }
-        let rows = match self.cache.as_ref().map(|(_, r)| r) {
+        let (rows, population) = match self.cache.as_ref().map(|(_, r)| r) {
             Some(Ok(rows)) => rows.clone(),
             Some(Err(e)) => {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("notice: {e}"));
@@ -252,6 +306,9 @@ impl DrugsPanel {
         let mut rows = rows;
         sort_rows(&mut rows, self.sort);
         ui.label("Click a column's title to sort by it; `open` shows a visit where the drug went wrong in the Trajectory panel (where the run recorded one).");
+        ui.label(format!(
+            "counts: the {split} predictions of {method} against the ground truth; {population}"
+        ));
         let traj: HashSet<&str> = run
             .trajectories
             .value
@@ -287,6 +344,9 @@ impl DrugsPanel {
                         });
                         for n in [r.prescribed, r.recommended, r.right, r.wrongly_added, r.missed] {
                             ui.label(n.to_string());
+                        }
+                        for n in [r.removed_right, r.removed_wrong] {
+                            ui.label(n.map_or_else(|| "n/a".into(), |n| n.to_string()));
                         }
                         ui.label(format!("{:.1}%", 100.0 * r.fp_share));
                         ui.label(format!("{:.1}%", 100.0 * r.ddi_share));
@@ -362,5 +422,32 @@ mod tests {
         assert!((a.fp_share - 1.0 / 3.0).abs() < 1e-12 && (c.fp_share - 2.0 / 3.0).abs() < 1e-12);
         // Two interacting pairs (A, C), each drug in both.
         assert_eq!((a.ddi_share, c.ddi_share, b.ddi_share), (1.0, 1.0, 0.0));
+        assert_eq!(a.removed_right, None);
+        // The net edits of the summary: B removed wrongly twice, D (in no
+        // list) removed rightly once.
+        let mut rows = rows;
+        let mut edits = EditCounts::new("test", "the start lists the policy decoded from");
+        edits.drugs.insert(
+            "B".into(),
+            rxalign_core::run::DrugEditCounts {
+                removed_wrong: 2,
+                ..Default::default()
+            },
+        );
+        edits.drugs.insert(
+            "D".into(),
+            rxalign_core::run::DrugEditCounts {
+                removed_right: 1,
+                ..Default::default()
+            },
+        );
+        add_edits(&mut rows, &edits, Some(&drugs));
+        let get = |c: &str| rows.iter().find(|r| r.code == c).unwrap();
+        assert_eq!(
+            (get("B").removed_right, get("B").removed_wrong),
+            (Some(0), Some(2))
+        );
+        assert_eq!((get("D").removed_right, get("D").prescribed), (Some(1), 0));
+        assert_eq!(get("A").removed_wrong, Some(0));
     }
 }

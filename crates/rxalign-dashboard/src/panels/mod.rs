@@ -9,9 +9,9 @@ mod trajectory;
 
 pub use ablation::{AblationPanel, AblationTable, PlaneMode, latex_table};
 pub use curves::{Band, CurvesPanel, Series, XAxis, decimate, series, smooth};
-pub use drugs::{DrugRow, DrugsPanel, drug_rows};
+pub use drugs::{DrugRow, DrugsPanel, add_edits, drug_rows};
 pub use runs::{RunsPanel, state_label};
-pub use trajectory::{CellState, TrajectoryPanel, timeline};
+pub use trajectory::{CellState, TrajectoryPanel, mention_colour, note_segments, timeline};
 
 use eframe::egui::Color32;
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use eframe::egui::{self, Color32, RichText};
 use rxalign_core::Trajectory;
-use rxalign_core::run::DrugsRecord;
+use rxalign_core::run::{DrugsRecord, Mention, MentionKind, NamedCode, VisitDetails};
 use rxalign_core::trajectory::ActionRecord;
 
 use crate::app::Selection;
@@ -113,6 +113,161 @@ pub fn timeline(t: &Trajectory, ddi: &HashSet<(String, String)>) -> Vec<Timeline
             TimelineRow { code, cells }
         })
         .collect()
+}
+
+/// The note cut into pieces: plain text, and mentions with their kind, in
+/// order. Mentions that overlap, run past the note or cut a character are
+/// skipped (a hand-edited file), never a panic.
+pub fn note_segments<'a>(note: &'a str, mentions: &[Mention]) -> Vec<(&'a str, Option<MentionKind>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut sorted: Vec<&Mention> = mentions.iter().collect();
+    sorted.sort_by_key(|m| m.start);
+    for m in sorted {
+        let ok = m.start >= at
+            && m.start < m.end
+            && m.end <= note.len()
+            && note.is_char_boundary(m.start)
+            && note.is_char_boundary(m.end);
+        if !ok {
+            continue;
+        }
+        if m.start > at {
+            out.push((&note[at..m.start], None));
+        }
+        out.push((&note[m.start..m.end], Some(m.kind)));
+        at = m.end;
+    }
+    if at < note.len() {
+        out.push((&note[at..], None));
+    }
+    out
+}
+
+/// The background of a mention in the note.
+pub fn mention_colour(kind: MentionKind) -> Color32 {
+    match kind {
+        MentionKind::Drug => Color32::from_rgb(66, 133, 244),
+        MentionKind::Condition => Color32::from_rgb(142, 68, 173),
+        MentionKind::Allergy => Color32::from_rgb(215, 58, 73),
+    }
+}
+
+fn plural(kind: MentionKind) -> &'static str {
+    match kind {
+        MentionKind::Drug => "drugs",
+        MentionKind::Condition => "conditions",
+        MentionKind::Allergy => "allergies",
+    }
+}
+
+/// `code name; code name` of named codes, or `(none)`.
+fn named_codes(codes: &[NamedCode]) -> String {
+    if codes.is_empty() {
+        return "(none)".into();
+    }
+    codes
+        .iter()
+        .map(|c| {
+            if c.name.is_empty() || c.name == c.code {
+                c.code.clone()
+            } else {
+                format!("{} {}", c.code, c.name)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The visit: who, the codes with their names, the note with its mentions
+/// highlighted, the previous visit's drugs and the ground truth.
+fn visit_section(ui: &mut egui::Ui, v: &VisitDetails, drugs: Option<&DrugsRecord>) {
+    let codes = |c: &[String]| {
+        if c.is_empty() {
+            "(empty)".to_string()
+        } else {
+            c.iter().map(|c| label(drugs, c)).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let sex = match v.sex {
+        Some(rxalign_core::Sex::Female) => "female",
+        Some(rxalign_core::Sex::Male) => "male",
+        None => "sex not recorded",
+    };
+    let age = v
+        .age
+        .map_or_else(|| "age not recorded".into(), |a| format!("age {a:.0}"));
+    ui.label(format!(
+        "visit {} of patient {} ({} split): {age}, {sex}{}",
+        v.visit_id,
+        v.patient_id,
+        v.split,
+        v.time.as_ref().map(|t| format!(", {t}")).unwrap_or_default()
+    ));
+    ui.label(format!(
+        "diagnoses ({}): {}",
+        v.diagnoses.len(),
+        named_codes(&v.diagnoses)
+    ));
+    ui.label(format!(
+        "procedures ({}): {}",
+        v.procedures.len(),
+        named_codes(&v.procedures)
+    ));
+    ui.label(match &v.previous_drugs {
+        Some(p) => format!("previous visit's drugs ({}): {}", p.len(), codes(p)),
+        None => "previous visit's drugs: no earlier visit".into(),
+    });
+    ui.label(format!(
+        "ground truth ({}): {}",
+        v.ground_truth.len(),
+        codes(&v.ground_truth)
+    ));
+    match &v.note {
+        None => {
+            ui.label("note: none for this visit");
+        }
+        Some(note) => {
+            let mut counts = [0usize; 3];
+            for m in &v.mentions {
+                counts[m.kind as usize] += 1;
+            }
+            ui.horizontal_wrapped(|ui| {
+                ui.label(format!(
+                    "note{}: highlighted mentions of",
+                    if v.note_cut {
+                        " (cut to its first 16 KiB)"
+                    } else {
+                        ""
+                    }
+                ));
+                for kind in [MentionKind::Drug, MentionKind::Condition, MentionKind::Allergy] {
+                    ui.label(
+                        RichText::new(format!(" {} ({}) ", plural(kind), counts[kind as usize]))
+                            .color(Color32::WHITE)
+                            .background_color(mention_colour(kind)),
+                    );
+                }
+            });
+            let mut job = egui::text::LayoutJob::default();
+            let font = egui::TextStyle::Body.resolve(ui.style());
+            let plain = ui.visuals().text_color();
+            for (text, kind) in note_segments(note, &v.mentions) {
+                let format = match kind {
+                    None => egui::TextFormat::simple(font.clone(), plain),
+                    Some(k) => egui::TextFormat {
+                        background: mention_colour(k),
+                        ..egui::TextFormat::simple(font.clone(), Color32::WHITE)
+                    },
+                };
+                job.append(text, 0.0, format);
+            }
+            job.wrap.max_width = ui.available_width();
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.add(egui::Label::new(job).wrap());
+            });
+        }
+    }
 }
 
 /// The trajectory panel's own state.
@@ -244,6 +399,7 @@ impl TrajectoryPanel {
                 });
         });
         ui.separator();
+        ui.separator();
         let other = self
             .other
             .as_ref()
@@ -251,7 +407,24 @@ impl TrajectoryPanel {
             .and_then(|(r, i)| trajectories(r).get(i).map(|o| (r, o)));
         egui::ScrollArea::both()
             .auto_shrink([false, false])
-            .show(ui, |ui| match other {
+            .show(ui, |ui| {
+            egui::CollapsingHeader::new("Visit")
+                .id_salt(("visit", &run.id, &t.visit_id))
+                .default_open(true)
+                .show(ui, |ui| match run.visit(&t.visit_id) {
+                    Some(v) => visit_section(ui, v, drugs),
+                    None => {
+                        let why = match &run.visits.problem {
+                            Some(p) => format!("visits.jsonl could not be read: {p}"),
+                            None => "this run has no visits.jsonl (runs of format 1.0 do not write it)".into(),
+                        };
+                        ui.colored_label(
+                            ui.visuals().warn_fg_color,
+                            format!("notice: no details of visit {}: {why}; the codes and the note are not shown", t.visit_id),
+                        );
+                    }
+                });
+            match other {
                 None => self.episode(ui, &run.id, t, drugs, None, true),
                 Some((orun, o)) => {
                     let diff = differences(t, o);
@@ -275,6 +448,7 @@ impl TrajectoryPanel {
                         );
                     });
                 }
+            }
             });
     }
 
@@ -398,10 +572,19 @@ impl TrajectoryPanel {
                         } else {
                             sym.to_string()
                         };
-                        let cell = egui::Label::new(
-                            RichText::new(text).color(Color32::WHITE).background_color(colour),
+                        // The whole cell filled, so a row reads as a bar of colours.
+                        let (rect, response) =
+                            ui.allocate_exact_size(egui::vec2(34.0, 20.0), egui::Sense::hover());
+                        ui.painter().rect_filled(rect, 2.0, colour);
+                        ui.painter().text(
+                            rect.center(),
+                            egui::Align2::CENTER_CENTER,
+                            &text,
+                            egui::TextStyle::Body.resolve(ui.style()),
+                            Color32::WHITE,
                         );
-                        ui.add_sized([28.0, 18.0], cell).on_hover_text(format!(
+                        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &text));
+                        response.on_hover_text(format!(
                             "{}: {}{}",
                             row.code,
                             state.word(),
@@ -478,5 +661,41 @@ mod tests {
             vec![(Missing, false), (Right, true), (Right, false), (Right, false)]
         );
         assert_eq!(rows[2].cells, vec![(Missing, false); 4]);
+    }
+
+    #[test]
+    fn the_note_is_cut_into_plain_text_and_mentions_and_bad_spans_are_skipped() {
+        let m = |start, end, kind| Mention {
+            start,
+            end,
+            kind,
+            code: None,
+        };
+        let note = "Allergic to penicillin; on metformin.";
+        let segs = note_segments(
+            note,
+            &[
+                m(27, 36, MentionKind::Drug),
+                m(0, 8, MentionKind::Allergy),
+                // Overlapping, past the end, empty: skipped.
+                m(5, 12, MentionKind::Condition),
+                m(30, 99, MentionKind::Drug),
+                m(3, 3, MentionKind::Drug),
+            ],
+        );
+        assert_eq!(
+            segs,
+            vec![
+                ("Allergic", Some(MentionKind::Allergy)),
+                (" to penicillin; on ", None),
+                ("metformin", Some(MentionKind::Drug)),
+                (".", None),
+            ]
+        );
+        // Inside a multi-byte character: skipped.
+        assert_eq!(
+            note_segments("é", &[m(1, 2, MentionKind::Drug)]),
+            vec![("é", None)]
+        );
     }
 }

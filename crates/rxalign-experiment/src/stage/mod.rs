@@ -207,7 +207,23 @@ impl RunContext<'_> {
         predictions: &Predictions,
         trajectories: Option<Vec<Trajectory>>,
     ) -> Result<MetricReport, ExperimentError> {
+        self.record_method_from(method, step, predictions, trajectories, None)
+    }
+
+    /// [`Self::record_method_with`], given the start list each visit's
+    /// list was decoded from (by visit index), so that the summary's net
+    /// edits per drug (`edits`) count from those; without them they count
+    /// from the start lists drawn for the outcome reward.
+    pub fn record_method_from(
+        &mut self,
+        method: &str,
+        step: u64,
+        predictions: &Predictions,
+        trajectories: Option<Vec<Trajectory>>,
+        starts: Option<&std::collections::HashMap<usize, DrugSet>>,
+    ) -> Result<MetricReport, ExperimentError> {
         let data = self.data;
+        let mut edits = None;
         let cohort = &data.cohort;
         let mut test_report = None;
         let mut records = Vec::new();
@@ -226,12 +242,14 @@ impl RunContext<'_> {
             let report = predictions.evaluate(cohort, |i| keep.contains(&i));
             let mut metrics: BTreeMap<String, Option<f64>> =
                 report.values.iter().map(|v| (v.name.clone(), v.value)).collect();
-            for (term, value) in self.reward_terms(&visits, predictions)? {
+            let (terms, drawn) = self.reward_terms(&visits, predictions)?;
+            for (term, value) in terms {
                 metrics.insert(format!("reward/{term}"), value);
             }
             records.push(MetricsRecord::new(step, name.to_string(), method, metrics));
             if name == SplitName::Test {
                 test_report = Some(report);
+                edits = Some(net_edits(cohort, predictions, &drawn, starts));
             }
         }
         self.append_metrics(&records)?;
@@ -293,17 +311,21 @@ impl RunContext<'_> {
             report.visits,
             report.values.iter().map(|v| (v.name.clone(), v.value)).collect(),
         );
+        if let Some(edits) = edits {
+            self.summary.set_edits(method, edits);
+        }
         self.outputs.insert(method.to_string(), predictions.clone());
         Ok(report)
     }
 
     /// The mean over `visits` of each weighted reward term of the predicted
-    /// list, and of the outcome reward from the start list.
+    /// list, and of the outcome reward from the start list; and the start
+    /// list drawn for each visit with a list.
     fn reward_terms(
         &mut self,
         visits: &[usize],
         predictions: &Predictions,
-    ) -> Result<Vec<(String, Option<f64>)>, ExperimentError> {
+    ) -> Result<(TermMeans, StartsDrawn), ExperimentError> {
         let data = self.data;
         let cohort = &data.cohort;
         let listed: Vec<(usize, &DrugSet)> = visits
@@ -312,17 +334,50 @@ impl RunContext<'_> {
             .collect();
         let mut out = mean_terms(self.reward, cohort, &listed);
         let mut outcome = 0.0;
+        let mut drawn = Vec::with_capacity(listed.len());
         for &(i, list) in &listed {
             let truth = &cohort.visits[i].drugs;
             let start = self.start.clone().start(cohort, i, self.rng)?;
             outcome += Episode::new(self.reward, truth, &cohort.ddi, list.clone(), 0).potential()
-                - Episode::new(self.reward, truth, &cohort.ddi, start, 0).potential();
+                - Episode::new(self.reward, truth, &cohort.ddi, start.clone(), 0).potential();
+            drawn.push((i, start));
         }
         let n = listed.len();
         let mean = |x: f64| (n > 0).then(|| x / n as f64);
         out.push(("outcome".into(), mean(outcome)));
-        Ok(out)
+        Ok((out, drawn))
     }
+}
+
+/// Each reward term's mean by name (`None` for no list).
+type TermMeans = Vec<(String, Option<f64>)>;
+
+/// The start list drawn for each visit (visit index, list).
+type StartsDrawn = Vec<(usize, DrugSet)>;
+
+/// The net edits per drug of a method's lists on the test visits `drawn`
+/// (visit, start list drawn for the outcome reward), counted from the
+/// given `starts` where a visit has one.
+fn net_edits(
+    cohort: &Cohort,
+    predictions: &Predictions,
+    drawn: &[(usize, DrugSet)],
+    starts: Option<&std::collections::HashMap<usize, DrugSet>>,
+) -> rxalign_core::run::EditCounts {
+    let from = if starts.is_some() {
+        "the start lists the policy decoded from"
+    } else {
+        "the run's start lists (as drawn for the outcome reward)"
+    };
+    let mut edits = rxalign_core::run::EditCounts::new(SplitName::Test.to_string(), from);
+    for (i, start) in drawn {
+        let Some(p) = predictions.by_visit.get(i) else {
+            continue;
+        };
+        let start = starts.and_then(|s| s.get(i)).unwrap_or(start);
+        edits.count(start, &p.drugs, &cohort.visits[*i].drugs, &cohort.drugs);
+    }
+    edits
 }
 
 /// The mean over `lists` (visit, final list) of each weighted reward term

@@ -193,6 +193,8 @@ pub(crate) fn evaluate_policy(
             visits: &recorded,
         }),
     };
+    let started: std::collections::HashMap<usize, DrugSet> =
+        visits.iter().copied().zip(starts.iter().cloned()).collect();
     let decoded = policy.decode(
         ctx.device,
         checkpoint,
@@ -202,6 +204,6 @@ pub(crate) fn evaluate_policy(
     )?;
     let predictions: Predictions = decoded.iter().map(|d| (d.visit, d.final_list.clone())).collect();
     let kept = decoded.into_iter().filter_map(|d| d.trajectory).collect();
-    ctx.record_method_with(method, step, &predictions, Some(kept))?;
+    ctx.record_method_from(method, step, &predictions, Some(kept), Some(&started))?;
     Ok(())
 }
