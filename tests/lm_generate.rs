@@ -62,7 +62,8 @@ fn tiny_folder(dir: &Path) {
             .special_tokens(special)
             .build(),
     );
-    tok.train(&mut trainer, TEXT.iter().copied().cycle().take(40)).unwrap();
+    tok.train(&mut trainer, TEXT.iter().copied().cycle().take(40))
+        .unwrap();
     tok.save(dir.join("tokenizer.json"), false).unwrap();
 
     let mut config = LlamaConfig::tiny(tok.get_vocab_size(true), 2, 4, 2, 8);
@@ -88,7 +89,9 @@ fn run_ok(args: &[&str]) -> (String, String) {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "rxalign {args:?} failed:\n{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let text = stdout.strip_suffix('\n').expect("the completion ends with a newline");
+    let text = stdout
+        .strip_suffix('\n')
+        .expect("the completion ends with a newline");
     (text.to_string(), stderr)
 }
 
@@ -122,7 +125,15 @@ fn library_greedy(dir: &Path, prompt: &str, chat: bool, max_new_tokens: usize) -
         pad_token: 0,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let (out, _) = generate(&model, std::slice::from_ref(&ids), 1, &config, Adapter::Off, &mut rng).unwrap();
+    let (out, _) = generate(
+        &model,
+        std::slice::from_ref(&ids),
+        1,
+        &config,
+        Adapter::Off,
+        &mut rng,
+    )
+    .unwrap();
     let c = &out[0];
     Greedy {
         text: tok.decode(&c.tokens).unwrap(),
@@ -197,7 +208,10 @@ fn max_tokens_bounds_the_completion() {
     tiny_folder(dir.path());
     let prompt = "Hypertension and";
     let long = library_greedy(dir.path(), prompt, false, 64);
-    assert!(long.tokens.len() > 3, "the 64-token completion is longer than 3 tokens: reseed");
+    assert!(
+        long.tokens.len() > 3,
+        "the 64-token completion is longer than 3 tokens: reseed"
+    );
     for max in [1usize, 3] {
         let (text, stderr) = run_ok(&[
             "lm",
@@ -224,13 +238,25 @@ fn chat_wraps_the_prompt_in_the_template() {
     let dir = tempfile::tempdir().unwrap();
     tiny_folder(dir.path());
     let prompt = "What is the boiling point of water?";
-    let args = ["lm", "generate", "--model", s(dir.path()), "--prompt", prompt, "--max-tokens", "8"];
+    let args = [
+        "lm",
+        "generate",
+        "--model",
+        s(dir.path()),
+        "--prompt",
+        prompt,
+        "--max-tokens",
+        "8",
+    ];
     let (_, plain) = run_ok(&args);
     let (text, chat) = run_ok(&[&args[..], &["--chat"]].concat());
     let want = library_greedy(dir.path(), prompt, true, 8);
     assert_eq!(text, want.text);
     let (p, c) = (report(&plain), report(&chat));
-    assert_eq!((c.prompt_tokens, c.new_tokens), (want.prompt_tokens, want.tokens.len()));
+    assert_eq!(
+        (c.prompt_tokens, c.new_tokens),
+        (want.prompt_tokens, want.tokens.len())
+    );
     // `<|im_start|>user\n ... <|im_end|>\n<|im_start|>assistant\n` adds tokens.
     assert!(c.prompt_tokens >= p.prompt_tokens + 6, "{plain}\n{chat}");
 }
@@ -302,16 +328,27 @@ fn a_bad_folder_is_refused_naming_the_file() {
 
     let no_dir = dir.path().join("nowhere");
     let err = refuse(&no_dir);
-    assert!(err.contains(&format!("{}", no_dir.join("config.json").display())), "{err}");
+    assert!(
+        err.contains(&format!("{}", no_dir.join("config.json").display())),
+        "{err}"
+    );
 
     let cases = [
         ("config.json", None, vec!["config.json"]),
         ("model.safetensors", None, vec!["model.safetensors"]),
         ("tokenizer.json", None, vec!["tokenizer.json"]),
         // A config whose field has the wrong type: the file and the field.
-        ("config.json", Some(r#"{"hidden_size": "wide"}"#), vec!["config.json", "hidden_size"]),
+        (
+            "config.json",
+            Some(r#"{"hidden_size": "wide"}"#),
+            vec!["config.json", "hidden_size"],
+        ),
         ("tokenizer.json", Some("{not json"), vec!["tokenizer.json"]),
-        ("model.safetensors", Some("not a safetensors file"), vec!["model.safetensors"]),
+        (
+            "model.safetensors",
+            Some("not a safetensors file"),
+            vec!["model.safetensors"],
+        ),
     ];
     for (i, (file, content, words)) in cases.into_iter().enumerate() {
         let bad = broken(&good, &dir.path().join(format!("bad{i}")), file, content);
@@ -357,7 +394,16 @@ fn smollm2_greedy_text_equals_transformers() {
         // met a stop token, which ours must meet at the same place.
         assert!(g.new_ids.len() <= 32);
         let max = "32".to_string();
-        let mut args = vec!["lm", "generate", "--model", s(&dir), "--prompt", &g.prompt, "--max-tokens", &max];
+        let mut args = vec![
+            "lm",
+            "generate",
+            "--model",
+            s(&dir),
+            "--prompt",
+            &g.prompt,
+            "--max-tokens",
+            &max,
+        ];
         if g.kind == "chat" {
             args.push("--chat");
         }

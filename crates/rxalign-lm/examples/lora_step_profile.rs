@@ -22,8 +22,9 @@
 //!   the attention's projections (q, k, v, o, with the LoRA pairs on q and
 //!   v), the attention core (rotary encoding, scores, softmax, weighted
 //!   values), the two RMSNorms and residual additions;
-//! - the decoder layers as a whole: the step of the full model minus the
-//!   step of the same model with its layers removed, per layer.
+//! - the decoder layers as a whole: the step's forward minus that of the
+//!   same model with its layers removed, and the step's backward minus the
+//!   head's and the log-softmax's.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,7 +37,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rxalign_lm::{Adapter, Llama, LoraConfig, load_pretrained};
+use rxalign_lm::{Llama, LoraConfig, load_pretrained};
 
 type A = Autodiff<Flex>;
 const BATCH: usize = 8;
@@ -46,24 +47,13 @@ fn sync() {
     <A as Backend>::sync(&FlexDevice).unwrap();
 }
 
-/// The median wall time of `f` over `reps` runs after a warm-up.
-fn median(reps: usize, mut f: impl FnMut()) -> Duration {
-    f();
-    let mut times: Vec<Duration> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            sync();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[reps / 2]
-}
-
 /// The median forward and backward times of a graph built by `forward`
 /// from fresh inputs (made by `inputs`, not timed) to a scalar.
-fn fwd_bwd<I>(reps: usize, inputs: impl Fn() -> I, forward: impl Fn(I) -> Tensor<A, 1>) -> (Duration, Duration) {
+fn fwd_bwd<I>(
+    reps: usize,
+    inputs: impl Fn() -> I,
+    forward: impl Fn(I) -> Tensor<A, 1>,
+) -> (Duration, Duration) {
     let mut f = Vec::new();
     let mut b = Vec::new();
     for rep in 0..=reps {
@@ -191,7 +181,11 @@ fn main() {
     );
     table.row(
         "final RMSNorm",
-        fwd_bwd(reps, || random([BATCH, SEQ, d]), |x| model.model.norm.forward(x).sum()),
+        fwd_bwd(
+            reps,
+            || random([BATCH, SEQ, d]),
+            |x| model.model.norm.forward(x).sum(),
+        ),
         1.0,
     );
     // One decoder layer's parts, times the number of layers.
@@ -204,7 +198,28 @@ fn main() {
             || random([BATCH, SEQ, d]),
             |x| {
                 let g = silu(l.mlp.gate_proj.forward(x.clone(), adapter));
-                l.mlp.down_proj.forward(g * l.mlp.up_proj.forward(x, adapter), adapter).sum()
+                l.mlp
+                    .down_proj
+                    .forward(g * l.mlp.up_proj.forward(x, adapter), adapter)
+                    .sum()
+            },
+        ),
+        n,
+    );
+    // The same projections on the rows flattened to 2-D: one matmul of
+    // [1024, 576] rows instead of a batch of eight [128, 576] ones.
+    table.row(
+        "MLP as above, input flattened to [1024 x 576]",
+        fwd_bwd(
+            reps,
+            || random([BATCH, SEQ, d]),
+            |x| {
+                let x: Tensor<A, 2> = x.reshape([BATCH * SEQ, d]);
+                let g = silu(l.mlp.gate_proj.forward(x.clone(), adapter));
+                l.mlp
+                    .down_proj
+                    .forward(g * l.mlp.up_proj.forward(x, adapter), adapter)
+                    .sum()
             },
         ),
         n,
@@ -240,7 +255,13 @@ fn main() {
         .repeat_dim(0, BATCH);
     let rope = |x: Tensor<A, 4>| {
         let half = hd / 2;
-        let rot = Tensor::cat(vec![x.clone().narrow(3, half, half).neg(), x.clone().narrow(3, 0, half)], 3);
+        let rot = Tensor::cat(
+            vec![
+                x.clone().narrow(3, half, half).neg(),
+                x.clone().narrow(3, 0, half),
+            ],
+            3,
+        );
         x * cos.clone() + rot * sin.clone()
     };
     table.row(
@@ -265,7 +286,12 @@ fn main() {
                     .reshape([BATCH, kv, rep, SEQ, SEQ])
                     + bias.clone();
                 let probs = softmax(scores, 4).reshape([BATCH, kv, rep * SEQ, SEQ]);
-                probs.matmul(v).reshape([BATCH, h, SEQ, hd]).swap_dims(1, 2).reshape([BATCH, SEQ, h * hd]).sum()
+                probs
+                    .matmul(v)
+                    .reshape([BATCH, h, SEQ, hd])
+                    .swap_dims(1, 2)
+                    .reshape([BATCH, SEQ, h * hd])
+                    .sum()
             },
         ),
         n,
@@ -284,14 +310,16 @@ fn main() {
         ),
         n,
     );
-    // The layers as a whole: the step without them, subtracted.
+    // The layers as a whole: the step's forward minus the forward of the
+    // same model without layers; the step's backward minus the head's and
+    // the log-softmax's (the model without layers has nothing to train, so
+    // its own backward is empty).
     let mut bare = model.clone();
     bare.model.layers.clear();
-    let (bare_f, bare_b) = fwd_bwd(reps, || (), |()| loss_of(&bare));
-    let per_layer = (
-        step_f.saturating_sub(bare_f).as_secs_f64() * 1e3,
-        step_b.saturating_sub(bare_b).as_secs_f64() * 1e3,
-    );
+    let (bare_f, _) = fwd_bwd(reps, || (), |()| loss_of(&bare));
+    let outside_b: f64 = table.rows[1].2 + table.rows[2].2;
+    let layers_f = ms(step_f) - ms(bare_f);
+    let layers_b = ms(step_b) - outside_b;
 
     let total = ms(step_f) + ms(step_b) + ms(step_o);
     println!(
@@ -301,27 +329,27 @@ fn main() {
         ms(step_o)
     );
     println!(
-        "the {layers} decoder layers (step minus the step without layers): forward {:.0} + backward {:.0} ms ({:.0}% of the step)",
-        per_layer.0,
-        per_layer.1,
-        100.0 * (per_layer.0 + per_layer.1) / total
-    );
-    println!(
-        "outside the layers (the step without layers): forward {:.0} + backward {:.0} ms",
+        "the {layers} decoder layers: forward {layers_f:.0} ms (the step's minus the model's without layers, {:.0} ms) + backward {layers_b:.0} ms (the step's minus the head's and the log-softmax's): {:.0}% of the step",
         ms(bare_f),
-        ms(bare_b)
+        100.0 * (layers_f + layers_b) / total
     );
     println!("\n| part | x | forward ms | backward ms | share of the step |");
     println!("|---|---|---|---|---|");
     let mut covered = 0.0;
     for (name, f, b, times) in &table.rows {
-        covered += f + b;
+        if !name.contains("flattened") {
+            covered += f + b;
+        }
         println!(
             "| {name} | {times} | {f:.0} | {b:.0} | {:.0}% |",
             100.0 * (f + b) / total
         );
     }
-    println!("| Adam (adapters only) | 1 | {:.1} | | {:.1}% |", ms(step_o), 100.0 * ms(step_o) / total);
+    println!(
+        "| Adam (adapters only) | 1 | {:.1} | | {:.1}% |",
+        ms(step_o),
+        100.0 * ms(step_o) / total
+    );
     covered += ms(step_o);
     println!(
         "\nthe parts add up to {covered:.0} ms, {:.0}% of the step",

@@ -26,7 +26,15 @@ use crate::PolicyError;
 /// The template shipped with the project.
 pub const DEFAULT_TEMPLATE: &str = include_str!("../../../../experiments/prompts/lamo-yes-no.txt");
 
-const PLACEHOLDERS: [&str; 7] = ["age", "sex", "diagnoses", "procedures", "previous", "note", "drug"];
+const PLACEHOLDERS: [&str; 7] = [
+    "age",
+    "sex",
+    "diagnoses",
+    "procedures",
+    "previous",
+    "note",
+    "drug",
+];
 
 /// A checked prompt template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,10 +79,10 @@ impl PromptTemplate {
 
     /// Reads a template file.
     pub fn from_file(path: &Path, max_note_chars: usize) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| PolicyError::Invalid(format!("reading the prompt template {}: {e}", path.display())))?;
-        Self::new(&text, max_note_chars)
-            .map_err(|e| PolicyError::Invalid(format!("{}: {e}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PolicyError::Invalid(format!("reading the prompt template {}: {e}", path.display()))
+        })?;
+        Self::new(&text, max_note_chars).map_err(|e| PolicyError::Invalid(format!("{}: {e}", path.display())))
     }
 
     /// The question about `drug` for visit `visit` of `cohort`.
@@ -99,9 +107,9 @@ impl PromptTemplate {
             Some(Sex::Male) => "man",
             None => "patient",
         };
-        let previous = v.previous_drugs().map_or("none".to_string(), |p| {
-            names(&cohort.drugs, &mut p.iter())
-        });
+        let previous = v
+            .previous_drugs()
+            .map_or("none".to_string(), |p| names(&cohort.drugs, &mut p.iter()));
         let note = match v.note.as_deref().map(str::trim) {
             None | Some("") => "none".to_string(),
             Some(n) => cut(n, self.max_note_chars),
@@ -113,8 +121,14 @@ impl PromptTemplate {
         let values = [
             ("{age}", age),
             ("{sex}", sex.to_string()),
-            ("{diagnoses}", names(&cohort.diagnoses, &mut v.diagnoses.iter().copied())),
-            ("{procedures}", names(&cohort.procedures, &mut v.procedures.iter().copied())),
+            (
+                "{diagnoses}",
+                names(&cohort.diagnoses, &mut v.diagnoses.iter().copied()),
+            ),
+            (
+                "{procedures}",
+                names(&cohort.procedures, &mut v.procedures.iter().copied()),
+            ),
             ("{previous}", previous),
             ("{note}", note),
             ("{drug}", drug_name.to_string()),
@@ -181,7 +195,10 @@ mod tests {
     #[test]
     fn unknown_placeholders_and_a_missing_drug_are_refused() {
         let e = PromptTemplate::new("{age} {drugs}", 10).unwrap_err().to_string();
-        assert!(e.contains("unknown placeholder `{drugs}`") && e.contains("{drug}"), "{e}");
+        assert!(
+            e.contains("unknown placeholder `{drugs}`") && e.contains("{drug}"),
+            "{e}"
+        );
         let e = PromptTemplate::new("{age} {sex}", 10).unwrap_err().to_string();
         assert!(e.contains("no `{drug}`"), "{e}");
         let e = PromptTemplate::new("{drug} {note", 10).unwrap_err().to_string();
