@@ -201,12 +201,6 @@ impl Plugins {
             })
             .expect(ok);
         p.stage
-            .register::<rxalign_policy::lamo::LamoSettings>("lamo", |c, _| {
-                c.validate().map_err(|e| e.to_string())?;
-                Ok(Box::new(crate::stage::LamoStage::new(c)) as Box<dyn Stage>)
-            })
-            .expect(ok);
-        p.stage
             .register::<NoParams>("references", |_, _| {
                 Ok(Box::new(ReferencesStage) as Box<dyn Stage>)
             })
@@ -232,6 +226,12 @@ impl Plugins {
         p.stage
             .register::<crate::stage::StartFromConfig>("start_from", |c, _| {
                 Ok(Box::new(crate::stage::StartFromStage(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
+        p.stage
+            .register::<rxalign_policy::lamo::LamoSettings>("lamo", |c, _| {
+                c.validate().map_err(|e| e.to_string())?;
+                Ok(Box::new(crate::stage::LamoStage::new(c)) as Box<dyn Stage>)
             })
             .expect(ok);
         p.logger
