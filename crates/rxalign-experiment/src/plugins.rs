@@ -228,6 +228,12 @@ impl Plugins {
                 Ok(Box::new(crate::stage::StartFromStage(c)) as Box<dyn Stage>)
             })
             .expect(ok);
+        p.stage
+            .register::<rxalign_policy::lamo::LamoSettings>("lamo", |c, _| {
+                c.validate().map_err(|e| e.to_string())?;
+                Ok(Box::new(crate::stage::LamoStage::new(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
         p.logger
             .register::<TensorboardConfig>("tensorboard", |c, run_root| {
                 Ok(Box::new(c.init(run_root).map_err(|e| e.to_string())?) as Box<dyn RunLogger>)

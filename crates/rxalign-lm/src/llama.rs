@@ -372,6 +372,24 @@ impl<B: Backend> Llama<B> {
         }
     }
 
+    /// The output head restricted to some tokens: their logits only, without
+    /// the full vocabulary's matmul (a yes/no classifier needs two).
+    ///
+    /// # Shapes
+    /// `h`: `[rows, hidden]` → `[rows, tokens.len()]`
+    pub fn head_of(&self, h: Tensor<B, 2>, tokens: &[u32]) -> Tensor<B, 2> {
+        let device = self.device();
+        let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+        let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tokens.len()]), &device);
+        let w = match &self.lm_head {
+            // burn's layout: `[hidden, vocab]`.
+            Some(head) => head.weight.val().select(1, ids),
+            // The embedding: `[vocab, hidden]`.
+            None => self.model.embed_tokens.weight.val().select(0, ids).transpose(),
+        };
+        h.matmul(w)
+    }
+
     /// The training forward: the log-probability of each token given those
     /// before it, kept where `score` is true (the completion) and 0 elsewhere.
     ///

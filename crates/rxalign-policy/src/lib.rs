@@ -11,6 +11,8 @@
 //!   written over.
 //! - [`list`]: the action-head list policy, the `set_encoder` family.
 //! - [`checkpoint`]: training checkpoints that a loop resumes from.
+//! - [`lamo`]: LAMO's point-wise classifier as a language-model family: a
+//!   yes/no question per (visit, drug), one LoRA adapter per drug group.
 
 pub mod checkpoint;
 pub mod classifier;
@@ -18,6 +20,7 @@ pub mod device;
 pub mod error;
 pub mod family;
 mod init;
+pub mod lamo;
 pub mod list;
 pub mod notes;
 #[doc(hidden)]

@@ -5,6 +5,7 @@
 mod baselines;
 mod classifier;
 mod grpo;
+mod lamo;
 mod policy;
 mod references;
 mod sft;
@@ -22,6 +23,7 @@ use rxalign_env::{Episode, Reward, StartList};
 pub use baselines::{BaselinesConfig, BaselinesStage};
 pub use classifier::ClassifierStage;
 pub use grpo::GrpoStage;
+pub use lamo::LamoStage;
 pub use references::ReferencesStage;
 pub use sft::SftStage;
 pub use start_from::{StartFromConfig, StartFromStage};

@@ -189,3 +189,25 @@ fn tied_head_and_qwen2_biases_run() {
     let out = m.forward(ids(&[&[1, 2, 3]]), None, None, Adapter::Off);
     assert_eq!(out.dims(), [1, 3, 40]);
 }
+
+#[test]
+fn head_of_some_tokens_equals_those_columns_of_the_full_head() {
+    for tied in [false, true] {
+        let mut c = LlamaConfig::tiny(61, 2, 4, 2, 8);
+        c.tie_word_embeddings = tied;
+        let m = c.init::<B>(&FlexDevice);
+        let h = m.hidden(ids(&[&SEQ]), None, None, Adapter::Off); // [1, 7, 32]
+        let full = host(m.head(h.clone()));
+        let picked = [42u32, 3, 60];
+        let some = host(m.head_of(h.reshape([7, 32]), &picked));
+        for row in 0..7 {
+            for (j, &t) in picked.iter().enumerate() {
+                let (a, b) = (some[row * 3 + j], full[row * 61 + t as usize]);
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "tied {tied}, row {row}, token {t}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
