@@ -30,4 +30,6 @@ pub mod sft;
 pub use error::TrainError;
 
 #[cfg(test)]
+mod lm_tests;
+#[cfg(test)]
 mod tests;
