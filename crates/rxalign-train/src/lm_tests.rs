@@ -265,3 +265,68 @@ fn sft_then_grpo_train_the_language_model() {
         );
     }
 }
+
+#[test]
+fn a_language_model_grpo_checkpoint_resumes_to_the_same_next_loss() {
+    let cohort = tiny();
+    let reward = reward();
+    let family = family(PromptStyle::Edit);
+    let budget = family.config().budget();
+    let eval = EvalPlan::default();
+    let sft_settings = SftSettings {
+        epochs: 3,
+        batch_size: 8,
+        lr: 0.01,
+        eval_every: 0,
+        ..SftSettings::default()
+    };
+    let settings = |stop_after| GrpoSettings {
+        iterations: 3,
+        visits: 2,
+        group: 3,
+        lr: 1e-3,
+        warmup: 0,
+        eval_every: 0,
+        stop_after,
+        ..GrpoSettings::default()
+    };
+    let run = |settings: &GrpoSettings, checkpoint: Option<&std::path::Path>| {
+        let job = SftJob {
+            cohort: &cohort,
+            reward: &reward,
+            train: &[0, 1],
+            settings: &sft_settings,
+            starts: &empty_starts,
+            budget,
+            seed: 1,
+            checkpoint: None,
+            eval: &eval,
+        };
+        let start =
+            train_sft::<_, CpuTrainBackend>(&family, &job, &mut Keep::default(), &FlexDevice).unwrap();
+        let job = GrpoJob {
+            cohort: &cohort,
+            reward: &reward,
+            train: &[0, 1],
+            settings,
+            starts: &empty_starts,
+            budget,
+            seed: 2,
+            checkpoint,
+            eval: &eval,
+        };
+        let mut keep = Keep::default();
+        train_grpo::<_, CpuTrainBackend>(&family, start, &job, &mut keep, &FlexDevice).unwrap();
+        keep.0
+    };
+    let straight = run(&settings(None), None);
+    assert_eq!(straight.len(), 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("grpo.ckpt");
+    assert_eq!(run(&settings(Some(1)), Some(&path)), straight[..1]);
+    assert_eq!(
+        run(&settings(None), Some(&path)),
+        straight,
+        "iterations 2 and 3 repeat the uninterrupted run"
+    );
+}

@@ -126,7 +126,7 @@ impl Default for ScratchModel {
 pub struct LlamaPolicyConfig {
     pub scratch: ScratchModel,
     /// LoRA adapters on the model; unset: every weight trains.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "prompt::some", skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraConfig>,
     pub prompts: PromptStyle,
     pub templates: TemplateFiles,

@@ -37,17 +37,24 @@ const EDIT: &str = include_str!("templates/edit.txt");
 #[serde(deny_unknown_fields, default)]
 pub struct TemplateFiles {
     /// The system message.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "some", skip_serializing_if = "Option::is_none")]
     pub system: Option<PathBuf>,
     /// FLAME's add prompt.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "some", skip_serializing_if = "Option::is_none")]
     pub add: Option<PathBuf>,
     /// FLAME's remove prompt.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "some", skip_serializing_if = "Option::is_none")]
     pub remove: Option<PathBuf>,
     /// The one-prompt `+ name` / `- name` variant.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "some", skip_serializing_if = "Option::is_none")]
     pub edit: Option<PathBuf>,
+}
+
+/// An optional field written as a plain value (`add: "add.txt"`).
+pub(crate) fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// The templates' texts.

@@ -278,9 +278,11 @@ fn settings_are_checked() {
         ..LlamaPolicyConfig::default()
     };
     assert!(bad.validate().is_err());
-    let text = "(prompts: \"edit\", max_lines: 4, scratch: (layers: 1))";
+    let text = "(prompts: \"edit\", max_lines: 4, scratch: (layers: 1), templates: (add: \"a.txt\"), lora: (rank: 2, alpha: 4.0, targets: [\"q_proj\"]))";
     let c: LlamaPolicyConfig = ron::from_str(text).unwrap();
     assert_eq!(c.prompts, PromptStyle::Edit);
+    assert_eq!(c.templates.add.as_deref(), Some(std::path::Path::new("a.txt")));
+    assert_eq!(c.lora.as_ref().map(|l| l.rank), Some(2));
     assert_eq!(c.budget(), 5);
     assert!(ron::from_str::<LlamaPolicyConfig>("(prompt: \"edit\")").is_err());
 }
