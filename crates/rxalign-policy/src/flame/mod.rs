@@ -208,7 +208,10 @@ impl LlamaPolicyConfig {
                 });
             }
         }
-        self.templates.load().map(drop)
+        // The template files are read when the family is built (a run's
+        // start), relative to the working directory, so that a plan made
+        // elsewhere still resolves.
+        Ok(())
     }
 
     /// Answers per episode.
