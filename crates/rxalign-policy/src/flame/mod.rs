@@ -176,13 +176,13 @@ impl LlamaPolicyConfig {
         ] {
             positive(field, value)?;
         }
-        if s.heads % s.kv_heads != 0 {
+        if !s.heads.is_multiple_of(s.kv_heads) {
             return Err(PolicyError::Config {
                 field: "scratch.kv_heads",
                 message: format!("must divide `heads` ({})", s.heads),
             });
         }
-        if s.head_dim % 2 != 0 {
+        if !s.head_dim.is_multiple_of(2) {
             return Err(PolicyError::Config {
                 field: "scratch.head_dim",
                 message: "must be even (rotary positions)".into(),
@@ -468,9 +468,9 @@ impl LlamaPolicy {
         mode: ActMode,
         rng: &mut Rng,
         device: &B::Device,
-    ) -> Result<Vec<(Vec<u32>, Vec<f32>)>, PolicyError> {
+    ) -> Result<Vec<Generated>, PolicyError> {
         let rows = contexts.len();
-        let mut out: Vec<(Vec<u32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); rows];
+        let mut out: Vec<Generated> = vec![(Vec::new(), Vec::new()); rows];
         if rows == 0 {
             return Ok(out);
         }
@@ -587,6 +587,9 @@ impl LlamaPolicy {
         })
     }
 }
+
+/// A generated line's tokens and each token's log-probability.
+type Generated = (Vec<u32>, Vec<f32>);
 
 /// `log softmax(row / temperature)`, with `banned` at −∞ (probability 0).
 fn log_probs(row: &[f32], temperature: f32, banned: Option<usize>) -> Result<Vec<f32>, PolicyError> {
