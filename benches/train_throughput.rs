@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
     let family = SetEncoderConfig {
         hidden: HIDDEN,
         budget: BUDGET,
+        ..SetEncoderConfig::default()
     }
     .build(&features)
     .unwrap();

@@ -208,6 +208,9 @@ impl Plugins {
         p.policy
             .register_family::<rxalign_policy::list::SetEncoderConfig>(SET_ENCODER)
             .expect(ok);
+        p.policy
+            .register_family::<rxalign_policy::flame::LlamaPolicyConfig>(rxalign_policy::flame::KIND)
+            .expect(ok);
         p.stage
             .register::<rxalign_train::sft::SftSettings>("sft", |c, _| {
                 Ok(Box::new(crate::stage::SftStage::new(c)?) as Box<dyn Stage>)

@@ -178,6 +178,23 @@ impl Tokenizer {
         })
     }
 
+    /// A tokenizer built in memory (one trained for a model made from
+    /// scratch), with its chat template and stop tokens.
+    pub fn from_parts(
+        inner: tokenizers::Tokenizer,
+        chat: Option<ChatTemplate>,
+        stop_tokens: Vec<u32>,
+        bos: Option<u32>,
+    ) -> Self {
+        Tokenizer {
+            inner,
+            path: PathBuf::from("(in memory)"),
+            chat,
+            stop_tokens,
+            bos,
+        }
+    }
+
     fn err(&self, e: impl std::fmt::Display) -> LmError {
         LmError::Tokenizer {
             path: self.path.clone(),

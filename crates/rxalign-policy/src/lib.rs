@@ -10,6 +10,8 @@
 //! - [`family`]: the policy-family trait the trainer (`rxalign-train`) is
 //!   written over.
 //! - [`list`]: the action-head list policy, the `set_encoder` family.
+//! - [`flame`]: FLAME's list editor, a language model answering in drug
+//!   names (the `llama` family).
 //! - [`checkpoint`]: training checkpoints that a loop resumes from.
 //! - [`lamo`]: LAMO's point-wise classifier as a language-model family: a
 //!   yes/no question per (visit, drug), one LoRA adapter per drug group.
@@ -19,6 +21,7 @@ pub mod classifier;
 pub mod device;
 pub mod error;
 pub mod family;
+pub mod flame;
 mod init;
 pub mod lamo;
 pub mod list;

@@ -34,6 +34,8 @@ pub struct EpisodeStep<D> {
 #[derive(Clone, Debug)]
 pub struct EpisodeResult<D> {
     pub visit: usize,
+    /// The list the episode started from.
+    pub start: DrugSet,
     pub steps: Vec<EpisodeStep<D>>,
     pub final_list: DrugSet,
     /// `Phi(S_T) − Phi(S_0)`.
@@ -57,7 +59,8 @@ pub struct Recording<'a> {
 pub struct Episodes<'a> {
     pub cohort: &'a Cohort,
     pub reward: &'a Reward,
-    /// At most this many decisions per episode.
+    /// At most this many decisions per episode (edits, refusals, stop and
+    /// the ends of answers alike).
     pub budget: usize,
     pub mode: ActMode,
     /// States scored at once (all active episodes when `None`).
@@ -81,6 +84,8 @@ impl Episodes<'_> {
             visit: usize,
             episode: Episode<'e>,
             steps: Vec<EpisodeStep<D>>,
+            /// The effects of `steps`, in order (what the states' `earlier` shows).
+            effects: Vec<Effect>,
             recorder: Option<TrajectoryRecorder<'e>>,
         }
         let mut running: Vec<Running<'_, F::Decision>> = starts
@@ -100,14 +105,15 @@ impl Episodes<'_> {
                     visit,
                     episode,
                     steps: Vec::new(),
+                    effects: Vec::new(),
                     recorder,
                 }
             })
             .collect();
+        let budget = self.budget;
+        let done = |r: &Running<'_, F::Decision>| r.episode.is_done() || r.steps.len() >= budget;
         loop {
-            let active: Vec<usize> = (0..running.len())
-                .filter(|&i| !running[i].episode.is_done())
-                .collect();
+            let active: Vec<usize> = (0..running.len()).filter(|&i| !done(&running[i])).collect();
             if active.is_empty() {
                 break;
             }
@@ -119,6 +125,8 @@ impl Episodes<'_> {
                     .map(|(&i, list)| State {
                         visit: running[i].visit,
                         list,
+                        start: running[i].episode.start(),
+                        earlier: &running[i].effects,
                     })
                     .collect();
                 let acted = family.act(model, cohort, &states, self.mode, rng, device)?;
@@ -141,10 +149,24 @@ impl Episodes<'_> {
                             true,
                             ActionRecord::Unrecognized(line.clone()),
                         ),
+                        Effect::NextPrompt => {
+                            // The list is unchanged and nothing is charged:
+                            // no step of the decision process, nothing recorded.
+                            r.effects.push(Effect::NextPrompt);
+                            r.steps.push(EpisodeStep {
+                                list_before: before.clone(),
+                                acted,
+                                effect: Effect::NextPrompt,
+                                refused: false,
+                                reward: 0.0,
+                            });
+                            continue;
+                        }
                     };
                     if let Some(recorder) = &mut r.recorder {
                         recorder.record(record, Some(f64::from(acted.logp().exp())), reward, &r.episode);
                     }
+                    r.effects.push(effect.clone());
                     r.steps.push(EpisodeStep {
                         list_before: before.clone(),
                         acted,
@@ -159,6 +181,7 @@ impl Episodes<'_> {
             .into_iter()
             .map(|r| EpisodeResult {
                 visit: r.visit,
+                start: r.episode.start().clone(),
                 final_list: r.episode.list().clone(),
                 outcome: r.episode.outcome_reward(),
                 final_terms: r.episode.terms().to_vec(),

@@ -26,7 +26,7 @@ use rand::seq::IndexedRandom;
 use rxalign_core::{DrugSet, Rng, seeded_rng};
 use rxalign_env::Reward;
 use rxalign_policy::checkpoint;
-use rxalign_policy::family::{ActMode, PartReduction, PolicyFamily, Scored, State};
+use rxalign_policy::family::{ActMode, Effect, PartReduction, PolicyFamily, Scored, State};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -204,6 +204,10 @@ pub type GrpoJob<'a> = Job<'a, GrpoSettings>;
 pub struct Sample<D> {
     pub visit: usize,
     pub list: DrugSet,
+    /// The episode's start list and the effects of its earlier decisions
+    /// (the rest of the decision's [`State`]).
+    pub start: DrugSet,
+    pub earlier: Vec<Effect>,
     pub decision: D,
     /// `log π_old(part)` of every part, as sampled.
     pub old_parts: Vec<f32>,
@@ -393,10 +397,17 @@ pub fn advantages<D: Clone>(rollouts: &[EpisodeResult<D>], settings: &GrpoSettin
             .iter()
             .zip(group_advantages(&outcomes, &steps, settings.lambda()))
         {
-            for (step, a) in rollout.steps.iter().zip(adv) {
+            for (t, (step, a)) in rollout.steps.iter().zip(adv).enumerate() {
+                if step.acted.parts.is_empty() {
+                    // A decision the family forced (no part was chosen by
+                    // the policy): nothing to train.
+                    continue;
+                }
                 samples.push(Sample {
                     visit: rollout.visit,
                     list: step.list_before.clone(),
+                    start: rollout.start.clone(),
+                    earlier: rollout.steps[..t].iter().map(|s| s.effect.clone()).collect(),
                     decision: step.acted.decision.clone(),
                     old_parts: step.acted.parts.clone(),
                     advantage: a,
@@ -405,6 +416,26 @@ pub fn advantages<D: Clone>(rollouts: &[EpisodeResult<D>], settings: &GrpoSettin
         }
     }
     samples
+}
+
+/// Every part's advantage, row-major `[samples, parts]`: each part (token)
+/// of a decision (line) carries its step's advantage; padding carries 0 (it
+/// is masked out anyway). A line's end-of-answer token is a decision of its
+/// own whose shaped reward is 0, so it carries the group-normalised outcome
+/// alone.
+pub fn token_advantages<D>(samples: &[Sample<D>], parts: usize) -> Vec<f32> {
+    samples
+        .iter()
+        .flat_map(|s| {
+            (0..parts).map(move |k| {
+                if k < s.old_parts.len() {
+                    s.advantage as f32
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect()
 }
 
 /// Update: `ppo_epochs` gradient steps of the clipped surrogate with its KL
@@ -431,6 +462,8 @@ pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>,
         .map(|s| State {
             visit: s.visit,
             list: &s.list,
+            start: &s.start,
+            earlier: &s.earlier,
         })
         .collect();
     let decisions: Vec<F::Decision> = samples.iter().map(|s| s.decision.clone()).collect();
@@ -454,13 +487,10 @@ pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>,
         device,
     );
     let adv = Tensor::<B, 2>::from_data(
-        TensorData::new(
-            samples.iter().map(|s| s.advantage as f32).collect::<Vec<_>>(),
-            [n, 1],
-        ),
+        TensorData::new(token_advantages(samples, parts), [n, parts]),
         device,
     );
-    let reference = family.score(
+    let reference = family.score_reference(
         reference,
         cohort,
         &states,
@@ -499,6 +529,7 @@ pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>,
             settings.temperature,
             device,
         )?;
+        // PPO ratios, clipping and the advantage per part (token).
         let ratio = (logp.clone() - old.clone()).exp(); // [n, parts]
         let clipped = ratio.clone().clamp(1.0 - settings.clip, 1.0 + settings.clip);
         let surrogate = (ratio * adv.clone()).min_pair(clipped * adv.clone()); // [n, parts]

@@ -33,4 +33,6 @@ pub mod sft;
 pub use error::TrainError;
 
 #[cfg(test)]
+mod lm_tests;
+#[cfg(test)]
 mod tests;

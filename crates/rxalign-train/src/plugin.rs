@@ -13,11 +13,12 @@
 use std::fmt;
 use std::path::Path;
 
-use rxalign_core::{Cohort, DrugSet, Rng, Trajectory, seeded_rng};
+use rxalign_core::{Action, Cohort, DrugSet, Rng, Trajectory, seeded_rng};
 use rxalign_policy::checkpoint;
 use rxalign_policy::classifier::VisitFeatures;
 use rxalign_policy::device::TrainDevice;
-use rxalign_policy::family::PolicyFamily;
+use rxalign_policy::family::{Effect, PolicyFamily};
+use rxalign_policy::flame::{LlamaPolicy, LlamaPolicyConfig};
 use rxalign_policy::list::{SetEncoder, SetEncoderConfig};
 use rxalign_policy::{PolicyError, with_backend};
 
@@ -63,6 +64,22 @@ impl FamilyConfig for SetEncoderConfig {
 
     fn build(&self, ctx: &FamilyContext<'_>) -> Result<SetEncoder, PolicyError> {
         SetEncoderConfig::build(self, ctx.features)
+    }
+}
+
+impl FamilyConfig for LlamaPolicyConfig {
+    type Family = LlamaPolicy;
+
+    fn validate(&self) -> Result<(), PolicyError> {
+        LlamaPolicyConfig::validate(self)
+    }
+
+    fn budget(&self) -> usize {
+        LlamaPolicyConfig::budget(self)
+    }
+
+    fn build(&self, ctx: &FamilyContext<'_>) -> Result<LlamaPolicy, PolicyError> {
+        LlamaPolicyConfig::build(self, ctx.cohort)
     }
 }
 
@@ -117,6 +134,9 @@ impl<C: FamilyConfig> PolicyKind for FamilyKind<C> {
 pub trait TrainablePolicy: fmt::Debug + Send + Sync {
     fn kind(&self) -> &str;
 
+    /// Whether its output can be a refusal (see `PolicyFamily::refuses`).
+    fn refuses(&self) -> bool;
+
     /// At most this many decisions per episode.
     fn budget(&self) -> usize;
 
@@ -157,8 +177,10 @@ pub struct Decoded {
     pub final_list: DrugSet,
     /// `Phi(S_T) − Phi(S_0)`.
     pub outcome: f64,
-    /// Decisions taken, and how many of them were refusals.
+    /// Decisions taken; how many of them were output lines (edits and
+    /// refusals, not stop or the end of an answer); how many were refusals.
     pub steps: usize,
+    pub lines: usize,
     pub refusals: usize,
     pub trajectory: Option<Trajectory>,
 }
@@ -187,6 +209,10 @@ fn required<'p>(checkpoint: Option<&'p Path>, stage: &str) -> Result<&'p Path, T
 impl<F: PolicyFamily + 'static> TrainablePolicy for Built<F> {
     fn kind(&self) -> &str {
         self.family.kind()
+    }
+
+    fn refuses(&self) -> bool {
+        self.family.refuses()
     }
 
     fn budget(&self) -> usize {
@@ -240,6 +266,11 @@ impl<F: PolicyFamily + 'static> TrainablePolicy for Built<F> {
                     visit: r.visit,
                     outcome: r.outcome,
                     steps: r.steps.len(),
+                    lines: r
+                        .steps
+                        .iter()
+                        .filter(|s| !matches!(s.effect, Effect::NextPrompt | Effect::Act(Action::Stop)))
+                        .count(),
                     refusals: r.steps.iter().filter(|s| s.refused).count(),
                     final_list: r.final_list,
                     trajectory: r.trajectory,

@@ -1,8 +1,9 @@
 //! Supervised fine-tuning of any policy family on expert decisions: from
 //! each start list (a corrupted ground truth, FLAME's edit data, or the
-//! run's own start lists) the expert removes the wrong drugs and adds the
-//! missing ones in increasing drug index, then stops; the loss is the mean
-//! negative log-probability of the expert decisions.
+//! run's own start lists) the expert follows the family's plan (by default
+//! it removes the wrong drugs and adds the missing ones in increasing drug
+//! index, then stops); the loss is the mean negative log-probability of the
+//! expert decisions.
 
 use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
@@ -13,9 +14,8 @@ use rand::seq::SliceRandom;
 use rxalign_core::{Action, DrugSet, Rng, seeded_rng};
 use rxalign_env::StartList;
 use rxalign_env::start::{CorruptedStart, CorruptedStartConfig, EditProfile};
-use rxalign_env::trajectory::expert_actions;
 use rxalign_policy::checkpoint;
-use rxalign_policy::family::{PolicyFamily, State};
+use rxalign_policy::family::{Effect, PolicyFamily, State};
 use serde::{Deserialize, Serialize};
 
 use crate::data::PatientPart;
@@ -150,8 +150,16 @@ impl From<SftStarts> for String {
 /// One SFT run.
 pub type SftJob<'a> = Job<'a, SftSettings>;
 
-/// One expert decision's state: a visit, the list, and the expert action.
-type Sample = (usize, DrugSet, Action);
+/// One expert decision with its state: a visit, its list, the episode's
+/// start and the effects of the expert's earlier decisions.
+#[derive(Clone, Debug)]
+struct Sample<D> {
+    visit: usize,
+    list: DrugSet,
+    start: DrugSet,
+    earlier: Vec<Effect>,
+    decision: D,
+}
 
 /// Trains a fresh model of `family` on expert decisions (fresh corruptions
 /// each epoch, seeded), reporting each epoch to `observer`. Returns the
@@ -205,19 +213,20 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
         first
     };
     for epoch in first..=settings.epochs {
-        let mut samples = expert_samples(job, &corrupt, &mut rng)?;
+        let mut samples = expert_samples(family, job, &corrupt, &mut rng)?;
         samples.shuffle(&mut rng);
         let mut total = 0.0;
         for chunk in samples.chunks(settings.batch_size) {
             let states: Vec<State<'_>> = chunk
                 .iter()
-                .map(|(visit, list, _)| State { visit: *visit, list })
+                .map(|s| State {
+                    visit: s.visit,
+                    list: &s.list,
+                    start: &s.start,
+                    earlier: &s.earlier,
+                })
                 .collect();
-            let decisions: Vec<F::Decision> = chunk
-                .iter()
-                .zip(&states)
-                .map(|((.., action), state)| family.expert(*state, *action, cohort))
-                .collect();
+            let decisions: Vec<F::Decision> = chunk.iter().map(|s| s.decision.clone()).collect();
             let scored = family.score_train(&model, cohort, &states, &decisions, 1.0, &mut rng, device)?;
             let logp = grpo::reduce(scored.logp, scored.mask, family.reduction()); // [chunk, 1]
             let loss = logp.mean().neg(); // [1]
@@ -299,13 +308,15 @@ fn fitted_corruption(job: &SftJob<'_>) -> Result<(CorruptedStart, EditProfile), 
     ))
 }
 
-/// Every state of every expert sequence of an epoch, with its expert
-/// action: one corrupted start and/or the run's start per training visit.
-fn expert_samples(
+/// Every state of every expert sequence of an epoch, with the family's
+/// expert decision: one corrupted start and/or the run's start per training
+/// visit, walked through the family's [`PolicyFamily::expert_plan`].
+fn expert_samples<F: PolicyFamily>(
+    family: &F,
     job: &SftJob<'_>,
     corrupt: &CorruptedStart,
     rng: &mut Rng,
-) -> Result<Vec<Sample>, TrainError> {
+) -> Result<Vec<Sample<F::Decision>>, TrainError> {
     let cohort = job.cohort;
     let mut samples = Vec::new();
     for &v in job.train {
@@ -317,18 +328,38 @@ fn expert_samples(
         if matches!(job.settings.starts, SftStarts::Run | SftStarts::Both) {
             starts.push((job.starts)(v, rng).map_err(TrainError::Invalid)?);
         }
-        for mut list in starts {
-            for action in expert_actions(&list, truth) {
-                samples.push((v, list.clone(), action));
-                match action {
-                    Action::Add(d) => {
+        for start in starts {
+            let mut list = start.clone();
+            let mut earlier = Vec::new();
+            for action in family.expert_plan(&start, truth) {
+                let decision = family.expert(
+                    State {
+                        visit: v,
+                        list: &list,
+                        start: &start,
+                        earlier: &earlier,
+                    },
+                    action,
+                    cohort,
+                );
+                let effect = family.effect(&decision, cohort);
+                samples.push(Sample {
+                    visit: v,
+                    list: list.clone(),
+                    start: start.clone(),
+                    earlier: earlier.clone(),
+                    decision,
+                });
+                match effect {
+                    Effect::Act(Action::Add(d)) => {
                         list.insert(d);
                     }
-                    Action::Remove(d) => {
+                    Effect::Act(Action::Remove(d)) => {
                         list.remove(d);
                     }
-                    Action::Stop => {}
+                    _ => {}
                 }
+                earlier.push(effect);
             }
         }
     }

@@ -403,12 +403,7 @@ fn exact_and_k3_kl_agree_in_expectation() {
     let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(1, "kl-policy"), &device);
     let reference: ListPolicy<Flex> = family.init(&mut seeded_rng(2, "kl-reference"), &device);
     let list = DrugSet::from_indices(6, [1, 4]);
-    let states: Vec<State<'_>> = (0..4000)
-        .map(|i| State {
-            visit: i % 2,
-            list: &list,
-        })
-        .collect();
+    let states: Vec<State<'_>> = (0..4000).map(|i| State::first(i % 2, &list)).collect();
     // Decisions sampled from π, as GRPO's rollouts are.
     let acted = family
         .act(

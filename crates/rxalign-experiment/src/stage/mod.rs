@@ -36,6 +36,9 @@ use crate::schema::EvalSettings;
 
 /// A stage plugin.
 ///
+/// Metrics a policy's decoding measured, per visit, by name.
+pub type PerVisitMetrics = BTreeMap<usize, BTreeMap<String, f64>>;
+
 /// A stage reports its steps with [`RunContext::progress`] and appends its
 /// training and validation statistics with [`RunContext::append_metrics`]
 /// as they happen (once per epoch or iteration), so that readers of the run
@@ -197,19 +200,22 @@ impl RunContext<'_> {
         step: u64,
         predictions: &Predictions,
     ) -> Result<MetricReport, ExperimentError> {
-        self.record_method_with(method, step, predictions, None)
+        self.record_method_with(method, step, predictions, None, &PerVisitMetrics::new())
     }
 
     /// [`Self::record_method`], keeping the given trajectories (a policy's
-    /// own decoded steps) instead of replaying the canonical edits.
+    /// own decoded steps) instead of replaying the canonical edits, and
+    /// with metrics the decoding measured per visit (`per_visit`: each is
+    /// averaged over a split's visits that have it, like every metric).
     pub fn record_method_with(
         &mut self,
         method: &str,
         step: u64,
         predictions: &Predictions,
         trajectories: Option<Vec<Trajectory>>,
+        per_visit: &PerVisitMetrics,
     ) -> Result<MetricReport, ExperimentError> {
-        self.record_method_from(method, step, predictions, trajectories, None)
+        self.record_method_from(method, step, predictions, trajectories, per_visit, None)
     }
 
     /// [`Self::record_method_with`], given the start list each visit's
@@ -222,6 +228,7 @@ impl RunContext<'_> {
         step: u64,
         predictions: &Predictions,
         trajectories: Option<Vec<Trajectory>>,
+        per_visit: &PerVisitMetrics,
         starts: Option<&std::collections::HashMap<usize, DrugSet>>,
     ) -> Result<MetricReport, ExperimentError> {
         let data = self.data;
@@ -247,6 +254,17 @@ impl RunContext<'_> {
             let (terms, drawn) = self.reward_terms(&visits, predictions)?;
             for (term, value) in terms {
                 metrics.insert(format!("reward/{term}"), value);
+            }
+            let mut sums: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+            for m in visits.iter().filter_map(|v| per_visit.get(v)) {
+                for (name, value) in m {
+                    let e = sums.entry(name.as_str()).or_default();
+                    e.0 += value;
+                    e.1 += 1;
+                }
+            }
+            for (name, (sum, count)) in sums {
+                metrics.insert(name.to_string(), Some(sum / count as f64));
             }
             records.push(MetricsRecord::new(step, name.to_string(), method, metrics));
             if name == SplitName::Test {

@@ -203,7 +203,28 @@ pub(crate) fn evaluate_policy(
         ctx.rng,
     )?;
     let predictions: Predictions = decoded.iter().map(|d| (d.visit, d.final_list.clone())).collect();
+    // FLAME's refusal rate: the share of a visit's output lines (edits and
+    // refusals, not the ends of answers) that name no valid edit; 0 for a
+    // visit without lines. Only where the family can refuse.
+    let per_visit: super::PerVisitMetrics = if policy.refuses() {
+        decoded
+            .iter()
+            .map(|d| {
+                let rate = if d.lines == 0 {
+                    0.0
+                } else {
+                    d.refusals as f64 / d.lines as f64
+                };
+                (
+                    d.visit,
+                    [("refusal_rate".to_string(), rate)].into_iter().collect(),
+                )
+            })
+            .collect()
+    } else {
+        super::PerVisitMetrics::new()
+    };
     let kept = decoded.into_iter().filter_map(|d| d.trajectory).collect();
-    ctx.record_method_from(method, step, &predictions, Some(kept), Some(&started))?;
+    ctx.record_method_from(method, step, &predictions, Some(kept), &per_visit, Some(&started))?;
     Ok(())
 }

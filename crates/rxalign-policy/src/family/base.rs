@@ -17,6 +17,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rxalign_core::{Action, Cohort, DrugSet, Rng};
+use rxalign_env::trajectory::expert_actions;
 
 use crate::PolicyError;
 
@@ -24,12 +25,30 @@ use crate::PolicyError;
 /// and KL terms (masked actions), so that `0 · (−∞)` never appears.
 pub const LOG_FLOOR: f32 = -60.0;
 
-/// What a family sees of one state: a visit of the cohort and its current
-/// list.
+/// What a family sees of one state: a visit of the cohort, its current
+/// list, the list the episode started from, and what the episode's earlier
+/// decisions did (a generative family renders its answer so far, and knows
+/// which of its prompts it is answering, from these).
 #[derive(Clone, Copy, Debug)]
 pub struct State<'a> {
     pub visit: usize,
     pub list: &'a DrugSet,
+    /// The episode's start list.
+    pub start: &'a DrugSet,
+    /// The effects of the episode's earlier decisions, in order.
+    pub earlier: &'a [Effect],
+}
+
+impl<'a> State<'a> {
+    /// The first state of an episode: nothing done yet, `list` is the start.
+    pub fn first(visit: usize, list: &'a DrugSet) -> Self {
+        State {
+            visit,
+            list,
+            start: list,
+            earlier: &[],
+        }
+    }
 }
 
 /// How a family acts.
@@ -65,6 +84,11 @@ pub enum Effect {
     Act(Action),
     /// Output that names no valid edit, kept as written.
     Refusal(String),
+    /// The end of one answer that does not end the episode: the list is
+    /// unchanged and the episode goes on with the family's next prompt
+    /// (FLAME's "which drugs to remove" after its "which drugs to add").
+    /// Neither an edit nor a refusal; its shaped reward is 0.
+    NextPrompt,
 }
 
 /// How the trainer reduces a decision's per-part terms (log-probabilities,
@@ -169,6 +193,38 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
 
     /// The decision that takes the expert `action` at `state` (SFT's target).
     fn expert(&self, state: State<'_>, action: Action, cohort: &Cohort) -> Self::Decision;
+
+    /// The expert's actions from `start` to the ground truth `truth`, in
+    /// order, each made a decision by [`PolicyFamily::expert`] at its state
+    /// (SFT's targets). By default the canonical sequence of
+    /// [`expert_actions`]: removes, then adds, in increasing drug index,
+    /// then stop. A family whose answers end in [`Effect::NextPrompt`]
+    /// writes `Stop` where an answer ends.
+    fn expert_plan(&self, start: &DrugSet, truth: &DrugSet) -> Vec<Action> {
+        expert_actions(start, truth)
+    }
+
+    /// The frozen reference's scores for the KL term of GRPO: by default
+    /// [`PolicyFamily::score`] on `reference` (the model GRPO started
+    /// from). A family with LoRA adapters may score its base model with the
+    /// adapters off instead.
+    fn score_reference<B: Backend>(
+        &self,
+        reference: &Self::Model<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        decisions: &[Self::Decision],
+        temperature: f64,
+        device: &B::Device,
+    ) -> Result<Scored<B>, PolicyError> {
+        self.score(reference, cohort, states, decisions, temperature, device)
+    }
+
+    /// Whether the family's output can be a refusal (a generative family's
+    /// lines); a run then records its refusal rate. False by default.
+    fn refuses(&self) -> bool {
+        false
+    }
 
     /// How a decision's parts are reduced; averaging by default.
     fn reduction(&self) -> PartReduction {

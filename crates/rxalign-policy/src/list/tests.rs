@@ -21,16 +21,7 @@ fn the_set_encoder_masks_samples_and_acts_consistently() {
     .unwrap();
     let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(3, "t"), &FlexDevice);
     let list = DrugSet::from_indices(6, [1, 4]);
-    let states = [
-        State {
-            visit: 0,
-            list: &list,
-        },
-        State {
-            visit: 1,
-            list: &list,
-        },
-    ];
+    let states = [State::first(0, &list), State::first(1, &list)];
     let batch = || {
         let states: Vec<_> = states.iter().map(|s| (s.visit, s.list)).collect();
         StateBatch::<Flex>::new(&features, &cohort, &states, &FlexDevice)
@@ -110,10 +101,7 @@ fn non_finite_parameters_are_refused_not_sampled() {
         .act(
             &policy,
             &cohort,
-            &[State {
-                visit: 0,
-                list: &list,
-            }],
+            &[State::first(0, &list)],
             ActMode::Sample { temperature: 1.0 },
             &mut seeded_rng(0, "s"),
             &FlexDevice,
@@ -151,16 +139,7 @@ fn dropout_applies_to_supervised_scores_only_and_is_seeded() {
     let (plain, dropped) = (build(0.0), build(0.5));
     let policy: ListPolicy<Ad> = plain.init(&mut seeded_rng(3, "t"), &FlexDevice);
     let list = DrugSet::from_indices(6, [1, 4]);
-    let states = [
-        State {
-            visit: 0,
-            list: &list,
-        },
-        State {
-            visit: 1,
-            list: &list,
-        },
-    ];
+    let states = [State::first(0, &list), State::first(1, &list)];
     let decisions = [Action::Stop.index(6), Action::Add(2).index(6)];
     let logp = |family: &SetEncoder, seed| {
         let mut rng = seeded_rng(seed, "dropout");

@@ -1,0 +1,830 @@
+//! FLAME's list editor as a policy family (`llama`): a Llama-family language
+//! model reads the patient, the start list and a question through the
+//! model's chat template and answers with drug names, one per line.
+//!
+//! A decision is one generated line: its parts are its tokens, up to and
+//! including the token that ends the line (one that contains a newline).
+//! The end-of-answer token (the chat template's end of turn) as the first
+//! token of a line ends the answer; inside a line it is masked out, in
+//! sampling and in scoring alike, so a line ends only at a newline (or at
+//! `max_line_tokens`). Each line is parsed ([`parse`]) into an edit or a
+//! refusal; at most `max_lines` lines per answer, after which the end of
+//! the answer is forced (a decision with no parts: nothing to train).
+//!
+//! Prompt styles ([`PromptStyle`]):
+//! - `add_remove` (FLAME as published): the add prompt, then the remove
+//!   prompt, both showing the start list; added drugs must not be in the
+//!   list, removed drugs must be in the start list; the end of the add
+//!   answer is [`Effect::NextPrompt`], the end of the remove answer stops,
+//!   so the final list is `(start ∪ added) \ removed`;
+//! - `edit` (ablation): one prompt showing the start list, answered with
+//!   `+ name` / `- name` lines that edit the current list.
+//!
+//! The context of a decision is the prompt's tokens followed by the answer
+//! so far, re-rendered from the earlier lines' effects (a drug's name for
+//! an edit, the text as written for a refusal), each line tokenized with
+//! its newline on its own. Acting and scoring build the same context from
+//! the state, so PPO's ratios compare like with like; an expert (SFT) line
+//! is exactly the tokens of its rendering.
+//!
+//! The model is trained from scratch ([`ScratchModel`], with a byte-level
+//! BPE trained on the run's prompts, [`vocab`]), optionally with LoRA
+//! adapters: then the policy is the model with its adapter on, and GRPO's
+//! KL reference is the same weights with the adapters off.
+
+mod parse;
+mod prompt;
+#[cfg(test)]
+mod tests;
+pub mod vocab;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::AutodiffBackend;
+use rand::Rng as _;
+use rxalign_core::{Action, Cohort, DrugSet, Rng};
+use rxalign_lm::config::TokenIds;
+use rxalign_lm::generate::left_pad;
+use rxalign_lm::lora::TARGETS;
+use rxalign_lm::{Adapter, KvCache, Llama, LlamaConfig, LoraConfig, Message, Tokenizer};
+use serde::{Deserialize, Serialize};
+
+pub use parse::{DrugNames, LineKind, Refused, fold, parse_line};
+pub use prompt::{PLACEHOLDERS, TemplateFiles, Templates, render};
+
+use crate::PolicyError;
+use crate::family::{ActMode, Acted, Effect, PartReduction, PolicyFamily, Scored, State};
+
+/// The family's kind in experiment files.
+pub const KIND: &str = "llama";
+
+/// The name of the LoRA adapter the family trains.
+pub const ADAPTER: &str = "flame";
+
+/// Which prompts the policy answers; written as a string
+/// (`"add_remove"`, `"edit"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum PromptStyle {
+    AddRemove,
+    Edit,
+}
+
+impl TryFrom<String> for PromptStyle {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "add_remove" => Ok(Self::AddRemove),
+            "edit" => Ok(Self::Edit),
+            other => Err(format!("unknown prompt style `{other}`; known: add_remove, edit")),
+        }
+    }
+}
+
+impl From<PromptStyle> for String {
+    fn from(p: PromptStyle) -> String {
+        match p {
+            PromptStyle::AddRemove => "add_remove",
+            PromptStyle::Edit => "edit",
+        }
+        .to_string()
+    }
+}
+
+/// The shape of a model trained from scratch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScratchModel {
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    /// Width of the SwiGLU MLP.
+    pub intermediate: usize,
+    /// At most this many tokens in the BPE trained on the run's prompts.
+    pub vocab: usize,
+}
+
+impl Default for ScratchModel {
+    fn default() -> Self {
+        Self {
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 16,
+            intermediate: 128,
+            vocab: 1024,
+        }
+    }
+}
+
+/// The `policy: (kind: "llama", ...)` settings of an experiment file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlamaPolicyConfig {
+    pub scratch: ScratchModel,
+    /// LoRA adapters on the model; unset: every weight trains.
+    #[serde(deserialize_with = "prompt::some", skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraConfig>,
+    pub prompts: PromptStyle,
+    pub templates: TemplateFiles,
+    /// At most this many lines per answer.
+    pub max_lines: usize,
+    /// At most this many tokens per line.
+    pub max_line_tokens: usize,
+    /// The note is cut to this many characters.
+    pub note_chars: usize,
+}
+
+impl Default for LlamaPolicyConfig {
+    fn default() -> Self {
+        Self {
+            scratch: ScratchModel::default(),
+            lora: None,
+            prompts: PromptStyle::AddRemove,
+            templates: TemplateFiles::default(),
+            max_lines: 8,
+            max_line_tokens: 12,
+            note_chars: 300,
+        }
+    }
+}
+
+fn positive(field: &'static str, value: usize) -> Result<(), PolicyError> {
+    if value == 0 {
+        return Err(PolicyError::Config {
+            field,
+            message: "must be positive".into(),
+        });
+    }
+    Ok(())
+}
+
+impl LlamaPolicyConfig {
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let s = &self.scratch;
+        for (field, value) in [
+            ("scratch.layers", s.layers),
+            ("scratch.heads", s.heads),
+            ("scratch.kv_heads", s.kv_heads),
+            ("scratch.head_dim", s.head_dim),
+            ("scratch.intermediate", s.intermediate),
+            ("max_lines", self.max_lines),
+            ("max_line_tokens", self.max_line_tokens),
+        ] {
+            positive(field, value)?;
+        }
+        if !s.heads.is_multiple_of(s.kv_heads) {
+            return Err(PolicyError::Config {
+                field: "scratch.kv_heads",
+                message: format!("must divide `heads` ({})", s.heads),
+            });
+        }
+        if !s.head_dim.is_multiple_of(2) {
+            return Err(PolicyError::Config {
+                field: "scratch.head_dim",
+                message: "must be even (rotary positions)".into(),
+            });
+        }
+        if s.vocab < 300 {
+            return Err(PolicyError::Config {
+                field: "scratch.vocab",
+                message: "must be at least 300 (the 256 bytes and the special tokens)".into(),
+            });
+        }
+        if let Some(l) = &self.lora {
+            if l.rank == 0 || l.targets.is_empty() {
+                return Err(PolicyError::Config {
+                    field: "lora",
+                    message: "needs a positive rank and at least one target".into(),
+                });
+            }
+            if let Some(bad) = l.targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
+                return Err(PolicyError::Config {
+                    field: "lora.targets",
+                    message: format!("unknown projection `{bad}`; known: {}", TARGETS.join(", ")),
+                });
+            }
+        }
+        // The template files are read when the family is built (a run's
+        // start), relative to the working directory, so that a plan made
+        // elsewhere still resolves.
+        Ok(())
+    }
+
+    /// Answers per episode.
+    pub fn answers(&self) -> usize {
+        match self.prompts {
+            PromptStyle::AddRemove => 2,
+            PromptStyle::Edit => 1,
+        }
+    }
+
+    /// At most this many decisions per episode: every answer's lines and
+    /// its end.
+    pub fn budget(&self) -> usize {
+        self.answers() * (self.max_lines + 1)
+    }
+
+    /// The family on a run's cohort: its tokenizer trained on the cohort's
+    /// prompts (visits with all drug names as the list) and drug names.
+    pub fn build(&self, cohort: &Cohort) -> Result<LlamaPolicy, PolicyError> {
+        self.validate()?;
+        let templates = self.templates.load()?;
+        let names = DrugNames::new(&cohort.drugs)?;
+        let all = DrugSet::from_indices(cohort.drug_count(), 0..cohort.drug_count());
+        let mut texts: Vec<String> = Vec::new();
+        for v in 0..cohort.visits.len() {
+            for t in [&templates.add, &templates.remove, &templates.edit] {
+                texts.push(render(t, cohort, v, &all, self.note_chars));
+            }
+        }
+        let lines: String = cohort
+            .drugs
+            .iter()
+            .flat_map(|(_, _, n)| [format!("{n}\n"), format!("+ {n}\n"), format!("- {n}\n")])
+            .collect();
+        texts.extend(std::iter::repeat_n(lines, 20));
+        texts.push(templates.system.clone());
+        let tokenizer = vocab::train(texts.iter().map(String::as_str), self.scratch.vocab)?;
+        let s = &self.scratch;
+        let mut llama = LlamaConfig::tiny(tokenizer.vocab_size(), s.layers, s.heads, s.kv_heads, s.head_dim);
+        llama.intermediate_size = s.intermediate;
+        llama.max_position_embeddings = 4096;
+        llama.bos_token_id = None;
+        llama.eos_token_id = tokenizer.stop_tokens.first().map(|&t| TokenIds::One(t));
+        LlamaPolicy::new(self.clone(), llama, tokenizer, templates, names)
+    }
+}
+
+/// One generated line (or the end of an answer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// The tokens, the one that ends the line included.
+    pub tokens: Vec<u32>,
+    /// The text, special tokens left out.
+    pub text: String,
+    pub effect: Effect,
+    /// The end of an answer forced by `max_lines` (no part was chosen).
+    pub forced: bool,
+}
+
+/// The `llama` family on a run's data.
+#[derive(Clone, Debug)]
+pub struct LlamaPolicy {
+    config: LlamaPolicyConfig,
+    llama: LlamaConfig,
+    tokenizer: Tokenizer,
+    templates: Templates,
+    names: DrugNames,
+    /// The end-of-answer token.
+    eos: u32,
+    /// Whether a token's text contains a newline (it ends a line).
+    ends_line: Vec<bool>,
+}
+
+/// Where a state is in its episode: which prompt, and the lines of the
+/// answer so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position<'a> {
+    pub kind: LineKind,
+    /// Whether the end of this answer ends the episode.
+    pub last_answer: bool,
+    pub lines: &'a [Effect],
+}
+
+impl LlamaPolicy {
+    /// The family of `llama` with `tokenizer`.
+    pub fn new(
+        config: LlamaPolicyConfig,
+        llama: LlamaConfig,
+        tokenizer: Tokenizer,
+        templates: Templates,
+        names: DrugNames,
+    ) -> Result<Self, PolicyError> {
+        let eos = tokenizer
+            .chat
+            .as_ref()
+            .and_then(|c| tokenizer.token_id(c.end_of_turn()))
+            .ok_or_else(|| PolicyError::Invalid("the tokenizer has no chat template's end of turn".into()))?;
+        let ends_line = (0..tokenizer.vocab_size() as u32)
+            .map(|id| {
+                tokenizer
+                    .decode(&[id])
+                    .map(|t| t.contains('\n'))
+                    .map_err(|e| PolicyError::Invalid(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !ends_line.iter().any(|&e| e) {
+            return Err(PolicyError::Invalid(
+                "no token of the tokenizer ends a line".into(),
+            ));
+        }
+        Ok(Self {
+            config,
+            llama,
+            tokenizer,
+            templates,
+            names,
+            eos,
+            ends_line,
+        })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn config(&self) -> &LlamaPolicyConfig {
+        &self.config
+    }
+
+    /// The end-of-answer token.
+    pub fn eos(&self) -> u32 {
+        self.eos
+    }
+
+    fn adapter(&self) -> Adapter {
+        if self.config.lora.is_some() {
+            Adapter::On(0)
+        } else {
+            Adapter::Off
+        }
+    }
+
+    /// Which prompt `state` answers and the lines of its answer so far.
+    pub fn position<'s>(&self, state: &State<'s>) -> Position<'s> {
+        match self.config.prompts {
+            PromptStyle::Edit => Position {
+                kind: LineKind::Signed,
+                last_answer: true,
+                lines: state.earlier,
+            },
+            PromptStyle::AddRemove => match state.earlier.iter().position(|e| *e == Effect::NextPrompt) {
+                None => Position {
+                    kind: LineKind::Add,
+                    last_answer: false,
+                    lines: state.earlier,
+                },
+                Some(end) => Position {
+                    kind: LineKind::Remove,
+                    last_answer: true,
+                    lines: &state.earlier[end + 1..],
+                },
+            },
+        }
+    }
+
+    /// How an earlier line of the answer reads in the context.
+    fn line_text(&self, effect: &Effect, cohort: &Cohort) -> String {
+        let name = |d: usize| cohort.drugs.name(d).to_string();
+        match (self.config.prompts, effect) {
+            (PromptStyle::Edit, Effect::Act(Action::Add(d))) => format!("+ {}", name(*d)),
+            (PromptStyle::Edit, Effect::Act(Action::Remove(d))) => format!("- {}", name(*d)),
+            (_, Effect::Act(Action::Add(d) | Action::Remove(d))) => name(*d),
+            (_, Effect::Refusal(text)) => text.clone(),
+            (_, Effect::Act(Action::Stop) | Effect::NextPrompt) => String::new(),
+        }
+    }
+
+    /// The tokens of a line's text with its newline.
+    fn line_tokens(&self, text: &str) -> Result<Vec<u32>, PolicyError> {
+        self.tokenizer
+            .encode(&format!("{text}\n"), false)
+            .map_err(|e| PolicyError::Invalid(e.to_string()))
+    }
+
+    /// The context of a decision at `state`: the chat's tokens up to the
+    /// assistant's turn, then the answer so far.
+    pub fn context(&self, cohort: &Cohort, state: &State<'_>) -> Result<Vec<u32>, PolicyError> {
+        let pos = self.position(state);
+        let template = match pos.kind {
+            LineKind::Add => &self.templates.add,
+            LineKind::Remove => &self.templates.remove,
+            LineKind::Signed => &self.templates.edit,
+        };
+        let user = render(template, cohort, state.visit, state.start, self.config.note_chars);
+        let mut tokens = self
+            .tokenizer
+            .encode_chat(&[
+                Message::system(self.templates.system.clone()),
+                Message::user(user),
+            ])
+            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        for line in pos.lines {
+            tokens.extend(self.line_tokens(&self.line_text(line, cohort))?);
+        }
+        Ok(tokens)
+    }
+
+    /// The line of `tokens` at `state`: its text and what it does.
+    pub fn line(&self, state: &State<'_>, tokens: Vec<u32>, forced: bool) -> Result<Line, PolicyError> {
+        let pos = self.position(state);
+        if tokens.first() == Some(&self.eos) {
+            let effect = if pos.last_answer {
+                Effect::Act(Action::Stop)
+            } else {
+                Effect::NextPrompt
+            };
+            return Ok(Line {
+                tokens,
+                text: String::new(),
+                effect,
+                forced,
+            });
+        }
+        let text = self
+            .tokenizer
+            .decode(&tokens)
+            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        let text = text.trim_end_matches(['\n', '\r']).to_string();
+        let effect = match parse_line(&text, pos.kind, &self.names, state.list, state.start) {
+            Ok(a) => Effect::Act(a),
+            Err(_) => Effect::Refusal(text.clone()),
+        };
+        Ok(Line {
+            tokens,
+            text,
+            effect,
+            forced,
+        })
+    }
+
+    /// Whether the answer at `state` has used its lines.
+    fn answer_full(&self, state: &State<'_>) -> bool {
+        self.position(state).lines.len() >= self.config.max_lines
+    }
+
+    /// Generates one line per context.
+    ///
+    /// # Shapes
+    /// Per step, the last position's logits `[rows, vocab]` come to the host.
+    fn generate<B: Backend>(
+        &self,
+        model: &Llama<B>,
+        contexts: &[Vec<u32>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Result<Vec<Generated>, PolicyError> {
+        let rows = contexts.len();
+        let mut out: Vec<Generated> = vec![(Vec::new(), Vec::new()); rows];
+        if rows == 0 {
+            return Ok(out);
+        }
+        let refs: Vec<&[u32]> = contexts.iter().map(Vec::as_slice).collect();
+        let (ids, real, width) = left_pad(&refs, self.eos);
+        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, width]), device);
+        let mut cache = KvCache::new(self.llama.num_hidden_layers);
+        let adapter = self.adapter();
+        let h = model.hidden(tokens, Some(&real), Some(&mut cache), adapter); // [rows, width, hidden]
+        let mut logits = model.head(h.narrow(1, width - 1, 1)); // [rows, 1, vocab]
+        let vocab = self.llama.vocab_size;
+        let temperature = match mode {
+            ActMode::Greedy => 1.0,
+            ActMode::Sample { temperature } => temperature as f32,
+        };
+        let mut done = vec![false; rows];
+        for k in 0..self.config.max_line_tokens {
+            let flat: Vec<f32> = logits
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .map_err(|e| PolicyError::Invalid(format!("reading logits: {e:?}")))?;
+            let mut next = Vec::with_capacity(rows);
+            for r in 0..rows {
+                if done[r] {
+                    next.push(self.eos as i64);
+                    continue;
+                }
+                let row = &flat[r * vocab..(r + 1) * vocab];
+                let lp = log_probs(row, temperature, (k > 0).then_some(self.eos as usize))?;
+                let token = match mode {
+                    ActMode::Greedy => argmax(&lp),
+                    ActMode::Sample { .. } => sample(&lp, rng),
+                };
+                out[r].0.push(token as u32);
+                out[r].1.push(lp[token]);
+                if token as u32 == self.eos || self.ends_line.get(token).copied().unwrap_or(false) {
+                    done[r] = true;
+                }
+                next.push(token as i64);
+            }
+            if done.iter().all(|&d| d) || k + 1 == self.config.max_line_tokens {
+                break;
+            }
+            let next = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [rows, 1]), device);
+            logits = model.head(model.hidden(next, None, Some(&mut cache), adapter));
+        }
+        Ok(out)
+    }
+
+    /// Scores `decisions` at `states` with `adapter`.
+    #[expect(clippy::too_many_arguments, reason = "score's inputs and the adapter")]
+    fn score_with<B: Backend>(
+        &self,
+        model: &Llama<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        decisions: &[Line],
+        temperature: f64,
+        adapter: Adapter,
+        device: &B::Device,
+    ) -> Result<Scored<B>, PolicyError> {
+        let n = states.len();
+        let parts = decisions.iter().map(|d| d.tokens.len()).max().unwrap_or(1).max(1);
+        let mut seqs = Vec::with_capacity(n);
+        for (s, d) in states.iter().zip(decisions) {
+            let mut seq = self.context(cohort, s)?;
+            seq.extend(&d.tokens);
+            seqs.push(seq);
+        }
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let (ids, real, width) = left_pad(&refs, self.eos);
+        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.clone(), [n, width]), device);
+        // The hidden states that predict the last `parts` tokens of each row.
+        let h = model.hidden(tokens, Some(&real), None, adapter); // [n, width, hidden]
+        let logits = model.head(h.narrow(1, width - 1 - parts, parts)) / temperature; // [n, parts, vocab]
+        let vocab = self.llama.vocab_size;
+        // Column c of row i holds token k = c - (parts - len_i) of the line;
+        // the end-of-answer token is masked out at k >= 1.
+        let mut inside = vec![0.0f32; n * parts];
+        let mut targets = vec![0i64; n * parts];
+        let mut gather = vec![0i64; n * parts];
+        let mut mask = vec![0.0f32; n * parts];
+        for (i, d) in decisions.iter().enumerate() {
+            let len = d.tokens.len();
+            for c in 0..parts {
+                let offset = parts - len;
+                if c >= offset {
+                    let k = c - offset;
+                    inside[i * parts + c] = if k >= 1 { 1.0 } else { 0.0 };
+                    targets[i * parts + c] = ids[i * width + width - parts + c];
+                }
+            }
+            for k in 0..len {
+                gather[i * parts + k] = (parts - len + k) as i64;
+                if !d.forced {
+                    mask[i * parts + k] = 1.0;
+                }
+            }
+        }
+        let mut eos_column = vec![0.0f32; vocab];
+        eos_column[self.eos as usize] = -1.0e9;
+        let bias = Tensor::<B, 3>::from_data(TensorData::new(inside, [n, parts, 1]), device)
+            * Tensor::<B, 3>::from_data(TensorData::new(eos_column, [1, 1, vocab]), device); // [n, parts, vocab]
+        let lp = log_softmax(logits + bias, 2); // [n, parts, vocab]
+        let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, parts, 1]), device);
+        let right = lp.gather(2, targets).reshape([n, parts]); // right-aligned
+        let gather = Tensor::<B, 2, Int>::from_data(TensorData::new(gather, [n, parts]), device);
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [n, parts]), device);
+        Ok(Scored {
+            logp: right.gather(1, gather) * mask.clone(), // [n, parts], left-aligned
+            mask,
+            distribution: None,
+        })
+    }
+}
+
+/// A generated line's tokens and each token's log-probability.
+type Generated = (Vec<u32>, Vec<f32>);
+
+/// `log softmax(row / temperature)`, with `banned` at −∞ (probability 0).
+fn log_probs(row: &[f32], temperature: f32, banned: Option<usize>) -> Result<Vec<f32>, PolicyError> {
+    let mut z: Vec<f32> = row.iter().map(|l| l / temperature).collect();
+    if let Some(b) = banned
+        && let Some(slot) = z.get_mut(b)
+    {
+        *slot = f32::NEG_INFINITY;
+    }
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return Err(PolicyError::NonFinite { what: "token logits" });
+    }
+    let sum: f32 = z.iter().map(|x| (x - max).exp()).sum();
+    let log_sum = max + sum.ln();
+    Ok(z.iter().map(|x| x - log_sum).collect())
+}
+
+fn argmax(lp: &[f32]) -> usize {
+    lp.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+/// A token drawn from the distribution `lp` (log-probabilities).
+fn sample(lp: &[f32], rng: &mut Rng) -> usize {
+    let u: f64 = rng.random();
+    let mut acc = 0.0f64;
+    let mut last = 0;
+    for (i, l) in lp.iter().enumerate() {
+        let p = f64::from(l.exp());
+        if p > 0.0 {
+            last = i;
+        }
+        acc += p;
+        if u < acc {
+            return i;
+        }
+    }
+    last
+}
+
+/// Redraws every weight matrix from `rng`: uniform in `±1/sqrt(rows)`
+/// (burn stores a linear map input-major, so rows are its fan-in); norms'
+/// gains stay 1.
+struct Redraw<'r> {
+    rng: &'r mut Rng,
+}
+
+impl<B: Backend> ModuleMapper<B> for Redraw<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let shape = tensor.shape();
+        let dims = shape.dims::<D>();
+        if D < 2 {
+            return Param::from_mapped_value(id, tensor, mapper);
+        }
+        let bound = 1.0 / (dims[0] as f32).sqrt();
+        let count: usize = dims.iter().product();
+        let values: Vec<f32> = (0..count)
+            .map(|_| (self.rng.random::<f32>() * 2.0 - 1.0) * bound)
+            .collect();
+        let fresh = Tensor::<B, D>::from_data(TensorData::new(values, shape), &tensor.device());
+        // The new tensor trains as the old one did.
+        let fresh = if tensor.is_require_grad() {
+            fresh.require_grad()
+        } else {
+            fresh
+        };
+        Param::from_mapped_value(id, fresh, mapper)
+    }
+}
+
+impl PolicyFamily for LlamaPolicy {
+    type Model<B: Backend> = Llama<B>;
+    type Trainable<B: AutodiffBackend> = Llama<B>;
+    type Decision = Line;
+
+    fn as_model<B: AutodiffBackend>(model: &Llama<B>) -> &Llama<B> {
+        model
+    }
+
+    fn into_trainable<B: AutodiffBackend>(model: Llama<B>) -> Llama<B> {
+        model
+    }
+
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Llama<B> {
+        let model = self.llama.init::<B>(device).map(&mut Redraw { rng });
+        match &self.config.lora {
+            // The adapter's config was validated; a base model takes any adapter.
+            Some(lora) => match model.freeze().add_adapter(ADAPTER, lora.clone()) {
+                Ok(m) => m,
+                Err(e) => unreachable!("a validated adapter on a fresh model: {e}"),
+            },
+            None => model,
+        }
+    }
+
+    fn act<B: Backend>(
+        &self,
+        model: &Llama<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Result<Vec<Acted<Line>>, PolicyError> {
+        let mut free = Vec::new();
+        let mut contexts = Vec::new();
+        for (i, s) in states.iter().enumerate() {
+            if !self.answer_full(s) {
+                free.push(i);
+                contexts.push(self.context(cohort, s)?);
+            }
+        }
+        let mut generated = self.generate(model, &contexts, mode, rng, device)?.into_iter();
+        let mut free = free.into_iter().peekable();
+        let mut out = Vec::with_capacity(states.len());
+        for (i, s) in states.iter().enumerate() {
+            if free.peek() == Some(&i) {
+                free.next();
+                let (tokens, parts) = generated.next().unwrap_or_default();
+                out.push(Acted {
+                    decision: self.line(s, tokens, false)?,
+                    parts,
+                });
+            } else {
+                out.push(Acted {
+                    decision: self.line(s, vec![self.eos], true)?,
+                    parts: Vec::new(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn score<B: Backend>(
+        &self,
+        model: &Llama<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        decisions: &[Line],
+        temperature: f64,
+        device: &B::Device,
+    ) -> Result<Scored<B>, PolicyError> {
+        self.score_with(
+            model,
+            cohort,
+            states,
+            decisions,
+            temperature,
+            self.adapter(),
+            device,
+        )
+    }
+
+    fn score_reference<B: Backend>(
+        &self,
+        reference: &Llama<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        decisions: &[Line],
+        temperature: f64,
+        device: &B::Device,
+    ) -> Result<Scored<B>, PolicyError> {
+        self.score_with(
+            reference,
+            cohort,
+            states,
+            decisions,
+            temperature,
+            Adapter::Off,
+            device,
+        )
+    }
+
+    fn effect(&self, decision: &Line, _: &Cohort) -> Effect {
+        decision.effect.clone()
+    }
+
+    fn expert(&self, state: State<'_>, action: Action, cohort: &Cohort) -> Line {
+        let full = self.answer_full(&state);
+        let tokens = match action {
+            Action::Stop => Ok(vec![self.eos]),
+            Action::Add(_) | Action::Remove(_) => {
+                let effect = Effect::Act(action);
+                self.line_tokens(&self.line_text(&effect, cohort))
+            }
+        };
+        let line = tokens.and_then(|t| self.line(&state, t, full && action == Action::Stop));
+        match line {
+            Ok(line) => line,
+            // Encoding and decoding a drug name never fails for a
+            // byte-level tokenizer; if it did, the line is a refusal.
+            Err(e) => Line {
+                tokens: vec![self.eos],
+                text: String::new(),
+                effect: Effect::Refusal(e.to_string()),
+                forced: true,
+            },
+        }
+    }
+
+    /// FLAME's expert answers: the misses to add, then (after the end of
+    /// the add answer) the extras to remove, each sorted by drug index and
+    /// cut to `max_lines`; the one-prompt style writes both in one answer.
+    fn expert_plan(&self, start: &DrugSet, truth: &DrugSet) -> Vec<Action> {
+        let mut misses = truth.clone();
+        misses.difference_with(start);
+        let mut extras = start.clone();
+        extras.difference_with(truth);
+        let max = self.config.max_lines;
+        let adds = misses.iter().map(Action::Add);
+        let removes = extras.iter().map(Action::Remove);
+        match self.config.prompts {
+            PromptStyle::AddRemove => adds
+                .take(max)
+                .chain([Action::Stop])
+                .chain(removes.take(max))
+                .chain([Action::Stop])
+                .collect(),
+            PromptStyle::Edit => adds.chain(removes).take(max).chain([Action::Stop]).collect(),
+        }
+    }
+
+    fn refuses(&self) -> bool {
+        true
+    }
+
+    fn reduction(&self) -> PartReduction {
+        PartReduction::Sum
+    }
+}

@@ -1,0 +1,288 @@
+use burn::backend::Flex;
+use burn::backend::flex::FlexDevice;
+use rxalign_core::{Action, DrugSet, seeded_rng};
+
+use super::*;
+use crate::family::{ActMode, Effect, PolicyFamily, State};
+use crate::test_support::tiny;
+
+fn family(prompts: PromptStyle, lora: Option<LoraConfig>) -> LlamaPolicy {
+    LlamaPolicyConfig {
+        scratch: ScratchModel {
+            layers: 1,
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 8,
+            intermediate: 16,
+            vocab: 300,
+        },
+        lora,
+        prompts,
+        max_lines: 3,
+        max_line_tokens: 6,
+        ..LlamaPolicyConfig::default()
+    }
+    .build(&tiny())
+    .unwrap()
+}
+
+fn values(t: Tensor<Flex, 2>) -> Vec<f32> {
+    t.into_data().to_vec().unwrap()
+}
+
+/// Walks the expert plan from `start`, returning each state's decision and
+/// the final list.
+fn walk(f: &LlamaPolicy, visit: usize, start: &DrugSet) -> (Vec<(DrugSet, Vec<Effect>, Line)>, DrugSet) {
+    let cohort = tiny();
+    let truth = cohort.visits[visit].drugs.clone();
+    let mut list = start.clone();
+    let mut earlier = Vec::new();
+    let mut out = Vec::new();
+    for action in f.expert_plan(start, &truth) {
+        let line = f.expert(
+            State {
+                visit,
+                list: &list,
+                start,
+                earlier: &earlier,
+            },
+            action,
+            &cohort,
+        );
+        out.push((list.clone(), earlier.clone(), line.clone()));
+        match line.effect {
+            Effect::Act(Action::Add(d)) => {
+                list.insert(d);
+            }
+            Effect::Act(Action::Remove(d)) => {
+                list.remove(d);
+            }
+            _ => {}
+        }
+        earlier.push(line.effect);
+    }
+    (out, list)
+}
+
+#[test]
+fn flame_expert_answers_add_the_misses_then_remove_the_extras() {
+    let f = family(PromptStyle::AddRemove, None);
+    // Visit 0's truth is {0, 2}; the start has 2 (kept), 4 and 5 (extras).
+    let start = DrugSet::from_indices(6, [2, 4, 5]);
+    let (steps, last) = walk(&f, 0, &start);
+    let effects: Vec<Effect> = steps.iter().map(|s| s.2.effect.clone()).collect();
+    assert_eq!(
+        effects,
+        [
+            Effect::Act(Action::Add(0)),
+            Effect::NextPrompt,
+            Effect::Act(Action::Remove(4)),
+            Effect::Act(Action::Remove(5)),
+            Effect::Act(Action::Stop),
+        ]
+    );
+    assert_eq!(last, tiny().visits[0].drugs);
+    // An expert line is its drug's name and a newline; an end of answer is
+    // the end-of-turn token alone.
+    let text = f.tokenizer().decode(&steps[0].2.tokens).unwrap();
+    assert_eq!(text, "d0\n");
+    assert_eq!(steps[1].2.tokens, [f.eos()]);
+    // The remove prompt's context shows the start list and the remove
+    // answer so far, not the add answer.
+    let cohort = tiny();
+    let (list, earlier, _) = &steps[3];
+    let ctx = f
+        .context(
+            &cohort,
+            &State {
+                visit: 0,
+                list,
+                start: &start,
+                earlier,
+            },
+        )
+        .unwrap();
+    let text = f.tokenizer().decode(&ctx).unwrap();
+    assert!(text.contains("removed"), "{text}");
+    assert!(text.contains("Medication list:\nd2\nd4\nd5\n"), "{text}");
+    assert!(text.ends_with("d4\n"), "{text}");
+    assert!(!text.ends_with("d0\nd4\n"), "{text}");
+}
+
+#[test]
+fn the_edit_style_writes_signed_lines_in_one_answer() {
+    let f = family(PromptStyle::Edit, None);
+    let start = DrugSet::from_indices(6, [2, 4]);
+    let (steps, last) = walk(&f, 0, &start);
+    let texts: Vec<String> = steps
+        .iter()
+        .map(|s| f.tokenizer().decode(&s.2.tokens).unwrap())
+        .collect();
+    assert_eq!(texts, ["+ d0\n", "- d4\n", ""]);
+    assert_eq!(steps[2].2.effect, Effect::Act(Action::Stop));
+    assert_eq!(last, tiny().visits[0].drugs);
+}
+
+#[test]
+fn answers_are_cut_at_max_lines_and_the_end_is_forced() {
+    let f = family(PromptStyle::AddRemove, None);
+    // Visit 1's truth is {3, 4, 5}: three misses, max_lines is 3.
+    let start = DrugSet::empty(6);
+    let (steps, _) = walk(&f, 1, &start);
+    assert_eq!(steps.len(), 3 + 1 + 1);
+    assert!(steps[3].2.forced, "the fourth line of an answer is a forced end");
+    assert_eq!(steps[3].2.effect, Effect::NextPrompt);
+    assert!(!steps[4].2.forced);
+}
+
+#[test]
+fn acting_and_scoring_agree_token_by_token() {
+    let cohort = tiny();
+    for prompts in [PromptStyle::AddRemove, PromptStyle::Edit] {
+        let f = family(prompts, None);
+        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice);
+        let start = DrugSet::from_indices(6, [1]);
+        let list = DrugSet::from_indices(6, [1, 3]);
+        let earlier = [Effect::Act(Action::Add(3)), Effect::Refusal("d9 x".into())];
+        let states: Vec<State<'_>> = (0..6)
+            .map(|i| State {
+                visit: i % 2,
+                list: if i < 3 { &start } else { &list },
+                start: &start,
+                earlier: if i < 3 { &[] } else { &earlier },
+            })
+            .collect();
+        for (mode, temperature) in [
+            (ActMode::Greedy, 1.0),
+            (ActMode::Sample { temperature: 1.5 }, 1.5),
+        ] {
+            let acted = f
+                .act(
+                    &model,
+                    &cohort,
+                    &states,
+                    mode,
+                    &mut seeded_rng(2, "a"),
+                    &FlexDevice,
+                )
+                .unwrap();
+            let decisions: Vec<Line> = acted.iter().map(|a| a.decision.clone()).collect();
+            let scored = f
+                .score(&model, &cohort, &states, &decisions, temperature, &FlexDevice)
+                .unwrap();
+            let [n, parts] = scored.logp.dims();
+            assert_eq!(n, 6);
+            let logp = values(scored.logp);
+            let mask = values(scored.mask);
+            for (i, a) in acted.iter().enumerate() {
+                assert!(!a.parts.is_empty() && a.parts.len() <= 6);
+                assert_eq!(a.decision.tokens.len(), a.parts.len());
+                for k in 0..parts {
+                    if k < a.parts.len() {
+                        assert_eq!(mask[i * parts + k], 1.0);
+                        assert!(
+                            (logp[i * parts + k] - a.parts[k]).abs() < 1e-4,
+                            "{prompts:?} {mode:?} row {i} token {k}: {} vs {}",
+                            logp[i * parts + k],
+                            a.parts[k]
+                        );
+                    } else {
+                        assert_eq!(mask[i * parts + k], 0.0);
+                    }
+                }
+                // A line ends at a newline, at the end of the answer as its
+                // first token, or at max_line_tokens.
+                let t = &a.decision.tokens;
+                let ends = t == &[f.eos()]
+                    || f.tokenizer().decode(&t[t.len() - 1..]).unwrap().contains('\n')
+                    || t.len() == 6;
+                assert!(ends, "{t:?}");
+                assert!(!t[1..].contains(&f.eos()), "the end of answer only starts a line");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_reference_with_adapters_off_is_the_base_model() {
+    let cohort = tiny();
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    };
+    let with = family(PromptStyle::AddRemove, Some(lora));
+    let without = family(PromptStyle::AddRemove, None);
+    // The same base weights: the adapters are added after the redraw.
+    let mut adapted: Llama<Flex> = with.init(&mut seeded_rng(5, "m"), &FlexDevice);
+    let base: Llama<Flex> = without.init(&mut seeded_rng(5, "m"), &FlexDevice);
+    // A trained adapter: B away from 0.
+    for layer in adapted.model.layers.iter_mut() {
+        for proj in [
+            &mut layer.self_attn.q_proj,
+            &mut layer.self_attn.v_proj,
+            &mut layer.mlp.down_proj,
+        ] {
+            if let Some(Some(pair)) = proj.adapters.first_mut() {
+                let b = pair.b.val();
+                pair.b = Param::from_tensor(b.ones_like() * 0.3);
+            }
+        }
+    }
+    let start = DrugSet::from_indices(6, [1, 2]);
+    let states = [State::first(0, &start), State::first(1, &start)];
+    let decisions: Vec<Line> = states
+        .iter()
+        .map(|s| with.expert(*s, Action::Add(3), &cohort))
+        .collect();
+    let reference = values(
+        with.score_reference(&adapted, &cohort, &states, &decisions, 1.0, &FlexDevice)
+            .unwrap()
+            .logp,
+    );
+    let plain = values(
+        without
+            .score(&base, &cohort, &states, &decisions, 1.0, &FlexDevice)
+            .unwrap()
+            .logp,
+    );
+    let on = values(
+        with.score(&adapted, &cohort, &states, &decisions, 1.0, &FlexDevice)
+            .unwrap()
+            .logp,
+    );
+    for (r, p) in reference.iter().zip(&plain) {
+        assert!((r - p).abs() < 1e-5, "{reference:?} vs {plain:?}");
+    }
+    assert!(
+        on.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3),
+        "the adapter changes the policy"
+    );
+}
+
+#[test]
+fn settings_are_checked() {
+    let bad = LlamaPolicyConfig {
+        lora: Some(LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: vec!["qkv".into()],
+        }),
+        ..LlamaPolicyConfig::default()
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("`qkv`"));
+    let bad = LlamaPolicyConfig {
+        max_lines: 0,
+        ..LlamaPolicyConfig::default()
+    };
+    assert!(bad.validate().is_err());
+    let text = "(prompts: \"edit\", max_lines: 4, scratch: (layers: 1), templates: (add: \"a.txt\"), lora: (rank: 2, alpha: 4.0, targets: [\"q_proj\"]))";
+    let c: LlamaPolicyConfig = ron::from_str(text).unwrap();
+    assert_eq!(c.prompts, PromptStyle::Edit);
+    assert_eq!(c.templates.add.as_deref(), Some(std::path::Path::new("a.txt")));
+    assert_eq!(c.lora.as_ref().map(|l| l.rank), Some(2));
+    assert_eq!(c.budget(), 5);
+    assert!(ron::from_str::<LlamaPolicyConfig>("(prompt: \"edit\")").is_err());
+}

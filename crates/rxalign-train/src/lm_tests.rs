@@ -1,0 +1,332 @@
+//! The shared loops on FLAME's language-model family (`llama`) of a tiny
+//! cohort, and step-wise credit on tokens.
+
+use burn::backend::flex::FlexDevice;
+use burn::module::AutodiffModule;
+use rxalign_core::{Action, DrugSet, Rng, seeded_rng};
+use rxalign_env::{Reward, RewardConfig, RewardTermSpec};
+use rxalign_policy::CpuTrainBackend;
+use rxalign_policy::family::{ActMode, Acted, Effect};
+use rxalign_policy::flame::{LlamaPolicy, LlamaPolicyConfig, PromptStyle, ScratchModel};
+use rxalign_policy::test_support::tiny;
+
+use crate::episodes::{EpisodeResult, EpisodeStep, Episodes};
+use crate::grpo::{GrpoJob, GrpoSettings, advantages, group_advantages, token_advantages, train_grpo};
+use crate::observer::{EvalPlan, ObserverError, StepLog, TrainObserver};
+use crate::sft::{SftJob, SftSettings, SftStarts, train_sft};
+
+#[derive(Default)]
+struct Keep(Vec<StepLog>);
+
+impl TrainObserver for Keep {
+    fn evaluate(
+        &mut self,
+        _: usize,
+        _: rxalign_core::SplitName,
+        _: &[crate::observer::FinalList],
+    ) -> Result<std::collections::BTreeMap<String, Option<f64>>, ObserverError> {
+        Ok(Default::default())
+    }
+
+    fn step(&mut self, log: &StepLog, _: usize) -> Result<(), ObserverError> {
+        self.0.push(log.clone());
+        Ok(())
+    }
+}
+
+fn reward() -> Reward {
+    RewardConfig {
+        terms: vec![
+            RewardTermSpec::new("jaccard", 1.0),
+            RewardTermSpec::new("refusal", 0.2),
+        ],
+    }
+    .init()
+    .unwrap()
+}
+
+fn family(prompts: PromptStyle) -> LlamaPolicy {
+    LlamaPolicyConfig {
+        scratch: ScratchModel {
+            layers: 1,
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 16,
+            intermediate: 32,
+            vocab: 300,
+        },
+        prompts,
+        max_lines: 4,
+        max_line_tokens: 6,
+        ..LlamaPolicyConfig::default()
+    }
+    .build(&tiny())
+    .unwrap()
+}
+
+fn empty_starts(_: usize, _: &mut Rng) -> Result<DrugSet, String> {
+    Ok(DrugSet::empty(6))
+}
+
+/// A step whose decision has `tokens` parts and the given shaped reward.
+fn step(tokens: usize, reward: f64, effect: Effect) -> EpisodeStep<u32> {
+    EpisodeStep {
+        list_before: DrugSet::empty(3),
+        acted: Acted {
+            decision: 0,
+            parts: vec![-0.5; tokens],
+        },
+        effect,
+        refused: false,
+        reward,
+    }
+}
+
+fn rollout(outcome: f64, steps: Vec<EpisodeStep<u32>>) -> EpisodeResult<u32> {
+    EpisodeResult {
+        visit: 0,
+        start: DrugSet::empty(3),
+        steps,
+        final_list: DrugSet::empty(3),
+        outcome,
+        final_terms: Vec::new(),
+        trajectory: None,
+    }
+}
+
+#[test]
+fn every_token_of_a_line_carries_the_line_s_step_advantage() {
+    let add = |d| Effect::Act(Action::Add(d));
+    let rollouts = vec![
+        // Lines of 3 and 2 tokens, the end of the add answer, a forced end
+        // (no parts: not trained), and the stop token.
+        rollout(
+            1.0,
+            vec![
+                step(3, 0.5, add(0)),
+                step(2, -0.25, add(1)),
+                step(1, 0.0, Effect::NextPrompt),
+                step(0, 0.0, Effect::NextPrompt),
+                step(1, 0.0, Effect::Act(Action::Stop)),
+            ],
+        ),
+        rollout(
+            3.0,
+            vec![step(4, 1.0, add(2)), step(1, 0.0, Effect::Act(Action::Stop))],
+        ),
+    ];
+    for lambda in [0.0, 0.5] {
+        let settings = GrpoSettings {
+            group: 2,
+            step_weight: Some(lambda),
+            ..GrpoSettings::default()
+        };
+        let samples = advantages(&rollouts, &settings);
+        let expected = group_advantages(
+            &[1.0, 3.0],
+            &[vec![0.5, -0.25, 0.0, 0.0, 0.0], vec![1.0, 0.0]],
+            lambda,
+        );
+        // The forced end is left out.
+        let per_step = [
+            expected[0][0],
+            expected[0][1],
+            expected[0][2],
+            expected[0][4],
+            expected[1][0],
+            expected[1][1],
+        ];
+        assert_eq!(samples.len(), per_step.len());
+        let parts = 4;
+        let tokens = token_advantages(&samples, parts);
+        for (i, (s, a)) in samples.iter().zip(per_step).enumerate() {
+            assert!((s.advantage - a).abs() < 1e-12);
+            for k in 0..parts {
+                let t = f64::from(tokens[i * parts + k]);
+                if k < s.old_parts.len() {
+                    assert!((t - a).abs() < 1e-6, "sample {i} token {k}: {t} vs {a}");
+                } else {
+                    assert_eq!(t, 0.0, "padding");
+                }
+            }
+        }
+        // The end-of-answer tokens carry the normalised outcome alone: -1
+        // and +1 (outcomes 1 and 3).
+        assert!((samples[2].advantage + 1.0).abs() < 1e-12);
+        assert!((samples[5].advantage - 1.0).abs() < 1e-12);
+        if lambda == 0.0 {
+            // Plain GRPO: every token of a rollout has the same advantage.
+            for (s, expect) in samples.iter().zip([-1.0, -1.0, -1.0, -1.0, 1.0, 1.0]) {
+                assert!((s.advantage - expect).abs() < 1e-12);
+            }
+        }
+        // The rest of each sample's state: the start and the earlier effects.
+        assert_eq!(
+            samples[3].earlier.len(),
+            4,
+            "the stop after four earlier decisions"
+        );
+        assert_eq!(samples[3].earlier[2], Effect::NextPrompt);
+    }
+}
+
+#[test]
+fn sft_then_grpo_train_the_language_model() {
+    let cohort = tiny();
+    let reward = reward();
+    let family = family(PromptStyle::AddRemove);
+    let budget = family.config().budget();
+    // Expert answers from the run's (empty) starts: the same targets every
+    // epoch, one batch per epoch.
+    let sft_settings = SftSettings {
+        epochs: 80,
+        batch_size: 16,
+        lr: 0.01,
+        starts: SftStarts::Run,
+        eval_every: 0,
+        ..SftSettings::default()
+    };
+    let eval = EvalPlan::default();
+    let job = SftJob {
+        cohort: &cohort,
+        reward: &reward,
+        train: &[0, 1],
+        settings: &sft_settings,
+        starts: &empty_starts,
+        budget,
+        seed: 3,
+        checkpoint: None,
+        eval: &eval,
+    };
+    let mut keep = Keep::default();
+    let model = train_sft::<_, CpuTrainBackend>(&family, &job, &mut keep, &FlexDevice).unwrap();
+    let loss: Vec<f64> = keep.0.iter().map(|l| l.train["loss/sft"]).collect();
+    assert!(loss[79] < loss[0] * 0.1, "{loss:?}");
+    // Greedy answers from the empty list write the prescribed drugs.
+    let decoded = Episodes {
+        cohort: &cohort,
+        reward: &reward,
+        budget,
+        mode: ActMode::Greedy,
+        max_batch: None,
+        record: None,
+    }
+    .run(
+        &family,
+        &model.valid(),
+        vec![(0, DrugSet::empty(6)), (1, DrugSet::empty(6))],
+        &mut seeded_rng(0, "g"),
+        &FlexDevice,
+    )
+    .unwrap();
+    assert_eq!(decoded[0].final_list.to_vec(), vec![0, 2]);
+    assert_eq!(decoded[1].final_list.to_vec(), vec![3, 4, 5]);
+    let effects: Vec<Effect> = decoded[0].steps.iter().map(|s| s.effect.clone()).collect();
+    assert_eq!(
+        effects,
+        [
+            Effect::Act(Action::Add(0)),
+            Effect::Act(Action::Add(2)),
+            Effect::NextPrompt,
+            Effect::Act(Action::Stop)
+        ]
+    );
+    // Two iterations of step-wise GRPO from it: finite losses, the KL (k3
+    // per token) to the SFT model small and non-negative.
+    let settings = GrpoSettings {
+        iterations: 2,
+        visits: 2,
+        group: 4,
+        lr: 1e-3,
+        step_weight: Some(0.5),
+        eval_every: 0,
+        ..GrpoSettings::default()
+    };
+    let job = GrpoJob {
+        cohort: &cohort,
+        reward: &reward,
+        train: &[0, 1],
+        settings: &settings,
+        starts: &empty_starts,
+        budget,
+        seed: 4,
+        checkpoint: None,
+        eval: &eval,
+    };
+    let mut keep = Keep::default();
+    train_grpo::<_, CpuTrainBackend>(&family, model, &job, &mut keep, &FlexDevice).unwrap();
+    assert_eq!(keep.0.len(), 2);
+    for log in &keep.0 {
+        assert!(log.train["loss/grpo"].is_finite());
+        assert!(
+            log.train["kl/k3"] >= 0.0 && log.train["kl/k3"] < 1.0,
+            "{:?}",
+            log.train
+        );
+    }
+}
+
+#[test]
+fn a_language_model_grpo_checkpoint_resumes_to_the_same_next_loss() {
+    let cohort = tiny();
+    let reward = reward();
+    let family = family(PromptStyle::Edit);
+    let budget = family.config().budget();
+    let eval = EvalPlan::default();
+    let sft_settings = SftSettings {
+        epochs: 3,
+        batch_size: 8,
+        lr: 0.01,
+        eval_every: 0,
+        ..SftSettings::default()
+    };
+    let settings = |stop_after| GrpoSettings {
+        iterations: 3,
+        visits: 2,
+        group: 3,
+        lr: 1e-3,
+        warmup: 0,
+        eval_every: 0,
+        stop_after,
+        ..GrpoSettings::default()
+    };
+    let run = |settings: &GrpoSettings, checkpoint: Option<&std::path::Path>| {
+        let job = SftJob {
+            cohort: &cohort,
+            reward: &reward,
+            train: &[0, 1],
+            settings: &sft_settings,
+            starts: &empty_starts,
+            budget,
+            seed: 1,
+            checkpoint: None,
+            eval: &eval,
+        };
+        let start =
+            train_sft::<_, CpuTrainBackend>(&family, &job, &mut Keep::default(), &FlexDevice).unwrap();
+        let job = GrpoJob {
+            cohort: &cohort,
+            reward: &reward,
+            train: &[0, 1],
+            settings,
+            starts: &empty_starts,
+            budget,
+            seed: 2,
+            checkpoint,
+            eval: &eval,
+        };
+        let mut keep = Keep::default();
+        train_grpo::<_, CpuTrainBackend>(&family, start, &job, &mut keep, &FlexDevice).unwrap();
+        keep.0
+    };
+    let straight = run(&settings(None), None);
+    assert_eq!(straight.len(), 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("grpo.ckpt");
+    assert_eq!(run(&settings(Some(1)), Some(&path)), straight[..1]);
+    assert_eq!(
+        run(&settings(None), Some(&path)),
+        straight,
+        "iterations 2 and 3 repeat the uninterrupted run"
+    );
+}
