@@ -253,7 +253,24 @@ impl RunData {
         if record.status != run::RunStatus::Finished {
             return None;
         }
-        let summary = self.summary.value.clone()?;
+        let mut summary = self.summary.value.clone()?;
+        // Each method's reward terms on its final lists (`reward/<term>`, a
+        // researcher's own terms included) are kept in `metrics.jsonl`, not
+        // in the summary: the method's last record of the summary's split
+        // adds them, so the tables show every term without knowing its name.
+        if let Some(records) = &self.metrics.value {
+            for (method, s) in summary.methods.iter_mut() {
+                let last = records
+                    .iter()
+                    .rev()
+                    .find(|r| &r.method == method && r.split == summary.split);
+                for (name, value) in last.into_iter().flat_map(|r| &r.metrics) {
+                    if name.starts_with("reward/") {
+                        s.metrics.entry(name.clone()).or_insert(*value);
+                    }
+                }
+            }
+        }
         let methods = summary.ordered().into_iter().map(str::to_string).collect();
         Some(FinishedRun {
             record,

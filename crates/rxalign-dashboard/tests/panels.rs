@@ -310,7 +310,11 @@ fn a_metric_of_a_researchers_own_reaches_the_ablation_table_and_the_curves() {
         folder.write_summary(&summary).unwrap();
         let mut record = MetricsRecord::new(1, "val", "sft", Default::default());
         record.metrics.insert("my_safety_score".into(), Some(0.5));
-        folder.append_metrics(&[record]).unwrap();
+        // A reward term of the researcher's own, on sft's final test lists
+        // (reward terms live in metrics.jsonl, not in the summary).
+        let mut term = MetricsRecord::new(9, "test", "sft", Default::default());
+        term.metrics.insert("reward/my_term".into(), Some(0.25));
+        folder.append_metrics(&[record, term]).unwrap();
     });
     let mut d = Dashboard::open(tmp.path().to_path_buf());
     d.tab = Tab::Ablation;
@@ -323,12 +327,22 @@ fn a_metric_of_a_researchers_own_reaches_the_ablation_table_and_the_curves() {
     h.get_by_label("Copy CSV").click();
     h.run();
     let csv = h.state().ablation.last_export.clone().unwrap();
-    let header = csv.lines().next().unwrap();
-    assert!(
-        header.ends_with(",my_safety_score_mean,my_safety_score_std"),
-        "{header}"
-    );
-    assert!(csv.lines().nth(1).unwrap().ends_with(",0.75,0"), "{csv}");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<std::collections::HashMap<String, String>> = reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .map(String::from)
+                .zip(r.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect();
+    assert!(rows.iter().all(|r| r["my_safety_score_mean"] == "0.75"), "{csv}");
+    let sft = rows.iter().find(|r| r["method"] == "sft").unwrap();
+    assert_eq!(sft["reward/my_term_mean"], "0.25", "{csv}");
+    h.get_by_label("reward/my_term");
     let s = series(
         &h.state().store,
         std::slice::from_ref(&rid),
