@@ -337,13 +337,7 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
             break;
         }
     }
-    let (chosen, selection) = keeper.finish(model, last, device)?;
-    if selection.step != selection.last {
-        // The checkpoint is what later stages and the evaluation read: the
-        // chosen model.
-        checkpoint::save_loop(job.checkpoint, &chosen, &optim, selection.last, &rng, &log)?;
-    }
-    observer.selected(&selection).map_err(TrainError::Observer)?;
+    let chosen = keeper.finish(model, &optim, &rng, &log, last, observer, device)?;
     Ok(chosen.valid())
 }
 

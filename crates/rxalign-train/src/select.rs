@@ -21,7 +21,7 @@ use rxalign_policy::checkpoint;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::observer::StepLog;
+use crate::observer::{StepLog, TrainObserver};
 
 /// Which model a loop hands on; written as a string in experiment files
 /// (`"last"`, `"validation"`).
@@ -182,7 +182,9 @@ impl Selector {
 pub(crate) struct Keeper<M> {
     selector: Selector,
     best: Option<M>,
+    /// The best model's file, beside the loop's checkpoint.
     path: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
 }
 
 impl<M: Clone> Keeper<M> {
@@ -191,6 +193,7 @@ impl<M: Clone> Keeper<M> {
             selector: Selector::new(select, patience),
             best: None,
             path: checkpoint.map(best_path),
+            checkpoint: checkpoint.map(Path::to_path_buf),
         }
     }
 
@@ -230,33 +233,53 @@ impl<M: Clone> Keeper<M> {
         Ok(verdict.stop)
     }
 
-    /// The model to hand on (`current` is the last step's) and the
-    /// selection, for a loop planned to end at `planned`.
-    pub(crate) fn finish<B>(
+    /// Ends the loop: hands the selection to `observer` and returns the
+    /// model to hand on (`current` is the last step's), for a loop planned
+    /// to end at `planned`. Where an earlier step is chosen, its model
+    /// replaces the last one in the loop's checkpoint, which is what later
+    /// stages and the evaluation read.
+    #[expect(clippy::too_many_arguments, reason = "the loop's state at its end")]
+    pub(crate) fn finish<B, O>(
         self,
         current: M,
+        optim: &O,
+        rng: &Rng,
+        log: &[StepLog],
         planned: usize,
+        observer: &mut dyn TrainObserver,
         device: &B::Device,
-    ) -> Result<(M, Selection), TrainError>
+    ) -> Result<M, TrainError>
     where
-        B: burn::tensor::backend::Backend,
-        M: burn::module::Module<B>,
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
     {
         let selection = self.selector.selection(planned);
-        if selection.step == selection.last {
-            return Ok((current, selection));
-        }
-        let model = match (self.best, &self.path) {
-            (Some(best), _) => best,
-            (None, Some(path)) => checkpoint::load_module(path, current, device)?,
-            (None, None) => {
-                return Err(TrainError::Invalid(format!(
-                    "the model of step {} was chosen but is not kept",
-                    selection.step
-                )));
-            }
+        let chosen = if selection.step == selection.last {
+            current
+        } else {
+            let model = match (self.best, &self.path) {
+                (Some(best), _) => best,
+                (None, Some(path)) => checkpoint::load_module(path, current, device)?,
+                (None, None) => {
+                    return Err(TrainError::Invalid(format!(
+                        "the model of step {} was chosen but is not kept",
+                        selection.step
+                    )));
+                }
+            };
+            checkpoint::save_loop(
+                self.checkpoint.as_deref(),
+                &model,
+                optim,
+                selection.last,
+                rng,
+                log,
+            )?;
+            model
         };
-        Ok((model, selection))
+        observer.selected(&selection).map_err(TrainError::Observer)?;
+        Ok(chosen)
     }
 }
 

@@ -283,12 +283,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
             break;
         }
     }
-    let (chosen, selection) = keeper.finish(model, settings.epochs, device)?;
-    if selection.step != selection.last {
-        // The checkpoint is what later stages start from: the chosen model.
-        checkpoint::save_loop(job.checkpoint, &chosen, &optim, selection.last, &rng, &log)?;
-    }
-    observer.selected(&selection).map_err(TrainError::Observer)?;
+    let chosen = keeper.finish(model, &optim, &rng, &log, settings.epochs, observer, device)?;
     Ok(chosen)
 }
 
