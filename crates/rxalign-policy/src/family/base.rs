@@ -226,6 +226,15 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
         false
     }
 
+    /// Whether the decisions of one episode are cheaper to score in one
+    /// call (a language model reads the lines of one answer from one
+    /// forward pass: each line's context begins with the earlier lines').
+    /// SFT then shuffles whole expert episodes rather than single decisions
+    /// and fills each batch with whole episodes. False by default.
+    fn scores_episodes_together(&self) -> bool {
+        false
+    }
+
     /// How a decision's parts are reduced; averaging by default.
     fn reduction(&self) -> PartReduction {
         PartReduction::Mean

@@ -522,6 +522,22 @@ impl LlamaPolicy {
     }
 
     /// Scores `decisions` at `states` with `adapter`.
+    ///
+    /// A decision's sequence is its context followed by its tokens. The
+    /// lines of one answer are prefixes of one another (an earlier line's
+    /// context and tokens begin a later line's context), so each sequence
+    /// that begins another is read from the longer one's row ([`rows`]): an
+    /// expert answer of `L` lines costs one forward pass, not `L`. A
+    /// generated line whose text is re-rendered differently (a name written
+    /// in another case) gets a row of its own.
+    ///
+    /// # Shapes
+    /// - forward pass on `[rows, width]` tokens, hidden `[rows, width, hidden]`;
+    /// - the hidden states that predict each decision's tokens are gathered
+    ///   into `[n, parts, hidden]`, so the head runs on `n · parts`
+    ///   positions only;
+    /// - output `logp`, `mask`: `[n, parts]`, left-aligned (column `k` is
+    ///   token `k` of the line).
     #[expect(clippy::too_many_arguments, reason = "score's inputs and the adapter")]
     fn score_with<B: Backend>(
         &self,
@@ -536,56 +552,96 @@ impl LlamaPolicy {
         let n = states.len();
         let parts = decisions.iter().map(|d| d.tokens.len()).max().unwrap_or(1).max(1);
         let mut seqs = Vec::with_capacity(n);
+        // Where each decision's tokens begin in its sequence (after a
+        // non-empty context: the chat's tokens).
+        let mut begins = Vec::with_capacity(n);
         for (s, d) in states.iter().zip(decisions) {
             let mut seq = self.context(cohort, s)?;
+            if seq.is_empty() {
+                return Err(PolicyError::Invalid("an empty prompt".into()));
+            }
+            begins.push(seq.len());
             seq.extend(&d.tokens);
             seqs.push(seq);
         }
-        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let (row_of, hosts) = rows(&seqs);
+        let refs: Vec<&[u32]> = hosts.iter().map(|&i| seqs[i].as_slice()).collect();
         let (ids, real, width) = left_pad(&refs, self.eos);
-        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.clone(), [n, width]), device);
-        // The hidden states that predict the last `parts` tokens of each row.
-        let h = model.hidden(tokens, Some(&real), None, adapter); // [n, width, hidden]
-        let logits = model.head(h.narrow(1, width - 1 - parts, parts)) / temperature; // [n, parts, vocab]
+        let r = hosts.len();
+        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [r, width]), device);
+        let h = model.hidden(tokens, Some(&real), None, adapter); // [r, width, hidden]
+        let hidden = h.dims()[2];
         let vocab = self.llama.vocab_size;
-        // Column c of row i holds token k = c - (parts - len_i) of the line;
-        // the end-of-answer token is masked out at k >= 1.
-        let mut inside = vec![0.0f32; n * parts];
+        // Entry (i, k): the flat position of the hidden state that predicts
+        // token k of decision i, the token, and whether the end-of-answer
+        // token is masked out there (inside a line, k >= 1).
+        let mut at = vec![0i64; n * parts];
         let mut targets = vec![0i64; n * parts];
-        let mut gather = vec![0i64; n * parts];
+        let mut inside = vec![0.0f32; n * parts];
         let mut mask = vec![0.0f32; n * parts];
         for (i, d) in decisions.iter().enumerate() {
-            let len = d.tokens.len();
-            for c in 0..parts {
-                let offset = parts - len;
-                if c >= offset {
-                    let k = c - offset;
-                    inside[i * parts + c] = if k >= 1 { 1.0 } else { 0.0 };
-                    targets[i * parts + c] = ids[i * width + width - parts + c];
-                }
-            }
-            for k in 0..len {
-                gather[i * parts + k] = (parts - len + k) as i64;
+            let row = row_of[i];
+            let pad = width - seqs[hosts[row]].len();
+            for (k, &token) in d.tokens.iter().enumerate() {
+                at[i * parts + k] = (row * width + pad + begins[i] + k - 1) as i64;
+                targets[i * parts + k] = i64::from(token);
+                inside[i * parts + k] = if k >= 1 { 1.0 } else { 0.0 };
                 if !d.forced {
                     mask[i * parts + k] = 1.0;
                 }
             }
         }
+        let at = Tensor::<B, 1, Int>::from_data(TensorData::new(at, [n * parts]), device);
+        let h = h
+            .reshape([r * width, hidden])
+            .select(0, at)
+            .reshape([n, parts, hidden]);
+        let logits = model.head(h) / temperature; // [n, parts, vocab]
         let mut eos_column = vec![0.0f32; vocab];
         eos_column[self.eos as usize] = -1.0e9;
         let bias = Tensor::<B, 3>::from_data(TensorData::new(inside, [n, parts, 1]), device)
             * Tensor::<B, 3>::from_data(TensorData::new(eos_column, [1, 1, vocab]), device); // [n, parts, vocab]
         let lp = log_softmax(logits + bias, 2); // [n, parts, vocab]
         let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, parts, 1]), device);
-        let right = lp.gather(2, targets).reshape([n, parts]); // right-aligned
-        let gather = Tensor::<B, 2, Int>::from_data(TensorData::new(gather, [n, parts]), device);
         let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [n, parts]), device);
         Ok(Scored {
-            logp: right.gather(1, gather) * mask.clone(), // [n, parts], left-aligned
+            logp: lp.gather(2, targets).reshape([n, parts]) * mask.clone(), // [n, parts]
             mask,
             distribution: None,
         })
     }
+}
+
+/// The rows a batch of sequences needs: a sequence that begins another is
+/// read from the longer one's row. Returns each sequence's row and each
+/// row's sequence (the longest of its chain), rows in order of first use.
+///
+/// Sorted lexicographically, a sequence that begins any other begins the
+/// one right after it, so one backward pass finds every chain's longest.
+fn rows(seqs: &[Vec<u32>]) -> (Vec<usize>, Vec<usize>) {
+    let n = seqs.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| seqs[a].cmp(&seqs[b]));
+    let mut longest: Vec<usize> = (0..n).collect();
+    for k in (0..n.saturating_sub(1)).rev() {
+        let (i, j) = (order[k], order[k + 1]);
+        if seqs[j].starts_with(&seqs[i]) {
+            longest[i] = longest[j];
+        }
+    }
+    let mut row_of_host = vec![usize::MAX; n];
+    let mut hosts = Vec::new();
+    let row_of = (0..n)
+        .map(|i| {
+            let host = longest[i];
+            if row_of_host[host] == usize::MAX {
+                row_of_host[host] = hosts.len();
+                hosts.push(host);
+            }
+            row_of_host[host]
+        })
+        .collect();
+    (row_of, hosts)
 }
 
 /// A generated line's tokens and each token's log-probability.
@@ -821,6 +877,10 @@ impl PolicyFamily for LlamaPolicy {
     }
 
     fn refuses(&self) -> bool {
+        true
+    }
+
+    fn scores_episodes_together(&self) -> bool {
         true
     }
 

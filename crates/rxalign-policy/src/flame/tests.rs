@@ -204,6 +204,73 @@ fn acting_and_scoring_agree_token_by_token() {
 }
 
 #[test]
+fn a_sequence_that_begins_another_is_read_from_the_longer_row() {
+    let seqs = vec![
+        vec![1, 2, 3],
+        vec![1, 2, 3, 4, 5],
+        vec![9, 9],
+        vec![1, 2],
+        vec![1, 2, 3, 4],
+        vec![1, 2, 7],
+        vec![9, 9],
+    ];
+    let (row_of, hosts) = rows(&seqs);
+    // [1, 2] begins both [1, 2, 3, 4, 5] and [1, 2, 7]: either row serves.
+    assert_eq!(hosts.len(), 3, "{hosts:?}");
+    for (i, s) in seqs.iter().enumerate() {
+        let host = &seqs[hosts[row_of[i]]];
+        assert!(host.starts_with(s), "{s:?} read from {host:?}");
+    }
+    assert_eq!(row_of[0], row_of[1]);
+    assert_eq!(row_of[0], row_of[4]);
+    assert_eq!(row_of[2], row_of[6]);
+    assert_ne!(row_of[5], row_of[1]);
+}
+
+#[test]
+fn an_answer_scored_together_equals_its_lines_scored_alone() {
+    let cohort = tiny();
+    for prompts in [PromptStyle::AddRemove, PromptStyle::Edit] {
+        let f = family(prompts, None);
+        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice);
+        let start = DrugSet::from_indices(6, [1, 4]);
+        let (steps, _) = walk(&f, 1, &start);
+        assert!(steps.len() >= 3, "a plan of several lines");
+        let states: Vec<State<'_>> = steps
+            .iter()
+            .map(|(list, earlier, _)| State {
+                visit: 1,
+                list,
+                start: &start,
+                earlier,
+            })
+            .collect();
+        let lines: Vec<Line> = steps.iter().map(|(_, _, l)| l.clone()).collect();
+        let seqs: Vec<Vec<u32>> = states
+            .iter()
+            .zip(&lines)
+            .map(|(s, l)| [f.context(&cohort, s).unwrap(), l.tokens.clone()].concat())
+            .collect();
+        assert!(rows(&seqs).1.len() < lines.len(), "the lines share rows");
+        let together = f
+            .score(&model, &cohort, &states, &lines, 1.0, &FlexDevice)
+            .unwrap();
+        let parts = together.logp.dims()[1];
+        let together = values(together.logp);
+        for (i, (state, line)) in states.iter().zip(&lines).enumerate() {
+            let alone = f
+                .score(&model, &cohort, &[*state], &[line.clone()], 1.0, &FlexDevice)
+                .unwrap();
+            let alone = values(alone.logp);
+            for (k, a) in alone.iter().enumerate() {
+                let t = together[i * parts + k];
+                assert!((t - a).abs() < 1e-4, "{prompts:?} line {i} token {k}: {t} vs {a}");
+            }
+        }
+    }
+}
+
+#[test]
 fn the_reference_with_adapters_off_is_the_base_model() {
     let cohort = tiny();
     let lora = LoraConfig {
