@@ -9,7 +9,7 @@ use rxalign_core::trajectory::ActionRecord;
 use rxalign_core::{Action, Cohort, DrugSet, Rng, Trajectory};
 use rxalign_env::trajectory::TrajectoryRecorder;
 use rxalign_env::{Episode, Reward};
-use rxalign_policy::family::{ActMode, Acted, Effect, PolicyFamily, State};
+use rxalign_policy::family::{ActMemo, ActMode, Acted, Effect, PolicyFamily, State};
 
 use crate::TrainError;
 
@@ -112,12 +112,21 @@ impl Episodes<'_> {
             .collect();
         let budget = self.budget;
         let done = |r: &Running<'_, F::Decision>| r.episode.is_done() || r.steps.len() >= budget;
+        // One memo per batch position: a batch mostly continues the
+        // episodes of the same position's last batch.
+        let mut memos: Vec<ActMemo> = Vec::new();
         loop {
             let active: Vec<usize> = (0..running.len()).filter(|&i| !done(&running[i])).collect();
             if active.is_empty() {
                 break;
             }
-            for chunk in active.chunks(self.max_batch.unwrap_or(active.len()).max(1)) {
+            for (c, chunk) in active
+                .chunks(self.max_batch.unwrap_or(active.len()).max(1))
+                .enumerate()
+            {
+                if memos.len() <= c {
+                    memos.push(ActMemo::default());
+                }
                 let lists: Vec<DrugSet> = chunk.iter().map(|&i| running[i].episode.list().clone()).collect();
                 let states: Vec<State<'_>> = chunk
                     .iter()
@@ -129,7 +138,8 @@ impl Episodes<'_> {
                         earlier: &running[i].effects,
                     })
                     .collect();
-                let acted = family.act(model, cohort, &states, self.mode, rng, device)?;
+                let acted =
+                    family.act_with_memo(model, cohort, &states, self.mode, rng, device, &mut memos[c])?;
                 for ((&i, before), acted) in chunk.iter().zip(&lists).zip(acted) {
                     let r = &mut running[i];
                     let effect = family.effect(&acted.decision, cohort);

@@ -47,14 +47,14 @@ use rxalign_core::{Action, Cohort, DrugSet, Rng};
 use rxalign_lm::config::TokenIds;
 use rxalign_lm::generate::left_pad;
 use rxalign_lm::lora::TARGETS;
-use rxalign_lm::{Adapter, KvCache, Llama, LlamaConfig, LoraConfig, Message, Tokenizer};
+use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LoraConfig, Message, Tokenizer};
 use serde::{Deserialize, Serialize};
 
 pub use parse::{DrugNames, LineKind, Refused, fold, parse_line};
 pub use prompt::{PLACEHOLDERS, TemplateFiles, Templates, render};
 
 use crate::PolicyError;
-use crate::family::{ActMode, Acted, Effect, PartReduction, PolicyFamily, Scored, State};
+use crate::family::{ActMemo, ActMode, Acted, Effect, PartReduction, PolicyFamily, Scored, State};
 
 /// The family's kind in experiment files.
 pub const KIND: &str = "llama";
@@ -457,10 +457,16 @@ impl LlamaPolicy {
         self.position(state).lines.len() >= self.config.max_lines
     }
 
-    /// Generates one line per context.
+    /// Generates one line per context. With `memo`, each context is
+    /// continued from the longest beginning it shares with a row of the
+    /// memo (the previous call's contexts and their lines), so that only
+    /// its new tokens are read; the memo then holds this call's rows.
     ///
     /// # Shapes
-    /// Per step, the last position's logits `[rows, vocab]` come to the host.
+    /// The new tokens `[rows, new]` after the cached `[rows, kv_heads,
+    /// cached, head_dim]` keys and values; per step, the last position's
+    /// logits `[rows, vocab]` come to the host.
+    #[expect(clippy::too_many_arguments, reason = "act's inputs and the memo")]
     fn generate<B: Backend>(
         &self,
         model: &Llama<B>,
@@ -468,16 +474,39 @@ impl LlamaPolicy {
         mode: ActMode,
         rng: &mut Rng,
         device: &B::Device,
+        mut memo: Option<&mut ActMemo>,
     ) -> Result<Vec<Generated>, PolicyError> {
         let rows = contexts.len();
         let mut out: Vec<Generated> = vec![(Vec::new(), Vec::new()); rows];
         if rows == 0 {
             return Ok(out);
         }
-        let refs: Vec<&[u32]> = contexts.iter().map(Vec::as_slice).collect();
-        let (ids, real, width) = left_pad(&refs, self.eos);
+        let kept: Vec<(Vec<u32>, CachedRow<B>)> = memo
+            .as_deref_mut()
+            .and_then(|m| m.take::<Kept<B>>())
+            .map_or_else(Vec::new, |k| k.rows);
+        // Each context's longest shared beginning with a kept row, leaving
+        // at least its last token to read.
+        let reuse: Vec<Option<(&CachedRow<B>, usize)>> = contexts
+            .iter()
+            .map(|c| {
+                kept.iter()
+                    .map(|(tokens, row)| {
+                        let shared = tokens.iter().zip(c).take_while(|(a, b)| a == b).count();
+                        (row, shared.min(c.len() - 1))
+                    })
+                    .max_by_key(|(_, n)| *n)
+                    .filter(|(_, n)| *n > 0)
+            })
+            .collect();
+        let mut cache = KvCache::from_rows(self.llama.num_hidden_layers, &reuse);
+        let suffixes: Vec<&[u32]> = contexts
+            .iter()
+            .zip(&reuse)
+            .map(|(c, r)| &c[r.map_or(0, |(_, n)| n)..])
+            .collect();
+        let (ids, real, width) = left_pad(&suffixes, self.eos);
         let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, width]), device);
-        let mut cache = KvCache::new(self.llama.num_hidden_layers);
         let adapter = self.adapter();
         let h = model.hidden(tokens, Some(&real), Some(&mut cache), adapter); // [rows, width, hidden]
         let mut logits = model.head(h.narrow(1, width - 1, 1)); // [rows, 1, vocab]
@@ -515,8 +544,67 @@ impl LlamaPolicy {
             if done.iter().all(|&d| d) || k + 1 == self.config.max_line_tokens {
                 break;
             }
+            // A row that has ended reads padding: its cache keeps what it
+            // wrote while it was live (all its tokens but the last).
+            let live: Vec<bool> = done.iter().map(|d| !d).collect();
             let next = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [rows, 1]), device);
-            logits = model.head(model.hidden(next, None, Some(&mut cache), adapter));
+            logits = model.head(model.hidden(next, Some(&live), Some(&mut cache), adapter));
+        }
+        if let Some(memo) = memo {
+            let mut rows_kept = Vec::with_capacity(rows);
+            for (r, (context, (tokens, _))) in contexts.iter().zip(&out).enumerate() {
+                let read = [context.as_slice(), &tokens[..tokens.len().saturating_sub(1)]].concat();
+                if let Some(row) = cache.row(r)
+                    && row.len() == read.len()
+                {
+                    rows_kept.push((read, row));
+                }
+            }
+            memo.put(Kept { rows: rows_kept });
+        }
+        Ok(out)
+    }
+
+    /// One line per state (the end of the answer where `max_lines` are
+    /// written), generated with `memo` when the runner keeps one.
+    #[expect(clippy::too_many_arguments, reason = "act's inputs and the memo")]
+    fn act_lines<B: Backend>(
+        &self,
+        model: &Llama<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+        memo: Option<&mut ActMemo>,
+    ) -> Result<Vec<Acted<Line>>, PolicyError> {
+        let mut free = Vec::new();
+        let mut contexts = Vec::new();
+        for (i, s) in states.iter().enumerate() {
+            if !self.answer_full(s) {
+                free.push(i);
+                contexts.push(self.context(cohort, s)?);
+            }
+        }
+        let mut generated = self
+            .generate(model, &contexts, mode, rng, device, memo)?
+            .into_iter();
+        let mut free = free.into_iter().peekable();
+        let mut out = Vec::with_capacity(states.len());
+        for (i, s) in states.iter().enumerate() {
+            if free.peek() == Some(&i) {
+                free.next();
+                let (tokens, parts) = generated.next().unwrap_or_default();
+                out.push(Acted {
+                    decision: self.line(s, tokens, false)?,
+                    parts,
+                });
+            } else {
+                out.push(Acted {
+                    decision: self.line(s, vec![self.eos], true)?,
+                    parts: Vec::new(),
+                });
+            }
         }
         Ok(out)
     }
@@ -647,6 +735,12 @@ fn rows(seqs: &[Vec<u32>]) -> (Vec<usize>, Vec<usize>) {
 /// A generated line's tokens and each token's log-probability.
 type Generated = (Vec<u32>, Vec<f32>);
 
+/// What [`LlamaPolicy`] keeps in its [`ActMemo`]: each row of the last
+/// act call, the tokens it has read and their keys and values.
+struct Kept<B: Backend> {
+    rows: Vec<(Vec<u32>, CachedRow<B>)>,
+}
+
 /// `log softmax(row / temperature)`, with `banned` at −∞ (probability 0).
 fn log_probs(row: &[f32], temperature: f32, banned: Option<usize>) -> Result<Vec<f32>, PolicyError> {
     let mut z: Vec<f32> = row.iter().map(|l| l / temperature).collect();
@@ -758,33 +852,20 @@ impl PolicyFamily for LlamaPolicy {
         rng: &mut Rng,
         device: &B::Device,
     ) -> Result<Vec<Acted<Line>>, PolicyError> {
-        let mut free = Vec::new();
-        let mut contexts = Vec::new();
-        for (i, s) in states.iter().enumerate() {
-            if !self.answer_full(s) {
-                free.push(i);
-                contexts.push(self.context(cohort, s)?);
-            }
-        }
-        let mut generated = self.generate(model, &contexts, mode, rng, device)?.into_iter();
-        let mut free = free.into_iter().peekable();
-        let mut out = Vec::with_capacity(states.len());
-        for (i, s) in states.iter().enumerate() {
-            if free.peek() == Some(&i) {
-                free.next();
-                let (tokens, parts) = generated.next().unwrap_or_default();
-                out.push(Acted {
-                    decision: self.line(s, tokens, false)?,
-                    parts,
-                });
-            } else {
-                out.push(Acted {
-                    decision: self.line(s, vec![self.eos], true)?,
-                    parts: Vec::new(),
-                });
-            }
-        }
-        Ok(out)
+        self.act_lines(model, cohort, states, mode, rng, device, None)
+    }
+
+    fn act_with_memo<B: Backend>(
+        &self,
+        model: &Llama<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+        memo: &mut ActMemo,
+    ) -> Result<Vec<Acted<Line>>, PolicyError> {
+        self.act_lines(model, cohort, states, mode, rng, device, Some(memo))
     }
 
     fn score<B: Backend>(

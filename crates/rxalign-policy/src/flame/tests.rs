@@ -3,7 +3,7 @@ use burn::backend::flex::FlexDevice;
 use rxalign_core::{Action, DrugSet, seeded_rng};
 
 use super::*;
-use crate::family::{ActMode, Effect, PolicyFamily, State};
+use crate::family::{ActMemo, ActMode, Effect, PolicyFamily, State};
 use crate::test_support::tiny;
 
 fn family(prompts: PromptStyle, lora: Option<LoraConfig>) -> LlamaPolicy {
@@ -200,6 +200,76 @@ fn acting_and_scoring_agree_token_by_token() {
                 assert!(!t[1..].contains(&f.eos()), "the end of answer only starts a line");
             }
         }
+    }
+}
+
+#[test]
+fn acting_with_the_memo_gives_the_lines_acting_without_it_gives() {
+    let cohort = tiny();
+    for prompts in [PromptStyle::AddRemove, PromptStyle::Edit] {
+        let f = family(prompts, None);
+        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice);
+        let starts = [DrugSet::from_indices(6, [1]), DrugSet::from_indices(6, [0, 3])];
+        // Four episodes (two visits, two starts) for up to six calls, by
+        // sampling; the memo is kept across the calls.
+        let mut memo = ActMemo::default();
+        let mut lists: Vec<DrugSet> = (0..4).map(|i| starts[i % 2].clone()).collect();
+        let mut earlier: Vec<Vec<Effect>> = vec![Vec::new(); 4];
+        let mut reused = 0;
+        for call in 0..6 {
+            let states: Vec<State<'_>> = (0..4)
+                .map(|i| State {
+                    visit: i / 2,
+                    list: &lists[i],
+                    start: &starts[i % 2],
+                    earlier: &earlier[i],
+                })
+                .collect();
+            let mode = ActMode::Sample { temperature: 1.3 };
+            let with = f
+                .act_with_memo(
+                    &model,
+                    &cohort,
+                    &states,
+                    mode,
+                    &mut seeded_rng(call, "a"),
+                    &FlexDevice,
+                    &mut memo,
+                )
+                .unwrap();
+            let without = f
+                .act(
+                    &model,
+                    &cohort,
+                    &states,
+                    mode,
+                    &mut seeded_rng(call, "a"),
+                    &FlexDevice,
+                )
+                .unwrap();
+            for (w, o) in with.iter().zip(&without) {
+                assert_eq!(w.decision, o.decision, "{prompts:?} call {call}");
+                for (a, b) in w.parts.iter().zip(&o.parts) {
+                    assert!((a - b).abs() < 1e-4, "{prompts:?} call {call}: {a} vs {b}");
+                }
+            }
+            let kept = memo.take::<Kept<Flex>>().unwrap();
+            reused += kept.rows.len();
+            memo.put(kept);
+            for (i, a) in with.into_iter().enumerate() {
+                match &a.decision.effect {
+                    Effect::Act(Action::Add(d)) => {
+                        lists[i].insert(*d);
+                    }
+                    Effect::Act(Action::Remove(d)) => {
+                        lists[i].remove(*d);
+                    }
+                    _ => {}
+                }
+                earlier[i].push(a.decision.effect);
+            }
+        }
+        assert!(reused > 0);
     }
 }
 
