@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use burn::prelude::*;
 use rxalign_core::trajectory::ActionRecord;
 use rxalign_core::{Action, Cohort, DrugSet, Rng, Trajectory};
-use rxalign_env::trajectory::TrajectoryRecorder;
+use rxalign_env::trajectory::{Decided, TrajectoryRecorder};
 use rxalign_env::{Episode, Reward};
 use rxalign_policy::family::{ActMemo, ActMode, Acted, Effect, PolicyFamily, State};
 
@@ -174,7 +174,18 @@ impl Episodes<'_> {
                         }
                     };
                     if let Some(recorder) = &mut r.recorder {
-                        recorder.record(record, Some(f64::from(acted.logp().exp())), reward, &r.episode);
+                        let parts = &acted.parts;
+                        let decided = Decided {
+                            probability: Some(f64::from(acted.logp().exp())),
+                            text: family.decision_text(&acted.decision),
+                            // A decision of one part has its probability.
+                            part_probabilities: if parts.len() > 1 {
+                                parts.iter().map(|p| f64::from(p.exp())).collect()
+                            } else {
+                                Vec::new()
+                            },
+                        };
+                        recorder.record(record, decided, reward, &r.episode);
                     }
                     r.effects.push(effect.clone());
                     r.steps.push(EpisodeStep {

@@ -286,6 +286,14 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
         false
     }
 
+    /// What a decision says as its policy wrote it (a language model's
+    /// line), kept in trajectories beside the action it became; `None` by
+    /// default (a decision that is its action).
+    fn decision_text(&self, decision: &Self::Decision) -> Option<String> {
+        let _ = decision;
+        None
+    }
+
     /// How a decision's parts are reduced; averaging by default.
     fn reduction(&self) -> PartReduction {
         PartReduction::Mean

@@ -466,7 +466,6 @@ impl LlamaPolicy {
     /// The new tokens `[rows, new]` after the cached `[rows, kv_heads,
     /// cached, head_dim]` keys and values; per step, the last position's
     /// logits `[rows, vocab]` come to the host.
-    #[expect(clippy::too_many_arguments, reason = "act's inputs and the memo")]
     fn generate<B: Backend>(
         &self,
         model: &Llama<B>,
@@ -963,6 +962,16 @@ impl PolicyFamily for LlamaPolicy {
 
     fn scores_episodes_together(&self) -> bool {
         true
+    }
+
+    /// The line as generated (special tokens left out), or `<end of
+    /// answer>` for the end-of-answer token.
+    fn decision_text(&self, line: &Line) -> Option<String> {
+        Some(if line.tokens.first() == Some(&self.eos) {
+            "<end of answer>".to_string()
+        } else {
+            line.text.clone()
+        })
     }
 
     fn reduction(&self) -> PartReduction {
