@@ -120,10 +120,11 @@ impl Episodes<'_> {
             if active.is_empty() {
                 break;
             }
-            for (c, chunk) in active
-                .chunks(self.max_batch.unwrap_or(active.len()).max(1))
-                .enumerate()
-            {
+            let batch = match (self.max_batch, family.max_act_batch()) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(active.len()),
+            };
+            for (c, chunk) in active.chunks(batch.max(1)).enumerate() {
                 if memos.len() <= c {
                     memos.push(ActMemo::default());
                 }

@@ -286,6 +286,13 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
         false
     }
 
+    /// At most this many states per act call, whatever the runner's batch
+    /// (a language model's batch holds every row's keys and values); no
+    /// bound by default.
+    fn max_act_batch(&self) -> Option<usize> {
+        None
+    }
+
     /// What a decision says as its policy wrote it (a language model's
     /// line), kept in trajectories beside the action it became; `None` by
     /// default (a decision that is its action).

@@ -136,6 +136,9 @@ pub struct LlamaPolicyConfig {
     pub max_line_tokens: usize,
     /// The note is cut to this many characters.
     pub note_chars: usize,
+    /// At most this many answers are generated at once (each keeps its
+    /// keys and values while the batch decodes).
+    pub act_batch: usize,
 }
 
 impl Default for LlamaPolicyConfig {
@@ -148,6 +151,7 @@ impl Default for LlamaPolicyConfig {
             max_lines: 8,
             max_line_tokens: 12,
             note_chars: 300,
+            act_batch: 64,
         }
     }
 }
@@ -173,6 +177,7 @@ impl LlamaPolicyConfig {
             ("scratch.intermediate", s.intermediate),
             ("max_lines", self.max_lines),
             ("max_line_tokens", self.max_line_tokens),
+            ("act_batch", self.act_batch),
         ] {
             positive(field, value)?;
         }
@@ -962,6 +967,10 @@ impl PolicyFamily for LlamaPolicy {
 
     fn scores_episodes_together(&self) -> bool {
         true
+    }
+
+    fn max_act_batch(&self) -> Option<usize> {
+        Some(self.config.act_batch)
     }
 
     /// The line as generated (special tokens left out), or `<end of

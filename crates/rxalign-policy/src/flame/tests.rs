@@ -329,7 +329,14 @@ fn an_answer_scored_together_equals_its_lines_scored_alone() {
         let together = values(together.logp);
         for (i, (state, line)) in states.iter().zip(&lines).enumerate() {
             let alone = f
-                .score(&model, &cohort, &[*state], std::slice::from_ref(line), 1.0, &FlexDevice)
+                .score(
+                    &model,
+                    &cohort,
+                    &[*state],
+                    std::slice::from_ref(line),
+                    1.0,
+                    &FlexDevice,
+                )
                 .unwrap();
             let alone = values(alone.logp);
             for (k, a) in alone.iter().enumerate() {
