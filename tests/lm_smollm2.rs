@@ -39,7 +39,13 @@ fn root() -> PathBuf {
 
 /// A greedy episode's lines (edits and refusals, not the ends of answers)
 /// and refusals.
-fn lines_and_refusals(family: &LlamaPolicy, model: &rxalign_lm::Llama<Inner>, cohort: &Cohort, reward: &Reward, visits: &[usize]) -> Vec<(usize, usize)> {
+fn lines_and_refusals(
+    family: &LlamaPolicy,
+    model: &rxalign_lm::Llama<Inner>,
+    cohort: &Cohort,
+    reward: &Reward,
+    visits: &[usize],
+) -> Vec<(usize, usize)> {
     let episodes = Episodes {
         cohort,
         reward,
@@ -116,7 +122,9 @@ fn lm_smollm2_smoke_run_writes_answers_before_and_after_sft() {
     let recorded = |method: &str| {
         rows.iter()
             .rev()
-            .find(|r| r["method"] == method && r["split"] == "test" && r["metrics"]["refusal_rate"].is_number())
+            .find(|r| {
+                r["method"] == method && r["split"] == "test" && r["metrics"]["refusal_rate"].is_number()
+            })
             .map(|r| r["metrics"]["refusal_rate"].as_f64().unwrap())
             .unwrap_or_else(|| panic!("no test refusal_rate of {method} in {metrics}"))
     };
@@ -134,11 +142,17 @@ fn lm_smollm2_smoke_run_writes_answers_before_and_after_sft() {
     let predictions = std::fs::read_to_string(run_dir.join("predictions/sft.jsonl")).unwrap();
     let visits: Vec<usize> = predictions
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["visit"].as_u64().unwrap() as usize)
+        .map(|l| {
+            let row: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = row["visit_id"].as_str().unwrap();
+            cohort.visits.iter().position(|v| v.visit_id == id).unwrap()
+        })
         .collect();
     assert!(!visits.is_empty());
     let reward = reward();
-    let pretrained: rxalign_lm::Llama<Inner> = family.init(&mut seeded_rng(0, "pretrained"), &FlexDevice).unwrap();
+    let pretrained: rxalign_lm::Llama<Inner> = family
+        .init(&mut seeded_rng(0, "pretrained"), &FlexDevice)
+        .unwrap();
     let before = lines_and_refusals(&family, &pretrained, &cohort, &reward, &visits);
     let sft_checkpoint = find(&run_dir, "sft.ckpt");
     let sft = checkpoint::load_module(&sft_checkpoint, pretrained, &FlexDevice).unwrap();
@@ -187,7 +201,10 @@ fn reward() -> Reward {
 fn find(dir: &Path, suffix: &str) -> PathBuf {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
@@ -285,7 +302,9 @@ fn a_smollm2_grpo_checkpoint_keeps_the_adapters_and_resumes_to_the_same_next_los
         ..GrpoSettings::default()
     };
     let run = |settings: &GrpoSettings, checkpoint: Option<&Path>| {
-        let fresh = family.init::<CpuTrainBackend>(&mut seeded_rng(9, "other"), &FlexDevice).unwrap();
+        let fresh = family
+            .init::<CpuTrainBackend>(&mut seeded_rng(9, "other"), &FlexDevice)
+            .unwrap();
         let start = checkpoint::load_module(&sft_path, fresh, &FlexDevice).unwrap();
         let job = GrpoJob {
             cohort: &cohort,
@@ -313,5 +332,7 @@ fn a_smollm2_grpo_checkpoint_keeps_the_adapters_and_resumes_to_the_same_next_los
         straight,
         "iterations 2 and 3 repeat the uninterrupted run"
     );
-    eprintln!("GRPO checkpoint (rank-4 adapters on q and v, Adam's state): {size} bytes; the base: {base} bytes");
+    eprintln!(
+        "GRPO checkpoint (rank-4 adapters on q and v, Adam's state): {size} bytes; the base: {base} bytes"
+    );
 }
