@@ -30,12 +30,19 @@ impl ActionRecord {
 
 /// One step: the action, its probability under the policy (when a policy
 /// chose it), the step reward `Phi(S_{t+1}) - Phi(S_t)`, that reward broken
-/// into its weighted terms, and the list after the step.
+/// into its weighted terms, and the list after the step. A generative
+/// policy's step also keeps what it wrote (a language model's line) and
+/// the probability of each of its parts (tokens), whose product is
+/// `probability`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub action: ActionRecord,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_probabilities: Vec<f64>,
     pub reward: f64,
     pub terms: BTreeMap<String, f64>,
     pub list: Vec<String>,

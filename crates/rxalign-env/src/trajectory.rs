@@ -24,6 +24,16 @@ pub fn expert_actions(start: &DrugSet, target: &DrugSet) -> Vec<Action> {
         .collect()
 }
 
+/// How a policy took a recorded step: the probability of its decision,
+/// and for a generative policy what it wrote and each part's (token's)
+/// probability.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decided {
+    pub probability: Option<f64>,
+    pub text: Option<String>,
+    pub part_probabilities: Vec<f64>,
+}
+
 /// Builds the record of an episode step by step.
 #[derive(Debug)]
 pub struct TrajectoryRecorder<'c> {
@@ -72,10 +82,12 @@ impl<'c> TrajectoryRecorder<'c> {
     }
 
     /// Records the step just taken on `episode`.
+    /// Records a step: its action, how the policy took it (`decided`) and
+    /// its reward.
     pub fn record(
         &mut self,
         action: ActionRecord,
-        probability: Option<f64>,
+        decided: Decided,
         reward: StepReward,
         episode: &Episode<'_>,
     ) {
@@ -87,7 +99,9 @@ impl<'c> TrajectoryRecorder<'c> {
             .collect();
         self.trajectory.steps.push(StepRecord {
             action,
-            probability,
+            probability: decided.probability,
+            text: decided.text,
+            part_probabilities: decided.part_probabilities,
             reward: reward.total,
             terms,
             list: codes_of(episode.list(), &self.cohort.drugs),
@@ -124,7 +138,7 @@ pub fn replay_edits(
         let r = episode.step(action)?;
         recorder.record(
             ActionRecord::from_action(action, &cohort.drugs),
-            None,
+            Decided::default(),
             r,
             &episode,
         );

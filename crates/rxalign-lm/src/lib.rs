@@ -23,7 +23,7 @@ pub mod weights;
 pub use config::LlamaConfig;
 pub use error::{LmError, Result};
 pub use generate::{Completion, GenerateConfig, GenerateStats, Sampling, generate};
-pub use llama::{KvCache, Llama};
+pub use llama::{CachedRow, KvCache, Llama};
 pub use lora::{Adapter, LoraConfig};
 pub use tokenizer::{ChatTemplate, Message, Tokenizer};
 pub use weights::{load_pretrained, save_pretrained};

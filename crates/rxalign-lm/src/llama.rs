@@ -49,6 +49,110 @@ impl<B: Backend> KvCache<B> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Row `r`'s keys and values at its real positions (padding left
+    /// out), every layer; `None` when nothing is cached or there is no
+    /// row `r`.
+    ///
+    /// # Shapes
+    /// per layer, keys and values `[1, kv_heads, real positions, head_dim]`
+    pub fn row(&self, r: usize) -> Option<CachedRow<B>> {
+        let real = self.real.get(r)?;
+        let keep: Vec<i64> = (0..real.len()).filter(|&k| real[k]).map(|k| k as i64).collect();
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (k, v) = layer.as_ref()?;
+            let device = k.device();
+            let at = Tensor::<B, 1, Int>::from_data(TensorData::new(keep.clone(), [keep.len()]), &device);
+            let pick = |t: &Tensor<B, 4>| t.clone().narrow(0, r, 1).select(2, at.clone());
+            layers.push((pick(k), pick(v)));
+        }
+        Some(CachedRow {
+            layers,
+            len: keep.len(),
+        })
+    }
+
+    /// A cache that continues `rows`: row `i` holds the first `n` positions
+    /// of its [`CachedRow`] (`None`: nothing cached), left-padded to the
+    /// longest with masked positions. The tokens given next continue each
+    /// row at its own position.
+    ///
+    /// # Shapes
+    /// per layer, keys and values `[rows.len(), kv_heads, longest n, head_dim]`
+    pub fn from_rows(layers: usize, rows: &[Option<(&CachedRow<B>, usize)>]) -> Self {
+        let kept = |row: &Option<(&CachedRow<B>, usize)>| row.map_or(0, |(c, n)| n.min(c.len));
+        let width = rows.iter().map(kept).max().unwrap_or(0);
+        let Some((shape, device)) = rows
+            .iter()
+            .flatten()
+            .find_map(|(c, _)| c.layers.first().map(|(k, _)| (k.dims(), k.device())))
+        else {
+            return Self::new(layers);
+        };
+        if width == 0 {
+            return Self::new(layers);
+        }
+        let [_, kv, _, d] = shape;
+        let mut out = Vec::with_capacity(layers);
+        for l in 0..layers {
+            let mut keys = Vec::with_capacity(rows.len());
+            let mut values = Vec::with_capacity(rows.len());
+            for row in rows {
+                let n = kept(row);
+                let pad = |parts: &mut Vec<Tensor<B, 4>>| {
+                    if n < width {
+                        parts.push(Tensor::zeros([1, kv, width - n, d], &device));
+                    }
+                };
+                let mut k_parts = Vec::with_capacity(2);
+                let mut v_parts = Vec::with_capacity(2);
+                pad(&mut k_parts);
+                pad(&mut v_parts);
+                if let Some((c, _)) = row
+                    && n > 0
+                {
+                    let (k, v) = &c.layers[l];
+                    k_parts.push(k.clone().narrow(2, 0, n));
+                    v_parts.push(v.clone().narrow(2, 0, n));
+                }
+                keys.push(Tensor::cat(k_parts, 2));
+                values.push(Tensor::cat(v_parts, 2));
+            }
+            out.push(Some((Tensor::cat(keys, 0), Tensor::cat(values, 0))));
+        }
+        let real = rows
+            .iter()
+            .map(|row| {
+                let n = kept(row);
+                let mut r = vec![false; width - n];
+                r.resize(width, true);
+                r
+            })
+            .collect();
+        KvCache { layers: out, real }
+    }
+}
+
+/// One sequence's keys and values, every layer, without padding: what
+/// [`KvCache::row`] takes out of a batch and [`KvCache::from_rows`] puts
+/// back, so that a caller can continue a sequence later in another batch.
+#[derive(Debug, Clone)]
+pub struct CachedRow<B: Backend> {
+    /// Per layer: keys and values, each `[1, kv_heads, len, head_dim]`.
+    layers: Vec<(Tensor<B, 4>, Tensor<B, 4>)>,
+    len: usize,
+}
+
+impl<B: Backend> CachedRow<B> {
+    /// How many positions are cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Grouped-query self-attention.

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use burn::prelude::*;
 use rxalign_core::trajectory::ActionRecord;
 use rxalign_core::{Action, Cohort, DrugSet, Rng, Trajectory};
-use rxalign_env::trajectory::TrajectoryRecorder;
+use rxalign_env::trajectory::{Decided, TrajectoryRecorder};
 use rxalign_env::{Episode, Reward};
-use rxalign_policy::family::{ActMode, Acted, Effect, PolicyFamily, State};
+use rxalign_policy::family::{ActMemo, ActMode, Acted, Effect, PolicyFamily, State};
 
 use crate::TrainError;
 
@@ -112,12 +112,22 @@ impl Episodes<'_> {
             .collect();
         let budget = self.budget;
         let done = |r: &Running<'_, F::Decision>| r.episode.is_done() || r.steps.len() >= budget;
+        // One memo per batch position: a batch mostly continues the
+        // episodes of the same position's last batch.
+        let mut memos: Vec<ActMemo> = Vec::new();
         loop {
             let active: Vec<usize> = (0..running.len()).filter(|&i| !done(&running[i])).collect();
             if active.is_empty() {
                 break;
             }
-            for chunk in active.chunks(self.max_batch.unwrap_or(active.len()).max(1)) {
+            let batch = match (self.max_batch, family.max_act_batch()) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(active.len()),
+            };
+            for (c, chunk) in active.chunks(batch.max(1)).enumerate() {
+                if memos.len() <= c {
+                    memos.push(ActMemo::default());
+                }
                 let lists: Vec<DrugSet> = chunk.iter().map(|&i| running[i].episode.list().clone()).collect();
                 let states: Vec<State<'_>> = chunk
                     .iter()
@@ -129,7 +139,8 @@ impl Episodes<'_> {
                         earlier: &running[i].effects,
                     })
                     .collect();
-                let acted = family.act(model, cohort, &states, self.mode, rng, device)?;
+                let acted =
+                    family.act_with_memo(model, cohort, &states, self.mode, rng, device, &mut memos[c])?;
                 for ((&i, before), acted) in chunk.iter().zip(&lists).zip(acted) {
                     let r = &mut running[i];
                     let effect = family.effect(&acted.decision, cohort);
@@ -164,7 +175,18 @@ impl Episodes<'_> {
                         }
                     };
                     if let Some(recorder) = &mut r.recorder {
-                        recorder.record(record, Some(f64::from(acted.logp().exp())), reward, &r.episode);
+                        let parts = &acted.parts;
+                        let decided = Decided {
+                            probability: Some(f64::from(acted.logp().exp())),
+                            text: family.decision_text(&acted.decision),
+                            // A decision of one part has its probability.
+                            part_probabilities: if parts.len() > 1 {
+                                parts.iter().map(|p| f64::from(p.exp())).collect()
+                            } else {
+                                Vec::new()
+                            },
+                        };
+                        recorder.record(record, decided, reward, &r.episode);
                     }
                     r.effects.push(effect.clone());
                     r.steps.push(EpisodeStep {

@@ -1,6 +1,8 @@
 //! The shared loops on FLAME's language-model family (`llama`) of a tiny
 //! cohort, and step-wise credit on tokens.
 
+use std::collections::HashSet;
+
 use burn::backend::flex::FlexDevice;
 use burn::module::AutodiffModule;
 use rxalign_core::{Action, DrugSet, Rng, seeded_rng};
@@ -10,7 +12,7 @@ use rxalign_policy::family::{ActMode, Acted, Effect};
 use rxalign_policy::flame::{LlamaPolicy, LlamaPolicyConfig, PromptStyle, ScratchModel};
 use rxalign_policy::test_support::tiny;
 
-use crate::episodes::{EpisodeResult, EpisodeStep, Episodes};
+use crate::episodes::{EpisodeResult, EpisodeStep, Episodes, Recording};
 use crate::grpo::{GrpoJob, GrpoSettings, advantages, group_advantages, token_advantages, train_grpo};
 use crate::observer::{EvalPlan, ObserverError, StepLog, TrainObserver};
 use crate::sft::{SftJob, SftSettings, SftStarts, train_sft};
@@ -203,13 +205,18 @@ fn sft_then_grpo_train_the_language_model() {
     let loss: Vec<f64> = keep.0.iter().map(|l| l.train["loss/sft"]).collect();
     assert!(loss[79] < loss[0] * 0.1, "{loss:?}");
     // Greedy answers from the empty list write the prescribed drugs.
+    let recorded: HashSet<usize> = [0].into();
     let decoded = Episodes {
         cohort: &cohort,
         reward: &reward,
         budget,
         mode: ActMode::Greedy,
         max_batch: None,
-        record: None,
+        record: Some(Recording {
+            method: "sft",
+            split: "test",
+            visits: &recorded,
+        }),
     }
     .run(
         &family,
@@ -231,6 +238,22 @@ fn sft_then_grpo_train_the_language_model() {
             Effect::Act(Action::Stop)
         ]
     );
+    // The trajectory keeps each line as written and its tokens'
+    // probabilities, whose product is the line's (the end of the add
+    // answer is no step of the decision process, so it is not recorded).
+    let trajectory = decoded[0].trajectory.as_ref().unwrap();
+    let texts: Vec<Option<&str>> = trajectory.steps.iter().map(|s| s.text.as_deref()).collect();
+    let names = |d: usize| Some(cohort.drugs.name(d));
+    assert_eq!(texts, [names(0), names(2), Some("<end of answer>")]);
+    for s in &trajectory.steps {
+        let p = s.probability.unwrap();
+        if s.part_probabilities.is_empty() {
+            continue;
+        }
+        let product: f64 = s.part_probabilities.iter().product();
+        assert!((product - p).abs() < 1e-4 * p.max(1e-3), "{product} vs {p}");
+    }
+    assert!(trajectory.steps.iter().any(|s| s.part_probabilities.len() > 1));
     // Two iterations of step-wise GRPO from it: finite losses, the KL (k3
     // per token) to the SFT model small and non-negative.
     let settings = GrpoSettings {

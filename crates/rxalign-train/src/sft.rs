@@ -218,10 +218,16 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
         first
     };
     for epoch in first..=settings.epochs {
-        let mut samples = expert_samples(family, job, &corrupt, &mut rng)?;
-        samples.shuffle(&mut rng);
+        let episodes = expert_samples(family, job, &corrupt, &mut rng)?;
+        let (samples, batches) = batches(
+            episodes,
+            settings.batch_size,
+            family.scores_episodes_together(),
+            &mut rng,
+        );
         let mut total = 0.0;
-        for chunk in samples.chunks(settings.batch_size) {
+        for range in batches {
+            let chunk = &samples[range];
             let states: Vec<State<'_>> = chunk
                 .iter()
                 .map(|s| State {
@@ -324,9 +330,9 @@ fn expert_samples<F: PolicyFamily>(
     job: &SftJob<'_>,
     corrupt: &CorruptedStart,
     rng: &mut Rng,
-) -> Result<Vec<Sample<F::Decision>>, TrainError> {
+) -> Result<Vec<Vec<Sample<F::Decision>>>, TrainError> {
     let cohort = job.cohort;
-    let mut samples = Vec::new();
+    let mut episodes = Vec::new();
     for &v in job.train {
         let truth = &cohort.visits[v].drugs;
         let mut starts = Vec::with_capacity(2);
@@ -339,6 +345,7 @@ fn expert_samples<F: PolicyFamily>(
         for start in starts {
             let mut list = start.clone();
             let mut earlier = Vec::new();
+            let mut samples = Vec::new();
             for action in family.expert_plan(&start, truth) {
                 let decision = family.expert(
                     State {
@@ -369,7 +376,118 @@ fn expert_samples<F: PolicyFamily>(
                 }
                 earlier.push(effect);
             }
+            episodes.push(samples);
         }
     }
-    Ok(samples)
+    Ok(episodes)
+}
+
+/// One epoch's samples in training order and its batches (ranges of
+/// them). By default the decisions are shuffled one by one and cut into
+/// `batch_size` pieces; `by_episode` shuffles whole episodes instead and
+/// fills each batch with whole episodes, closing it before it would pass
+/// `batch_size` decisions (an episode longer than that is a batch alone).
+fn batches<D>(
+    episodes: Vec<Vec<Sample<D>>>,
+    batch_size: usize,
+    by_episode: bool,
+    rng: &mut Rng,
+) -> (Vec<Sample<D>>, Vec<std::ops::Range<usize>>) {
+    if !by_episode {
+        let mut samples: Vec<Sample<D>> = episodes.into_iter().flatten().collect();
+        samples.shuffle(rng);
+        let n = samples.len();
+        let ranges = (0..n)
+            .step_by(batch_size.max(1))
+            .map(|a| a..(a + batch_size).min(n))
+            .collect();
+        return (samples, ranges);
+    }
+    let mut episodes = episodes;
+    episodes.shuffle(rng);
+    let mut samples = Vec::new();
+    let mut ranges = Vec::new();
+    let mut begin = 0;
+    for episode in episodes {
+        let len = samples.len();
+        if len > begin && len - begin + episode.len() > batch_size {
+            ranges.push(begin..len);
+            begin = len;
+        }
+        samples.extend(episode);
+    }
+    if samples.len() > begin {
+        ranges.push(begin..samples.len());
+    }
+    (samples, ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Episode `e` of `len` decisions, each decision its (episode, step).
+    fn episodes(lens: &[usize]) -> Vec<Vec<Sample<(usize, usize)>>> {
+        lens.iter()
+            .enumerate()
+            .map(|(e, &len)| {
+                (0..len)
+                    .map(|k| Sample {
+                        visit: e,
+                        list: DrugSet::empty(1),
+                        start: DrugSet::empty(1),
+                        earlier: Vec::new(),
+                        decision: (e, k),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_by_episode_keep_each_episode_whole_and_in_order() {
+        let lens = [3, 1, 4, 1, 5, 9, 2, 6];
+        let (samples, ranges) = batches(episodes(&lens), 6, true, &mut seeded_rng(0, "t"));
+        assert_eq!(samples.len(), lens.iter().sum::<usize>());
+        // The batches tile the samples.
+        let mut next = 0;
+        for r in &ranges {
+            assert_eq!(r.start, next);
+            next = r.end;
+            let batch = &samples[r.clone()];
+            // Whole episodes, each in step order; over the size only alone.
+            let mut seen: Vec<usize> = batch.iter().map(|s| s.decision.0).collect();
+            seen.dedup();
+            for e in &seen {
+                let steps: Vec<usize> = batch
+                    .iter()
+                    .filter(|s| s.decision.0 == *e)
+                    .map(|s| s.decision.1)
+                    .collect();
+                assert_eq!(steps, (0..lens[*e]).collect::<Vec<_>>());
+            }
+            assert!(batch.len() <= 6 || seen.len() == 1, "{seen:?}");
+        }
+        assert_eq!(next, samples.len());
+        // Episodes are shuffled, not kept in their order.
+        let order: Vec<usize> = samples.iter().map(|s| s.decision.0).collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_ne!(order, sorted);
+    }
+
+    #[test]
+    fn batches_by_decision_shuffle_decisions_as_before() {
+        let lens = [3, 1, 4];
+        let (samples, ranges) = batches(episodes(&lens), 3, false, &mut seeded_rng(0, "t"));
+        // The same order as shuffling the flat list with the same generator.
+        let mut flat: Vec<(usize, usize)> = episodes(&lens)
+            .into_iter()
+            .flatten()
+            .map(|s| s.decision)
+            .collect();
+        flat.shuffle(&mut seeded_rng(0, "t"));
+        assert_eq!(samples.iter().map(|s| s.decision).collect::<Vec<_>>(), flat);
+        assert_eq!(ranges, vec![0..3, 3..6, 6..8]);
+    }
 }

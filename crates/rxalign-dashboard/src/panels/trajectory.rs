@@ -528,8 +528,19 @@ impl TrajectoryPanel {
                         ActionRecord::Unrecognized(line) => ("unrecognized", line.clone()),
                     };
                     ui.label(action);
-                    ui.label(code);
-                    ui.label(s.probability.map_or_else(|| "-".into(), |p| format!("{p:.3}")));
+                    match &s.text {
+                        // What a generative policy wrote, beside the drug it named.
+                        Some(text) if !matches!(s.action, ActionRecord::Unrecognized(_)) => {
+                            ui.label(format!("{code}  ← \"{text}\""))
+                        }
+                        _ => ui.label(code),
+                    };
+                    let p = ui.label(s.probability.map_or_else(|| "-".into(), |p| format!("{p:.3}")));
+                    if !s.part_probabilities.is_empty() {
+                        let parts: Vec<String> =
+                            s.part_probabilities.iter().map(|q| format!("{q:.3}")).collect();
+                        p.on_hover_text(format!("per token: {}", parts.join(" · ")));
+                    }
                     for term in &terms {
                         ui.label(
                             s.terms
@@ -620,6 +631,8 @@ mod tests {
         StepRecord {
             action,
             probability: Some(0.5),
+            text: None,
+            part_probabilities: Vec::new(),
             reward: 0.1,
             terms: BTreeMap::new(),
             list: list.iter().map(|s| s.to_string()).collect(),

@@ -452,11 +452,21 @@ pub fn trajectories_markdown(trajectories: &[Trajectory], drugs: &Vocab) -> Stri
             .first()
             .map(|s| s.terms.keys().collect())
             .unwrap_or_default();
-        out.push_str("| step | action | probability | reward |");
+        // A generative policy's steps keep what it wrote.
+        let written = t.steps.iter().any(|s| s.text.is_some());
+        out.push_str(if written {
+            "| step | action | written | probability | reward |"
+        } else {
+            "| step | action | probability | reward |"
+        });
         for term in &terms {
             out.push_str(&format!(" {term} |"));
         }
-        out.push_str(" list after |\n|---|---|---|---|");
+        out.push_str(if written {
+            " list after |\n|---|---|---|---|---|"
+        } else {
+            " list after |\n|---|---|---|---|"
+        });
         out.push_str(&"---|".repeat(terms.len()));
         out.push_str("---|\n");
         for (k, s) in t.steps.iter().enumerate() {
@@ -468,8 +478,26 @@ pub fn trajectories_markdown(trajectories: &[Trajectory], drugs: &Vocab) -> Stri
                     format!("unrecognised `{line}`")
                 }
             };
-            let p = s.probability.map_or("n/a".to_string(), |p| format!("{p:.3}"));
-            out.push_str(&format!("| {} | {action} | {p} | {:+.4} |", k + 1, s.reward));
+            let mut p = s.probability.map_or("n/a".to_string(), |p| format!("{p:.3}"));
+            if !s.part_probabilities.is_empty() {
+                let parts: Vec<String> = s.part_probabilities.iter().map(|q| format!("{q:.2}")).collect();
+                p.push_str(&format!(" (tokens {})", parts.join(" · ")));
+            }
+            if written {
+                let text = s
+                    .text
+                    .as_deref()
+                    .unwrap_or("")
+                    .replace('|', "\\|")
+                    .replace('`', "'");
+                out.push_str(&format!(
+                    "| {} | {action} | `{text}` | {p} | {:+.4} |",
+                    k + 1,
+                    s.reward
+                ));
+            } else {
+                out.push_str(&format!("| {} | {action} | {p} | {:+.4} |", k + 1, s.reward));
+            }
             for term in &terms {
                 out.push_str(&format!(" {:+.4} |", s.terms.get(*term).copied().unwrap_or(0.0)));
             }

@@ -211,3 +211,35 @@ fn head_of_some_tokens_equals_those_columns_of_the_full_head() {
         }
     }
 }
+
+#[test]
+fn rows_taken_out_of_a_batch_continue_in_another_batch() {
+    let m = tiny();
+    let full = host(m.forward(ids(&[&SEQ]), None, None, Adapter::Off)); // [1, 7, 61]
+    let vocab = 61;
+    // Batch 1: SEQ[..4] left-padded beside a longer unrelated row.
+    let mut cache = KvCache::new(2);
+    let real = [
+        false, false, true, true, true, true, true, true, true, true, true, true,
+    ];
+    let first = [0, 0, SEQ[0], SEQ[1], SEQ[2], SEQ[3]];
+    let _ = m.hidden(
+        ids(&[&first, &[7, 8, 9, 10, 11, 12]]),
+        Some(&real),
+        Some(&mut cache),
+        Adapter::Off,
+    );
+    let row = cache.row(0).unwrap();
+    assert_eq!(row.len(), 4, "padding left out");
+    // Batch 2: continue SEQ from its first 3 cached positions (one cached
+    // position is dropped and read again), beside a row with nothing cached.
+    let mut cache = KvCache::from_rows(2, &[Some((&row, 3)), None]);
+    assert_eq!(cache.len(), 3);
+    let next = [SEQ[3], SEQ[4], SEQ[5], SEQ[6]];
+    let other = [0, 0, 3, 17];
+    let real = [true, true, true, true, false, false, true, true];
+    let out = host(m.forward(ids(&[&next, &other]), Some(&real), Some(&mut cache), Adapter::Off)); // [2, 4, 61]
+    assert!(max_diff(&out[..4 * vocab], &full[3 * vocab..]) < 1e-4);
+    // The row with nothing cached starts at position 0.
+    assert!(max_diff(&out[6 * vocab..8 * vocab], &full[..2 * vocab]) < 1e-4);
+}

@@ -11,6 +11,7 @@
 //! tokens of a generated line): scores come per part, and the family says
 //! whether the trainer sums or averages a decision's parts.
 
+use std::any::Any;
 use std::fmt;
 
 use burn::module::AutodiffModule;
@@ -49,6 +50,34 @@ impl<'a> State<'a> {
             start: list,
             earlier: &[],
         }
+    }
+}
+
+/// What a family keeps between the act calls of one episode run (see
+/// [`PolicyFamily::act_with_memo`]): one value of the family's own type,
+/// empty at the run's start and dropped at its end.
+#[derive(Default)]
+pub struct ActMemo {
+    slot: Option<Box<dyn Any>>,
+}
+
+impl ActMemo {
+    /// The value kept, if it is a `T` (taken out: put it back with [`ActMemo::put`]).
+    pub fn take<T: 'static>(&mut self) -> Option<T> {
+        self.slot.take()?.downcast().ok().map(|b| *b)
+    }
+
+    /// Keeps `value` until the next call.
+    pub fn put<T: 'static>(&mut self, value: T) {
+        self.slot = Some(Box::new(value));
+    }
+}
+
+impl fmt::Debug for ActMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActMemo")
+            .field("holds", &self.slot.is_some())
+            .finish()
     }
 }
 
@@ -153,6 +182,28 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
         device: &B::Device,
     ) -> Result<Vec<Acted<Self::Decision>>, PolicyError>;
 
+    /// [`Self::act`] with `memo`, which the episode runner keeps for the
+    /// family across the calls of one run (each call's states continue
+    /// the earlier calls' episodes). A language model keeps there what it
+    /// computed of its contexts (their keys and values), so that a line
+    /// reads only its new tokens. The decisions and their
+    /// log-probabilities must be those `act` gives; by default the memo is
+    /// unused.
+    #[expect(clippy::too_many_arguments, reason = "act's inputs and the memo")]
+    fn act_with_memo<B: Backend>(
+        &self,
+        model: &Self::Model<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+        memo: &mut ActMemo,
+    ) -> Result<Vec<Acted<Self::Decision>>, PolicyError> {
+        let _ = memo;
+        self.act(model, cohort, states, mode, rng, device)
+    }
+
     /// Scores given decisions at `temperature` (see [`Scored`]).
     fn score<B: Backend>(
         &self,
@@ -234,6 +285,30 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
     /// lines); a run then records its refusal rate. False by default.
     fn refuses(&self) -> bool {
         false
+    }
+
+    /// Whether the decisions of one episode are cheaper to score in one
+    /// call (a language model reads the lines of one answer from one
+    /// forward pass: each line's context begins with the earlier lines').
+    /// SFT then shuffles whole expert episodes rather than single decisions
+    /// and fills each batch with whole episodes. False by default.
+    fn scores_episodes_together(&self) -> bool {
+        false
+    }
+
+    /// At most this many states per act call, whatever the runner's batch
+    /// (a language model's batch holds every row's keys and values); no
+    /// bound by default.
+    fn max_act_batch(&self) -> Option<usize> {
+        None
+    }
+
+    /// What a decision says as its policy wrote it (a language model's
+    /// line), kept in trajectories beside the action it became; `None` by
+    /// default (a decision that is its action).
+    fn decision_text(&self, decision: &Self::Decision) -> Option<String> {
+        let _ = decision;
+        None
     }
 
     /// How a decision's parts are reduced; averaging by default.

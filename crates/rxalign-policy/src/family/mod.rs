@@ -4,4 +4,4 @@
 
 mod base;
 
-pub use base::{ActMode, Acted, Effect, LOG_FLOOR, PartReduction, PolicyFamily, Scored, State};
+pub use base::{ActMemo, ActMode, Acted, Effect, LOG_FLOOR, PartReduction, PolicyFamily, Scored, State};

@@ -49,7 +49,7 @@ use rxalign_core::{Action, Cohort, DrugSet, Rng};
 use rxalign_lm::config::TokenIds;
 use rxalign_lm::generate::left_pad;
 use rxalign_lm::lora::TARGETS;
-use rxalign_lm::{Adapter, KvCache, Llama, LlamaConfig, LoraConfig, Message, Tokenizer};
+use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LoraConfig, Message, Tokenizer};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -57,7 +57,7 @@ pub use parse::{DrugNames, LineKind, Refused, fold, parse_line};
 pub use prompt::{PLACEHOLDERS, TemplateFiles, Templates, render};
 
 use crate::PolicyError;
-use crate::family::{ActMode, Acted, Effect, PartReduction, PolicyFamily, Scored, State};
+use crate::family::{ActMemo, ActMode, Acted, Effect, PartReduction, PolicyFamily, Scored, State};
 
 /// The family's kind in experiment files.
 pub const KIND: &str = "llama";
@@ -147,6 +147,9 @@ pub struct LlamaPolicyConfig {
     pub max_line_tokens: usize,
     /// The note is cut to this many characters.
     pub note_chars: usize,
+    /// At most this many answers are generated at once (each keeps its
+    /// keys and values while the batch decodes).
+    pub act_batch: usize,
 }
 
 impl Default for LlamaPolicyConfig {
@@ -160,6 +163,7 @@ impl Default for LlamaPolicyConfig {
             max_lines: 8,
             max_line_tokens: 12,
             note_chars: 300,
+            act_batch: 64,
         }
     }
 }
@@ -193,6 +197,7 @@ impl LlamaPolicyConfig {
             ("scratch.intermediate", s.intermediate),
             ("max_lines", self.max_lines),
             ("max_line_tokens", self.max_line_tokens),
+            ("act_batch", self.act_batch),
         ] {
             positive(field, value)?;
         }
@@ -481,10 +486,15 @@ impl LlamaPolicy {
         self.position(state).lines.len() >= self.config.max_lines
     }
 
-    /// Generates one line per context.
+    /// Generates one line per context. With `memo`, each context is
+    /// continued from the longest beginning it shares with a row of the
+    /// memo (the previous call's contexts and their lines), so that only
+    /// its new tokens are read; the memo then holds this call's rows.
     ///
     /// # Shapes
-    /// Per step, the last position's logits `[rows, vocab]` come to the host.
+    /// The new tokens `[rows, new]` after the cached `[rows, kv_heads,
+    /// cached, head_dim]` keys and values; per step, the last position's
+    /// logits `[rows, vocab]` come to the host.
     fn generate<B: Backend>(
         &self,
         model: &Llama<B>,
@@ -492,16 +502,39 @@ impl LlamaPolicy {
         mode: ActMode,
         rng: &mut Rng,
         device: &B::Device,
+        mut memo: Option<&mut ActMemo>,
     ) -> Result<Vec<Generated>, PolicyError> {
         let rows = contexts.len();
         let mut out: Vec<Generated> = vec![(Vec::new(), Vec::new()); rows];
         if rows == 0 {
             return Ok(out);
         }
-        let refs: Vec<&[u32]> = contexts.iter().map(Vec::as_slice).collect();
-        let (ids, real, width) = left_pad(&refs, self.eos);
+        let kept: Vec<(Vec<u32>, CachedRow<B>)> = memo
+            .as_deref_mut()
+            .and_then(|m| m.take::<Kept<B>>())
+            .map_or_else(Vec::new, |k| k.rows);
+        // Each context's longest shared beginning with a kept row, leaving
+        // at least its last token to read.
+        let reuse: Vec<Option<(&CachedRow<B>, usize)>> = contexts
+            .iter()
+            .map(|c| {
+                kept.iter()
+                    .map(|(tokens, row)| {
+                        let shared = tokens.iter().zip(c).take_while(|(a, b)| a == b).count();
+                        (row, shared.min(c.len() - 1))
+                    })
+                    .max_by_key(|(_, n)| *n)
+                    .filter(|(_, n)| *n > 0)
+            })
+            .collect();
+        let mut cache = KvCache::from_rows(self.llama.num_hidden_layers, &reuse);
+        let suffixes: Vec<&[u32]> = contexts
+            .iter()
+            .zip(&reuse)
+            .map(|(c, r)| &c[r.map_or(0, |(_, n)| n)..])
+            .collect();
+        let (ids, real, width) = left_pad(&suffixes, self.eos);
         let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, width]), device);
-        let mut cache = KvCache::new(self.llama.num_hidden_layers);
         let adapter = self.adapter();
         let h = model.hidden(tokens, Some(&real), Some(&mut cache), adapter); // [rows, width, hidden]
         let mut logits = model.head(h.narrow(1, width - 1, 1)); // [rows, 1, vocab]
@@ -539,13 +572,88 @@ impl LlamaPolicy {
             if done.iter().all(|&d| d) || k + 1 == self.config.max_line_tokens {
                 break;
             }
+            // A row that has ended reads padding: its cache keeps what it
+            // wrote while it was live (all its tokens but the last).
+            let live: Vec<bool> = done.iter().map(|d| !d).collect();
             let next = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [rows, 1]), device);
-            logits = model.head(model.hidden(next, None, Some(&mut cache), adapter));
+            logits = model.head(model.hidden(next, Some(&live), Some(&mut cache), adapter));
+        }
+        if let Some(memo) = memo {
+            let mut rows_kept = Vec::with_capacity(rows);
+            for (r, (context, (tokens, _))) in contexts.iter().zip(&out).enumerate() {
+                let read = [context.as_slice(), &tokens[..tokens.len().saturating_sub(1)]].concat();
+                if let Some(row) = cache.row(r)
+                    && row.len() == read.len()
+                {
+                    rows_kept.push((read, row));
+                }
+            }
+            memo.put(Kept { rows: rows_kept });
+        }
+        Ok(out)
+    }
+
+    /// One line per state (the end of the answer where `max_lines` are
+    /// written), generated with `memo` when the runner keeps one.
+    #[expect(clippy::too_many_arguments, reason = "act's inputs and the memo")]
+    fn act_lines<B: Backend>(
+        &self,
+        model: &Llama<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+        memo: Option<&mut ActMemo>,
+    ) -> Result<Vec<Acted<Line>>, PolicyError> {
+        let mut free = Vec::new();
+        let mut contexts = Vec::new();
+        for (i, s) in states.iter().enumerate() {
+            if !self.answer_full(s) {
+                free.push(i);
+                contexts.push(self.context(cohort, s)?);
+            }
+        }
+        let mut generated = self
+            .generate(model, &contexts, mode, rng, device, memo)?
+            .into_iter();
+        let mut free = free.into_iter().peekable();
+        let mut out = Vec::with_capacity(states.len());
+        for (i, s) in states.iter().enumerate() {
+            if free.peek() == Some(&i) {
+                free.next();
+                let (tokens, parts) = generated.next().unwrap_or_default();
+                out.push(Acted {
+                    decision: self.line(s, tokens, false)?,
+                    parts,
+                });
+            } else {
+                out.push(Acted {
+                    decision: self.line(s, vec![self.eos], true)?,
+                    parts: Vec::new(),
+                });
+            }
         }
         Ok(out)
     }
 
     /// Scores `decisions` at `states` with `adapter`.
+    ///
+    /// A decision's sequence is its context followed by its tokens. The
+    /// lines of one answer are prefixes of one another (an earlier line's
+    /// context and tokens begin a later line's context), so each sequence
+    /// that begins another is read from the longer one's row ([`rows`]): an
+    /// expert answer of `L` lines costs one forward pass, not `L`. A
+    /// generated line whose text is re-rendered differently (a name written
+    /// in another case) gets a row of its own.
+    ///
+    /// # Shapes
+    /// - forward pass on `[rows, width]` tokens, hidden `[rows, width, hidden]`;
+    /// - the hidden states that predict each decision's tokens are gathered
+    ///   into `[n, parts, hidden]`, so the head runs on `n · parts`
+    ///   positions only;
+    /// - output `logp`, `mask`: `[n, parts]`, left-aligned (column `k` is
+    ///   token `k` of the line).
     #[expect(clippy::too_many_arguments, reason = "score's inputs and the adapter")]
     fn score_with<B: Backend>(
         &self,
@@ -560,60 +668,106 @@ impl LlamaPolicy {
         let n = states.len();
         let parts = decisions.iter().map(|d| d.tokens.len()).max().unwrap_or(1).max(1);
         let mut seqs = Vec::with_capacity(n);
+        // Where each decision's tokens begin in its sequence (after a
+        // non-empty context: the chat's tokens).
+        let mut begins = Vec::with_capacity(n);
         for (s, d) in states.iter().zip(decisions) {
             let mut seq = self.context(cohort, s)?;
+            if seq.is_empty() {
+                return Err(PolicyError::Invalid("an empty prompt".into()));
+            }
+            begins.push(seq.len());
             seq.extend(&d.tokens);
             seqs.push(seq);
         }
-        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let (row_of, hosts) = rows(&seqs);
+        let refs: Vec<&[u32]> = hosts.iter().map(|&i| seqs[i].as_slice()).collect();
         let (ids, real, width) = left_pad(&refs, self.eos);
-        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids.clone(), [n, width]), device);
-        // The hidden states that predict the last `parts` tokens of each row.
-        let h = model.hidden(tokens, Some(&real), None, adapter); // [n, width, hidden]
-        let logits = model.head(h.narrow(1, width - 1 - parts, parts)) / temperature; // [n, parts, vocab]
+        let r = hosts.len();
+        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [r, width]), device);
+        let h = model.hidden(tokens, Some(&real), None, adapter); // [r, width, hidden]
+        let hidden = h.dims()[2];
         let vocab = self.llama.vocab_size;
-        // Column c of row i holds token k = c - (parts - len_i) of the line;
-        // the end-of-answer token is masked out at k >= 1.
-        let mut inside = vec![0.0f32; n * parts];
+        // Entry (i, k): the flat position of the hidden state that predicts
+        // token k of decision i, the token, and whether the end-of-answer
+        // token is masked out there (inside a line, k >= 1).
+        let mut at = vec![0i64; n * parts];
         let mut targets = vec![0i64; n * parts];
-        let mut gather = vec![0i64; n * parts];
+        let mut inside = vec![0.0f32; n * parts];
         let mut mask = vec![0.0f32; n * parts];
         for (i, d) in decisions.iter().enumerate() {
-            let len = d.tokens.len();
-            for c in 0..parts {
-                let offset = parts - len;
-                if c >= offset {
-                    let k = c - offset;
-                    inside[i * parts + c] = if k >= 1 { 1.0 } else { 0.0 };
-                    targets[i * parts + c] = ids[i * width + width - parts + c];
-                }
-            }
-            for k in 0..len {
-                gather[i * parts + k] = (parts - len + k) as i64;
+            let row = row_of[i];
+            let pad = width - seqs[hosts[row]].len();
+            for (k, &token) in d.tokens.iter().enumerate() {
+                at[i * parts + k] = (row * width + pad + begins[i] + k - 1) as i64;
+                targets[i * parts + k] = i64::from(token);
+                inside[i * parts + k] = if k >= 1 { 1.0 } else { 0.0 };
                 if !d.forced {
                     mask[i * parts + k] = 1.0;
                 }
             }
         }
+        let at = Tensor::<B, 1, Int>::from_data(TensorData::new(at, [n * parts]), device);
+        let h = h
+            .reshape([r * width, hidden])
+            .select(0, at)
+            .reshape([n, parts, hidden]);
+        let logits = model.head(h) / temperature; // [n, parts, vocab]
         let mut eos_column = vec![0.0f32; vocab];
         eos_column[self.eos as usize] = -1.0e9;
         let bias = Tensor::<B, 3>::from_data(TensorData::new(inside, [n, parts, 1]), device)
             * Tensor::<B, 3>::from_data(TensorData::new(eos_column, [1, 1, vocab]), device); // [n, parts, vocab]
         let lp = log_softmax(logits + bias, 2); // [n, parts, vocab]
         let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, parts, 1]), device);
-        let right = lp.gather(2, targets).reshape([n, parts]); // right-aligned
-        let gather = Tensor::<B, 2, Int>::from_data(TensorData::new(gather, [n, parts]), device);
         let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [n, parts]), device);
         Ok(Scored {
-            logp: right.gather(1, gather) * mask.clone(), // [n, parts], left-aligned
+            logp: lp.gather(2, targets).reshape([n, parts]) * mask.clone(), // [n, parts]
             mask,
             distribution: None,
         })
     }
 }
 
+/// The rows a batch of sequences needs: a sequence that begins another is
+/// read from the longer one's row. Returns each sequence's row and each
+/// row's sequence (the longest of its chain), rows in order of first use.
+///
+/// Sorted lexicographically, a sequence that begins any other begins the
+/// one right after it, so one backward pass finds every chain's longest.
+fn rows(seqs: &[Vec<u32>]) -> (Vec<usize>, Vec<usize>) {
+    let n = seqs.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| seqs[a].cmp(&seqs[b]));
+    let mut longest: Vec<usize> = (0..n).collect();
+    for k in (0..n.saturating_sub(1)).rev() {
+        let (i, j) = (order[k], order[k + 1]);
+        if seqs[j].starts_with(&seqs[i]) {
+            longest[i] = longest[j];
+        }
+    }
+    let mut row_of_host = vec![usize::MAX; n];
+    let mut hosts = Vec::new();
+    let row_of = (0..n)
+        .map(|i| {
+            let host = longest[i];
+            if row_of_host[host] == usize::MAX {
+                row_of_host[host] = hosts.len();
+                hosts.push(host);
+            }
+            row_of_host[host]
+        })
+        .collect();
+    (row_of, hosts)
+}
+
 /// A generated line's tokens and each token's log-probability.
 type Generated = (Vec<u32>, Vec<f32>);
+
+/// What [`LlamaPolicy`] keeps in its [`ActMemo`]: each row of the last
+/// act call, the tokens it has read and their keys and values.
+struct Kept<B: Backend> {
+    rows: Vec<(Vec<u32>, CachedRow<B>)>,
+}
 
 /// `log softmax(row / temperature)`, with `banned` at −∞ (probability 0).
 fn log_probs(row: &[f32], temperature: f32, banned: Option<usize>) -> Result<Vec<f32>, PolicyError> {
@@ -733,33 +887,20 @@ impl PolicyFamily for LlamaPolicy {
         rng: &mut Rng,
         device: &B::Device,
     ) -> Result<Vec<Acted<Line>>, PolicyError> {
-        let mut free = Vec::new();
-        let mut contexts = Vec::new();
-        for (i, s) in states.iter().enumerate() {
-            if !self.answer_full(s) {
-                free.push(i);
-                contexts.push(self.context(cohort, s)?);
-            }
-        }
-        let mut generated = self.generate(model, &contexts, mode, rng, device)?.into_iter();
-        let mut free = free.into_iter().peekable();
-        let mut out = Vec::with_capacity(states.len());
-        for (i, s) in states.iter().enumerate() {
-            if free.peek() == Some(&i) {
-                free.next();
-                let (tokens, parts) = generated.next().unwrap_or_default();
-                out.push(Acted {
-                    decision: self.line(s, tokens, false)?,
-                    parts,
-                });
-            } else {
-                out.push(Acted {
-                    decision: self.line(s, vec![self.eos], true)?,
-                    parts: Vec::new(),
-                });
-            }
-        }
-        Ok(out)
+        self.act_lines(model, cohort, states, mode, rng, device, None)
+    }
+
+    fn act_with_memo<B: Backend>(
+        &self,
+        model: &Llama<B>,
+        cohort: &Cohort,
+        states: &[State<'_>],
+        mode: ActMode,
+        rng: &mut Rng,
+        device: &B::Device,
+        memo: &mut ActMemo,
+    ) -> Result<Vec<Acted<Line>>, PolicyError> {
+        self.act_lines(model, cohort, states, mode, rng, device, Some(memo))
     }
 
     fn score<B: Backend>(
@@ -862,6 +1003,24 @@ impl PolicyFamily for LlamaPolicy {
             (Some(_), Some(_)) => crate::checkpoint::Keep::Trainable,
             _ => crate::checkpoint::Keep::All,
         }
+    }
+
+    fn scores_episodes_together(&self) -> bool {
+        true
+    }
+
+    fn max_act_batch(&self) -> Option<usize> {
+        Some(self.config.act_batch)
+    }
+
+    /// The line as generated (special tokens left out), or `<end of
+    /// answer>` for the end-of-answer token.
+    fn decision_text(&self, line: &Line) -> Option<String> {
+        Some(if line.tokens.first() == Some(&self.eos) {
+            "<end of answer>".to_string()
+        } else {
+            line.text.clone()
+        })
     }
 
     fn reduction(&self) -> PartReduction {

@@ -3,7 +3,7 @@ use burn::backend::flex::FlexDevice;
 use rxalign_core::{Action, DrugSet, seeded_rng};
 
 use super::*;
-use crate::family::{ActMode, Effect, PolicyFamily, State};
+use crate::family::{ActMemo, ActMode, Effect, PolicyFamily, State};
 use crate::test_support::tiny;
 
 fn family(prompts: PromptStyle, lora: Option<LoraConfig>) -> LlamaPolicy {
@@ -198,6 +198,150 @@ fn acting_and_scoring_agree_token_by_token() {
                     || t.len() == 6;
                 assert!(ends, "{t:?}");
                 assert!(!t[1..].contains(&f.eos()), "the end of answer only starts a line");
+            }
+        }
+    }
+}
+
+#[test]
+fn acting_with_the_memo_gives_the_lines_acting_without_it_gives() {
+    let cohort = tiny();
+    for prompts in [PromptStyle::AddRemove, PromptStyle::Edit] {
+        let f = family(prompts, None);
+        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice).unwrap();
+        let starts = [DrugSet::from_indices(6, [1]), DrugSet::from_indices(6, [0, 3])];
+        // Four episodes (two visits, two starts) for up to six calls, by
+        // sampling; the memo is kept across the calls.
+        let mut memo = ActMemo::default();
+        let mut lists: Vec<DrugSet> = (0..4).map(|i| starts[i % 2].clone()).collect();
+        let mut earlier: Vec<Vec<Effect>> = vec![Vec::new(); 4];
+        let mut reused = 0;
+        for call in 0..6 {
+            let states: Vec<State<'_>> = (0..4)
+                .map(|i| State {
+                    visit: i / 2,
+                    list: &lists[i],
+                    start: &starts[i % 2],
+                    earlier: &earlier[i],
+                })
+                .collect();
+            let mode = ActMode::Sample { temperature: 1.3 };
+            let with = f
+                .act_with_memo(
+                    &model,
+                    &cohort,
+                    &states,
+                    mode,
+                    &mut seeded_rng(call, "a"),
+                    &FlexDevice,
+                    &mut memo,
+                )
+                .unwrap();
+            let without = f
+                .act(
+                    &model,
+                    &cohort,
+                    &states,
+                    mode,
+                    &mut seeded_rng(call, "a"),
+                    &FlexDevice,
+                )
+                .unwrap();
+            for (w, o) in with.iter().zip(&without) {
+                assert_eq!(w.decision, o.decision, "{prompts:?} call {call}");
+                for (a, b) in w.parts.iter().zip(&o.parts) {
+                    assert!((a - b).abs() < 1e-4, "{prompts:?} call {call}: {a} vs {b}");
+                }
+            }
+            let kept = memo.take::<Kept<Flex>>().unwrap();
+            reused += kept.rows.len();
+            memo.put(kept);
+            for (i, a) in with.into_iter().enumerate() {
+                match &a.decision.effect {
+                    Effect::Act(Action::Add(d)) => {
+                        lists[i].insert(*d);
+                    }
+                    Effect::Act(Action::Remove(d)) => {
+                        lists[i].remove(*d);
+                    }
+                    _ => {}
+                }
+                earlier[i].push(a.decision.effect);
+            }
+        }
+        assert!(reused > 0);
+    }
+}
+
+#[test]
+fn a_sequence_that_begins_another_is_read_from_the_longer_row() {
+    let seqs = vec![
+        vec![1, 2, 3],
+        vec![1, 2, 3, 4, 5],
+        vec![9, 9],
+        vec![1, 2],
+        vec![1, 2, 3, 4],
+        vec![1, 2, 7],
+        vec![9, 9],
+    ];
+    let (row_of, hosts) = rows(&seqs);
+    // [1, 2] begins both [1, 2, 3, 4, 5] and [1, 2, 7]: either row serves.
+    assert_eq!(hosts.len(), 3, "{hosts:?}");
+    for (i, s) in seqs.iter().enumerate() {
+        let host = &seqs[hosts[row_of[i]]];
+        assert!(host.starts_with(s), "{s:?} read from {host:?}");
+    }
+    assert_eq!(row_of[0], row_of[1]);
+    assert_eq!(row_of[0], row_of[4]);
+    assert_eq!(row_of[2], row_of[6]);
+    assert_ne!(row_of[5], row_of[1]);
+}
+
+#[test]
+fn an_answer_scored_together_equals_its_lines_scored_alone() {
+    let cohort = tiny();
+    for prompts in [PromptStyle::AddRemove, PromptStyle::Edit] {
+        let f = family(prompts, None);
+        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice).unwrap();
+        let start = DrugSet::from_indices(6, [1, 4]);
+        let (steps, _) = walk(&f, 1, &start);
+        assert!(steps.len() >= 3, "a plan of several lines");
+        let states: Vec<State<'_>> = steps
+            .iter()
+            .map(|(list, earlier, _)| State {
+                visit: 1,
+                list,
+                start: &start,
+                earlier,
+            })
+            .collect();
+        let lines: Vec<Line> = steps.iter().map(|(_, _, l)| l.clone()).collect();
+        let seqs: Vec<Vec<u32>> = states
+            .iter()
+            .zip(&lines)
+            .map(|(s, l)| [f.context(&cohort, s).unwrap(), l.tokens.clone()].concat())
+            .collect();
+        assert!(rows(&seqs).1.len() < lines.len(), "the lines share rows");
+        let together = f
+            .score(&model, &cohort, &states, &lines, 1.0, &FlexDevice)
+            .unwrap();
+        let parts = together.logp.dims()[1];
+        let together = values(together.logp);
+        for (i, (state, line)) in states.iter().zip(&lines).enumerate() {
+            let alone = f
+                .score(
+                    &model,
+                    &cohort,
+                    &[*state],
+                    std::slice::from_ref(line),
+                    1.0,
+                    &FlexDevice,
+                )
+                .unwrap();
+            let alone = values(alone.logp);
+            for (k, a) in alone.iter().enumerate() {
+                let t = together[i * parts + k];
+                assert!((t - a).abs() < 1e-4, "{prompts:?} line {i} token {k}: {t} vs {a}");
             }
         }
     }
