@@ -127,7 +127,12 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements((grpo.visits * grpo.group) as u64));
     group.bench_function("grpo_rollouts", |b| {
         b.iter_batched(
-            || family.init::<CpuTrainBackend>(&mut seeded_rng(0, "bench"), &FlexDevice),
+            || {
+                // The set encoder's init draws from the generator only.
+                family
+                    .init::<CpuTrainBackend>(&mut seeded_rng(0, "bench"), &FlexDevice)
+                    .unwrap()
+            },
             |policy| {
                 train_grpo::<_, CpuTrainBackend>(&family, policy, &grpo_job, &mut Silent, &FlexDevice)
                     .unwrap()

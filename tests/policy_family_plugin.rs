@@ -72,10 +72,10 @@ impl PolicyFamily for Tabular {
         "tabular"
     }
 
-    fn init<B: Backend>(&self, _: &mut Rng, device: &B::Device) -> Table<B> {
-        Table {
+    fn init<B: Backend>(&self, _: &mut Rng, device: &B::Device) -> Result<Table<B>, PolicyError> {
+        Ok(Table {
             logits: Param::from_tensor(Tensor::zeros([Action::space(self.drugs)], device)),
-        }
+        })
     }
 
     fn act<B: Backend>(

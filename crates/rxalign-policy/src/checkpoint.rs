@@ -11,6 +11,17 @@
 //! match is refused, naming the file, before anything in it is decoded.
 //! Files of the first version (`RXCKPT1\n`, no checksum) are still read.
 //!
+//! A family whose frozen parameters its `init` rebuilds exactly (a
+//! pretrained base under LoRA adapters) has its checkpoints keep the
+//! trainable parameters only ([`Keep::Trainable`]): the file starts
+//! `RXCKPTT\n` and its module section holds, instead of burn's record, a
+//! JSON header (each kept parameter's module path, id and shape, and how
+//! many parameters were left out) and their values as little-endian `f32`.
+//! Reading such a file applies the kept parameters, ids included (the
+//! optimizer's state is keyed by them), onto the freshly built model, whose
+//! other parameters must be exactly those left out. Which kind a file is,
+//! its header says; readers need not be told.
+//!
 //! A checkpoint is written to a temporary file beside it (`.NAME.tmp-PID`)
 //! and renamed; a process killed in between leaves that file behind, so
 //! opening a checkpoint to resume removes such leftovers of earlier
@@ -32,8 +43,199 @@ use crate::PolicyError;
 
 const MAGIC_V1: &[u8] = b"RXCKPT1\n";
 const MAGIC: &[u8] = b"RXCKPT2\n";
+/// [`MAGIC`] for a file whose module section keeps the trainable
+/// parameters only.
+const MAGIC_TRAINABLE: &[u8] = b"RXCKPTT\n";
 /// Bytes of the SHA-256 that follows [`MAGIC`].
 const CHECKSUM_LEN: usize = 32;
+
+/// Which parameters a checkpoint's module section keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// Every parameter, as burn's record.
+    #[default]
+    All,
+    /// Only those that train (require gradients), with their ids; the
+    /// others are rebuilt by the family's `init` when the file is read.
+    Trainable,
+}
+
+/// The module section of a [`Keep::Trainable`] file: a `u64` header length,
+/// the JSON header, then the kept parameters' values as little-endian `f32`
+/// in the header's order.
+mod trainable {
+    use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+    use burn::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Kept {
+        /// The parameter's module path (`model.layers.0.self_attn.q_proj.adapters.0.a`).
+        path: String,
+        /// Its [`ParamId`], which the optimizer's state is keyed by.
+        id: u64,
+        shape: Vec<usize>,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct Header {
+        kept: Vec<Kept>,
+        /// How many parameters were left out (the frozen ones).
+        left_out: usize,
+    }
+
+    /// Module paths as burn's visitors and mappers walk them.
+    #[derive(Debug, Default)]
+    struct Path(Vec<String>);
+
+    impl Path {
+        fn enter(&mut self, name: &str) {
+            self.0.push(name.to_string());
+        }
+        fn exit(&mut self) {
+            self.0.pop();
+        }
+        fn join(&self) -> String {
+            self.0.join(".")
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Collect {
+        path: Path,
+        header: Header,
+        values: Vec<u8>,
+    }
+
+    impl<B: Backend> ModuleVisitor<B> for Collect {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let value = param.val();
+            if !value.is_require_grad() {
+                self.header.left_out += 1;
+                return;
+            }
+            let shape = value.dims().to_vec();
+            let data = value.into_data().convert::<f32>();
+            for x in data.iter::<f32>() {
+                self.values.extend(x.to_le_bytes());
+            }
+            self.header.kept.push(Kept {
+                path: self.path.join(),
+                id: param.id.val(),
+                shape,
+            });
+        }
+    }
+
+    /// The trainable parameters of `model`.
+    pub(super) fn encode<B: Backend, M: Module<B>>(model: &M) -> Vec<u8> {
+        let mut c = Collect::default();
+        model.visit(&mut c);
+        // A header of plain fields always serialises.
+        let header = serde_json::to_vec(&c.header).unwrap_or_default();
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend(header);
+        out.extend(c.values);
+        out
+    }
+
+    struct Apply<'a> {
+        path: Path,
+        /// Path → (id, shape, values); taken as applied.
+        kept: std::collections::HashMap<String, (u64, Vec<usize>, &'a [u8])>,
+        others: usize,
+        errors: Vec<String>,
+    }
+
+    impl<B: Backend> ModuleMapper<B> for Apply<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let path = self.path.join();
+            let Some((id, shape, bytes)) = self.kept.remove(&path) else {
+                self.others += 1;
+                return param;
+            };
+            let dims = param.val().dims().to_vec();
+            if dims != shape {
+                self.errors.push(format!(
+                    "{path}: shape {shape:?} in the file, {dims:?} in the model"
+                ));
+                return param;
+            }
+            let values: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let device = param.val().device();
+            let tensor = Tensor::<B, D>::from_data(TensorData::new(values, shape), &device);
+            param.transform_for_load(tensor, ParamId::from(id))
+        }
+    }
+
+    /// `model` with the parameters of `section` (its ids included); every
+    /// other parameter of `model` must be one that was left out.
+    pub(super) fn apply<B: Backend, M: Module<B>>(section: &[u8], model: M) -> Result<M, String> {
+        let len: [u8; 8] = section
+            .get(..8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or("header length cut short")?;
+        let end = usize::try_from(u64::from_le_bytes(len))
+            .ok()
+            .and_then(|l| l.checked_add(8))
+            .filter(|&e| e <= section.len())
+            .ok_or("header longer than the section")?;
+        let header: Header = serde_json::from_slice(&section[8..end]).map_err(|e| e.to_string())?;
+        let mut values = &section[end..];
+        let mut kept = std::collections::HashMap::new();
+        for k in header.kept {
+            let bytes = k
+                .shape
+                .iter()
+                .try_fold(4usize, |n, &d| n.checked_mul(d))
+                .filter(|&n| n <= values.len())
+                .ok_or_else(|| format!("{}: values cut short", k.path))?;
+            let (here, rest) = values.split_at(bytes);
+            values = rest;
+            if kept.insert(k.path.clone(), (k.id, k.shape, here)).is_some() {
+                return Err(format!("{}: kept twice", k.path));
+            }
+        }
+        if !values.is_empty() {
+            return Err("values after the last parameter".into());
+        }
+        let mut apply = Apply {
+            path: Path::default(),
+            kept,
+            others: 0,
+            errors: Vec::new(),
+        };
+        let model = model.map(&mut apply);
+        if let Some(e) = apply.errors.first() {
+            return Err(e.clone());
+        }
+        if let Some(path) = apply.kept.keys().next() {
+            return Err(format!("{path}: no such parameter in the model"));
+        }
+        if apply.others != header.left_out {
+            return Err(format!(
+                "{} parameters were left out of the file (rebuilt from the model's folder), but the model has {} others: not the model the file was written for",
+                header.left_out, apply.others
+            ));
+        }
+        Ok(model)
+    }
+}
 
 /// A generator's exact position, to restore it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +307,7 @@ where
 /// has a path.
 pub fn save_loop<B, M, O, L>(
     path: Option<&Path>,
+    keep: Keep,
     model: &M,
     optim: &O,
     done: usize,
@@ -126,6 +329,7 @@ where
     match path {
         Some(path) => save(
             path,
+            keep,
             model,
             optim,
             &Borrowed {
@@ -142,8 +346,9 @@ fn corrupt(path: &Path, what: &str) -> PolicyError {
     PolicyError::Invalid(format!("{}: not a readable checkpoint ({what})", path.display()))
 }
 
-/// Writes a checkpoint of `model`, `optim` and `state` to `path`.
-pub fn save<B, M, O, S>(path: &Path, model: &M, optim: &O, state: &S) -> Result<(), PolicyError>
+/// Writes a checkpoint of `model` (the parameters `keep` says), `optim`
+/// and `state` to `path`.
+pub fn save<B, M, O, S>(path: &Path, keep: Keep, model: &M, optim: &O, state: &S) -> Result<(), PolicyError>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
@@ -154,7 +359,13 @@ where
     let failed = |e: burn::record::RecorderError| {
         PolicyError::Invalid(format!("{}: writing the checkpoint: {e}", path.display()))
     };
-    let model_bytes = Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(failed)?;
+    let (magic, model_bytes) = match keep {
+        Keep::All => (
+            MAGIC,
+            Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(failed)?,
+        ),
+        Keep::Trainable => (MAGIC_TRAINABLE, trainable::encode(model)),
+    };
     let optim_bytes = Recorder::<B>::record(&recorder, optim.to_record(), ()).map_err(failed)?;
     let state_bytes = serde_json::to_vec(state)
         .map_err(|e| PolicyError::Invalid(format!("{}: writing the checkpoint: {e}", path.display())))?;
@@ -163,7 +374,7 @@ where
         payload.extend((section.len() as u64).to_le_bytes());
         payload.extend_from_slice(section);
     }
-    let mut bytes = MAGIC.to_vec();
+    let mut bytes = magic.to_vec();
     bytes.extend_from_slice(&Sha256::digest(&payload));
     bytes.extend_from_slice(&payload);
     if let Some(dir) = path.parent() {
@@ -181,17 +392,46 @@ where
     M: burn::module::Module<B>,
 {
     let bytes = std::fs::read(path).map_err(|e| PolicyError::Invalid(format!("{}: {e}", path.display())))?;
-    let [module, _, _] = sections(path, &bytes)?;
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let record = Recorder::<B>::load(&recorder, module.to_vec(), device)
-        .map_err(|e| corrupt(path, &format!("module: {e}")))?;
-    Ok(model.load_record(record))
+    let (keep, [module, _, _]) = sections(path, &bytes)?;
+    apply_module(path, keep, module, model, device)
 }
 
-/// The module, optimizer and state sections of a checkpoint file's bytes,
-/// after its checksum is verified.
-fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<[&'a [u8]; 3], PolicyError> {
-    let rest = if let Some(rest) = bytes.strip_prefix(MAGIC) {
+/// Puts the module section of a file written with `keep` into `model`.
+fn apply_module<B, M>(
+    path: &Path,
+    keep: Keep,
+    module: &[u8],
+    model: M,
+    device: &B::Device,
+) -> Result<M, PolicyError>
+where
+    B: burn::tensor::backend::Backend,
+    M: burn::module::Module<B>,
+{
+    match keep {
+        Keep::All => {
+            let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+            let record = Recorder::<B>::load(&recorder, module.to_vec(), device)
+                .map_err(|e| corrupt(path, &format!("module: {e}")))?;
+            Ok(model.load_record(record))
+        }
+        Keep::Trainable => {
+            trainable::apply(module, model).map_err(|e| corrupt(path, &format!("module: {e}")))
+        }
+    }
+}
+
+/// Which parameters a file keeps, and its module, optimizer and state
+/// sections, after its checksum is verified.
+fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<(Keep, [&'a [u8]; 3]), PolicyError> {
+    let checked = if let Some(rest) = bytes.strip_prefix(MAGIC) {
+        Some((Keep::All, rest))
+    } else {
+        bytes
+            .strip_prefix(MAGIC_TRAINABLE)
+            .map(|rest| (Keep::Trainable, rest))
+    };
+    let (keep, rest) = if let Some((keep, rest)) = checked {
         if rest.len() < CHECKSUM_LEN {
             return Err(corrupt(path, "cut short before its checksum"));
         }
@@ -202,11 +442,12 @@ fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<[&'a [u8]; 3], PolicyErr
                 path.display()
             )));
         }
-        payload
+        (keep, payload)
     } else {
-        bytes
+        let rest = bytes
             .strip_prefix(MAGIC_V1)
-            .ok_or_else(|| corrupt(path, "no header"))?
+            .ok_or_else(|| corrupt(path, "no header"))?;
+        (Keep::All, rest)
     };
     let mut at = 0usize;
     let mut next = |name: &str| {
@@ -227,7 +468,7 @@ fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<[&'a [u8]; 3], PolicyErr
     if at != rest.len() {
         return Err(corrupt(path, "bytes after the last section"));
     }
-    Ok(out)
+    Ok((keep, out))
 }
 
 /// Removes the temporary files that writing the checkpoint at `path` leaves
@@ -297,22 +538,18 @@ where
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(PolicyError::Invalid(format!("{}: {e}", path.display()))),
     };
-    let [model_bytes, optim_bytes, state_bytes] = sections(path, &bytes)?;
+    let (keep, [model_bytes, optim_bytes, state_bytes]) = sections(path, &bytes)?;
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
     let state: S = serde_json::from_slice(state_bytes).map_err(|e| corrupt(path, &format!("state: {e}")))?;
-    let model_record = Recorder::<B>::load(&recorder, model_bytes.to_vec(), device)
-        .map_err(|e| corrupt(path, &format!("module: {e}")))?;
+    let model = apply_module(path, keep, model_bytes, model, device)?;
     let optim_record = Recorder::<B>::load(&recorder, optim_bytes.to_vec(), device)
         .map_err(|e| corrupt(path, &format!("optimizer: {e}")))?;
-    Ok(Some((
-        model.load_record(model_record),
-        optim.load_record(optim_record),
-        state,
-    )))
+    Ok(Some((model, optim.load_record(optim_record), state)))
 }
 
 #[cfg(test)]
 mod tests {
+    use burn::module::Module as _;
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::AdamConfig;
     use proptest::prelude::{ProptestConfig, any, prop, prop_assert, proptest};
@@ -330,7 +567,7 @@ mod tests {
         let path = dir.join("0-sft.ckpt");
         let optim = AdamConfig::new().init::<B, Linear<B>>();
         let rng = Rng::seed_from_u64(7);
-        save_loop::<B, _, _, u32>(Some(&path), &model(), &optim, 3, &rng, &[1, 2, 3]).unwrap();
+        save_loop::<B, _, _, u32>(Some(&path), Keep::All, &model(), &optim, 3, &rng, &[1, 2, 3]).unwrap();
         path
     }
 
@@ -401,6 +638,111 @@ mod tests {
         for f in &foreign {
             assert!(f.exists(), "{} is not ours", f.display());
         }
+    }
+
+    /// A frozen layer and a trainable one: a base under an adapter.
+    fn adapted(seed_frozen: usize) -> Vec<Linear<B>> {
+        let device = Default::default();
+        let frozen = LinearConfig::new(3, 4).init::<B>(&device);
+        let frozen = frozen.map(&mut Fill(seed_frozen as f32)).no_grad();
+        vec![frozen, LinearConfig::new(4, 2).init(&device)]
+    }
+
+    /// Sets every value of every parameter.
+    struct Fill(f32);
+
+    impl<Bk: burn::tensor::backend::Backend> burn::module::ModuleMapper<Bk> for Fill {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<burn::tensor::Tensor<Bk, D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<Bk, D>> {
+            let v = self.0;
+            param.map(|t| t.ones_like() * v)
+        }
+    }
+
+    fn values(m: &[Linear<B>]) -> Vec<Vec<f32>> {
+        m.iter()
+            .flat_map(|l| [Some(l.weight.val()), l.bias.as_ref().map(|b| b.val().unsqueeze())])
+            .flatten()
+            .map(|t: burn::tensor::Tensor<B, 2>| t.into_data().to_vec().unwrap())
+            .collect()
+    }
+
+    /// Issue #15: checkpoints of a LoRA run on a pretrained model held the
+    /// frozen base; with `Keep::Trainable` they hold the trainable
+    /// parameters (values and ids) and the optimizer alone, and resume onto
+    /// a model whose frozen part is rebuilt.
+    #[test]
+    fn a_trainable_only_checkpoint_resumes_onto_the_rebuilt_base() {
+        use burn::optim::{GradientsParams, Optimizer as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1-sft.ckpt");
+        let device = Default::default();
+        let model = adapted(3);
+        // One Adam step, so the optimizer has state keyed by the ids.
+        let mut optim = AdamConfig::new().init::<B, Vec<Linear<B>>>();
+        let x = burn::tensor::Tensor::<B, 2>::ones([2, 3], &device);
+        let loss = model[1].forward(model[0].forward(x)).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = optim.step(1e-2, model, grads);
+        let rng = Rng::seed_from_u64(7);
+        save_loop::<B, _, _, u32>(Some(&path), Keep::Trainable, &model, &optim, 1, &rng, &[5]).unwrap();
+        let full = dir.path().join("full.ckpt");
+        save_loop::<B, _, _, u32>(Some(&full), Keep::All, &model, &optim, 1, &rng, &[5]).unwrap();
+        let (small, big) = (
+            std::fs::metadata(&path).unwrap().len(),
+            std::fs::metadata(&full).unwrap().len(),
+        );
+        assert!(small < big, "{small} vs {big} bytes");
+        // A fresh model: the same frozen base, another trainable layer.
+        let fresh = adapted(3);
+        assert_ne!(values(&fresh)[2], values(&model)[2]);
+        let rebuilt = fresh[0].weight.id;
+        let optim2 = AdamConfig::new().init::<B, Vec<Linear<B>>>();
+        let (resumed, optim2, _, log, next) =
+            resume::<B, _, _, u32>(Some(&path), fresh, optim2, Rng::seed_from_u64(0), &device).unwrap();
+        assert_eq!((log, next), (vec![5], 2));
+        assert_eq!(values(&resumed), values(&model));
+        assert_eq!(
+            resumed[1].weight.id, model[1].weight.id,
+            "ids kept for the optimizer"
+        );
+        assert_eq!(
+            resumed[0].weight.id, rebuilt,
+            "the frozen base is the rebuilt one"
+        );
+        assert!(!resumed[0].weight.val().is_require_grad());
+        assert!(resumed[1].weight.val().is_require_grad());
+        // The optimizer's state applies: the next step from both is the same.
+        let step = |m: Vec<Linear<B>>, mut o: burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Vec<Linear<B>>, B>| {
+            let x = burn::tensor::Tensor::<B, 2>::ones([2, 3], &device);
+            let loss = m[1].forward(m[0].forward(x)).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            values(&o.step(1e-2, m, grads))
+        };
+        assert_eq!(step(resumed, optim2), step(model, optim));
+        // Another model is refused, naming the file: one without the kept
+        // parameters, and one whose frozen part differs (no bias).
+        let other = vec![adapted(3).remove(1)];
+        let e = load_module::<B, _>(&path, other, &device)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1-sft.ckpt") && e.contains("no such parameter"), "{e}");
+        let mut other = adapted(3);
+        other[0] = LinearConfig::new(3, 4)
+            .with_bias(false)
+            .init::<B>(&device)
+            .no_grad();
+        let e = load_module::<B, _>(&path, other, &device)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1-sft.ckpt") && e.contains("2 parameters were left out"),
+            "{e}"
+        );
     }
 
     proptest! {

@@ -258,7 +258,12 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
     for entry in &log {
         observer.step(entry, last).map_err(TrainError::Observer)?;
     }
-    let mut keeper = Keeper::new(settings.select, settings.patience, job.checkpoint);
+    let mut keeper = Keeper::new(
+        settings.select,
+        settings.patience,
+        job.checkpoint,
+        family.checkpoint_keeps(),
+    );
     keeper.restore(&log);
     if first == 1 && settings.select == Select::Validation {
         // The start (the SFT policy) is a candidate too: iteration 0.
@@ -332,7 +337,15 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
         observer.step(&entry, last).map_err(TrainError::Observer)?;
         let stop = keeper.step(&entry, &model, &optim, &rng)?;
         log.push(entry);
-        checkpoint::save_loop(job.checkpoint, &model, &optim, iteration, &rng, &log)?;
+        checkpoint::save_loop(
+            job.checkpoint,
+            family.checkpoint_keeps(),
+            &model,
+            &optim,
+            iteration,
+            &rng,
+            &log,
+        )?;
         if stop {
             break;
         }

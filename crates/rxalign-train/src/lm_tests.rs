@@ -49,14 +49,14 @@ fn reward() -> Reward {
 
 fn family(prompts: PromptStyle) -> LlamaPolicy {
     LlamaPolicyConfig {
-        scratch: ScratchModel {
+        scratch: Some(ScratchModel {
             layers: 1,
             heads: 2,
             kv_heads: 1,
             head_dim: 16,
             intermediate: 32,
             vocab: 300,
-        },
+        }),
         prompts,
         max_lines: 4,
         max_line_tokens: 6,

@@ -198,7 +198,7 @@ fn load<F: PolicyFamily, B: burn::tensor::backend::Backend>(
     device: &B::Device,
 ) -> Result<F::Model<B>, TrainError> {
     // The fresh parameters are replaced at once; their generator does not matter.
-    let fresh = family.init::<B>(&mut seeded_rng(0, "checkpoint-load"), device);
+    let fresh = family.init::<B>(&mut seeded_rng(0, "checkpoint-load"), device)?;
     Ok(checkpoint::load_module(checkpoint, fresh, device)?)
 }
 

@@ -185,15 +185,23 @@ pub(crate) struct Keeper<M> {
     /// The best model's file, beside the loop's checkpoint.
     path: Option<PathBuf>,
     checkpoint: Option<PathBuf>,
+    /// Which parameters the files keep (the family's say).
+    keep: checkpoint::Keep,
 }
 
 impl<M: Clone> Keeper<M> {
-    pub(crate) fn new(select: Select, patience: usize, checkpoint: Option<&Path>) -> Self {
+    pub(crate) fn new(
+        select: Select,
+        patience: usize,
+        checkpoint: Option<&Path>,
+        keep: checkpoint::Keep,
+    ) -> Self {
         Self {
             selector: Selector::new(select, patience),
             best: None,
             path: checkpoint.map(best_path),
             checkpoint: checkpoint.map(Path::to_path_buf),
+            keep,
         }
     }
 
@@ -228,7 +236,15 @@ impl<M: Clone> Keeper<M> {
         if verdict.improved {
             self.best = Some(model.clone());
             let none: &[StepLog] = &[];
-            checkpoint::save_loop(self.path.as_deref(), model, optim, entry.step, rng, none)?;
+            checkpoint::save_loop(
+                self.path.as_deref(),
+                self.keep,
+                model,
+                optim,
+                entry.step,
+                rng,
+                none,
+            )?;
         }
         Ok(verdict.stop)
     }
@@ -270,6 +286,7 @@ impl<M: Clone> Keeper<M> {
             };
             checkpoint::save_loop(
                 self.checkpoint.as_deref(),
+                self.keep,
                 &model,
                 optim,
                 selection.last,

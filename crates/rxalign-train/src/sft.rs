@@ -174,7 +174,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
     let settings = job.settings;
     settings.validate()?;
     let cohort = job.cohort;
-    let model = F::into_trainable::<B>(family.init(&mut seeded_rng(job.seed, "sft-init"), device));
+    let model = F::into_trainable::<B>(family.init(&mut seeded_rng(job.seed, "sft-init"), device)?);
     let optim = AdamConfig::new()
         .with_weight_decay(
             (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
@@ -205,7 +205,12 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
             .step(entry, settings.epochs)
             .map_err(TrainError::Observer)?;
     }
-    let mut keeper = Keeper::new(settings.select, settings.patience, job.checkpoint);
+    let mut keeper = Keeper::new(
+        settings.select,
+        settings.patience,
+        job.checkpoint,
+        family.checkpoint_keeps(),
+    );
     keeper.restore(&log);
     let first = if keeper.stopped() {
         settings.epochs + 1
@@ -284,7 +289,15 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
             .map_err(TrainError::Observer)?;
         let stop = keeper.step(&entry, &model, &optim, &rng)?;
         log.push(entry);
-        checkpoint::save_loop(job.checkpoint, &model, &optim, epoch, &rng, &log)?;
+        checkpoint::save_loop(
+            job.checkpoint,
+            family.checkpoint_keeps(),
+            &model,
+            &optim,
+            epoch,
+            &rng,
+            &log,
+        )?;
         if stop {
             break;
         }

@@ -400,8 +400,8 @@ fn exact_and_k3_kl_agree_in_expectation() {
     let family = family(&cohort, 8);
     let device = FlexDevice;
     // Two different policies: KL(π || π_ref) is clearly positive.
-    let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(1, "kl-policy"), &device);
-    let reference: ListPolicy<Flex> = family.init(&mut seeded_rng(2, "kl-reference"), &device);
+    let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(1, "kl-policy"), &device).unwrap();
+    let reference: ListPolicy<Flex> = family.init(&mut seeded_rng(2, "kl-reference"), &device).unwrap();
     let list = DrugSet::from_indices(6, [1, 4]);
     let states: Vec<State<'_>> = (0..4000).map(|i| State::first(i % 2, &list)).collect();
     // Decisions sampled from π, as GRPO's rollouts are.

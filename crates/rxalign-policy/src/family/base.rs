@@ -21,6 +21,7 @@ use rxalign_core::{Action, Cohort, DrugSet, Rng};
 use rxalign_env::trajectory::expert_actions;
 
 use crate::PolicyError;
+use crate::checkpoint::Keep;
 
 /// Log-probabilities below this are treated as 0 probability in entropy
 /// and KL terms (masked actions), so that `0 · (−∞)` never appears.
@@ -165,8 +166,9 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
     fn kind(&self) -> &str;
 
     /// A model with parameters drawn from `rng` (never from the backend's
-    /// process-wide generator).
-    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Self::Model<B>;
+    /// process-wide generator), or read from where the family's settings
+    /// say (a pretrained model's folder); reading can fail.
+    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Result<Self::Model<B>, PolicyError>;
 
     /// One decision per state, with its log-probability; sampling draws
     /// from `rng` only.
@@ -269,6 +271,14 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
         device: &B::Device,
     ) -> Result<Scored<B>, PolicyError> {
         self.score(reference, cohort, states, decisions, temperature, device)
+    }
+
+    /// Which parameters the training loops' checkpoints keep: by default
+    /// all of them. A family whose frozen parameters [`Self::init`] rebuilds
+    /// exactly (a pretrained base read from its folder, under trained
+    /// adapters) may keep only the trainable ones.
+    fn checkpoint_keeps(&self) -> Keep {
+        Keep::All
     }
 
     /// Whether the family's output can be a refusal (a generative family's

@@ -28,11 +28,13 @@
 //! is exactly the tokens of its rendering.
 //!
 //! The model is trained from scratch ([`ScratchModel`], with a byte-level
-//! BPE trained on the run's prompts, [`vocab`]), optionally with LoRA
-//! adapters: then the policy is the model with its adapter on, and GRPO's
-//! KL reference is the same weights with the adapters off.
+//! BPE trained on the run's prompts, [`vocab`]) or read from a Hugging Face
+//! folder (`model`, [`pretrained`]), optionally with LoRA adapters: then the
+//! policy is the model with its adapter on, and GRPO's KL reference is the
+//! same weights with the adapters off.
 
 mod parse;
+mod pretrained;
 mod prompt;
 #[cfg(test)]
 mod tests;
@@ -49,6 +51,7 @@ use rxalign_lm::generate::left_pad;
 use rxalign_lm::lora::TARGETS;
 use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LoraConfig, Message, Tokenizer};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 pub use parse::{DrugNames, LineKind, Refused, fold, parse_line};
 pub use prompt::{PLACEHOLDERS, TemplateFiles, Templates, render};
@@ -124,7 +127,15 @@ impl Default for ScratchModel {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlamaPolicyConfig {
-    pub scratch: ScratchModel,
+    /// A Hugging Face model folder (`config.json`, `tokenizer.json`,
+    /// safetensors), read relative to the working directory; exclusive with
+    /// `scratch`.
+    #[serde(deserialize_with = "prompt::some", skip_serializing_if = "Option::is_none")]
+    pub model: Option<PathBuf>,
+    /// The shape of a model trained from scratch; the default when neither
+    /// this nor `model` is set.
+    #[serde(deserialize_with = "prompt::some", skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<ScratchModel>,
     /// LoRA adapters on the model; unset: every weight trains.
     #[serde(deserialize_with = "prompt::some", skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraConfig>,
@@ -144,7 +155,8 @@ pub struct LlamaPolicyConfig {
 impl Default for LlamaPolicyConfig {
     fn default() -> Self {
         Self {
-            scratch: ScratchModel::default(),
+            model: None,
+            scratch: None,
             lora: None,
             prompts: PromptStyle::AddRemove,
             templates: TemplateFiles::default(),
@@ -168,7 +180,15 @@ fn positive(field: &'static str, value: usize) -> Result<(), PolicyError> {
 
 impl LlamaPolicyConfig {
     pub fn validate(&self) -> Result<(), PolicyError> {
-        let s = &self.scratch;
+        if self.model.is_some() && self.scratch.is_some() {
+            return Err(PolicyError::Config {
+                field: "model",
+                message:
+                    "is exclusive with `scratch` (a pretrained model's shape is its config.json); set one"
+                        .into(),
+            });
+        }
+        let s = &self.scratch.clone().unwrap_or_default();
         for (field, value) in [
             ("scratch.layers", s.layers),
             ("scratch.heads", s.heads),
@@ -193,7 +213,7 @@ impl LlamaPolicyConfig {
                 message: "must be even (rotary positions)".into(),
             });
         }
-        if s.vocab < 300 {
+        if self.model.is_none() && s.vocab < 300 {
             return Err(PolicyError::Config {
                 field: "scratch.vocab",
                 message: "must be at least 300 (the 256 bytes and the special tokens)".into(),
@@ -233,10 +253,14 @@ impl LlamaPolicyConfig {
         self.answers() * (self.max_lines + 1)
     }
 
-    /// The family on a run's cohort: its tokenizer trained on the cohort's
-    /// prompts (visits with all drug names as the list) and drug names.
+    /// The family on a run's cohort: the pretrained model's config and
+    /// tokenizer (`model`, checked), or a tokenizer trained on the cohort's
+    /// prompts (visits with all drug names as the list); and drug names.
     pub fn build(&self, cohort: &Cohort) -> Result<LlamaPolicy, PolicyError> {
         self.validate()?;
+        if let Some(dir) = &self.model {
+            return pretrained::build(self, dir, cohort);
+        }
         let templates = self.templates.load()?;
         let names = DrugNames::new(&cohort.drugs)?;
         let all = DrugSet::from_indices(cohort.drug_count(), 0..cohort.drug_count());
@@ -253,8 +277,8 @@ impl LlamaPolicyConfig {
             .collect();
         texts.extend(std::iter::repeat_n(lines, 20));
         texts.push(templates.system.clone());
-        let tokenizer = vocab::train(texts.iter().map(String::as_str), self.scratch.vocab)?;
-        let s = &self.scratch;
+        let s = &self.scratch.clone().unwrap_or_default();
+        let tokenizer = vocab::train(texts.iter().map(String::as_str), s.vocab)?;
         let mut llama = LlamaConfig::tiny(tokenizer.vocab_size(), s.layers, s.heads, s.kv_heads, s.head_dim);
         llama.intermediate_size = s.intermediate;
         llama.max_position_embeddings = 4096;
@@ -835,15 +859,22 @@ impl PolicyFamily for LlamaPolicy {
         KIND
     }
 
-    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Llama<B> {
+    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Result<Llama<B>, PolicyError> {
+        if let Some(dir) = &self.config.model {
+            return pretrained::init(dir, self.config.lora.as_ref(), rng, device);
+        }
         let model = self.llama.init::<B>(device).map(&mut Redraw { rng });
         match &self.config.lora {
-            // The adapter's config was validated; a base model takes any adapter.
-            Some(lora) => match model.freeze().add_adapter(ADAPTER, lora.clone()) {
-                Ok(m) => m,
-                Err(e) => unreachable!("a validated adapter on a fresh model: {e}"),
-            },
-            None => model,
+            Some(lora) => {
+                model
+                    .freeze()
+                    .add_adapter(ADAPTER, lora.clone())
+                    .map_err(|e| PolicyError::Config {
+                        field: "lora",
+                        message: e.to_string(),
+                    })
+            }
+            None => Ok(model),
         }
     }
 
@@ -963,6 +994,15 @@ impl PolicyFamily for LlamaPolicy {
 
     fn refuses(&self) -> bool {
         true
+    }
+
+    /// A pretrained base under LoRA adapters is the folder's, rebuilt by
+    /// `init`: checkpoints keep the adapters only.
+    fn checkpoint_keeps(&self) -> crate::checkpoint::Keep {
+        match (&self.config.model, &self.config.lora) {
+            (Some(_), Some(_)) => crate::checkpoint::Keep::Trainable,
+            _ => crate::checkpoint::Keep::All,
+        }
     }
 
     fn scores_episodes_together(&self) -> bool {

@@ -8,14 +8,14 @@ use crate::test_support::tiny;
 
 fn family(prompts: PromptStyle, lora: Option<LoraConfig>) -> LlamaPolicy {
     LlamaPolicyConfig {
-        scratch: ScratchModel {
+        scratch: Some(ScratchModel {
             layers: 1,
             heads: 2,
             kv_heads: 1,
             head_dim: 8,
             intermediate: 16,
             vocab: 300,
-        },
+        }),
         lora,
         prompts,
         max_lines: 3,
@@ -140,7 +140,7 @@ fn acting_and_scoring_agree_token_by_token() {
     let cohort = tiny();
     for prompts in [PromptStyle::AddRemove, PromptStyle::Edit] {
         let f = family(prompts, None);
-        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice);
+        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice).unwrap();
         let start = DrugSet::from_indices(6, [1]);
         let list = DrugSet::from_indices(6, [1, 3]);
         let earlier = [Effect::Act(Action::Add(3)), Effect::Refusal("d9 x".into())];
@@ -208,7 +208,7 @@ fn acting_with_the_memo_gives_the_lines_acting_without_it_gives() {
     let cohort = tiny();
     for prompts in [PromptStyle::AddRemove, PromptStyle::Edit] {
         let f = family(prompts, None);
-        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice);
+        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice).unwrap();
         let starts = [DrugSet::from_indices(6, [1]), DrugSet::from_indices(6, [0, 3])];
         // Four episodes (two visits, two starts) for up to six calls, by
         // sampling; the memo is kept across the calls.
@@ -302,7 +302,7 @@ fn an_answer_scored_together_equals_its_lines_scored_alone() {
     let cohort = tiny();
     for prompts in [PromptStyle::AddRemove, PromptStyle::Edit] {
         let f = family(prompts, None);
-        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice);
+        let model: Llama<Flex> = f.init(&mut seeded_rng(1, "m"), &FlexDevice).unwrap();
         let start = DrugSet::from_indices(6, [1, 4]);
         let (steps, _) = walk(&f, 1, &start);
         assert!(steps.len() >= 3, "a plan of several lines");
@@ -359,8 +359,8 @@ fn the_reference_with_adapters_off_is_the_base_model() {
     let with = family(PromptStyle::AddRemove, Some(lora));
     let without = family(PromptStyle::AddRemove, None);
     // The same base weights: the adapters are added after the redraw.
-    let mut adapted: Llama<Flex> = with.init(&mut seeded_rng(5, "m"), &FlexDevice);
-    let base: Llama<Flex> = without.init(&mut seeded_rng(5, "m"), &FlexDevice);
+    let mut adapted: Llama<Flex> = with.init(&mut seeded_rng(5, "m"), &FlexDevice).unwrap();
+    let base: Llama<Flex> = without.init(&mut seeded_rng(5, "m"), &FlexDevice).unwrap();
     // A trained adapter: B away from 0.
     for layer in adapted.model.layers.iter_mut() {
         for proj in [

@@ -102,8 +102,8 @@ impl PolicyFamily for SetEncoder {
         "set_encoder"
     }
 
-    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> ListPolicy<B> {
-        ListPolicyConfig::for_features(&self.features, self.hidden).init(rng, device)
+    fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Result<ListPolicy<B>, PolicyError> {
+        Ok(ListPolicyConfig::for_features(&self.features, self.hidden).init(rng, device))
     }
 
     fn act<B: Backend>(

@@ -19,7 +19,7 @@ fn the_set_encoder_masks_samples_and_acts_consistently() {
     }
     .build(&features)
     .unwrap();
-    let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(3, "t"), &FlexDevice);
+    let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(3, "t"), &FlexDevice).unwrap();
     let list = DrugSet::from_indices(6, [1, 4]);
     let states = [State::first(0, &list), State::first(1, &list)];
     let batch = || {
@@ -93,7 +93,7 @@ fn non_finite_parameters_are_refused_not_sampled() {
     }
     .build(&VisitFeatures::of(&cohort))
     .unwrap();
-    let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(3, "t"), &FlexDevice);
+    let policy: ListPolicy<Flex> = family.init(&mut seeded_rng(3, "t"), &FlexDevice).unwrap();
     // Every parameter NaN, as after a diverged update.
     let policy = policy.map(&mut NanMapper);
     let list = DrugSet::empty(6);
@@ -137,7 +137,7 @@ fn dropout_applies_to_supervised_scores_only_and_is_seeded() {
         .unwrap()
     };
     let (plain, dropped) = (build(0.0), build(0.5));
-    let policy: ListPolicy<Ad> = plain.init(&mut seeded_rng(3, "t"), &FlexDevice);
+    let policy: ListPolicy<Ad> = plain.init(&mut seeded_rng(3, "t"), &FlexDevice).unwrap();
     let list = DrugSet::from_indices(6, [1, 4]);
     let states = [State::first(0, &list), State::first(1, &list)];
     let decisions = [Action::Stop.index(6), Action::Add(2).index(6)];
