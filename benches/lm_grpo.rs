@@ -59,7 +59,7 @@ use rxalign_env::{RewardConfig, RewardTermSpec};
 use rxalign_lm::LoraConfig;
 use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::family::{Effect, PolicyFamily, State};
-use rxalign_policy::flame::{LlamaPolicy, LlamaPolicyConfig, Line};
+use rxalign_policy::flame::{Line, LlamaPolicy, LlamaPolicyConfig};
 use rxalign_train::episodes::EpisodeResult;
 use rxalign_train::grpo::{GrpoJob, GrpoSettings, Sample, advantages, collect, update};
 use rxalign_train::observer::EvalPlan;
@@ -107,9 +107,17 @@ fn bench(c: &mut Criterion) {
             rank: 32,
             alpha: 64.0,
             dropout: 0.0,
-            targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-                .map(String::from)
-                .to_vec(),
+            targets: [
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ]
+            .map(String::from)
+            .to_vec(),
         }),
         max_lines: 3,
         max_line_tokens: 8,
