@@ -73,6 +73,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--only", choices=["collect", "update"], help="time one part only")
     p.add_argument("workload")
     a = p.parse_args()
     threads = int(os.environ.get("RAYON_NUM_THREADS", os.cpu_count()))
@@ -105,11 +106,14 @@ def main():
                     use_cache=True, pad_token_id=eos, eos_token_id=eos)
                 assert out.shape == (len(ans["new_tokens"]), ids.shape[1] + n), out.shape
 
-    t = median_time(collect, a.reps)
-    print(f"collect_{w['visits']}x{w['group']}: {w['rollouts'] / t:.3f} rollouts/s, "
-          f"{produced / t:.1f} generated tokens/s ({produced} tokens: each group's longest Rust answer per member), "
-          f"{w['generated_tokens'] / t:.1f} Rust-counted tokens/s ({w['generated_tokens']} tokens) "
-          f"({t:.2f} s per collection)")
+    if a.only != "update":
+        t = median_time(collect, a.reps)
+        print(f"collect_{w['visits']}x{w['group']}: {w['rollouts'] / t:.3f} rollouts/s, "
+              f"{produced / t:.1f} generated tokens/s ({produced} tokens: each group's longest Rust answer per member), "
+              f"{w['generated_tokens'] / t:.1f} Rust-counted tokens/s ({w['generated_tokens']} tokens) "
+              f"({t:.2f} s per collection)")
+    if a.only == "collect":
+        return
 
     # (b) update
     samples = w["samples"]
