@@ -821,24 +821,29 @@ struct Redraw<'r> {
 impl<B: Backend> ModuleMapper<B> for Redraw<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
-        let shape = tensor.shape();
-        let dims = shape.dims::<D>();
         if D < 2 {
             return Param::from_mapped_value(id, tensor, mapper);
         }
-        let bound = 1.0 / (dims[0] as f32).sqrt();
-        let count: usize = dims.iter().product();
-        let values: Vec<f32> = (0..count)
-            .map(|_| (self.rng.random::<f32>() * 2.0 - 1.0) * bound)
-            .collect();
-        let fresh = Tensor::<B, D>::from_data(TensorData::new(values, shape), &tensor.device());
-        // The new tensor trains as the old one did.
-        let fresh = if tensor.is_require_grad() {
-            fresh.require_grad()
-        } else {
-            fresh
-        };
-        Param::from_mapped_value(id, fresh, mapper)
+        Param::from_mapped_value(id, redrawn(&tensor, self.rng), mapper)
+    }
+}
+
+/// A tensor of `tensor`'s shape drawn from `rng`, uniform in
+/// `±1/sqrt(rows)` (rows: its first dimension, a linear map's fan-in in
+/// burn's input-major layout); it trains as `tensor` did.
+fn redrawn<B: Backend, const D: usize>(tensor: &Tensor<B, D>, rng: &mut Rng) -> Tensor<B, D> {
+    let shape = tensor.shape();
+    let dims = shape.dims::<D>();
+    let bound = 1.0 / (dims[0] as f32).sqrt();
+    let count: usize = dims.iter().product();
+    let values: Vec<f32> = (0..count)
+        .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * bound)
+        .collect();
+    let fresh = Tensor::<B, D>::from_data(TensorData::new(values, shape), &tensor.device());
+    if tensor.is_require_grad() {
+        fresh.require_grad()
+    } else {
+        fresh
     }
 }
 

@@ -17,12 +17,11 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
-use rand::Rng as _;
 use rxalign_core::{Cohort, Rng};
 use rxalign_lm::weights::{load_pretrained, weight_files};
 use rxalign_lm::{Llama, LlamaConfig, LoraConfig, Tokenizer};
 
-use super::{ADAPTER, DrugNames, LlamaPolicy, LlamaPolicyConfig};
+use super::{ADAPTER, DrugNames, LlamaPolicy, LlamaPolicyConfig, redrawn};
 use crate::PolicyError;
 
 /// The error of the `model` field, naming what failed.
@@ -162,20 +161,8 @@ impl<B: Backend> ModuleMapper<B> for RedrawAdapters<'_> {
         if !is_a {
             return Param::from_mapped_value(id, tensor, mapper);
         }
-        let shape = tensor.shape();
-        let dims = shape.dims::<D>();
-        let bound = 1.0 / (dims[0] as f32).sqrt();
-        let count: usize = dims.iter().product();
-        let values: Vec<f32> = (0..count)
-            .map(|_| (self.rng.random::<f32>() * 2.0 - 1.0) * bound)
-            .collect();
-        let fresh = Tensor::<B, D>::from_data(TensorData::new(values, shape), &tensor.device());
-        let fresh = if tensor.is_require_grad() {
-            fresh.require_grad()
-        } else {
-            fresh
-        };
-        Param::from_mapped_value(id, fresh, mapper)
+        // `A` is `[d_in, rank]`: its rows are the fan-in.
+        Param::from_mapped_value(id, redrawn(&tensor, self.rng), mapper)
     }
 }
 
