@@ -11,6 +11,7 @@ use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::family::{ActMode, Acted, Effect};
 use rxalign_policy::flame::{LlamaPolicy, LlamaPolicyConfig, PromptStyle, ScratchModel};
 use rxalign_policy::test_support::tiny;
+use rxalign_lm::LoraConfig;
 
 use crate::episodes::{EpisodeResult, EpisodeStep, Episodes, Recording};
 use crate::grpo::{GrpoJob, GrpoSettings, advantages, group_advantages, token_advantages, train_grpo};
@@ -48,6 +49,10 @@ fn reward() -> Reward {
 }
 
 fn family(prompts: PromptStyle) -> LlamaPolicy {
+    with_lora(prompts, None)
+}
+
+fn with_lora(prompts: PromptStyle, lora: Option<LoraConfig>) -> LlamaPolicy {
     LlamaPolicyConfig {
         scratch: Some(ScratchModel {
             layers: 1,
@@ -58,6 +63,7 @@ fn family(prompts: PromptStyle) -> LlamaPolicy {
             vocab: 300,
         }),
         prompts,
+        lora,
         max_lines: 4,
         max_line_tokens: 6,
         ..LlamaPolicyConfig::default()
@@ -352,4 +358,72 @@ fn a_language_model_grpo_checkpoint_resumes_to_the_same_next_loss() {
         straight,
         "iterations 2 and 3 repeat the uninterrupted run"
     );
+}
+
+/// With LoRA trained through SFT, GRPO's first iteration scores its
+/// rollouts with the very policy its KL reference is (the SFT policy, the
+/// adapter on), so that iteration's k3 is 0; against the base with the
+/// adapter off it would not be.
+#[test]
+fn grpo_after_lora_sft_starts_at_its_reference() {
+    let cohort = tiny();
+    let reward = reward();
+    let lora = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    };
+    let family = with_lora(PromptStyle::AddRemove, Some(lora));
+    let budget = family.config().budget();
+    let eval = EvalPlan::default();
+    let sft_settings = SftSettings {
+        epochs: 20,
+        batch_size: 16,
+        lr: 0.02,
+        starts: SftStarts::Run,
+        eval_every: 0,
+        ..SftSettings::default()
+    };
+    let job = SftJob {
+        cohort: &cohort,
+        reward: &reward,
+        train: &[0, 1],
+        settings: &sft_settings,
+        starts: &empty_starts,
+        budget,
+        seed: 3,
+        checkpoint: None,
+        eval: &eval,
+    };
+    let mut keep = Keep::default();
+    let model = train_sft::<_, CpuTrainBackend>(&family, &job, &mut keep, &FlexDevice).unwrap();
+    let loss: Vec<f64> = keep.0.iter().map(|l| l.train["loss/sft"]).collect();
+    assert!(loss[19] < loss[0] * 0.8, "SFT moved the adapter: {loss:?}");
+    let settings = GrpoSettings {
+        iterations: 2,
+        visits: 2,
+        group: 4,
+        lr: 1e-2,
+        warmup: 0,
+        step_weight: Some(0.5),
+        eval_every: 0,
+        ..GrpoSettings::default()
+    };
+    let job = GrpoJob {
+        cohort: &cohort,
+        reward: &reward,
+        train: &[0, 1],
+        settings: &settings,
+        starts: &empty_starts,
+        budget,
+        seed: 4,
+        checkpoint: None,
+        eval: &eval,
+    };
+    let mut keep = Keep::default();
+    train_grpo::<_, CpuTrainBackend>(&family, model, &job, &mut keep, &FlexDevice).unwrap();
+    let k3: Vec<f64> = keep.0.iter().map(|l| l.train["kl/k3"]).collect();
+    assert!(k3[0].abs() < 1e-6, "iteration 1 acts with its reference: {k3:?}");
+    assert!(k3[1] > 0.0, "the update moved the policy: {:?}", keep.0[0].train);
 }

@@ -258,9 +258,11 @@ pub trait PolicyFamily: fmt::Debug + Send + Sync {
     }
 
     /// The frozen reference's scores for the KL term of GRPO: by default
-    /// [`PolicyFamily::score`] on `reference` (the model GRPO started
-    /// from). A family with LoRA adapters may score its base model with the
-    /// adapters off instead.
+    /// [`PolicyFamily::score`] on `reference`, the model GRPO started from
+    /// (the SFT policy, as FLAME's reference is). A LoRA family keeps the
+    /// default: its start's adapter, trained by SFT, is part of the
+    /// reference, and the base with the adapters off is the model before
+    /// SFT.
     fn score_reference<B: Backend>(
         &self,
         reference: &Self::Model<B>,

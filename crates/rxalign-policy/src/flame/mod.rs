@@ -30,8 +30,12 @@
 //! The model is trained from scratch ([`ScratchModel`], with a byte-level
 //! BPE trained on the run's prompts, [`vocab`]) or read from a Hugging Face
 //! folder (`model`, [`pretrained`]), optionally with LoRA adapters: then the
-//! policy is the model with its adapter on, and GRPO's KL reference is the
-//! same weights with the adapters off.
+//! policy is the model with its adapter on. GRPO's KL reference is the
+//! model GRPO started from, adapter and all (the trait's default
+//! `score_reference`): FLAME's reference is the SFT policy, and an adapter
+//! that SFT trained is part of it. Scoring the base with the adapter off
+//! would pull GRPO back to the model before SFT; it equals the start only
+//! where GRPO starts from a fresh adapter (`B = 0`).
 
 mod parse;
 mod pretrained;
@@ -924,26 +928,6 @@ impl PolicyFamily for LlamaPolicy {
             decisions,
             temperature,
             self.adapter(),
-            device,
-        )
-    }
-
-    fn score_reference<B: Backend>(
-        &self,
-        reference: &Llama<B>,
-        cohort: &Cohort,
-        states: &[State<'_>],
-        decisions: &[Line],
-        temperature: f64,
-        device: &B::Device,
-    ) -> Result<Scored<B>, PolicyError> {
-        self.score_with(
-            reference,
-            cohort,
-            states,
-            decisions,
-            temperature,
-            Adapter::Off,
             device,
         )
     }

@@ -347,8 +347,11 @@ fn an_answer_scored_together_equals_its_lines_scored_alone() {
     }
 }
 
+/// GRPO's KL reference is the model it starts from with that model's
+/// adapter on (the SFT policy); the same weights with the adapters off are
+/// the base model, which a trained adapter has left.
 #[test]
-fn the_reference_with_adapters_off_is_the_base_model() {
+fn the_reference_is_the_start_with_its_adapter_and_adapters_off_is_the_base() {
     let cohort = tiny();
     let lora = LoraConfig {
         rank: 2,
@@ -361,7 +364,7 @@ fn the_reference_with_adapters_off_is_the_base_model() {
     // The same base weights: the adapters are added after the redraw.
     let mut adapted: Llama<Flex> = with.init(&mut seeded_rng(5, "m"), &FlexDevice).unwrap();
     let base: Llama<Flex> = without.init(&mut seeded_rng(5, "m"), &FlexDevice).unwrap();
-    // A trained adapter: B away from 0.
+    // A trained adapter (as SFT leaves it): B away from 0.
     for layer in adapted.model.layers.iter_mut() {
         for proj in [
             &mut layer.self_attn.q_proj,
@@ -380,24 +383,25 @@ fn the_reference_with_adapters_off_is_the_base_model() {
         .iter()
         .map(|s| with.expert(*s, Action::Add(3), &cohort))
         .collect();
+    let logp = |family: &LlamaPolicy, model: &Llama<Flex>, adapter: Adapter| {
+        values(
+            family
+                .score_with(model, &cohort, &states, &decisions, 1.0, adapter, &FlexDevice)
+                .unwrap()
+                .logp,
+        )
+    };
     let reference = values(
         with.score_reference(&adapted, &cohort, &states, &decisions, 1.0, &FlexDevice)
             .unwrap()
             .logp,
     );
-    let plain = values(
-        without
-            .score(&base, &cohort, &states, &decisions, 1.0, &FlexDevice)
-            .unwrap()
-            .logp,
-    );
-    let on = values(
-        with.score(&adapted, &cohort, &states, &decisions, 1.0, &FlexDevice)
-            .unwrap()
-            .logp,
-    );
-    for (r, p) in reference.iter().zip(&plain) {
-        assert!((r - p).abs() < 1e-5, "{reference:?} vs {plain:?}");
+    let on = logp(&with, &adapted, with.adapter());
+    let off = logp(&with, &adapted, Adapter::Off);
+    let plain = logp(&without, &base, Adapter::Off);
+    assert_eq!(reference, on, "the reference is the start, adapter on");
+    for (o, p) in off.iter().zip(&plain) {
+        assert!((o - p).abs() < 1e-5, "adapters off: {off:?} vs the base {plain:?}");
     }
     assert!(
         on.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3),
