@@ -20,8 +20,10 @@
 //!   second = that count / the time.
 //! - `lm_grpo/update_2x4`: one GRPO update ([`rxalign_train::grpo::update`],
 //!   one PPO epoch) on those rollouts' samples (every generated line and
-//!   end of answer is one sample): the reference forward with the adapters
-//!   off (k3 KL, weight 0.02), the forward with LoRA, the PPO-clipped loss
+//!   end of answer is one sample): the reference forward (the model GRPO
+//!   starts from, adapter on; a fresh adapter here, so the same numbers as
+//!   the base, which the PyTorch replay reads with the adapters off; k3 KL,
+//!   weight 0.02), the forward with LoRA, the PPO-clipped loss
 //!   (clip 0.2) summed over each line's tokens, backward, Adam (lr 1e-5,
 //!   gradients clipped to norm 1, as `train_grpo` builds it). Throughput:
 //!   answer tokens scored per second; the context tokens the forwards read

@@ -137,6 +137,17 @@ fn lm_smollm2_smoke_run_writes_answers_before_and_after_sft() {
         let r = recorded(method);
         assert!((0.0..=1.0).contains(&r), "{method}: {r}");
     }
+    // GRPO starts at its KL reference, the SFT policy with its adapter on:
+    // the first iteration's k3 is 0 (against the base with the adapter
+    // off it was 5.5 per line).
+    for method in ["grpo", "step_grpo"] {
+        let k3 = rows
+            .iter()
+            .find(|r| r["method"] == method && r["split"] == "train" && r["step"] == 1)
+            .and_then(|r| r["metrics"]["kl/k3"].as_f64())
+            .unwrap_or_else(|| panic!("no kl/k3 of {method}'s first iteration in {metrics}"));
+        assert!(k3.abs() < 1e-6, "{method}: k3 {k3} at the first iteration");
+    }
     // The same cohort and family as the run; the test visits as predicted.
     let data = plugins.data.build(&plan.file.data, &()).unwrap().load().unwrap();
     let cohort = data.cohort;

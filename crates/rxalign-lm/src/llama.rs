@@ -627,6 +627,23 @@ impl<B: Backend> Llama<B> {
         Ok(self)
     }
 
+    /// Sets adapter `name` to `other`'s (a model of the same shape and
+    /// adapters, such as a copy at another epoch); nothing else changes.
+    pub fn copy_adapter_from(&mut self, other: &Llama<B>, name: &str) -> Result<()> {
+        let slot = self.adapter_index(name)?;
+        if other.adapter_index(name)? != slot || self.model.layers.len() != other.model.layers.len() {
+            return Err(LmError::Request(format!(
+                "adapter `{name}` cannot be copied between models of other shapes"
+            )));
+        }
+        for ((_, _, mine), (_, _, theirs)) in self.projections_mut().zip(other.projections()) {
+            if let (Some(m), Some(t)) = (mine.adapters.get_mut(slot), theirs.adapters.get(slot)) {
+                *m = t.clone();
+            }
+        }
+        Ok(())
+    }
+
     /// The model with adapter `name` folded into the base weights and no
     /// adapters left.
     pub fn merge(mut self, name: &str) -> Result<Self> {

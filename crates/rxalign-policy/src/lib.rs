@@ -15,6 +15,7 @@
 //! - [`checkpoint`]: training checkpoints that a loop resumes from.
 //! - [`lamo`]: LAMO's point-wise classifier as a language-model family: a
 //!   yes/no question per (visit, drug), one LoRA adapter per drug group.
+//! - [`select`]: which of a training loop's models it hands on.
 
 pub mod checkpoint;
 pub mod classifier;
@@ -26,10 +27,12 @@ mod init;
 pub mod lamo;
 pub mod list;
 pub mod notes;
+pub mod select;
 #[doc(hidden)]
 pub mod test_support;
 
 pub use error::PolicyError;
+pub use select::Select;
 
 /// The CPU backend for training: autodiff over `flex`.
 pub type CpuTrainBackend = burn::backend::Autodiff<burn::backend::Flex>;

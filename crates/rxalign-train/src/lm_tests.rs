@@ -7,11 +7,11 @@ use burn::backend::flex::FlexDevice;
 use burn::module::AutodiffModule;
 use rxalign_core::{Action, DrugSet, Rng, seeded_rng};
 use rxalign_env::{Reward, RewardConfig, RewardTermSpec};
+use rxalign_lm::LoraConfig;
 use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::family::{ActMode, Acted, Effect};
 use rxalign_policy::flame::{LlamaPolicy, LlamaPolicyConfig, PromptStyle, ScratchModel};
 use rxalign_policy::test_support::tiny;
-use rxalign_lm::LoraConfig;
 
 use crate::episodes::{EpisodeResult, EpisodeStep, Episodes, Recording};
 use crate::grpo::{GrpoJob, GrpoSettings, advantages, group_advantages, token_advantages, train_grpo};

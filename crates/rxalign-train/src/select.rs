@@ -23,41 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::TrainError;
 use crate::observer::{StepLog, TrainObserver};
 
-/// Which model a loop hands on; written as a string in experiment files
-/// (`"last"`, `"validation"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Select {
-    /// The model after the last epoch or iteration.
-    #[default]
-    Last,
-    /// The model of the evaluated step with the best mean outcome reward on
-    /// the validation patients (earliest on ties); GRPO's candidates
-    /// include its start (step 0, the SFT policy).
-    Validation,
-}
-
-impl TryFrom<String> for Select {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.as_str() {
-            "last" => Ok(Self::Last),
-            "validation" => Ok(Self::Validation),
-            other => Err(format!("unknown selection `{other}`; known: last, validation")),
-        }
-    }
-}
-
-impl From<Select> for String {
-    fn from(s: Select) -> String {
-        match s {
-            Select::Last => "last",
-            Select::Validation => "validation",
-        }
-        .to_string()
-    }
-}
+pub use rxalign_policy::Select;
 
 /// Checks the selection settings of a loop that evaluates every
 /// `eval_every` steps; the error names the field.

@@ -19,7 +19,8 @@ const EVAL_BATCH: usize = 64;
 /// validation cross-entropy (`group/<name>/loss/train`,
 /// `group/<name>/loss/val`) go to `metrics.jsonl` (steps `1..epochs-1`);
 /// the final evaluation, at the chosen threshold, is step `epochs`, with
-/// the last epoch's group losses beside it.
+/// the last epoch's group losses and the epoch whose adapter each group
+/// kept (`group/<name>/kept_epoch`; `select`) beside it.
 #[derive(Debug)]
 pub struct LamoStage {
     settings: LamoSettings,
@@ -94,13 +95,15 @@ impl Stage for LamoStage {
             )
             .map_err(invalid)?;
             let predictions = trained.predict(cohort, &all, EVAL_BATCH).map_err(invalid)?;
-            (predictions, trained.log.last().map(group_metrics))
+            let mut groups = trained.log.last().map(group_metrics).unwrap_or_default();
+            for (name, epoch) in &trained.kept_epochs {
+                groups.insert(format!("group/{name}/kept_epoch"), Some(*epoch as f64));
+            }
+            (predictions, groups)
         });
         ctx.record_method("lamo", epochs, &predictions)?;
-        if let Some(groups) = last {
-            // Names apart from the evaluation's, so no metric is written twice.
-            ctx.append_metrics(&[MetricsRecord::new(epochs, "val", "lamo", groups)])?;
-        }
+        // Names apart from the evaluation's, so no metric is written twice.
+        ctx.append_metrics(&[MetricsRecord::new(epochs, "val", "lamo", last)])?;
         Ok(())
     }
 }

@@ -44,7 +44,7 @@ mod prompt;
 mod tests;
 pub mod vocab;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
@@ -62,6 +62,7 @@ pub use prompt::{PLACEHOLDERS, TemplateFiles, Templates, render};
 
 use crate::PolicyError;
 use crate::family::{ActMemo, ActMode, Acted, Effect, PartReduction, PolicyFamily, Scored, State};
+use crate::init::{Redraw, RedrawAdapters};
 
 /// The family's kind in experiment files.
 pub const KIND: &str = "llama";
@@ -815,40 +816,21 @@ fn sample(lp: &[f32], rng: &mut Rng) -> usize {
     last
 }
 
-/// Redraws every weight matrix from `rng`: uniform in `±1/sqrt(rows)`
-/// (burn stores a linear map input-major, so rows are its fan-in); norms'
-/// gains stay 1.
-struct Redraw<'r> {
-    rng: &'r mut Rng,
-}
-
-impl<B: Backend> ModuleMapper<B> for Redraw<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        if D < 2 {
-            return Param::from_mapped_value(id, tensor, mapper);
-        }
-        Param::from_mapped_value(id, redrawn(&tensor, self.rng), mapper)
-    }
-}
-
-/// A tensor of `tensor`'s shape drawn from `rng`, uniform in
-/// `±1/sqrt(rows)` (rows: its first dimension, a linear map's fan-in in
-/// burn's input-major layout); it trains as `tensor` did.
-fn redrawn<B: Backend, const D: usize>(tensor: &Tensor<B, D>, rng: &mut Rng) -> Tensor<B, D> {
-    let shape = tensor.shape();
-    let dims = shape.dims::<D>();
-    let bound = 1.0 / (dims[0] as f32).sqrt();
-    let count: usize = dims.iter().product();
-    let values: Vec<f32> = (0..count)
-        .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * bound)
-        .collect();
-    let fresh = Tensor::<B, D>::from_data(TensorData::new(values, shape), &tensor.device());
-    if tensor.is_require_grad() {
-        fresh.require_grad()
-    } else {
-        fresh
-    }
+/// `model` frozen under a fresh adapter (`B = 0`), its `A` matrices drawn
+/// from `rng`.
+fn with_adapter<B: Backend>(
+    model: Llama<B>,
+    lora: &LoraConfig,
+    rng: &mut Rng,
+) -> Result<Llama<B>, PolicyError> {
+    let model = model
+        .freeze()
+        .add_adapter(ADAPTER, lora.clone())
+        .map_err(|e| PolicyError::Config {
+            field: "lora",
+            message: e.to_string(),
+        })?;
+    Ok(model.map(&mut RedrawAdapters::new(rng)))
 }
 
 impl PolicyFamily for LlamaPolicy {
@@ -869,20 +851,12 @@ impl PolicyFamily for LlamaPolicy {
     }
 
     fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Result<Llama<B>, PolicyError> {
-        if let Some(dir) = &self.config.model {
-            return pretrained::init(dir, self.config.lora.as_ref(), rng, device);
-        }
-        let model = self.llama.init::<B>(device).map(&mut Redraw { rng });
+        let model = match &self.config.model {
+            Some(dir) => pretrained::load(dir, device)?,
+            None => self.llama.init::<B>(device).map(&mut Redraw { rng }),
+        };
         match &self.config.lora {
-            Some(lora) => {
-                model
-                    .freeze()
-                    .add_adapter(ADAPTER, lora.clone())
-                    .map_err(|e| PolicyError::Config {
-                        field: "lora",
-                        message: e.to_string(),
-                    })
-            }
+            Some(lora) => with_adapter(model, lora, rng),
             None => Ok(model),
         }
     }

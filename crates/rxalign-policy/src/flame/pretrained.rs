@@ -7,21 +7,21 @@
 //! every weight file's safetensors header is checked against the file's
 //! length, so that a missing or damaged folder is refused, naming the file,
 //! before any stage trains. The weights themselves are read when the family
-//! builds its model ([`init`]). With `lora`, the base is frozen and the
-//! adapter's `A` matrices are drawn from the family's generator (PEFT's
-//! bound, `U(±1/sqrt(d_in))`; `B` is zero), so a seeded run starts from the
-//! same adapters; checkpoints then keep the adapters only
-//! ([`crate::checkpoint::Keep::Trainable`]): the frozen base is the folder's.
+//! builds its model ([`load`], from `PolicyFamily::init`). With `lora`, the
+//! base is frozen and the adapter's `A` matrices are drawn from the
+//! family's generator (PEFT's bound, `U(±1/sqrt(d_in))`; `B` is zero), so
+//! a seeded run starts from the same adapters; checkpoints then keep the
+//! adapters only ([`crate::checkpoint::Keep::Trainable`]): the frozen base
+//! is the folder's.
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
-use rxalign_core::{Cohort, Rng};
+use rxalign_core::Cohort;
 use rxalign_lm::weights::{load_pretrained, weight_files};
-use rxalign_lm::{Llama, LlamaConfig, LoraConfig, Tokenizer};
+use rxalign_lm::{Llama, LlamaConfig, Tokenizer};
 
-use super::{ADAPTER, DrugNames, LlamaPolicy, LlamaPolicyConfig, redrawn};
+use super::{DrugNames, LlamaPolicy, LlamaPolicyConfig};
 use crate::PolicyError;
 
 /// The error of the `model` field, naming what failed.
@@ -109,69 +109,19 @@ fn check_header(file: &Path) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// The pretrained model of `dir`, with a fresh adapter when `lora` is set
-/// (the base frozen).
-pub(super) fn init<B: Backend>(
-    dir: &Path,
-    lora: Option<&LoraConfig>,
-    rng: &mut Rng,
-    device: &B::Device,
-) -> Result<Llama<B>, PolicyError> {
-    let model = load_pretrained::<B>(dir, device).map_err(bad)?;
-    match lora {
-        Some(lora) => {
-            let model =
-                model
-                    .freeze()
-                    .add_adapter(ADAPTER, lora.clone())
-                    .map_err(|e| PolicyError::Config {
-                        field: "lora",
-                        message: e.to_string(),
-                    })?;
-            Ok(model.map(&mut RedrawAdapters {
-                rng,
-                path: Vec::new(),
-            }))
-        }
-        None => Ok(model),
-    }
-}
-
-/// Redraws every LoRA `A` matrix (`[d_in, rank]`) from `rng`, uniform in
-/// `±1/sqrt(d_in)` as PEFT initialises it; everything else is left as is.
-struct RedrawAdapters<'r> {
-    rng: &'r mut Rng,
-    /// The module path of the current parameter.
-    path: Vec<String>,
-}
-
-impl<B: Backend> ModuleMapper<B> for RedrawAdapters<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        let n = self.path.len();
-        let is_a = D == 2 && n >= 3 && self.path[n - 3] == "adapters" && self.path[n - 1] == "a";
-        if !is_a {
-            return Param::from_mapped_value(id, tensor, mapper);
-        }
-        // `A` is `[d_in, rank]`: its rows are the fan-in.
-        Param::from_mapped_value(id, redrawn(&tensor, self.rng), mapper)
-    }
+/// The pretrained model of `dir` (the family adds its adapter, if any).
+pub(super) fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>, PolicyError> {
+    load_pretrained::<B>(dir, device).map_err(bad)
 }
 
 #[cfg(test)]
 mod tests {
     use burn::backend::Flex;
     use burn::backend::flex::FlexDevice;
-    use burn::module::ModuleVisitor;
+    use burn::module::{Module, ModuleVisitor, Param};
     use rand::SeedableRng as _;
+    use rxalign_core::Rng;
+    use rxalign_lm::LoraConfig;
 
     use super::*;
     use crate::CpuTrainBackend;

@@ -1,5 +1,6 @@
 use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
+use burn::module::Param;
 use rxalign_core::{Action, DrugSet, seeded_rng};
 
 use super::*;
@@ -401,12 +402,39 @@ fn the_reference_is_the_start_with_its_adapter_and_adapters_off_is_the_base() {
     let plain = logp(&without, &base, Adapter::Off);
     assert_eq!(reference, on, "the reference is the start, adapter on");
     for (o, p) in off.iter().zip(&plain) {
-        assert!((o - p).abs() < 1e-5, "adapters off: {off:?} vs the base {plain:?}");
+        assert!(
+            (o - p).abs() < 1e-5,
+            "adapters off: {off:?} vs the base {plain:?}"
+        );
     }
     assert!(
         on.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3),
         "the adapter changes the policy"
     );
+}
+
+/// A scratch model's LoRA adapters come from the run's seeded generator,
+/// like its weights (never from the backend's, shared by runs side by
+/// side): the same seed, the same `A`; another seed, another.
+#[test]
+fn scratch_adapters_are_drawn_from_the_seeded_generator() {
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        targets: vec!["q_proj".into()],
+    };
+    let with = family(PromptStyle::AddRemove, Some(lora));
+    let a = |seed: u64| -> Vec<f32> {
+        let model: Llama<Flex> = with.init(&mut seeded_rng(seed, "m"), &FlexDevice).unwrap();
+        let pair = model.model.layers[0].self_attn.q_proj.adapters[0]
+            .as_ref()
+            .unwrap();
+        assert!(pair.b.val().abs().max().into_scalar() == 0.0, "B starts at zero");
+        pair.a.val().into_data().to_vec().unwrap()
+    };
+    assert_eq!(a(5), a(5));
+    assert_ne!(a(5), a(6));
 }
 
 #[test]

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use rxalign_lm::LoraConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::PolicyError;
+use crate::{PolicyError, Select};
 
 /// `prompt`'s value naming the built-in template.
 pub const BUILTIN_PROMPT: &str = "builtin";
@@ -87,6 +87,10 @@ pub struct LamoSettings {
     pub negatives_per_positive: f64,
     /// Thresholds tried on validation: from `step` to `1 - step` by `step`.
     pub threshold_step: f32,
+    /// Which epoch's adapter each group keeps: `"last"`, or `"validation"`,
+    /// the epoch with the group's lowest validation cross-entropy (earliest
+    /// on ties); the threshold is then chosen on the kept adapters' scores.
+    pub select: Select,
 }
 
 impl Default for LamoSettings {
@@ -116,6 +120,7 @@ impl Default for LamoSettings {
             lr: 1e-3,
             negatives_per_positive: 0.0,
             threshold_step: 0.05,
+            select: Select::Last,
         }
     }
 }

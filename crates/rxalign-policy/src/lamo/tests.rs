@@ -4,7 +4,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use rxalign_data::synthetic::{SyntheticClinic, SyntheticConfig};
 
-use super::train::answer_logits;
+use super::train::{answer_logits, group_losses, shared_prefix};
 use super::*;
 use crate::CpuTrainBackend;
 
@@ -166,6 +166,33 @@ fn a_tiny_grouped_run_learns_and_predicts_with_scores() {
             "group {name}: validation cross-entropy {l0} fresh, {l} trained"
         );
     }
+    // Scoring reads each visit's shared part once and continues it: the
+    // same scores as every whole question read alone (batches of 7 mix
+    // visits and split them).
+    let scores = trained.scores(&cohort, &val, 7).unwrap();
+    for (g, (_, drugs)) in trained.groups.groups.iter().enumerate() {
+        for (i, &v) in val.iter().enumerate() {
+            let questions: Vec<Vec<u32>> = drugs
+                .iter()
+                .map(|&d| trained.encoder.question(&template.render(&cohort, v, d)).unwrap())
+                .collect();
+            // Group `g`'s adapter is the model's `g`-th.
+            let logits = answer_logits(
+                &trained.model,
+                &questions,
+                rxalign_lm::Adapter::On(g),
+                trained.answers,
+            );
+            let whole: Vec<f32> = softmax(logits, 1).into_data().into_vec().unwrap();
+            for (k, &d) in drugs.iter().enumerate() {
+                let (cached, alone) = (scores[i][d], whole[2 * k]);
+                assert!(
+                    (cached - alone).abs() < 1e-5,
+                    "visit {v} drug {d}: {cached} continued, {alone} whole"
+                );
+            }
+        }
+    }
     let predictions = trained.predict(&cohort, &val, 256).unwrap();
     assert_eq!(predictions.by_visit.len(), val.len());
     let report = predictions.evaluate(&cohort, |_| true);
@@ -180,6 +207,67 @@ fn a_tiny_grouped_run_learns_and_predicts_with_scores() {
             .collect();
         assert_eq!(listed, want);
     }
+}
+
+/// With `select: "validation"` each group keeps the adapter of its epoch
+/// with the lowest validation cross-entropy, and the kept model scores
+/// validation as that epoch did.
+#[test]
+fn each_group_keeps_its_best_validation_epoch() {
+    let cohort = clinic(5);
+    let n = cohort.visits.len();
+    let train: Vec<usize> = (0..n * 2 / 3).collect();
+    let val: Vec<usize> = (n * 2 / 3..n).collect();
+    let settings = LamoSettings {
+        epochs: 4,
+        lr: 0.05,
+        select: Select::Validation,
+        ..tiny_settings()
+    };
+    let template = PromptTemplate::new("{age} {sex}; {diagnoses}. Give {drug}?", 40).unwrap();
+    let trained =
+        train_lamo::<CpuTrainBackend>(&cohort, &train, &val, &settings, &template, 7, &FlexDevice, 256)
+            .unwrap();
+    let scores = trained.scores(&cohort, &val, 256).unwrap();
+    let now = group_losses(&cohort, &val, &scores, &trained.groups);
+    let mut kept = Vec::new();
+    for (g, (name, epoch)) in trained.kept_epochs.iter().enumerate() {
+        let losses: Vec<f64> = trained
+            .log
+            .iter()
+            .map(|l| l.group_val_loss[g].1.unwrap())
+            .collect();
+        let best = (0..losses.len()).fold(0, |b, e| if losses[e] < losses[b] { e } else { b });
+        assert_eq!(*epoch, best + 1, "group {name}: {losses:?}");
+        let l = now[g].1.unwrap();
+        assert!(
+            (l - losses[best]).abs() < 1e-6,
+            "group {name}: {l} now, {} at epoch {epoch}",
+            losses[best]
+        );
+        kept.push(*epoch);
+    }
+    eprintln!("kept epochs {kept:?}");
+    assert!(
+        kept.iter().any(|&e| e < 4),
+        "some group keeps an earlier epoch: {kept:?}"
+    );
+    // Without validation visits, selection is refused before training.
+    let e = train_lamo::<CpuTrainBackend>(&cohort, &train, &[], &settings, &template, 7, &FlexDevice, 256)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("select"), "{e}");
+}
+
+#[test]
+fn questions_share_their_common_beginning_but_their_last_token() {
+    assert_eq!(shared_prefix(&[vec![1, 2, 3, 4], vec![1, 2, 5, 4]]), 2);
+    // One question: all of it but the token that predicts the answer.
+    assert_eq!(shared_prefix(&[vec![1, 2, 3]]), 2);
+    // A question that begins another keeps its last token.
+    assert_eq!(shared_prefix(&[vec![1, 2, 3], vec![1, 2, 3, 4]]), 2);
+    assert_eq!(shared_prefix(&[vec![7, 2], vec![1, 2]]), 0);
+    assert_eq!(shared_prefix(&[]), 0);
 }
 
 #[test]
@@ -233,4 +321,10 @@ fn settings_are_checked() {
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains(field), "{field}: {e}");
     }
+    let s: LamoSettings = ron::from_str("(select: \"validation\")").unwrap();
+    assert_eq!(s.select, Select::Validation);
+    let e = ron::from_str::<LamoSettings>("(select: \"best\")")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("last, validation"), "{e}");
 }

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rxalign_core::metrics::{MetricInput, MetricReport, evaluate};
 use rxalign_core::{Cohort, DrugSet, Prediction, Predictions, seeded_rng};
 use rxalign_lm::generate::left_pad;
-use rxalign_lm::{Adapter, Llama, LlamaConfig, LmError, Message};
+use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LmError, Message};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -17,6 +17,8 @@ use tokenizers::{AddedToken, ModelWrapper};
 
 use super::{DrugGroups, LamoModel, LamoSettings, PromptTemplate};
 use crate::PolicyError;
+use crate::Select;
+use crate::init::{Redraw, RedrawAdapters};
 
 fn lm_err(what: &str) -> impl FnOnce(LmError) -> PolicyError + '_ {
     move |e| PolicyError::Invalid(format!("{what}: {e}"))
@@ -144,15 +146,45 @@ pub(super) fn answer_logits<B: Backend>(
     adapter: Adapter,
     answers: Answers,
 ) -> Tensor<B, 2> {
-    let rows = questions.len();
     let refs: Vec<&[u32]> = questions.iter().map(Vec::as_slice).collect();
-    let (ids, real, width) = left_pad(&refs, 0);
+    answer_logits_after(model, &refs, None, adapter, answers)
+}
+
+/// The logits of the two answers after each row of `tokens`, which
+/// continue `cache`'s rows (`None`: from nothing).
+///
+/// # Shapes
+/// `tokens`: `rows` token-id lists (each non-empty) → `[rows, 2]` (yes, no)
+fn answer_logits_after<B: Backend>(
+    model: &Llama<B>,
+    tokens: &[&[u32]],
+    cache: Option<&mut KvCache<B>>,
+    adapter: Adapter,
+    answers: Answers,
+) -> Tensor<B, 2> {
+    let rows = tokens.len();
+    let (ids, real, width) = left_pad(tokens, 0);
     let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, width]), &model.device());
-    let h = model.hidden(tokens, Some(&real), None, adapter); // [rows, width, hidden]
+    let h = model.hidden(tokens, Some(&real), cache, adapter); // [rows, width, hidden]
     let d = h.dims()[2];
     // Left padding: the last position is every row's last real token.
     let last = h.narrow(1, width - 1, 1).reshape([rows, d]);
     model.head_of(last, &[answers.yes, answers.no])
+}
+
+/// How many leading tokens every question shares, at most one less than
+/// the shortest (so that each question keeps a token of its own, whose
+/// position predicts the answer).
+pub(super) fn shared_prefix(questions: &[Vec<u32>]) -> usize {
+    let Some((first, rest)) = questions.split_first() else {
+        return 0;
+    };
+    let mut n = first.len();
+    for q in rest {
+        n = n.min(first.iter().zip(q).take_while(|(a, b)| a == b).count());
+    }
+    let shortest = questions.iter().map(Vec::len).min().unwrap_or(0);
+    n.min(shortest.saturating_sub(1))
 }
 
 /// What one epoch did.
@@ -181,6 +213,8 @@ pub struct TrainedLamo<B: Backend> {
     pub groups: DrugGroups,
     /// The threshold on `p(yes)` that maximised validation Jaccard.
     pub threshold: f32,
+    /// Per group (its name): the epoch whose adapter it keeps.
+    pub kept_epochs: Vec<(String, usize)>,
     pub log: Vec<LamoEpochLog>,
 }
 
@@ -265,6 +299,15 @@ fn adapter_of(g: usize) -> Adapter {
     Adapter::On(g)
 }
 
+/// `p(yes)` of every drug for each of `visits`, each group's drugs with
+/// its adapter.
+///
+/// The questions about one visit differ only where the drug is named: for
+/// each visit and group, the tokens all its questions share (the patient
+/// part, [`shared_prefix`]; found on the tokens, so nothing is assumed of
+/// the tokenizer or the template) are read once and their keys and values
+/// continue every question's own tokens, `batch` questions per forward
+/// call. The scores equal those of each whole question read alone.
 #[expect(clippy::too_many_arguments, reason = "the pieces of a scorer, each distinct")]
 fn score_visits<B: Backend>(
     model: &Llama<B>,
@@ -277,29 +320,75 @@ fn score_visits<B: Backend>(
     batch: usize,
 ) -> Result<Vec<Vec<f32>>, PolicyError> {
     let n = cohort.drug_count();
+    let layers = model.config.num_hidden_layers;
+    let batch = batch.max(1);
     let mut out = vec![vec![0.0f32; n]; visits.len()];
+    let positions: Vec<usize> = (0..visits.len()).collect();
     for (g, (_, drugs)) in groups.groups.iter().enumerate() {
-        let pairs: Vec<(usize, usize)> = (0..visits.len())
-            .flat_map(|i| drugs.iter().map(move |&d| (i, d)))
-            .collect();
-        for chunk in pairs.chunks(batch.max(1)) {
+        if drugs.is_empty() {
+            continue;
+        }
+        let adapter = adapter_of(g);
+        // About `batch` questions per chunk of visits.
+        for chunk in positions.chunks((batch / drugs.len()).max(1)) {
             let questions = chunk
                 .iter()
-                .map(|&(i, d)| encoder.question(&template.render(cohort, visits[i], d)))
+                .map(|&i| {
+                    drugs
+                        .iter()
+                        .map(|&d| encoder.question(&template.render(cohort, visits[i], d)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            let p = softmax(answer_logits(model, &questions, adapter_of(g), answers), 1).narrow(1, 0, 1);
-            let p: Vec<f32> = p
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .map_err(|e| PolicyError::Invalid(format!("reading scores: {e:?}")))?;
-            for (&(i, d), &s) in chunk.iter().zip(&p) {
-                if !s.is_finite() {
-                    return Err(PolicyError::NonFinite {
-                        what: "the yes/no scores",
-                    });
+            let shared: Vec<usize> = questions.iter().map(|q| shared_prefix(q)).collect();
+            // Each visit's shared part, read once (visits sharing nothing
+            // are left out and read whole below).
+            let read: Vec<usize> = (0..chunk.len()).filter(|&r| shared[r] > 0).collect();
+            let mut prefixes: Vec<Option<CachedRow<B>>> = vec![None; chunk.len()];
+            if !read.is_empty() {
+                let heads: Vec<&[u32]> = read.iter().map(|&r| &questions[r][0][..shared[r]]).collect();
+                let (ids, real, width) = left_pad(&heads, 0);
+                let tokens = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(ids, [read.len(), width]),
+                    &model.device(),
+                );
+                let mut cache = KvCache::new(layers);
+                let _ = model.hidden(tokens, Some(&real), Some(&mut cache), adapter);
+                for (k, &r) in read.iter().enumerate() {
+                    prefixes[r] = cache.row(k);
                 }
-                out[i][d] = s;
+            }
+            let pairs: Vec<(usize, usize)> = (0..chunk.len())
+                .flat_map(|r| (0..drugs.len()).map(move |k| (r, k)))
+                .collect();
+            for part in pairs.chunks(batch) {
+                let continued: Vec<Option<(&CachedRow<B>, usize)>> = part
+                    .iter()
+                    .map(|&(r, _)| prefixes[r].as_ref().map(|c| (c, shared[r])))
+                    .collect();
+                let rest: Vec<&[u32]> = part
+                    .iter()
+                    .map(|&(r, k)| {
+                        let from = if prefixes[r].is_some() { shared[r] } else { 0 };
+                        &questions[r][k][from..]
+                    })
+                    .collect();
+                let mut cache = KvCache::from_rows(layers, &continued);
+                let logits = answer_logits_after(model, &rest, Some(&mut cache), adapter, answers);
+                let p = softmax(logits, 1).narrow(1, 0, 1);
+                let p: Vec<f32> = p
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .map_err(|e| PolicyError::Invalid(format!("reading scores: {e:?}")))?;
+                for (&(r, k), &s) in part.iter().zip(&p) {
+                    if !s.is_finite() {
+                        return Err(PolicyError::NonFinite {
+                            what: "the yes/no scores",
+                        });
+                    }
+                    out[chunk[r]][drugs[k]] = s;
+                }
             }
         }
     }
@@ -338,7 +427,7 @@ fn report(cohort: &Cohort, visits: &[usize], scores: &[Vec<f32>], threshold: f32
 }
 
 /// The mean cross-entropy of each group's validation questions.
-fn group_losses(
+pub(super) fn group_losses(
     cohort: &Cohort,
     visits: &[usize],
     scores: &[Vec<f32>],
@@ -367,12 +456,14 @@ fn group_losses(
 }
 
 /// The model and its encoder: loaded from a folder, or a tiny random Llama
-/// with a tokenizer trained on the training visits' questions.
+/// (its weights drawn from `rng`) with a tokenizer trained on the training
+/// visits' questions.
 fn build<B: Backend>(
     settings: &LamoSettings,
     template: &PromptTemplate,
     cohort: &Cohort,
     train: &[usize],
+    rng: &mut rxalign_core::Rng,
     device: &B::Device,
 ) -> Result<(Llama<B>, Encoder), PolicyError> {
     match &settings.model {
@@ -421,8 +512,59 @@ fn build<B: Backend>(
             config.bos_token_id = None;
             config.eos_token_id = None;
             config.max_position_embeddings = 4096;
-            Ok((config.init::<B>(device), encoder))
+            Ok((config.init::<B>(device).map(&mut Redraw { rng }), encoder))
         }
+    }
+}
+
+/// With `select: "validation"`: the adapters kept so far, each group's
+/// from its best epoch, their validation scores (a group's scores depend
+/// on its own adapter only) and each group's (epoch, validation loss).
+struct Kept<B: Backend> {
+    model: Llama<B>,
+    val_scores: Vec<Vec<f32>>,
+    best: Vec<(usize, f64)>,
+}
+
+impl<B: Backend> Kept<B> {
+    /// Everything of the first epoch.
+    fn new(model: Llama<B>, entry: &LamoEpochLog, val_scores: &[Vec<f32>]) -> Self {
+        let best = entry
+            .group_val_loss
+            .iter()
+            .map(|(_, l)| (entry.epoch, l.unwrap_or(f64::INFINITY)))
+            .collect();
+        Kept {
+            model,
+            val_scores: val_scores.to_vec(),
+            best,
+        }
+    }
+
+    /// Takes from `model` (after `entry`'s epoch) the adapter and scores
+    /// of each group whose validation loss fell below its best.
+    fn update(
+        &mut self,
+        model: &Llama<B>,
+        entry: &LamoEpochLog,
+        val_scores: &[Vec<f32>],
+        groups: &DrugGroups,
+    ) -> Result<(), PolicyError> {
+        for (g, (name, loss)) in entry.group_val_loss.iter().enumerate() {
+            let Some(loss) = *loss else { continue };
+            if loss < self.best[g].1 {
+                self.best[g] = (entry.epoch, loss);
+                self.model
+                    .copy_adapter_from(model, name)
+                    .map_err(lm_err("keeping an adapter"))?;
+                for (row, now) in self.val_scores.iter_mut().zip(val_scores) {
+                    for &d in &groups.groups[g].1 {
+                        row[d] = now[d];
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -453,9 +595,11 @@ pub fn train_lamo<B: AutodiffBackend>(
 
 /// Trains one adapter per drug group on the `train` visits' questions (the
 /// base frozen), scoring the `val` visits after each epoch (handed to
-/// `on_epoch` at once; an error from it stops training), and picks the
-/// threshold on `val` after the last epoch. Scoring runs `eval_batch`
-/// questions at a time. The same seed gives the same model.
+/// `on_epoch` at once; an error from it stops training). Each group keeps
+/// its last epoch's adapter, or with `select: "validation"` its best
+/// epoch's; the threshold is then picked on the kept adapters' `val`
+/// scores. Scoring runs `eval_batch` questions at a time. The same seed
+/// gives the same model.
 #[expect(clippy::too_many_arguments, reason = "the inputs of training, each distinct")]
 pub fn train_lamo_with<B: AutodiffBackend>(
     cohort: &Cohort,
@@ -472,10 +616,20 @@ pub fn train_lamo_with<B: AutodiffBackend>(
     if train.is_empty() {
         return Err(PolicyError::Invalid("the training split is empty".into()));
     }
+    let select = settings.select == Select::Validation;
+    if select && val.is_empty() {
+        return Err(PolicyError::Config {
+            field: "select",
+            message: "\"validation\" needs validation visits; the validation split is empty".into(),
+        });
+    }
     let groups = DrugGroups::new(&settings.groups, cohort, train)?;
-    // burn's initialisers draw from the backend's generator.
+    // Weights and adapters are drawn from the run's seeded generator (never
+    // the backend's, shared by runs side by side); LoRA dropout, if any,
+    // draws its masks from the backend's, seeded here.
     B::seed(device, seed);
-    let (model, encoder) = build::<B>(settings, template, cohort, train, device)?;
+    let mut init = seeded_rng(seed, "lamo-model");
+    let (model, encoder) = build::<B>(settings, template, cohort, train, &mut init, device)?;
     let answers = Answers::look_up(&encoder, &settings.yes, &settings.no)?;
     let mut model = model.freeze();
     for (name, _) in &groups.groups {
@@ -483,10 +637,12 @@ pub fn train_lamo_with<B: AutodiffBackend>(
             .add_adapter(name, settings.lora.clone())
             .map_err(lm_err("adding an adapter"))?;
     }
+    let mut model = model.map(&mut RedrawAdapters::new(&mut init));
     let mut optim = AdamConfig::new().init();
     let mut rng = seeded_rng(seed, "lamo-questions");
     let mut log: Vec<LamoEpochLog> = Vec::with_capacity(settings.epochs);
     let mut val_scores = Vec::new();
+    let mut kept: Option<Kept<B::InnerBackend>> = None;
     for epoch in 1..=settings.epochs {
         let mut group_loss = Vec::with_capacity(groups.len());
         let (mut total, mut count) = (0.0, 0usize);
@@ -530,10 +686,37 @@ pub fn train_lamo_with<B: AutodiffBackend>(
             group_val_loss: group_losses(cohort, val, &val_scores, &groups),
             val: report(cohort, val, &val_scores, 0.5),
         };
+        if select {
+            match &mut kept {
+                Some(k) => k.update(&inner, &entry, &val_scores, &groups)?,
+                None => kept = Some(Kept::new(inner, &entry, &val_scores)),
+            }
+        }
         on_epoch(&entry).map_err(PolicyError::Invalid)?;
         log.push(entry);
     }
-    // The threshold: the best validation Jaccard of the last epoch's scores.
+    let (model, val_scores, kept_epochs) = match kept {
+        Some(k) => (
+            k.model,
+            k.val_scores,
+            groups
+                .groups
+                .iter()
+                .zip(&k.best)
+                .map(|((n, _), (e, _))| (n.clone(), *e))
+                .collect(),
+        ),
+        None => (
+            model.valid(),
+            val_scores,
+            groups
+                .groups
+                .iter()
+                .map(|(n, _)| (n.clone(), settings.epochs))
+                .collect(),
+        ),
+    };
+    // The threshold: the best validation Jaccard of the kept adapters' scores.
     let mut threshold = 0.5;
     let mut best = f64::NEG_INFINITY;
     let mut t = settings.threshold_step;
@@ -546,12 +729,13 @@ pub fn train_lamo_with<B: AutodiffBackend>(
         t += settings.threshold_step;
     }
     Ok(TrainedLamo {
-        model: model.valid(),
+        model,
         encoder,
         template: template.clone(),
         answers,
         groups,
         threshold,
+        kept_epochs,
         log,
     })
 }
