@@ -59,6 +59,7 @@ use rxalign_core::{DrugSet, SplitConfig, seeded_rng};
 use rxalign_data::synthetic::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::{RewardConfig, RewardTermSpec};
 use rxalign_lm::LoraConfig;
+use rxalign_lm::lora::TARGETS;
 use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::family::{Effect, PolicyFamily, State};
 use rxalign_policy::flame::{Line, LlamaPolicy, LlamaPolicyConfig};
@@ -109,17 +110,7 @@ fn bench(c: &mut Criterion) {
             rank: 32,
             alpha: 64.0,
             dropout: 0.0,
-            targets: [
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ]
-            .map(String::from)
-            .to_vec(),
+            targets: TARGETS.map(String::from).to_vec(),
         }),
         max_lines: 3,
         max_line_tokens: 8,

@@ -39,21 +39,13 @@ Each is run `--reps` times after one warm-up; the median is reported.
 import argparse
 import json
 import os
-import statistics
-import time
 
 import torch
 from transformers import AutoModelForCausalLM
 
-
-def median_time(fn, reps):
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+# The sibling script's timer (one warm-up, then the median of `reps`); this
+# folder is on the path when a script of it runs.
+from lm_torch_reference import median_time
 
 
 def left_pad(seqs, pad):

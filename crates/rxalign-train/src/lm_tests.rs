@@ -15,27 +15,9 @@ use rxalign_policy::test_support::tiny;
 
 use crate::episodes::{EpisodeResult, EpisodeStep, Episodes, Recording};
 use crate::grpo::{GrpoJob, GrpoSettings, advantages, group_advantages, token_advantages, train_grpo};
-use crate::observer::{EvalPlan, ObserverError, StepLog, TrainObserver};
+use crate::observer::{EvalPlan, StepLog};
 use crate::sft::{SftJob, SftSettings, SftStarts, train_sft};
-
-#[derive(Default)]
-struct Keep(Vec<StepLog>);
-
-impl TrainObserver for Keep {
-    fn evaluate(
-        &mut self,
-        _: usize,
-        _: rxalign_core::SplitName,
-        _: &[crate::observer::FinalList],
-    ) -> Result<std::collections::BTreeMap<String, Option<f64>>, ObserverError> {
-        Ok(Default::default())
-    }
-
-    fn step(&mut self, log: &StepLog, _: usize) -> Result<(), ObserverError> {
-        self.0.push(log.clone());
-        Ok(())
-    }
-}
+use crate::tests::Keep;
 
 fn reward() -> Reward {
     RewardConfig {
@@ -74,6 +56,55 @@ fn with_lora(prompts: PromptStyle, lora: Option<LoraConfig>) -> LlamaPolicy {
 
 fn empty_starts(_: usize, _: &mut Rng) -> Result<DrugSet, String> {
     Ok(DrugSet::empty(6))
+}
+
+/// The model a loop hands on (the family's `Trainable`).
+type Model = rxalign_lm::Llama<CpuTrainBackend>;
+
+/// SFT of `family` on the tiny cohort's visits 0 and 1 from empty starts:
+/// the model and the loop's log.
+fn sft(family: &LlamaPolicy, settings: &SftSettings, seed: u64) -> (Model, Vec<StepLog>) {
+    let (cohort, reward, eval) = (tiny(), reward(), EvalPlan::default());
+    let job = SftJob {
+        cohort: &cohort,
+        reward: &reward,
+        train: &[0, 1],
+        settings,
+        starts: &empty_starts,
+        budget: family.config().budget(),
+        seed,
+        checkpoint: None,
+        eval: &eval,
+    };
+    let mut keep = Keep::default();
+    let model = train_sft::<_, CpuTrainBackend>(family, &job, &mut keep, &FlexDevice).unwrap();
+    (model, keep.0)
+}
+
+/// GRPO of `family` from `start` on the same visits and starts: the
+/// loop's log.
+fn grpo(
+    family: &LlamaPolicy,
+    start: Model,
+    settings: &GrpoSettings,
+    seed: u64,
+    checkpoint: Option<&std::path::Path>,
+) -> Vec<StepLog> {
+    let (cohort, reward, eval) = (tiny(), reward(), EvalPlan::default());
+    let job = GrpoJob {
+        cohort: &cohort,
+        reward: &reward,
+        train: &[0, 1],
+        settings,
+        starts: &empty_starts,
+        budget: family.config().budget(),
+        seed,
+        checkpoint,
+        eval: &eval,
+    };
+    let mut keep = Keep::default();
+    train_grpo::<_, CpuTrainBackend>(family, start, &job, &mut keep, &FlexDevice).unwrap();
+    keep.0
 }
 
 /// A step whose decision has `tokens` parts and the given shaped reward.
@@ -194,21 +225,8 @@ fn sft_then_grpo_train_the_language_model() {
         eval_every: 0,
         ..SftSettings::default()
     };
-    let eval = EvalPlan::default();
-    let job = SftJob {
-        cohort: &cohort,
-        reward: &reward,
-        train: &[0, 1],
-        settings: &sft_settings,
-        starts: &empty_starts,
-        budget,
-        seed: 3,
-        checkpoint: None,
-        eval: &eval,
-    };
-    let mut keep = Keep::default();
-    let model = train_sft::<_, CpuTrainBackend>(&family, &job, &mut keep, &FlexDevice).unwrap();
-    let loss: Vec<f64> = keep.0.iter().map(|l| l.train["loss/sft"]).collect();
+    let (model, log) = sft(&family, &sft_settings, 3);
+    let loss: Vec<f64> = log.iter().map(|l| l.train["loss/sft"]).collect();
     assert!(loss[79] < loss[0] * 0.1, "{loss:?}");
     // Greedy answers from the empty list write the prescribed drugs.
     let recorded: HashSet<usize> = [0].into();
@@ -271,21 +289,9 @@ fn sft_then_grpo_train_the_language_model() {
         eval_every: 0,
         ..GrpoSettings::default()
     };
-    let job = GrpoJob {
-        cohort: &cohort,
-        reward: &reward,
-        train: &[0, 1],
-        settings: &settings,
-        starts: &empty_starts,
-        budget,
-        seed: 4,
-        checkpoint: None,
-        eval: &eval,
-    };
-    let mut keep = Keep::default();
-    train_grpo::<_, CpuTrainBackend>(&family, model, &job, &mut keep, &FlexDevice).unwrap();
-    assert_eq!(keep.0.len(), 2);
-    for log in &keep.0 {
+    let log = grpo(&family, model, &settings, 4, None);
+    assert_eq!(log.len(), 2);
+    for log in &log {
         assert!(log.train["loss/grpo"].is_finite());
         assert!(
             log.train["kl/k3"] >= 0.0 && log.train["kl/k3"] < 1.0,
@@ -297,11 +303,7 @@ fn sft_then_grpo_train_the_language_model() {
 
 #[test]
 fn a_language_model_grpo_checkpoint_resumes_to_the_same_next_loss() {
-    let cohort = tiny();
-    let reward = reward();
     let family = family(PromptStyle::Edit);
-    let budget = family.config().budget();
-    let eval = EvalPlan::default();
     let sft_settings = SftSettings {
         epochs: 3,
         batch_size: 8,
@@ -320,33 +322,7 @@ fn a_language_model_grpo_checkpoint_resumes_to_the_same_next_loss() {
         ..GrpoSettings::default()
     };
     let run = |settings: &GrpoSettings, checkpoint: Option<&std::path::Path>| {
-        let job = SftJob {
-            cohort: &cohort,
-            reward: &reward,
-            train: &[0, 1],
-            settings: &sft_settings,
-            starts: &empty_starts,
-            budget,
-            seed: 1,
-            checkpoint: None,
-            eval: &eval,
-        };
-        let start =
-            train_sft::<_, CpuTrainBackend>(&family, &job, &mut Keep::default(), &FlexDevice).unwrap();
-        let job = GrpoJob {
-            cohort: &cohort,
-            reward: &reward,
-            train: &[0, 1],
-            settings,
-            starts: &empty_starts,
-            budget,
-            seed: 2,
-            checkpoint,
-            eval: &eval,
-        };
-        let mut keep = Keep::default();
-        train_grpo::<_, CpuTrainBackend>(&family, start, &job, &mut keep, &FlexDevice).unwrap();
-        keep.0
+        grpo(&family, sft(&family, &sft_settings, 1).0, settings, 2, checkpoint)
     };
     let straight = run(&settings(None), None);
     assert_eq!(straight.len(), 3);
@@ -366,8 +342,6 @@ fn a_language_model_grpo_checkpoint_resumes_to_the_same_next_loss() {
 /// adapter off it would not be.
 #[test]
 fn grpo_after_lora_sft_starts_at_its_reference() {
-    let cohort = tiny();
-    let reward = reward();
     let lora = LoraConfig {
         rank: 4,
         alpha: 8.0,
@@ -375,8 +349,6 @@ fn grpo_after_lora_sft_starts_at_its_reference() {
         targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
     };
     let family = with_lora(PromptStyle::AddRemove, Some(lora));
-    let budget = family.config().budget();
-    let eval = EvalPlan::default();
     let sft_settings = SftSettings {
         epochs: 20,
         batch_size: 16,
@@ -385,20 +357,8 @@ fn grpo_after_lora_sft_starts_at_its_reference() {
         eval_every: 0,
         ..SftSettings::default()
     };
-    let job = SftJob {
-        cohort: &cohort,
-        reward: &reward,
-        train: &[0, 1],
-        settings: &sft_settings,
-        starts: &empty_starts,
-        budget,
-        seed: 3,
-        checkpoint: None,
-        eval: &eval,
-    };
-    let mut keep = Keep::default();
-    let model = train_sft::<_, CpuTrainBackend>(&family, &job, &mut keep, &FlexDevice).unwrap();
-    let loss: Vec<f64> = keep.0.iter().map(|l| l.train["loss/sft"]).collect();
+    let (model, log) = sft(&family, &sft_settings, 3);
+    let loss: Vec<f64> = log.iter().map(|l| l.train["loss/sft"]).collect();
     assert!(loss[19] < loss[0] * 0.8, "SFT moved the adapter: {loss:?}");
     let settings = GrpoSettings {
         iterations: 2,
@@ -410,20 +370,8 @@ fn grpo_after_lora_sft_starts_at_its_reference() {
         eval_every: 0,
         ..GrpoSettings::default()
     };
-    let job = GrpoJob {
-        cohort: &cohort,
-        reward: &reward,
-        train: &[0, 1],
-        settings: &settings,
-        starts: &empty_starts,
-        budget,
-        seed: 4,
-        checkpoint: None,
-        eval: &eval,
-    };
-    let mut keep = Keep::default();
-    train_grpo::<_, CpuTrainBackend>(&family, model, &job, &mut keep, &FlexDevice).unwrap();
-    let k3: Vec<f64> = keep.0.iter().map(|l| l.train["kl/k3"]).collect();
+    let log = grpo(&family, model, &settings, 4, None);
+    let k3: Vec<f64> = log.iter().map(|l| l.train["kl/k3"]).collect();
     assert!(k3[0].abs() < 1e-6, "iteration 1 acts with its reference: {k3:?}");
-    assert!(k3[1] > 0.0, "the update moved the policy: {:?}", keep.0[0].train);
+    assert!(k3[1] > 0.0, "the update moved the policy: {:?}", log[0].train);
 }

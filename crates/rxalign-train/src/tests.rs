@@ -22,7 +22,7 @@ use crate::sft::{SftJob, SftSettings, train_sft};
 
 /// Keeps every step's log; scores evaluations by their mean list size.
 #[derive(Default)]
-struct Keep(Vec<StepLog>);
+pub(crate) struct Keep(pub(crate) Vec<StepLog>);
 
 impl TrainObserver for Keep {
     fn evaluate(
