@@ -120,10 +120,12 @@ impl Episodes<'_> {
             if active.is_empty() {
                 break;
             }
-            let batch = match (self.max_batch, family.max_act_batch()) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or(active.len()),
-            };
+            // The smaller of the runner's and the family's bounds, if any.
+            let batch = [self.max_batch, family.max_act_batch()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(active.len());
             for (c, chunk) in active.chunks(batch.max(1)).enumerate() {
                 if memos.len() <= c {
                     memos.push(ActMemo::default());
