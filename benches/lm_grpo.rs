@@ -71,20 +71,10 @@ const VISITS: usize = 2;
 const GROUP: usize = 4;
 const LR: f64 = 1e-5;
 
-fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("RXALIGN_LM_DIR").map(PathBuf::from);
-    if dir.is_none() {
-        eprintln!("lm_grpo: skipped, RXALIGN_LM_DIR is not set (the converted SmolLM2 folder, see .ci/run)");
-    }
-    dir
-}
+#[path = "lm_common.rs"]
+mod lm_common;
 
-fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
+use lm_common::{model_dir, threads};
 
 fn workload_path() -> PathBuf {
     std::env::var_os("RXALIGN_LM_GRPO_WORKLOAD")
@@ -95,7 +85,7 @@ fn workload_path() -> PathBuf {
 }
 
 fn bench(c: &mut Criterion) {
-    let Some(dir) = model_dir() else { return };
+    let Some(dir) = model_dir("lm_grpo") else { return };
     let cohort = SyntheticClinic::generate(&SyntheticConfig {
         patients: 12,
         seed: 0,

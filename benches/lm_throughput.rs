@@ -16,7 +16,6 @@
 //! ~/.cache/rxalign/lm-venv/bin/python benches/lm_torch_reference.py --model ~/.cache/rxalign/smollm2-135m-instruct
 //! ```
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use burn::backend::flex::FlexDevice;
@@ -29,20 +28,10 @@ use rand_chacha::ChaCha8Rng;
 use rxalign_lm::generate::{GenerateConfig, Sampling, generate};
 use rxalign_lm::{Adapter, KvCache, LoraConfig, load_pretrained};
 
-fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("RXALIGN_LM_DIR").map(PathBuf::from);
-    if dir.is_none() {
-        eprintln!("lm_throughput: skipped, RXALIGN_LM_DIR is not set");
-    }
-    dir
-}
+#[path = "lm_common.rs"]
+mod lm_common;
 
-fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
+use lm_common::{model_dir, threads};
 
 /// Seeded token ids from the ordinary part of the vocabulary.
 fn tokens(rng: &mut ChaCha8Rng, n: usize) -> Vec<u32> {
@@ -50,7 +39,9 @@ fn tokens(rng: &mut ChaCha8Rng, n: usize) -> Vec<u32> {
 }
 
 fn bench(c: &mut Criterion) {
-    let Some(dir) = model_dir() else { return };
+    let Some(dir) = model_dir("lm_throughput") else {
+        return;
+    };
     eprintln!("lm_throughput: flex on {} thread(s)", threads());
     let model = load_pretrained::<Flex>(&dir, &FlexDevice).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
