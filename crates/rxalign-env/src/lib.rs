@@ -17,6 +17,7 @@
 pub mod baseline;
 pub mod episode;
 pub mod error;
+pub mod headroom;
 pub mod reward;
 pub mod start;
 pub mod trajectory;

@@ -205,6 +205,12 @@ impl Plugins {
                 Ok(Box::new(ReferencesStage) as Box<dyn Stage>)
             })
             .expect(ok);
+        p.stage
+            .register::<crate::stage::HeadroomConfig>("headroom", |c, _| {
+                c.validate()?;
+                Ok(Box::new(crate::stage::HeadroomStage(c)) as Box<dyn Stage>)
+            })
+            .expect(ok);
         p.policy
             .register_family::<rxalign_policy::list::SetEncoderConfig>(SET_ENCODER)
             .expect(ok);

@@ -701,6 +701,77 @@ mod tests {
         }
     }
 
+    /// For a policy indifferent to length (its outcome does not depend on how
+    /// many edits it makes before it stops), the credit an episode gets in
+    /// the loss must not depend on its length, or step-wise GRPO would teach
+    /// longer (or shorter) episodes for nothing. Every decision weighs the
+    /// same in the update (the loss averages over decisions, not per
+    /// episode), so an episode's credit is the sum of its decisions'
+    /// advantages: `T · normalised outcome + λ · Σ shaped rewards`, whose
+    /// shaped part telescopes to `λ · outcome`. Averaging an episode's
+    /// advantages instead (per-step normalisation) would make it
+    /// `normalised outcome + λ · outcome / T`: a bonus for short episodes
+    /// whenever outcomes are positive on average, which the same check
+    /// catches.
+    #[test]
+    fn step_wise_credit_gives_no_length_bonus() {
+        use rand::Rng as _;
+        let mut rng = seeded_rng(11, "length-bias");
+        let lambda = 0.5;
+        let (groups, group) = (60_000, 8);
+        // Per length 1..=6: the episodes' credit, and the same averaged over
+        // the episode's decisions.
+        let mut credit: Vec<Vec<f64>> = vec![Vec::new(); 7];
+        let mut averaged: Vec<Vec<f64>> = vec![Vec::new(); 7];
+        for _ in 0..groups {
+            let mut outcomes = Vec::new();
+            let mut steps = Vec::new();
+            for _ in 0..group {
+                // Outcome independent of the length, positive on average;
+                // the shaped step rewards telescope to it.
+                let length = rng.random_range(1..=6usize);
+                let outcome = 0.3 + rng.random_range(-1.0..1.0);
+                let cuts: Vec<f64> = (0..length).map(|_| rng.random::<f64>()).collect();
+                let total: f64 = cuts.iter().sum();
+                steps.push(cuts.iter().map(|c| outcome * c / total).collect::<Vec<f64>>());
+                outcomes.push(outcome);
+            }
+            for a in group_advantages(&outcomes, &steps, lambda) {
+                let sum: f64 = a.iter().sum();
+                credit[a.len()].push(sum);
+                averaged[a.len()].push(sum / a.len() as f64);
+            }
+        }
+        // Mean and 4 standard errors.
+        let estimate = |x: &[f64]| {
+            let n = x.len() as f64;
+            let mean = x.iter().sum::<f64>() / n;
+            let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            (mean, 4.0 * (var / n).sqrt())
+        };
+        for length in 1..=6 {
+            // The expected credit is λ · E[outcome] = 0.15 at every length.
+            let (mean, tolerance) = estimate(&credit[length]);
+            assert!(
+                (mean - lambda * 0.3).abs() < tolerance,
+                "length {length}: mean credit {mean:.4} ± {tolerance:.4}, want {:.4}",
+                lambda * 0.3
+            );
+            // Per-episode averaging would give λ · 0.3 / length instead.
+            let (mean, tolerance) = estimate(&averaged[length]);
+            assert!(
+                (mean - lambda * 0.3 / length as f64).abs() < tolerance,
+                "length {length}: averaged credit {mean:.4} ± {tolerance:.4}"
+            );
+        }
+        let (short, _) = estimate(&averaged[1]);
+        let (long, _) = estimate(&averaged[6]);
+        assert!(
+            short > long + 0.1,
+            "per-episode averaging favours short episodes: {short} vs {long}"
+        );
+    }
+
     #[test]
     fn the_schedule_warms_up_then_decays() {
         let s = GrpoSettings {

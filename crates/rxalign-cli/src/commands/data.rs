@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use rxalign_core::metrics::MetricReport;
+use rxalign_core::structure::{MIN_DRUG_COUNT, STRONG_PHI, Structure};
 use rxalign_core::{Cohort, Predictions, SplitName};
 use rxalign_data::mimic::{IMPORT_REPORT, MimicOptions, MimicSources, import_mimic3, import_mimic4};
+use rxalign_data::synthetic::Preset;
 use rxalign_data::synthetic::REFERENCES;
 use rxalign_data::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::baseline;
@@ -94,6 +96,10 @@ pub struct Mimic4Args {
 
 #[derive(Debug, Args)]
 pub struct SynthArgs {
+    /// The world: `clinic` (the quickstart's) or `icu` (intensive-care
+    /// stays in the papers' regime, with exact posteriors).
+    #[arg(long, default_value = "clinic")]
+    preset: Preset,
     /// Number of patients.
     #[arg(long, default_value_t = SyntheticConfig::default().patients)]
     patients: usize,
@@ -129,6 +135,12 @@ pub struct StatsArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also describe the co-prescription structure averaged over disjoint
+    /// blocks of this many consecutive visits: phi's quantiles depend on
+    /// the number of visits (its noise alone is about 1/sqrt(visits)), so
+    /// compare two datasets at the same size (the MIMIC-III demo: 107).
+    #[arg(long)]
+    block: Option<usize>,
     #[command(flatten)]
     split: SplitArgs,
 }
@@ -200,6 +212,7 @@ fn import(a: &MimicArgs, v4: Option<&Mimic4Args>) -> anyhow::Result<()> {
 
 fn synth(a: &SynthArgs) -> anyhow::Result<()> {
     let config = SyntheticConfig {
+        preset: a.preset,
         patients: a.patients,
         seed: a.seed,
         noise: a.noise,
@@ -214,18 +227,24 @@ fn synth(a: &SynthArgs) -> anyhow::Result<()> {
         .write(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     let all: Vec<usize> = (0..clinic.cohort.visits.len()).collect();
-    let ceiling = clinic.score(&clinic.rule, &all);
+    let ceiling = clinic.score(clinic.ceiling(), &all);
+    let knobs = match a.preset {
+        Preset::Clinic => format!("noise {}, note_reveal {}", a.noise, a.note_reveal),
+        Preset::Icu => "preset icu: rates from assets/clinic/icu.ron".to_string(),
+    };
     outln!(
-        "wrote {} visits of {} patients to {} (seed {}, noise {}, note_reveal {})",
+        "wrote {} visits of {} patients to {} (seed {}, {knobs})",
         clinic.cohort.visits.len(),
         clinic.cohort.patient_count(),
         a.out.display(),
         a.seed,
-        a.noise,
-        a.note_reveal
     );
+    let what = match a.preset {
+        Preset::Clinic => "noise-free clinician rule against the noisy ground truth",
+        Preset::Icu => "each slot likely under the true latent state",
+    };
     outln!(
-        "ceiling (noise-free clinician rule against the noisy ground truth, all visits): jaccard {:.4} (per-visit mean)",
+        "ceiling ({what}, all visits): jaccard {:.4} (per-visit mean)",
         ceiling.get("jaccard").unwrap_or(0.0)
     );
     Ok(())
@@ -267,6 +286,8 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
     let s = a.split.split(&cohort);
     let ddi = cohort.ddi.source();
     let mean = truth.get("med_count").unwrap_or(0.0);
+    let structure = Structure::of(&cohort, &all);
+    let blocks = a.block.map(|n| Structure::of_blocks(&cohort, n)).transpose()?;
     if a.json {
         let methods: serde_json::Map<String, Value> =
             rows.iter().map(|(n, r)| (n.clone(), r.to_json())).collect();
@@ -281,6 +302,13 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
             "ddi_rate": truth.get("ddi_rate"),
             "ddi_rate_pooled": truth.get("ddi_rate_pooled"),
             "ground_truth_scope": "all visits",
+            "structure": structure,
+            "structure_in_blocks": blocks,
+            "structure_definitions": {
+                "list_size_std": "sample standard deviation of drugs per visit",
+                "phi": format!("Pearson correlation of two drugs' presence over visits, for drugs seen in at least {MIN_DRUG_COUNT} visits (and not in every visit); quantiles interpolate linearly between ranks"),
+                "strongly_coupled_share": format!("share of those pairs with phi > {STRONG_PHI}"),
+            },
             "ddi_graph": {
                 "edges": cohort.ddi.edge_count(),
                 "origin": ddi.origin,
@@ -325,7 +353,10 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
         );
     }
     outln!("\nground truth, all visits:");
-    outln!("  mean drugs per visit  {mean:.4}");
+    outln!(
+        "  drugs per visit       {mean:.4} ± {:.4}  (mean ± sample std)",
+        structure.list_size_std
+    );
     outln!(
         "  ddi_rate              {:.4}  (per-visit: interacting pairs / all pairs, averaged over visits)",
         truth.get("ddi_rate").unwrap_or(0.0)
@@ -334,6 +365,39 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
         "  ddi_rate_pooled       {:.4}  (pooled: interacting pairs / all pairs over all visits, SafeDrug/PyHealth)",
         truth.get("ddi_rate_pooled").unwrap_or(0.0)
     );
+    let opt = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
+    outln!(
+        "\nco-prescription, all visits ({} drugs seen in at least {MIN_DRUG_COUNT} visits, {} pairs; phi: correlation of two drugs' presence):",
+        structure.drugs_counted,
+        structure.pairs
+    );
+    outln!(
+        "  phi median {}  90th pct {}  99th pct {}",
+        opt(structure.phi_median),
+        opt(structure.phi_p90),
+        opt(structure.phi_p99)
+    );
+    outln!(
+        "  strongly coupled pairs (phi > {STRONG_PHI})  {}",
+        structure
+            .strongly_coupled_share
+            .map_or_else(|| "n/a".to_string(), |s| format!("{:.1}%", 100.0 * s))
+    );
+    if let Some(b) = &blocks {
+        outln!(
+            "  in {} blocks of {} visits (mean over blocks): drugs per visit {:.4} ± {:.4}; phi median {}  90th pct {}  99th pct {}; strongly coupled {}",
+            b.blocks,
+            b.block,
+            b.mean.list_size_mean,
+            b.mean.list_size_std,
+            opt(b.mean.phi_median),
+            opt(b.mean.phi_p90),
+            opt(b.mean.phi_p99),
+            b.mean
+                .strongly_coupled_share
+                .map_or_else(|| "n/a".to_string(), |s| format!("{:.1}%", 100.0 * s))
+        );
+    }
     outln!(
         "\nmethods on the test split ({} visits; {}; baselines fit on the {} train visits):\n",
         s.test.len(),

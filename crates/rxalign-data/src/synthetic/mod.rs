@@ -23,6 +23,7 @@
 //!   [`reader::read_note`] finds in the note text: a recommender that reads
 //!   the notes gets this much closer to the ceiling.
 
+pub mod icu;
 mod note;
 pub mod reader;
 pub mod rule;
@@ -56,10 +57,56 @@ pub const REFERENCES: [(&str, &str); 3] = [
 /// The generator's settings and reference metrics.
 pub const CLINIC_JSON: &str = "clinic.json";
 
+/// Which world the synthetic clinic draws from; written as a string in
+/// experiment files (`"clinic"`, `"icu"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Preset {
+    /// The quickstart's clinic: multimorbid outpatients and a clinician
+    /// rule (`assets/clinic/*.ron` but `icu.ron`).
+    #[default]
+    Clinic,
+    /// Intensive-care stays in the papers' regime, prescribed in order sets
+    /// chosen by latent states, with exact posteriors ([`icu`]).
+    Icu,
+}
+
+impl TryFrom<String> for Preset {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "clinic" => Ok(Self::Clinic),
+            "icu" => Ok(Self::Icu),
+            other => Err(format!("unknown preset `{other}`; known: clinic, icu")),
+        }
+    }
+}
+
+impl From<Preset> for String {
+    fn from(p: Preset) -> String {
+        match p {
+            Preset::Clinic => "clinic",
+            Preset::Icu => "icu",
+        }
+        .to_string()
+    }
+}
+
 /// The knobs of the synthetic clinic.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyntheticConfig {
+    /// The world: `"clinic"` (the default) or `"icu"`.
+    pub preset: Preset,
     /// Number of patients.
     pub patients: usize,
     /// The seed: the same seed and settings give the same bytes.
@@ -89,6 +136,7 @@ pub struct SyntheticConfig {
 impl Default for SyntheticConfig {
     fn default() -> Self {
         Self {
+            preset: Preset::Clinic,
             patients: 1500,
             seed: 0,
             visits_min: 2,
@@ -168,6 +216,30 @@ impl SyntheticConfig {
                 ),
             );
         }
+        if self.preset == Preset::Icu {
+            // The icu world says its own rates (assets/clinic/icu.ron); the
+            // clinic's knobs would be silently ignored.
+            let d = Self::default();
+            for (field, set) in [
+                ("noise", self.noise != d.noise),
+                ("note_reveal", self.note_reveal != d.note_reveal),
+                ("severe_rate", self.severe_rate != d.severe_rate),
+                ("chronic_coding", self.chronic_coding != d.chronic_coding),
+                (
+                    "home_medication_rate",
+                    self.home_medication_rate != d.home_medication_rate,
+                ),
+                ("max_chronic", self.max_chronic != d.max_chronic),
+                ("max_acute", self.max_acute != d.max_acute),
+            ] {
+                if set {
+                    return err(
+                        field,
+                        "applies to the `clinic` preset only; the `icu` preset takes patients, seed, visits_min and visits_max".into(),
+                    );
+                }
+            }
+        }
         let conditions = self.max_chronic.saturating_add(self.max_acute);
         if conditions > 6 || conditions == 0 {
             return err(
@@ -182,17 +254,34 @@ impl SyntheticConfig {
     }
 }
 
-/// A generated clinic: the cohort and the two reference recommenders.
+/// A reference recommender of the clinic: its method name, its predictions
+/// file and its list per visit.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    pub name: &'static str,
+    pub file: &'static str,
+    pub lists: Vec<DrugSet>,
+}
+
+/// A generated clinic: the cohort and its reference recommenders.
 #[derive(Clone, Debug)]
 pub struct SyntheticClinic {
     pub config: SyntheticConfig,
     pub cohort: Cohort,
-    /// The noise-free full-knowledge rule's list, per visit.
-    pub rule: Vec<DrugSet>,
-    /// The codes-only rule's list, per visit.
-    pub codes_rule: Vec<DrugSet>,
-    /// The notes-and-codes rule's list, per visit.
-    pub notes_rule: Vec<DrugSet>,
+    /// The references, the ceiling first, in the order of [`REFERENCES`]
+    /// (the `icu` preset has the ceiling only).
+    pub references: Vec<Reference>,
+    /// The `icu` preset's world and each visit's latent state and evidence,
+    /// for exact posteriors.
+    pub icu: Option<IcuStays>,
+}
+
+/// The `icu` preset's world and what generated each visit.
+#[derive(Clone, Debug)]
+pub struct IcuStays {
+    pub world: icu::IcuWorld,
+    /// Per visit index: the latent state and the evidence.
+    pub stays: Vec<(icu::Latent, icu::Evidence)>,
 }
 
 struct Patient {
@@ -206,9 +295,85 @@ struct Patient {
 }
 
 impl SyntheticClinic {
-    /// Generates the clinic of the embedded world.
+    /// Generates the clinic of the embedded world of the configured preset.
     pub fn generate(config: &SyntheticConfig) -> Result<Self, DataError> {
-        Self::generate_in(&World::embedded()?, config)
+        match config.preset {
+            Preset::Clinic => Self::generate_in(&World::embedded()?, config),
+            Preset::Icu => Self::generate_icu(icu::IcuWorld::embedded()?, config),
+        }
+    }
+
+    /// Generates the `icu` preset's stays of a world. Each patient draws
+    /// from a stream of their own; stays are independent given the patient.
+    pub fn generate_icu(world: icu::IcuWorld, config: &SyntheticConfig) -> Result<Self, DataError> {
+        config.validate()?;
+        let mut visits = Vec::new();
+        let mut ceiling = Vec::new();
+        let mut stays = Vec::new();
+        for p in 0..config.patients {
+            let mut rng = seeded_rng(config.seed, &format!("icu-patient-{p}"));
+            let sex = if rng.random_bool(0.5) {
+                Sex::Female
+            } else {
+                Sex::Male
+            };
+            let age: u32 = rng.random_range(18..=90);
+            let n_visits = rng.random_range(config.visits_min..=config.visits_max);
+            let mut day = 47_482 + rng.random_range(0..3650);
+            let mut history: Vec<DrugSet> = Vec::new();
+            let id = format!("P{:05}", p + 1);
+            for k in 0..n_visits {
+                let stay = world.draw(age + k as u32, sex, &mut rng);
+                let mut diagnoses: Vec<usize> = world
+                    .problems
+                    .iter()
+                    .zip(&stay.evidence.coded)
+                    .filter(|(_, c)| **c)
+                    .map(|(pr, _)| pr.diagnosis)
+                    .collect();
+                diagnoses.sort_unstable();
+                let procedures: Vec<usize> = stay
+                    .evidence
+                    .unit_coded
+                    .and_then(|u| world.units[u].procedure)
+                    .into_iter()
+                    .collect();
+                visits.push(Visit {
+                    patient_id: id.clone(),
+                    visit_id: format!("{id}-V{}", k + 1),
+                    time: Some(iso_date(day)),
+                    age: Some((age + k as u32) as f32),
+                    sex: Some(sex),
+                    diagnoses,
+                    procedures,
+                    note: Some(stay.note),
+                    history: history.clone(),
+                    drugs: stay.drugs.clone(),
+                });
+                history.push(stay.drugs);
+                ceiling.push(world.full_knowledge_list(&stay.latent));
+                stays.push((stay.latent, stay.evidence));
+                day += rng.random_range(30..=720);
+            }
+        }
+        let cohort = Cohort::new(
+            format!("synthetic-icu-seed{}", config.seed),
+            world.drugs.clone(),
+            world.diagnoses.clone(),
+            world.procedures.clone(),
+            visits,
+            world.ddi.clone(),
+        )?;
+        Ok(Self {
+            config: config.clone(),
+            cohort,
+            references: vec![Reference {
+                name: REFERENCES[0].0,
+                file: REFERENCES[0].1,
+                lists: ceiling,
+            }],
+            icu: Some(IcuStays { world, stays }),
+        })
     }
 
     /// Generates a clinic of a given world. Each patient draws from a stream
@@ -341,19 +506,23 @@ impl SyntheticClinic {
             visits,
             world.ddi.clone(),
         )?;
+        let references = REFERENCES
+            .iter()
+            .zip([rule, notes_rule, codes_rule])
+            .map(|(&(name, file), lists)| Reference { name, file, lists })
+            .collect();
         Ok(Self {
             config: config.clone(),
             cohort,
-            rule,
-            codes_rule,
-            notes_rule,
+            references,
+            icu: None,
         })
     }
 
-    /// The per-visit lists of the references, in the order of
-    /// [`REFERENCES`].
-    pub fn reference_lists(&self) -> [&Vec<DrugSet>; 3] {
-        [&self.rule, &self.notes_rule, &self.codes_rule]
+    /// The ceiling's list per visit: the clinic's rule with full knowledge
+    /// (`clinic`), or each slot likely under the latent state (`icu`).
+    pub fn ceiling(&self) -> &[DrugSet] {
+        self.references.first().map_or(&[], |r| &r.lists)
     }
 
     /// The metrics of a per-visit list (such as [`Self::rule`]) against the
@@ -371,12 +540,12 @@ impl SyntheticClinic {
     /// `clinic.json` (settings and reference metrics over all visits).
     pub fn write(&self, dir: &Path) -> Result<(), DataError> {
         crate::format::write_dataset(dir, &self.cohort)?;
-        for ((_, file), lists) in REFERENCES.iter().zip(self.reference_lists()) {
+        for reference in &self.references {
             let records: Vec<_> = self
                 .cohort
                 .visits
                 .iter()
-                .zip(lists)
+                .zip(&reference.lists)
                 .map(|(v, list)| {
                     rxalign_core::Prediction {
                         drugs: list.clone(),
@@ -385,18 +554,17 @@ impl SyntheticClinic {
                     .to_record(&v.visit_id, &self.cohort.drugs)
                 })
                 .collect();
-            Predictions::write(&dir.join(file), &records)?;
+            Predictions::write(&dir.join(reference.file), &records)?;
         }
         let all: Vec<usize> = (0..self.cohort.visits.len()).collect();
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "generator": "rxalign synthetic clinic",
             "config": self.config,
             "references_on": "all visits",
-            "ceiling": self.score(&self.rule, &all).to_json(),
-            "notes_and_codes_rule": self.score(&self.notes_rule, &all).to_json(),
-            "notes_and_codes_rule": self.score(&self.notes_rule, &all).to_json(),
-            "codes_only_rule": self.score(&self.codes_rule, &all).to_json(),
         });
+        for reference in &self.references {
+            json[reference.name] = self.score(&reference.lists, &all).to_json();
+        }
         let text = serde_json::to_string_pretty(&json).expect("clinic.json serialises");
         rxalign_core::run::write_atomic(&dir.join(CLINIC_JSON), text.as_bytes())?;
         Ok(())

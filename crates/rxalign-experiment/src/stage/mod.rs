@@ -5,6 +5,7 @@
 mod baselines;
 mod classifier;
 mod grpo;
+mod headroom;
 mod lamo;
 mod policy;
 mod references;
@@ -23,6 +24,7 @@ use rxalign_env::{Episode, Reward, StartList};
 pub use baselines::{BaselinesConfig, BaselinesStage};
 pub use classifier::ClassifierStage;
 pub use grpo::GrpoStage;
+pub use headroom::{HeadroomConfig, HeadroomStage};
 pub use lamo::LamoStage;
 pub use references::ReferencesStage;
 pub use sft::SftStage;

@@ -1,5 +1,4 @@
 use rxalign_core::{Prediction, Predictions};
-use rxalign_data::synthetic::REFERENCES;
 
 use super::{RunContext, Stage};
 use crate::ExperimentError;
@@ -20,11 +19,10 @@ impl Stage for ReferencesStage {
                 "the `references` stage needs the synthetic clinic (data kind `synthetic`)".into(),
             ));
         };
-        let lists: Vec<Predictions> = clinic
-            .reference_lists()
-            .iter()
-            .map(|lists| Predictions {
-                by_visit: lists
+        for reference in &clinic.references {
+            let predictions = Predictions {
+                by_visit: reference
+                    .lists
                     .iter()
                     .enumerate()
                     .map(|(i, l)| {
@@ -37,10 +35,8 @@ impl Stage for ReferencesStage {
                         )
                     })
                     .collect(),
-            })
-            .collect();
-        for ((name, _), predictions) in REFERENCES.iter().zip(&lists) {
-            ctx.record_method(name, 0, predictions)?;
+            };
+            ctx.record_method(reference.name, 0, &predictions)?;
         }
         Ok(())
     }

@@ -1,0 +1,197 @@
+//! The `icu` preset: what the README claims of it. Its structure lies
+//! within the stated tolerances of the MIMIC-III demo's (computed by the
+//! same command on the demo imported here), its exact references behave as
+//! the headroom's definition says, and the trainer passes the positive
+//! control (`experiments/icu-positive-control.ron`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn rxalign(args: &[&str], dir: &Path) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_rxalign"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "rxalign {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stats(dir: &Path, cwd: &Path) -> Value {
+    let out = rxalign(
+        &["data", "stats", dir.to_str().unwrap(), "--json", "--block", "107"],
+        cwd,
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The tolerances the README states, field by field: (field, the preset's
+/// value may differ from the demo's by at most this much, absolute).
+const TOLERANCES: [(&str, f64); 6] = [
+    ("list_size_mean", 2.5),
+    ("list_size_std", 1.5),
+    ("phi_median", 0.02),
+    ("phi_p90", 0.03),
+    ("phi_p99", 0.05),
+    ("strongly_coupled_share", 0.012),
+];
+
+#[test]
+fn the_icu_preset_is_in_the_regime_of_the_mimic_demo() {
+    let s = common::data();
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    rxalign(
+        &[
+            "data",
+            "mimic3",
+            "--root",
+            s.join("mimic-iii-demo-1.4").to_str().unwrap(),
+            "--out",
+            demo.to_str().unwrap(),
+            "--ndc-map",
+            s.join("code-maps-gamenet-safedrug/ndc2atc3_molerec.csv")
+                .to_str()
+                .unwrap(),
+            "--ddi",
+            s.join("ddi-atc3-twosides/gamenet_ddi_atc3_edges.csv")
+                .to_str()
+                .unwrap(),
+            "--min-visits",
+            "1",
+            "--top-drugs",
+            "0",
+        ],
+        tmp.path(),
+    );
+    let icu = tmp.path().join("icu");
+    rxalign(
+        &[
+            "data",
+            "synth",
+            "--preset",
+            "icu",
+            "--patients",
+            "1500",
+            "--out",
+            icu.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let (demo, icu) = (stats(&demo, tmp.path()), stats(&icu, tmp.path()));
+    // The demo is one block of its 107 visits; the preset is averaged over
+    // blocks of as many.
+    assert_eq!(demo["structure_in_blocks"]["blocks"], 1);
+    for (field, tolerance) in TOLERANCES {
+        let d = demo["structure_in_blocks"]["mean"][field].as_f64().unwrap();
+        let i = icu["structure_in_blocks"]["mean"][field].as_f64().unwrap();
+        assert!(
+            (d - i).abs() <= tolerance,
+            "{field}: preset {i:.4} against the demo's {d:.4} (tolerance {tolerance})"
+        );
+    }
+    let d = demo["ddi_rate_pooled"].as_f64().unwrap();
+    let i = icu["ddi_rate_pooled"].as_f64().unwrap();
+    assert!(
+        (d - i).abs() <= 0.025,
+        "pooled DDI rate: preset {i:.4}, demo {d:.4}"
+    );
+}
+
+fn summary_metric(run: &Path, split: &str, method: &str, key: &str) -> f64 {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .rfind(|r| r["split"] == split && r["method"] == method)
+        .and_then(|r| r["metrics"][key].as_f64())
+        .unwrap_or_else(|| panic!("{method} {split} {key}"))
+}
+
+#[test]
+fn the_best_list_is_worth_at_least_the_best_per_drug_decision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("headroom.ron");
+    std::fs::write(
+        &file,
+        r#"(
+    schema_version: 1,
+    name: "headroom",
+    seed: 0,
+    data: (kind: "synthetic", preset: "icu", patients: 240, seed: 3),
+    notes: (tokenizer: "trained", vocab_size: 500),
+    policy: (kind: "set_encoder", hidden: 32, budget: 40),
+    reward: [
+        (kind: "jaccard", weight: 1.0),
+        (kind: "ddi_rate", weight: 1.0),
+        (kind: "overprescription", weight: 0.5),
+    ],
+    stages: [
+        (kind: "references"),
+        (kind: "classifier", epochs: 5),
+        (kind: "start_from", method: "classifier"),
+        (kind: "headroom"),
+    ],
+    eval: (splits: ["val", "test"], trajectories: 0),
+)"#,
+    )
+    .unwrap();
+    rxalign(&["run", file.to_str().unwrap(), "--out", "runs"], tmp.path());
+    let run = tmp.path().join("runs/headroom/base.seed=0");
+    for split in ["val", "test"] {
+        let per_drug = summary_metric(&run, split, "posterior_per_drug", "expected_potential");
+        let best = summary_metric(&run, split, "posterior_best_list", "expected_potential");
+        // Every threshold list is a prefix of the drugs by marginal, one of
+        // the search's starts: the best list is worth at least as much.
+        assert!(
+            best >= per_drug - 1e-9,
+            "{split}: best list {best} < per drug {per_drug}"
+        );
+        // Scored on the ground truth, the exact references beat the
+        // classifier's lists in the reward they were chosen for (the
+        // potential: the outcome counts from the classifier's lists).
+        let outcome = summary_metric(&run, split, "posterior_best_list", "reward/outcome");
+        assert!(outcome > 0.0, "{split}: best list outcome {outcome}");
+    }
+    // The chosen threshold is said.
+    let t = summary_metric(&run, "test", "posterior_per_drug", "threshold");
+    assert!((0.05..=0.95).contains(&t));
+}
+
+#[test]
+fn the_trainer_captures_half_the_headroom_of_the_positive_control_every_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/icu-positive-control.ron");
+    rxalign(
+        &["run", file.to_str().unwrap(), "--out", "runs", "--jobs", "2"],
+        tmp.path(),
+    );
+    for seed in [0, 1, 2] {
+        let run = tmp
+            .path()
+            .join(format!("runs/icu-positive-control/base.seed={seed}"));
+        // The headroom by construction: the ground truth's outcome from the
+        // start lists (the extras removed).
+        let headroom = summary_metric(&run, "test", "ground_truth", "reward/outcome");
+        assert!(headroom > 0.1, "seed {seed}: headroom {headroom}");
+        for method in ["grpo", "step_grpo"] {
+            let gained = summary_metric(&run, "test", method, "reward/outcome");
+            assert!(
+                gained >= 0.5 * headroom,
+                "seed {seed}: {method} gains {gained:.4} of the headroom {headroom:.4} on unseen patients"
+            );
+        }
+    }
+}
