@@ -122,8 +122,16 @@ pub fn best_list(
     // component's drugs by its own marginal: the best prefix, and the list
     // that keeps each next drug only if it raises the value.
     let mut starts: Vec<(DrugSet, f64)> = Vec::new();
+    // Components below 5% of the posterior, and their drugs below 0.1, are
+    // left out of the starts (they bound the search's cost, not its result:
+    // the ascent still toggles every drug of `order`).
     let components = posterior.components();
-    let orders = std::iter::once(order.clone()).chain(components.iter().map(|(_, c)| by_marginal(c)));
+    let orders = std::iter::once(order.clone()).chain(
+        components
+            .iter()
+            .filter(|(w, _)| *w >= 0.05)
+            .map(|(_, c)| by_marginal(c).into_iter().filter(|&d| c[d] >= 0.1).collect()),
+    );
     for along in orders {
         let mut prefix = DrugSet::empty(width);
         let mut best = (prefix.clone(), value(&prefix));
@@ -148,11 +156,11 @@ pub fn best_list(
             }
         }
     }
-    // Ascend from the three best starts; keep the best end.
+    // Ascend from the two best starts; keep the better end.
     starts.sort_by(|a, b| b.1.total_cmp(&a.1));
     starts
         .into_iter()
-        .take(3)
+        .take(2)
         .map(|start| ascend(start, &order, &value))
         .fold((DrugSet::empty(width), f64::NEG_INFINITY), |a, b| {
             if b.1 > a.1 { b } else { a }
