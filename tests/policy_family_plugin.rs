@@ -150,7 +150,7 @@ impl PolicyFamily for Tabular {
 }
 
 /// `policy: (kind: "tabular", budget: 12)`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TabularConfig {
     budget: usize,

@@ -27,7 +27,7 @@ pub const TARGETS: [&str; 7] = [
 ];
 
 /// How one adapter is shaped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoraConfig {
     pub rank: usize,

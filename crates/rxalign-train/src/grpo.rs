@@ -39,7 +39,7 @@ use crate::observer::{self, StepLog, TrainObserver};
 use crate::select::{self, Keeper, Select};
 
 /// Settings of (step-wise) GRPO.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpoSettings {
     /// The method name the stage's rows, predictions and curves carry

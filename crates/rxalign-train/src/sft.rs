@@ -26,7 +26,7 @@ use crate::select::{self, Keeper, Select};
 use crate::{TrainError, grpo};
 
 /// Settings of SFT, as an experiment file gives them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SftSettings {
     /// The method name the stage's rows, predictions and curves carry
@@ -110,7 +110,7 @@ impl SftSettings {
 
 /// Where SFT's expert sequences start; written as a string in experiment
 /// files (`"corrupted"`, `"run"`, `"both"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum SftStarts {
     Corrupted,

@@ -57,7 +57,7 @@ pub const REFERENCES: [(&str, &str); 3] = [
 pub const CLINIC_JSON: &str = "clinic.json";
 
 /// The knobs of the synthetic clinic.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyntheticConfig {
     /// Number of patients.

@@ -8,7 +8,7 @@ use crate::EnvError;
 
 /// A predictions file to start from (for example a classifier's output,
 /// FLAME's first stage, or any model trained elsewhere).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictionsStartConfig {
     pub path: PathBuf,

@@ -19,7 +19,7 @@ use super::{Batch, DrugClassifier, DrugClassifierConfig, VisitFeatures};
 use crate::PolicyError;
 
 /// Settings of classifier training, as an experiment file gives them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifierSettings {
     /// Width of the embedding bag and the hidden layer.

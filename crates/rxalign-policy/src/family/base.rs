@@ -33,7 +33,9 @@ pub const LOG_FLOOR: f32 = -60.0;
 /// which of its prompts it is answering, from these).
 #[derive(Clone, Copy, Debug)]
 pub struct State<'a> {
+    /// The visit's index in the cohort.
     pub visit: usize,
+    /// The current list `S_t`.
     pub list: &'a DrugSet,
     /// The episode's start list.
     pub start: &'a DrugSet,
@@ -94,6 +96,7 @@ pub enum ActMode {
 /// the distribution it was taken from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Acted<D> {
+    /// What the family decided (an action slot, a generated line, ...).
     pub decision: D,
     /// `log π(part | state, earlier parts)` of every part, in order.
     pub parts: Vec<f32>,

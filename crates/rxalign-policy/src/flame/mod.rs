@@ -72,7 +72,7 @@ pub const ADAPTER: &str = "flame";
 
 /// Which prompts the policy answers; written as a string
 /// (`"add_remove"`, `"edit"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum PromptStyle {
     AddRemove,
@@ -102,7 +102,7 @@ impl From<PromptStyle> for String {
 }
 
 /// The shape of a model trained from scratch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScratchModel {
     pub layers: usize,
@@ -129,7 +129,7 @@ impl Default for ScratchModel {
 }
 
 /// The `policy: (kind: "llama", ...)` settings of an experiment file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlamaPolicyConfig {
     /// A Hugging Face model folder (`config.json`, `tokenizer.json`,

@@ -34,7 +34,7 @@ use crate::{PolicyError, Select};
 pub const BUILTIN_PROMPT: &str = "builtin";
 
 /// The language model of the family.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LamoModel {
     /// A Hugging Face folder (`config.json`, `model.safetensors` or shards,
@@ -57,7 +57,7 @@ pub enum LamoModel {
 
 /// Settings of the family, as an experiment file gives them
 /// (`(kind: "lamo", ...)`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LamoSettings {
     pub model: LamoModel,

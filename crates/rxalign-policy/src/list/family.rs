@@ -16,7 +16,7 @@ use crate::classifier::{DropoutMasks, VisitFeatures};
 use crate::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
 
 /// The `policy: (kind: "set_encoder", ...)` settings of an experiment file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SetEncoderConfig {
     /// Width of the visit and list encodings and of the hidden layer.
