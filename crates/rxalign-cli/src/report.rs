@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rxalign_core::metrics::definitions;
-use rxalign_core::run::aggregate::{Cell, columns};
+use rxalign_core::run::aggregate::Cell;
 use rxalign_core::run::{ExperimentView, FinishedRun, RunEntry};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -88,8 +88,6 @@ impl CompareReport {
     /// an undefined one (JSON has no NaN).
     pub fn of(experiment: &Path, runs: &[FinishedRun], unfinished: usize) -> Self {
         let known: BTreeMap<String, String> = definitions().into_iter().collect();
-        let order = columns(runs);
-        let rank = |m: &str| order.iter().position(|c| c == m).unwrap_or(usize::MAX);
         // (group, method) -> metric -> (seed, value)
         let mut values: BTreeMap<(&str, &str), BTreeMap<&str, Vec<(u64, f64)>>> = BTreeMap::new();
         let mut groups: Vec<(&str, Vec<u64>, Vec<&str>)> = Vec::new();
@@ -126,7 +124,7 @@ impl CompareReport {
                 let methods = methods
                     .into_iter()
                     .map(|method| {
-                        let mut metrics: Vec<(&str, MetricSummary)> = values
+                        let metrics = values
                             .get(&(group, method))
                             .into_iter()
                             .flatten()
@@ -137,7 +135,7 @@ impl CompareReport {
                                 let cell = Cell::of(&xs)?;
                                 used.insert(name);
                                 Some((
-                                    name,
+                                    name.to_string(),
                                     MetricSummary {
                                         mean: cell.mean,
                                         std: (cell.n > 1).then_some(cell.std),
@@ -147,10 +145,9 @@ impl CompareReport {
                                 ))
                             })
                             .collect();
-                        metrics.sort_by_key(|(name, _)| rank(name));
                         MethodReport {
                             method: method.to_string(),
-                            metrics: metrics.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
+                            metrics,
                         }
                     })
                     .collect();

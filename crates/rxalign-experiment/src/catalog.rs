@@ -50,7 +50,9 @@ pub struct FieldListing {
     pub ty: String,
     /// Whether a file must give it.
     pub required: bool,
-    /// The value it takes when a file leaves it out, if it has one.
+    /// The value it takes when a file leaves it out; absent when it has
+    /// none (a required field, or one whose absence means unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
     /// The first paragraph of its documentation (empty when it has none).
     pub doc: String,
@@ -72,13 +74,21 @@ impl Plugins {
                 "init_list: (kind: ..., ...)",
                 self.init_list.schemas(),
             ),
-            slot(self.policy.slot(), "policy: (kind: ..., ...)", self.policy.schemas()),
+            slot(
+                self.policy.slot(),
+                "policy: (kind: ..., ...)",
+                self.policy.schemas(),
+            ),
             slot(
                 self.reward.slot(),
                 "reward: [(kind: ..., weight: ..., ...), ...]",
                 self.reward.schemas(),
             ),
-            slot(self.stage.slot(), "stages: [(kind: ..., ...), ...]", self.stage.schemas()),
+            slot(
+                self.stage.slot(),
+                "stages: [(kind: ..., ...), ...]",
+                self.stage.schemas(),
+            ),
             slot(
                 self.logger.slot(),
                 "loggers: [(kind: ..., ...), ...]",
@@ -92,7 +102,10 @@ fn kind_listing(schema: &PluginSchema) -> KindListing {
     let json = schema.json.as_ref();
     let empty = Map::new();
     let defs = json.get("$defs").and_then(Value::as_object).unwrap_or(&empty);
-    let properties = json.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+    let properties = json
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let required: Vec<&str> = json
         .get("required")
         .and_then(Value::as_array)
@@ -108,7 +121,7 @@ fn kind_listing(schema: &PluginSchema) -> KindListing {
                 name: name.to_string(),
                 ty: type_of(p, defs, &mut types),
                 required: required.contains(&name),
-                default: p.get("default").cloned(),
+                default: p.get("default").map(|d| shortest(p, d)),
                 doc: doc_of(p),
             }
         })
@@ -122,14 +135,45 @@ fn kind_listing(schema: &PluginSchema) -> KindListing {
     }
 }
 
-/// The first paragraph of a schema's title and description.
-fn doc_of(schema: &Value) -> String {
-    ["title", "description"]
-        .iter()
-        .filter_map(|k| schema.get(k).and_then(Value::as_str))
+/// A default as its type writes it: an `f32` (format `float`) widened to
+/// `f64` reads `0.05000000074505806`; it is shown as the `f32` it is,
+/// `0.05`.
+fn shortest(schema: &Value, default: &Value) -> Value {
+    let is_f32 = schema.get("format").and_then(Value::as_str) == Some("float");
+    match default.as_f64() {
+        Some(x) if is_f32 => format!("{}", x as f32)
+            .parse::<f64>()
+            .map_or_else(|_| default.clone(), Value::from),
+        _ => default.clone(),
+    }
+}
+
+/// A JSON value as an experiment file writes it in RON: objects as
+/// `(key: value, ...)`, lists as `[...]`.
+pub fn ron_text(v: &Value) -> String {
+    match v {
+        Value::Object(o) => format!(
+            "({})",
+            o.iter()
+                .map(|(k, v)| format!("{k}: {}", ron_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(ron_text).collect::<Vec<_>>().join(", ")),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+/// One line of a schema's documentation: the first paragraph of its
+/// description (the doc comment; `schemars` titles a root schema with the
+/// type's name, which says nothing more).
+pub(crate) fn doc_of(schema: &Value) -> String {
+    schema
+        .get("description")
+        .and_then(Value::as_str)
         .map(first_paragraph)
-        .collect::<Vec<_>>()
-        .join(" ")
+        .unwrap_or_default()
 }
 
 /// A type in words. Named structs and enums are written once into `types`
@@ -166,7 +210,11 @@ fn type_of(s: &Value, defs: &Map<String, Value>, types: &mut BTreeMap<String, St
         return c.to_string();
     }
     if let Some(Value::Array(values)) = o.get("enum") {
-        return values.iter().map(Value::to_string).collect::<Vec<_>>().join(" | ");
+        return values
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(" | ");
     }
     for key in ["anyOf", "oneOf"] {
         if let Some(Value::Array(alts)) = o.get(key) {
@@ -186,7 +234,11 @@ fn type_of(s: &Value, defs: &Map<String, Value>, types: &mut BTreeMap<String, St
     }
     match o.get("type") {
         Some(Value::Array(ts)) => {
-            let others: Vec<Value> = ts.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
+            let others: Vec<Value> = ts
+                .iter()
+                .filter(|t| t.as_str() != Some("null"))
+                .cloned()
+                .collect();
             let mut one = o.clone();
             one.insert(
                 "type".into(),
@@ -229,7 +281,7 @@ fn type_of(s: &Value, defs: &Map<String, Value>, types: &mut BTreeMap<String, St
                         .map(|(k, v)| {
                             let ty = type_of(v, defs, types);
                             match v.get("default") {
-                                Some(d) => format!("{k}: {ty} = {d}"),
+                                Some(d) => format!("{k}: {ty} = {}", ron_text(&shortest(v, d))),
                                 None if required.contains(&k.as_str()) => format!("{k}: {ty}"),
                                 None => format!("{k}: {ty}, optional"),
                             }
@@ -299,11 +351,20 @@ mod tests {
         let lamo = kind("stage", "lamo");
         let model = lamo.fields.iter().find(|f| f.name == "model").unwrap();
         assert_eq!(model.ty, "LamoModel");
-        assert!(lamo.types["LamoModel"].contains("kind: \"pretrained\""), "{:?}", lamo.types);
+        assert!(
+            lamo.types["LamoModel"].contains("kind: \"pretrained\""),
+            "{:?}",
+            lamo.types
+        );
         // Every kind says what it is.
         for slot in &catalog {
             for k in &slot.kinds {
-                assert!(!k.doc.is_empty(), "{} `{}` has no documentation", slot.slot, k.kind);
+                assert!(
+                    !k.doc.is_empty(),
+                    "{} `{}` has no documentation",
+                    slot.slot,
+                    k.kind
+                );
             }
         }
     }

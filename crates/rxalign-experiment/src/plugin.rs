@@ -65,12 +65,7 @@ impl PluginSchema {
     /// `schemars::JsonSchema` for its documentation).
     pub fn of<T: DeserializeOwned + schemars::JsonSchema + 'static>(kind: &str) -> Self {
         let json = schemars::schema_for!(T).to_value();
-        let doc = ["title", "description"]
-            .iter()
-            .filter_map(|k| json.get(k).and_then(serde_json::Value::as_str))
-            .map(first_paragraph)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let doc = crate::catalog::doc_of(&json);
         Self {
             kind: kind.to_string(),
             fields: field_names::<T>(),

@@ -68,11 +68,9 @@ impl<P: ?Sized, C> PluginKinds<P, C> {
     /// `kind` (by default its settings type's doc comment, which kinds that
     /// share a settings type share too).
     pub fn describe(&mut self, kind: &str, doc: &str) -> Result<(), crate::ExperimentError> {
-        let schema = self
-            .schemas
-            .iter_mut()
-            .find(|s| s.kind == kind)
-            .ok_or_else(|| crate::ExperimentError::Invalid(format!("no {} kind `{kind}` to describe", self.slot)))?;
+        let schema = self.schemas.iter_mut().find(|s| s.kind == kind).ok_or_else(|| {
+            crate::ExperimentError::Invalid(format!("no {} kind `{kind}` to describe", self.slot))
+        })?;
         *schema = schema.clone().with_doc(doc);
         Ok(())
     }
@@ -297,7 +295,10 @@ impl Plugins {
             )
             .expect(ok);
         p.stage
-            .describe("grpo", "GRPO on the list potential's outcome reward (step_weight 0 unless set).")
+            .describe(
+                "grpo",
+                "GRPO on the list potential's outcome reward (step_weight 0 unless set).",
+            )
             .expect(ok);
         p.stage
             .describe(

@@ -34,14 +34,17 @@ pub struct SftSettings {
     /// not overwrite each other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Passes over the training decisions.
     pub epochs: usize,
     /// Decisions (not visits) per batch.
     pub batch_size: usize,
+    /// Adam's learning rate.
     pub lr: f64,
     /// Training starts are the ground truth corrupted with these rates
     /// (FLAME's edit data): each true drug missing with `miss_rate`, and
     /// `Binomial(|G|, extra_rate)` wrong drugs added.
     pub miss_rate: f64,
+    /// See `miss_rate`: wrong drugs per true drug.
     pub extra_rate: f64,
     /// Probability that a corrupted start's wrong drug interacts with a
     /// true one (see `CorruptedStartConfig::interacting_extra_rate`).

@@ -46,7 +46,11 @@ impl DiagnosisLinear {
         temperature: f64,
         device: &B::Device,
     ) -> Tensor<B, 2> {
-        let (n, width, space) = (states.len(), self.diagnoses + self.drugs, Action::space(self.drugs));
+        let (n, width, space) = (
+            states.len(),
+            self.diagnoses + self.drugs,
+            Action::space(self.drugs),
+        );
         let mut features = vec![0f32; n * width];
         let mut mask = vec![0f32; n * space];
         for (row, s) in states.iter().enumerate() {
@@ -115,7 +119,9 @@ impl PolicyFamily for DiagnosisLinear {
         logp.chunks(Action::space(self.drugs))
             .map(|row| {
                 let slot = match mode {
-                    ActMode::Greedy => (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0),
+                    ActMode::Greedy => (0..row.len())
+                        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                        .unwrap_or(0),
                     ActMode::Sample { .. } => WeightedIndex::new(row.iter().map(|l| l.exp()))
                         .map_err(|e| PolicyError::Invalid(format!("sampling an edit: {e}")))?
                         .sample(rng),

@@ -29,11 +29,9 @@ use rxalign_experiment::{ExperimentError, Plugins};
 /// `rxalign_cli::App`): each settings type is read, checked and listed by
 /// `plugins` like the built-ins'.
 pub fn register(plugins: &mut Plugins) -> Result<(), ExperimentError> {
-    plugins
-        .reward
-        .register::<reward::FBetaConfig>("f_beta", |c, _| {
-            Ok(Box::new(reward::FBetaReward::new(c.beta)?) as Box<dyn RewardTerm>)
-        })?;
+    plugins.reward.register::<reward::FBetaConfig>("f_beta", |c, _| {
+        Ok(Box::new(reward::FBetaReward::new(c.beta)?) as Box<dyn RewardTerm>)
+    })?;
     plugins
         .init_list
         .register::<start::SafePreviousVisitConfig>("safe_previous_visit", |_, _| {

@@ -42,10 +42,10 @@ impl Stage for StartListsStage {
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let start = std::sync::Arc::clone(&ctx.start);
-        let visits = ctx.cohort().visits.len();
+        let cohort = &ctx.data.cohort;
         let mut by_visit = std::collections::HashMap::new();
-        for v in 0..visits {
-            let drugs = start.start(ctx.cohort(), v, ctx.rng)?;
+        for v in 0..cohort.visits.len() {
+            let drugs = start.start(cohort, v, ctx.rng)?;
             by_visit.insert(v, Prediction { drugs, scores: None });
         }
         ctx.record_method(&self.0.name, 0, &Predictions { by_visit })?;

@@ -52,7 +52,15 @@ mod tests {
         let first = Visit::new("p", "v1", DrugSet::from_indices(3, [0, 1, 2]));
         let mut second = Visit::new("p", "v2", DrugSet::from_indices(3, [1]));
         second.history = vec![first.drugs.clone()];
-        let cohort = Cohort::new("test", drugs, Vocab::new(), Vocab::new(), vec![first, second], ddi).unwrap();
+        let cohort = Cohort::new(
+            "test",
+            drugs,
+            Vocab::new(),
+            Vocab::new(),
+            vec![first, second],
+            ddi,
+        )
+        .unwrap();
         let mut rng = Rng::seed_from_u64(0);
         let start = SafePreviousVisit.start(&cohort, 1, &mut rng).unwrap();
         assert_eq!(start.to_vec(), vec![0, 2], "B interacts with A, kept first");

@@ -39,8 +39,12 @@ fn its_kinds_are_listed_with_their_fields() {
         assert!(text.contains(&format!("\n  {kind}: ")), "{kind} listed:\n{text}");
     }
     // The built-ins are still there.
-    assert!(text.contains("\n  step_grpo: ") && text.contains("\n  jaccard: "), "{text}");
-    let json: serde_json::Value = serde_json::from_str(&ok(&["plugins", "f_beta", "--json"], tmp.path())).unwrap();
+    assert!(
+        text.contains("\n  step_grpo: ") && text.contains("\n  jaccard: "),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["plugins", "f_beta", "--json"], tmp.path())).unwrap();
     let kinds = json[0]["kinds"].as_array().unwrap();
     assert_eq!(json[0]["slot"], "reward term");
     assert_eq!(kinds.len(), 1, "{json}");
@@ -49,9 +53,18 @@ fn its_kinds_are_listed_with_their_fields() {
     assert_eq!(beta["type"], "number");
     assert_eq!(beta["default"], 0.5);
     assert_eq!(beta["doc"], "β: recall counts β times as much as precision.");
-    assert!(kinds[0]["doc"].as_str().unwrap().starts_with("The F-beta score of the list"), "{json}");
+    assert!(
+        kinds[0]["doc"]
+            .as_str()
+            .unwrap()
+            .starts_with("The F-beta score of the list"),
+        "{json}"
+    );
     let family = ok(&["plugins", "diagnosis_linear"], tmp.path());
-    assert!(family.contains("budget  unsigned integer, default 16"), "{family}");
+    assert!(
+        family.contains("budget  unsigned integer, default 16"),
+        "{family}"
+    );
 }
 
 #[test]
@@ -97,11 +110,18 @@ fn its_experiment_plans_runs_compares_and_reports_status() {
     assert!(metrics.contains("\"reward/f_beta\":"), "{metrics}");
 
     let table = ok(&["compare", "runs/my-plugins"], tmp.path());
-    assert!(table.contains("start_list") && table.contains("step_grpo"), "{table}");
+    assert!(
+        table.contains("start_list") && table.contains("step_grpo"),
+        "{table}"
+    );
 
     // The JSON summary: every seed's value of each metric, checked against
     // the runs' own summary.json files.
-    let report: CompareReport = serde_json::from_str(&ok(&["compare", "runs/my-plugins", "--format", "json"], tmp.path())).unwrap();
+    let report: CompareReport = serde_json::from_str(&ok(
+        &["compare", "runs/my-plugins", "--format", "json"],
+        tmp.path(),
+    ))
+    .unwrap();
     assert_eq!((report.finished_runs, report.unfinished_runs), (2, 0));
     assert_eq!(report.groups.len(), 1);
     let group = &report.groups[0];
@@ -119,15 +139,26 @@ fn its_experiment_plans_runs_compares_and_reports_status() {
         })
         .collect();
     assert_eq!(jaccards.len(), 2);
-    let j = &group.methods.iter().find(|m| m.method == "step_grpo").unwrap().metrics["jaccard"];
+    let j = &group
+        .methods
+        .iter()
+        .find(|m| m.method == "step_grpo")
+        .unwrap()
+        .metrics["jaccard"];
     let mean = (jaccards[0] + jaccards[1]) / 2.0;
     let std = ((jaccards[0] - mean).powi(2) + (jaccards[1] - mean).powi(2)).sqrt();
     assert_eq!((j.n, j.seeds.as_slice()), (2, [1, 2].as_slice()));
-    assert!((j.mean - mean).abs() < 1e-12 && (j.std.unwrap() - std).abs() < 1e-12, "{j:?} vs {jaccards:?}");
+    assert!(
+        (j.mean - mean).abs() < 1e-12 && (j.std.unwrap() - std).abs() < 1e-12,
+        "{j:?} vs {jaccards:?}"
+    );
     assert!(report.definitions.contains_key("jaccard"));
 
     let status = ok(&["status", "runs"], tmp.path());
-    assert!(status.contains("experiment my-plugins") && status.contains("2 finished"), "{status}");
+    assert!(
+        status.contains("experiment my-plugins") && status.contains("2 finished"),
+        "{status}"
+    );
     let status: StatusReport = serde_json::from_str(&ok(&["status", "runs", "--json"], tmp.path())).unwrap();
     assert_eq!(status.experiments.len(), 1);
     let exp = &status.experiments[0];

@@ -4,7 +4,7 @@
 
 use clap::Args;
 use rxalign_experiment::Plugins;
-use rxalign_experiment::catalog::{KindListing, SlotListing};
+use rxalign_experiment::catalog::{KindListing, SlotListing, ron_text};
 
 use crate::output::{out, outln};
 
@@ -72,7 +72,7 @@ fn render_kind(kind: &KindListing) -> String {
         .iter()
         .map(|f| {
             let value = match (&f.default, f.required) {
-                (Some(d), _) => format!("{}, default {d}", f.ty),
+                (Some(d), _) => format!("{}, default {}", f.ty, ron_text(d)),
                 (None, true) => format!("{}, required", f.ty),
                 (None, false) => format!("{}, optional", f.ty),
             };

@@ -66,6 +66,7 @@ pub struct SyntheticConfig {
     pub seed: u64,
     /// Visits per patient, drawn uniformly in `visits_min..=visits_max`.
     pub visits_min: usize,
+    /// See `visits_min`.
     pub visits_max: usize,
     /// Probability that each rule drug is dropped from, and that a plausible
     /// or random drug is added to, the ground truth.

@@ -11,6 +11,8 @@ use crate::EnvError;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictionsStartConfig {
+    /// The predictions file (JSONL, as `rxalign eval` reads), relative to
+    /// the directory rxalign runs in.
     pub path: PathBuf,
 }
 

@@ -24,8 +24,11 @@ use crate::PolicyError;
 pub struct ClassifierSettings {
     /// Width of the embedding bag and the hidden layer.
     pub hidden: usize,
+    /// Passes over the training visits.
     pub epochs: usize,
+    /// Visits per batch.
     pub batch_size: usize,
+    /// Adam's learning rate.
     pub lr: f64,
     /// Dropout on the embedding bag and the hidden layer while training.
     pub dropout: f64,

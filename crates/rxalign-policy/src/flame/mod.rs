@@ -144,7 +144,9 @@ pub struct LlamaPolicyConfig {
     /// LoRA adapters on the model; unset: every weight trains.
     #[serde(deserialize_with = "prompt::some", skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraConfig>,
+    /// Which prompts the policy answers: `"add_remove"` or `"edit"`.
     pub prompts: PromptStyle,
+    /// Prompt template files replacing the built-in ones.
     pub templates: TemplateFiles,
     /// At most this many lines per answer.
     pub max_lines: usize,

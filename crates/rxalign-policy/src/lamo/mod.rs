@@ -60,6 +60,7 @@ pub enum LamoModel {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LamoSettings {
+    /// The language model: a pretrained folder or a tiny random one.
     pub model: LamoModel,
     /// The question's template (see [`prompt`]): `"builtin"`, the copy of
     /// `experiments/prompts/lamo-yes-no.txt` built into rxalign, or the path
@@ -72,10 +73,13 @@ pub struct LamoSettings {
     pub chat: bool,
     /// The answers compared; each must be one token of the tokenizer.
     pub yes: String,
+    /// See `yes`.
     pub no: String,
+    /// How the drugs are grouped, one adapter per group.
     pub groups: Grouping,
     /// Every group's adapter (LAMO: rank 8, alpha 16, on q_proj and v_proj).
     pub lora: LoraConfig,
+    /// Passes over each group's questions.
     pub epochs: usize,
     /// (visit, drug) questions per training step.
     pub batch_size: usize,
