@@ -109,7 +109,11 @@ fn compare_json_has_each_metric_over_seeds_per_group_and_method() {
         );
         // Every metric of the runs' summaries is there, each over the three
         // seeds.
-        assert!(m.metrics.len() >= 8 && m.metrics.values().all(|c| c.n == 3), "{:?}", m.metrics);
+        assert!(
+            m.metrics.len() >= 8 && m.metrics.values().all(|c| c.n == 3),
+            "{:?}",
+            m.metrics
+        );
     }
     assert!(
         report.definitions["jaccard"].contains('|'),

@@ -170,3 +170,39 @@ fn run_command(command: Command, plugins: &Plugins) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parameters of a test kind.
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct Weight {
+        #[expect(dead_code, reason = "read by the reward, not the term")]
+        weight: f64,
+    }
+
+    fn register_jaccard_again(plugins: &mut Plugins) -> Result<(), ExperimentError> {
+        plugins
+            .reward
+            .register::<Weight>("jaccard", |_, _| Err("never built".to_string()))
+    }
+
+    #[test]
+    fn a_kind_registered_twice_is_refused_before_any_command() {
+        let app = App::new().plugin(register_jaccard_again);
+        let e = app.error.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            e.contains("reward term kind `jaccard` is registered twice"),
+            "{e}"
+        );
+        // A plugin that registers a new kind is known to the command.
+        let app = App::new().plugin(|p: &mut Plugins| {
+            p.reward
+                .register::<Weight>("my_term", |_, _| Err("never built".to_string()))
+        });
+        assert!(app.error.is_none());
+        assert!(app.plugins().reward.kinds().contains(&"my_term"));
+    }
+}

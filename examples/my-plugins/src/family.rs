@@ -4,10 +4,10 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
-use rand::distr::{Distribution as _, weighted::WeightedIndex};
 use rxalign_core::{Action, Cohort, Rng};
 use rxalign_policy::PolicyError;
 use rxalign_policy::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
+use rxalign_policy::list::sample_slot;
 use rxalign_train::plugin::{FamilyConfig, FamilyContext};
 use serde::Deserialize;
 
@@ -116,22 +116,21 @@ impl PolicyFamily for DiagnosisLinear {
             .into_data()
             .to_vec()
             .map_err(|e| PolicyError::Invalid(format!("{e:?}")))?;
-        logp.chunks(Action::space(self.drugs))
+        Ok(logp
+            .chunks(Action::space(self.drugs))
             .map(|row| {
                 let slot = match mode {
                     ActMode::Greedy => (0..row.len())
                         .max_by(|&a, &b| row[a].total_cmp(&row[b]))
                         .unwrap_or(0),
-                    ActMode::Sample { .. } => WeightedIndex::new(row.iter().map(|l| l.exp()))
-                        .map_err(|e| PolicyError::Invalid(format!("sampling an edit: {e}")))?
-                        .sample(rng),
+                    ActMode::Sample { .. } => sample_slot(row, rng),
                 };
-                Ok(Acted {
+                Acted {
                     decision: slot,
                     parts: vec![row[slot]],
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     fn score<B: Backend>(
@@ -143,15 +142,8 @@ impl PolicyFamily for DiagnosisLinear {
         temperature: f64,
         device: &B::Device,
     ) -> Result<Scored<B>, PolicyError> {
-        let n = states.len();
         let logp = self.log_probs(model, cohort, states, temperature, device);
-        let slots = decisions.iter().map(|&d| d as i64).collect::<Vec<_>>();
-        let slots = Tensor::<B, 2, Int>::from_data(TensorData::new(slots, [n, 1]), device);
-        Ok(Scored {
-            logp: logp.clone().gather(1, slots),
-            mask: Tensor::ones([n, 1], device),
-            distribution: Some(logp.reshape([n, 1, Action::space(self.drugs)])),
-        })
+        Ok(Scored::of_slots(logp, decisions, device))
     }
 
     fn effect(&self, decision: &usize, _: &Cohort) -> Effect {

@@ -147,6 +147,26 @@ pub struct Scored<B: Backend> {
     pub distribution: Option<Tensor<B, 3>>,
 }
 
+impl<B: Backend> Scored<B> {
+    /// The scores of decisions that are one action slot each, out of every
+    /// slot's log-probabilities: what [`PolicyFamily::score`] returns for a
+    /// family over [`Action`] slots (the list policy, a researcher's own).
+    ///
+    /// # Shapes
+    /// - `logp`: `[n, slots]`
+    /// - output: `logp` `[n, 1]`, `mask` `[n, 1]`, `distribution` `[n, 1, slots]`
+    pub fn of_slots(logp: Tensor<B, 2>, decisions: &[usize], device: &B::Device) -> Self {
+        let [n, slots] = logp.dims();
+        let chosen: Vec<i64> = decisions.iter().map(|&d| d as i64).collect();
+        let chosen = Tensor::<B, 2, Int>::from_data(TensorData::new(chosen, [n, 1]), device);
+        Self {
+            logp: logp.clone().gather(1, chosen), // [n, 1]
+            mask: Tensor::ones([n, 1], device),
+            distribution: Some(logp.reshape([n, 1, slots])),
+        }
+    }
+}
+
 /// A kind of policy, as the trainer uses it. `Model<B>` is the family's burn
 /// module on backend `B`; the trainer trains it on an autodiff backend as
 /// `Trainable<B>` and acts with its inner (`valid()`) module.

@@ -154,7 +154,11 @@ impl PolicyFamily for SetEncoder {
         device: &B::Device,
     ) -> Result<Scored<B>, PolicyError> {
         let batch = self.batch(cohort, states, device);
-        Ok(scored(model.log_probs(batch, temperature), decisions, device))
+        Ok(Scored::of_slots(
+            model.log_probs(batch, temperature),
+            decisions,
+            device,
+        ))
     }
 
     fn score_train<B: AutodiffBackend>(
@@ -173,7 +177,11 @@ impl PolicyFamily for SetEncoder {
         let batch = self.batch(cohort, states, device);
         let masks = DropoutMasks::draw(states.len(), self.hidden, self.dropout, rng, device);
         let logits = model.forward_with(batch, Some(masks)); // [n, actions]
-        Ok(scored(log_softmax(logits / temperature, 1), decisions, device))
+        Ok(Scored::of_slots(
+            log_softmax(logits / temperature, 1),
+            decisions,
+            device,
+        ))
     }
 
     fn effect(&self, decision: &usize, cohort: &Cohort) -> Effect {
@@ -182,21 +190,5 @@ impl PolicyFamily for SetEncoder {
 
     fn expert(&self, _: State<'_>, action: Action, cohort: &Cohort) -> usize {
         action.index(cohort.drug_count())
-    }
-}
-
-/// The chosen slots' log-probabilities out of every slot's.
-///
-/// # Shapes
-/// - `logp`: `[n, actions]`
-/// - output: `logp` `[n, 1]`, `mask` `[n, 1]`, `distribution` `[n, 1, actions]`
-fn scored<B: Backend>(logp: Tensor<B, 2>, decisions: &[usize], device: &B::Device) -> Scored<B> {
-    let [n, actions] = logp.dims();
-    let slots: Vec<i64> = decisions.iter().map(|&d| d as i64).collect();
-    let slots = Tensor::<B, 2, Int>::from_data(TensorData::new(slots, [n, 1]), device);
-    Scored {
-        logp: logp.clone().gather(1, slots), // [n, 1]
-        mask: Tensor::ones([n, 1], device),
-        distribution: Some(logp.reshape([n, 1, actions])),
     }
 }

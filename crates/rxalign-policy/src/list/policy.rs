@@ -53,8 +53,9 @@ pub(crate) fn rows<B: Backend>(t: Tensor<B, 2>) -> Result<Vec<Vec<f32>>, PolicyE
     Ok(values.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
 }
 
-/// A slot drawn with probability `exp(logp)`.
-pub(crate) fn sample_slot(logp: &[f32], rng: &mut Rng) -> usize {
+/// A slot drawn from `rng` with probability `exp(logp)` (for a family over
+/// action slots acting with [`crate::family::ActMode::Sample`]).
+pub fn sample_slot(logp: &[f32], rng: &mut Rng) -> usize {
     let probs: Vec<f32> = logp.iter().map(|l| l.exp()).collect();
     let total: f32 = probs.iter().sum();
     let mut u = rng.random_range(0.0..total.max(f32::MIN_POSITIVE));
