@@ -82,14 +82,16 @@ pub struct MetricSummary {
     pub seeds: Vec<u64>,
 }
 
+/// One group and method's values: metric -> (seed, value) of each run.
+type Samples<'a> = BTreeMap<&'a str, Vec<(u64, f64)>>;
+
 impl CompareReport {
     /// The report of an experiment's finished `runs`; `unfinished` runs are
     /// counted, not summarised. A value that is not finite is left out like
     /// an undefined one (JSON has no NaN).
     pub fn of(experiment: &Path, runs: &[FinishedRun], unfinished: usize) -> Self {
         let known: BTreeMap<String, String> = definitions().into_iter().collect();
-        // (group, method) -> metric -> (seed, value)
-        let mut values: BTreeMap<(&str, &str), BTreeMap<&str, Vec<(u64, f64)>>> = BTreeMap::new();
+        let mut values: BTreeMap<(&str, &str), Samples<'_>> = BTreeMap::new();
         let mut groups: Vec<(&str, Vec<u64>, Vec<&str>)> = Vec::new();
         for run in runs {
             let group = run.record.group.as_str();
