@@ -7,7 +7,7 @@
 //! The end-of-answer token (the chat template's end of turn) as the first
 //! token of a line ends the answer; inside a line it is masked out, in
 //! sampling and in scoring alike, so a line ends only at a newline (or at
-//! `max_line_tokens`). Each line is parsed ([`parse`]) into an edit or a
+//! `max_line_tokens`). Each line is parsed (the module `parse`) into an edit or a
 //! refusal; at most `max_lines` lines per answer, after which the end of
 //! the answer is forced (a decision with no parts: nothing to train).
 //!
@@ -29,7 +29,7 @@
 //!
 //! The model is trained from scratch ([`ScratchModel`], with a byte-level
 //! BPE trained on the run's prompts, [`vocab`]) or read from a Hugging Face
-//! folder (`model`, [`pretrained`]), optionally with LoRA adapters: then the
+//! folder (`model`, the module `pretrained`), optionally with LoRA adapters: then the
 //! policy is the model with its adapter on. GRPO's KL reference is the
 //! model GRPO started from, adapter and all (the trait's default
 //! `score_reference`): FLAME's reference is the SFT policy, and an adapter

@@ -7,7 +7,7 @@
 //!   note, the drug).
 //! - [`groups`]: drugs grouped by training frequency into `k` groups (LAMO's
 //!   development code) or by ATC level 1; one adapter per group.
-//! - [`train`]: the score of a drug is the probability of the answer "Yes"
+//! - `train`: the score of a drug is the probability of the answer "Yes"
 //!   against "No" at the position after the question,
 //!   `p = exp(l_yes) / (exp(l_yes) + exp(l_no))` over the two tokens' logits
 //!   (their ids looked up in the model's tokenizer), so PRAUC exists; the
