@@ -13,7 +13,7 @@ use rxalign_experiment::runner::run_one;
 use rxalign_experiment::{Plugins, load};
 use rxalign_policy::PolicyError;
 use rxalign_policy::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
-use rxalign_policy::list::sample_slot;
+use rxalign_policy::list::act_on_slots;
 use rxalign_train::plugin::{FamilyConfig, FamilyContext};
 use serde::Deserialize;
 
@@ -97,19 +97,7 @@ impl PolicyFamily for Tabular {
             .into_data()
             .to_vec()
             .map_err(|e| PolicyError::Invalid(format!("{e:?}")))?;
-        Ok(logp
-            .chunks(space)
-            .map(|row| {
-                let slot = match mode {
-                    ActMode::Greedy => (0..space).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0),
-                    ActMode::Sample { .. } => sample_slot(row, rng),
-                };
-                Acted {
-                    decision: slot,
-                    parts: vec![row[slot]],
-                }
-            })
-            .collect())
+        act_on_slots(logp.chunks(space), mode, rng)
     }
 
     fn score<B: Backend>(

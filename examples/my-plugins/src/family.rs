@@ -7,7 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 use rxalign_core::{Action, Cohort, Rng};
 use rxalign_policy::PolicyError;
 use rxalign_policy::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
-use rxalign_policy::list::sample_slot;
+use rxalign_policy::list::act_on_slots;
 use rxalign_train::plugin::{FamilyConfig, FamilyContext};
 use serde::Deserialize;
 
@@ -116,21 +116,7 @@ impl PolicyFamily for DiagnosisLinear {
             .into_data()
             .to_vec()
             .map_err(|e| PolicyError::Invalid(format!("{e:?}")))?;
-        Ok(logp
-            .chunks(Action::space(self.drugs))
-            .map(|row| {
-                let slot = match mode {
-                    ActMode::Greedy => (0..row.len())
-                        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                        .unwrap_or(0),
-                    ActMode::Sample { .. } => sample_slot(row, rng),
-                };
-                Acted {
-                    decision: slot,
-                    parts: vec![row[slot]],
-                }
-            })
-            .collect())
+        act_on_slots(logp.chunks(Action::space(self.drugs)), mode, rng)
     }
 
     fn score<B: Backend>(

@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use rxalign_core::{Action, Cohort, Rng};
 use serde::{Deserialize, Serialize};
 
-use super::policy::{rows, sample_slot};
+use super::policy::{act_on_slots, rows};
 use super::{ActionPolicy, ListPolicy, ListPolicyConfig, StateBatch};
 use crate::PolicyError;
 use crate::classifier::{DropoutMasks, VisitFeatures};
@@ -120,28 +120,7 @@ impl PolicyFamily for SetEncoder {
             ActMode::Greedy => 1.0,
             ActMode::Sample { temperature } => temperature,
         };
-        let rows = rows(model.log_probs(batch, temperature))?;
-        rows.into_iter()
-            .map(|logp| {
-                if logp.iter().any(|l| l.is_nan() || *l == f32::INFINITY) {
-                    return Err(PolicyError::NonFinite {
-                        what: "action log-probabilities",
-                    });
-                }
-                let slot = match mode {
-                    ActMode::Greedy => logp
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map_or(0, |(slot, _)| slot),
-                    ActMode::Sample { .. } => sample_slot(&logp, rng),
-                };
-                Ok(Acted {
-                    decision: slot,
-                    parts: vec![logp[slot]],
-                })
-            })
-            .collect()
+        act_on_slots(rows(model.log_probs(batch, temperature))?, mode, rng)
     }
 
     fn score<B: Backend>(
