@@ -93,6 +93,9 @@ fn its_experiment_plans_runs_compares_and_reports_status() {
     let file = file.to_str().unwrap();
     let plan = ok(&["plan", file], tmp.path());
     assert!(plan.contains("2 run(s) of experiment `my-plugins`"), "{plan}");
+    // A cluster's tasks call this command, which knows the file's kinds.
+    let script = ok(&["plan", file, "--emit", "slurm"], tmp.path());
+    assert!(script.contains("exec 'my-rxalign' run "), "{script}");
 
     let run = ok(&["run", file, "--out", "runs"], tmp.path());
     for method in ["start_list", "most_frequent", "sft", "step_grpo"] {

@@ -30,9 +30,11 @@ pub struct PlanArgs {
     /// With --emit: the runs folder the tasks write into (shared by them).
     #[arg(long, default_value = "runs")]
     out: PathBuf,
-    /// With --emit: the rxalign binary the tasks call.
-    #[arg(long, default_value = "rxalign")]
-    rxalign: String,
+    /// With --emit: the rxalign binary the tasks call (default: this
+    /// command's own name, `rxalign` or a plugin crate's binary, which
+    /// knows the file's kinds).
+    #[arg(long)]
+    rxalign: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +111,13 @@ pub fn plan(a: &PlanArgs, plugins: &Plugins) -> anyhow::Result<()> {
     if let Some(Emit::Slurm) = a.emit {
         out!(
             "{}",
-            slurm_script(&a.file, &exp.file.name, &plans, &a.out, &a.rxalign)
+            slurm_script(
+                &a.file,
+                &exp.file.name,
+                &plans,
+                &a.out,
+                &a.rxalign.clone().unwrap_or_else(own_name)
+            )
         );
         return Ok(());
     }
@@ -134,6 +142,19 @@ pub fn plan(a: &PlanArgs, plugins: &Plugins) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The name this command was called by (`rxalign`, `my-rxalign`), without
+/// its folder: the tasks of a cluster script find it on their `PATH`.
+fn own_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|p| {
+            Path::new(&p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "rxalign".into())
 }
 
 /// A word for a POSIX shell, single-quoted.
