@@ -27,7 +27,7 @@ impl RewardTerm for ListCapReward {
 }
 
 /// Its parameters: a reward term's always include its `weight`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListCapConfig {
     #[expect(dead_code, reason = "the weight is read by the reward, not the term")]

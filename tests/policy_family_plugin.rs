@@ -8,12 +8,12 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
-use rand::Rng as _;
 use rxalign_core::{Action, Cohort, Rng};
 use rxalign_experiment::runner::run_one;
 use rxalign_experiment::{Plugins, load};
 use rxalign_policy::PolicyError;
 use rxalign_policy::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
+use rxalign_policy::list::act_on_slots;
 use rxalign_train::plugin::{FamilyConfig, FamilyContext};
 use serde::Deserialize;
 
@@ -97,27 +97,7 @@ impl PolicyFamily for Tabular {
             .into_data()
             .to_vec()
             .map_err(|e| PolicyError::Invalid(format!("{e:?}")))?;
-        Ok(logp
-            .chunks(space)
-            .map(|row| {
-                let slot = match mode {
-                    ActMode::Greedy => (0..space).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0),
-                    ActMode::Sample { .. } => {
-                        let mut u: f32 = rng.random();
-                        (0..space)
-                            .find(|&a| {
-                                u -= row[a].exp();
-                                u < 0.0
-                            })
-                            .unwrap_or(space - 1)
-                    }
-                };
-                Acted {
-                    decision: slot,
-                    parts: vec![row[slot]],
-                }
-            })
-            .collect())
+        act_on_slots(logp.chunks(space), mode, rng)
     }
 
     fn score<B: Backend>(
@@ -129,15 +109,8 @@ impl PolicyFamily for Tabular {
         temperature: f64,
         device: &B::Device,
     ) -> Result<Scored<B>, PolicyError> {
-        let n = states.len();
         let logp = self.log_probs(model, states, temperature, device);
-        let slots = decisions.iter().map(|&d| d as i64).collect::<Vec<_>>();
-        let slots = Tensor::<B, 2, Int>::from_data(TensorData::new(slots, [n, 1]), device);
-        Ok(Scored {
-            logp: logp.clone().gather(1, slots),
-            mask: Tensor::ones([n, 1], device),
-            distribution: Some(logp.reshape([n, 1, Action::space(self.drugs)])),
-        })
+        Ok(Scored::of_slots(logp, decisions, device))
     }
 
     fn effect(&self, decision: &usize, _: &Cohort) -> Effect {
@@ -150,7 +123,7 @@ impl PolicyFamily for Tabular {
 }
 
 /// `policy: (kind: "tabular", budget: 12)`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TabularConfig {
     budget: usize,

@@ -46,7 +46,7 @@ struct Explode {
     mode: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ExplodeConfig {
     mode: String,

@@ -1,6 +1,6 @@
 //! Dataset sources of rxalign.
 //!
-//! - [`format`]: the dataset folder that anyone's data can be put into
+//! - [`format`](mod@format): the dataset folder that anyone's data can be put into
 //!   (`visits.jsonl`, `drugs.csv`, optional `diagnoses.csv`, `procedures.csv`
 //!   and `ddi.csv`), its reader with errors that name file, line and field,
 //!   and its writer.

@@ -3,6 +3,7 @@
 //! turns one file into run folders, and the comparison of their results.
 
 pub mod ablation;
+pub mod catalog;
 pub mod compare;
 pub mod data;
 pub mod error;

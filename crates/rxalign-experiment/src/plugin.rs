@@ -15,12 +15,26 @@ use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The parameters a plugin kind takes: its fields, and a typed check of
-/// each field and of the whole.
+/// The parameters a plugin kind takes: its fields, a typed check of each
+/// field and of the whole, and the JSON Schema that `rxalign plugins` lists.
+///
+/// All three come from the one settings type `T` of [`PluginSchema::of`]:
+/// the fields and the check from its serde implementation (what reads the
+/// file), the JSON Schema from `schemars`, which reads the same serde
+/// attributes (`default`, `deny_unknown_fields`, renames) and the doc
+/// comments; no list of fields is written twice.
 #[derive(Clone)]
 pub struct PluginSchema {
+    /// The kind's name, as files write it.
     pub kind: String,
+    /// Its parameters' names, in the order serde reads them.
     pub fields: Vec<&'static str>,
+    /// The JSON Schema (draft 2020-12) of the parameters: each field's type,
+    /// default and documentation.
+    pub json: Arc<serde_json::Value>,
+    /// One line saying what the kind is: the settings type's documentation
+    /// unless the registration says otherwise ([`PluginSchema::with_doc`]).
+    pub doc: String,
     check: Arc<dyn Fn(ron::Map) -> Result<(), String> + Send + Sync>,
 }
 
@@ -29,17 +43,34 @@ impl fmt::Debug for PluginSchema {
         f.debug_struct("PluginSchema")
             .field("kind", &self.kind)
             .field("fields", &self.fields)
+            .field("doc", &self.doc)
             .finish()
     }
 }
 
+/// The first paragraph of a documentation text, on one line.
+pub(crate) fn first_paragraph(doc: &str) -> String {
+    doc.trim()
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl PluginSchema {
     /// The schema of a kind whose parameters deserialise into `T` (a plain
-    /// serde struct with `deny_unknown_fields`).
-    pub fn of<T: DeserializeOwned + 'static>(kind: &str) -> Self {
+    /// serde struct with `deny_unknown_fields`, deriving
+    /// `schemars::JsonSchema` for its documentation).
+    pub fn of<T: DeserializeOwned + schemars::JsonSchema + 'static>(kind: &str) -> Self {
+        let json = schemars::schema_for!(T).to_value();
+        let doc = crate::catalog::doc_of(&json);
         Self {
             kind: kind.to_string(),
             fields: field_names::<T>(),
+            json: Arc::new(json),
+            doc,
             check: Arc::new(|map| {
                 ron::Value::Map(map)
                     .into_rust::<T>()
@@ -47,6 +78,13 @@ impl PluginSchema {
                     .map_err(|e| e.to_string())
             }),
         }
+    }
+
+    /// The same schema with `doc` as its one line of documentation.
+    #[must_use]
+    pub fn with_doc(mut self, doc: &str) -> Self {
+        self.doc = first_paragraph(doc);
+        self
     }
 
     fn check_field(&self, key: &str, value: &ron::Value) -> Result<(), String> {
@@ -93,6 +131,7 @@ fn field_names<T: DeserializeOwned>() -> Vec<&'static str> {
 /// The schemas of every plugin kind, one list per slot.
 #[derive(Clone, Debug, Default)]
 pub struct Schemas {
+    /// Each slot's kinds, by the slot's name ([`Slot::NAME`]).
     pub slots: BTreeMap<&'static str, Vec<PluginSchema>>,
 }
 
@@ -132,7 +171,10 @@ slot!(LoggerSlot, "logger");
 
 /// A plugin named by `kind`, with its parameters.
 pub struct PluginSpec<S> {
+    /// The plugin's kind.
     pub kind: String,
+    /// Its parameters as the file gives them (checked against the kind's
+    /// schema when the file is read).
     pub params: ron::Map,
     slot: PhantomData<S>,
 }
@@ -163,6 +205,7 @@ impl<S> PartialEq for PluginSpec<S> {
 }
 
 impl<S> PluginSpec<S> {
+    /// A specification of `kind` without parameters.
     pub fn new(kind: &str) -> Self {
         Self {
             kind: kind.to_string(),

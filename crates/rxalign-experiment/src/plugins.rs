@@ -47,8 +47,13 @@ impl<P: ?Sized, C> PluginKinds<P, C> {
     }
 
     /// Registers `kind`, whose parameters deserialise into `T` (a plain
-    /// serde struct with `deny_unknown_fields`).
-    pub fn register<T: DeserializeOwned + 'static>(
+    /// serde struct with `deny_unknown_fields`, deriving
+    /// `schemars::JsonSchema` so that `rxalign plugins` lists its fields
+    /// with their types, defaults and doc comments). `build` makes the
+    /// plugin from checked parameters; its error fails the run that names
+    /// the kind. The kind's one line of documentation is `T`'s doc comment
+    /// (see [`PluginKinds::describe`]).
+    pub fn register<T: DeserializeOwned + schemars::JsonSchema + 'static>(
         &mut self,
         kind: &str,
         build: impl Fn(T, &C) -> Result<Box<P>, String> + Send + Sync + 'static,
@@ -57,6 +62,28 @@ impl<P: ?Sized, C> PluginKinds<P, C> {
             .register(kind, move |value, ctx| build(params::<T>(value)?, ctx))?;
         self.schemas.push(PluginSchema::of::<T>(kind));
         Ok(())
+    }
+
+    /// Sets the one line of documentation `rxalign plugins` shows for
+    /// `kind` (by default its settings type's doc comment, which kinds that
+    /// share a settings type share too).
+    pub fn describe(&mut self, kind: &str, doc: &str) -> Result<(), crate::ExperimentError> {
+        let schema = self.schemas.iter_mut().find(|s| s.kind == kind).ok_or_else(|| {
+            crate::ExperimentError::Invalid(format!("no {} kind `{kind}` to describe", self.slot))
+        })?;
+        *schema = schema.clone().with_doc(doc);
+        Ok(())
+    }
+
+    /// The slot's name (`reward term`, `stage`, ...).
+    pub fn slot(&self) -> &'static str {
+        self.slot
+    }
+
+    /// The schemas of the registered kinds, in the order they were
+    /// registered.
+    pub fn schemas(&self) -> &[PluginSchema] {
+        &self.schemas
     }
 
     /// Builds a plugin from its specification.
@@ -68,6 +95,7 @@ impl<P: ?Sized, C> PluginKinds<P, C> {
         Ok(self.registry.build(&spec.kind, &spec.params_json(), ctx)?)
     }
 
+    /// The registered kinds' names.
     pub fn kinds(&self) -> Vec<&str> {
         self.registry.kinds()
     }
@@ -76,7 +104,7 @@ impl<P: ?Sized, C> PluginKinds<P, C> {
 impl PluginKinds<dyn PolicyKind, ()> {
     /// Registers a policy family under `kind`: its settings `C` are read
     /// and checked with the file, and build the family on each run's data.
-    pub fn register_family<C: FamilyConfig + DeserializeOwned>(
+    pub fn register_family<C: FamilyConfig + DeserializeOwned + schemars::JsonSchema>(
         &mut self,
         kind: &'static str,
     ) -> Result<(), crate::ExperimentError> {
@@ -90,34 +118,42 @@ impl PluginKinds<dyn PolicyKind, ()> {
 pub const SET_ENCODER: &str = "set_encoder";
 
 /// A reward term's parameters when it has none but its weight.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeightOnly {
+    /// The term's weight `w_k` in the list potential `Φ = Σ_k w_k φ_k`.
     pub weight: f64,
 }
 
 /// Every plugin kind an experiment file can name.
 #[derive(Debug)]
 pub struct Plugins {
+    /// Dataset sources (`synthetic`, `folder`): the file's `data`.
     pub data: PluginKinds<dyn DataSource, ()>,
+    /// Start lists, built on the run's cohort: the file's `init_list`.
     pub init_list: PluginKinds<dyn StartList, Cohort>,
     /// Policy families (`set_encoder`, a researcher's own): what the `sft`,
     /// `grpo` and `step_grpo` stages train.
     pub policy: PluginKinds<dyn PolicyKind, ()>,
     /// Reward terms; their parameters include their `weight`.
     pub reward: PluginKinds<dyn RewardTerm, ()>,
+    /// Stages, run in the order the file's `stages` lists them.
     pub stage: PluginKinds<dyn Stage, ()>,
     /// Loggers beyond the run folder's JSONL, each opened in a run folder.
     pub logger: PluginKinds<dyn RunLogger, PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A dataset folder written by `rxalign data` (synthetic, MIMIC-III or
+/// MIMIC-IV).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FolderConfig {
+    /// The folder, relative to the directory rxalign runs in.
     path: PathBuf,
 }
 
-#[derive(Debug, Deserialize)]
+/// No parameters.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NoParams {}
 
@@ -188,6 +224,12 @@ impl Plugins {
                         .map_err(|e| e.to_string())
                 })
                 .expect(ok);
+            // Its one line: the potential's own definition.
+            if let Ok(term) = terms.build(kind, &serde_json::Value::Null, &()) {
+                p.reward
+                    .describe(kind, &format!("φ = {}", term.definition()))
+                    .expect(ok);
+            }
         }
         p.stage
             .register::<BaselinesConfig>("baselines", |c, _| {
@@ -242,6 +284,33 @@ impl Plugins {
                 c.validate().map_err(|e| e.to_string())?;
                 Ok(Box::new(crate::stage::LamoStage::new(c)) as Box<dyn Stage>)
             })
+            .expect(ok);
+        p.init_list
+            .describe("empty", "Every episode starts from the empty list.")
+            .expect(ok);
+        p.init_list
+            .describe(
+                "previous_visit",
+                "Episodes start from the patient's previous visit's drugs (empty at a first visit).",
+            )
+            .expect(ok);
+        p.stage
+            .describe(
+                "references",
+                "Scores the synthetic clinic's reference lists (the ceiling and two rules) beside the other methods.",
+            )
+            .expect(ok);
+        p.stage
+            .describe(
+                "grpo",
+                "GRPO on the list potential's outcome reward (step_weight 0 unless set).",
+            )
+            .expect(ok);
+        p.stage
+            .describe(
+                "step_grpo",
+                "Step-wise GRPO (FLAME Eq. 6): the outcome advantage plus step_weight times each step's shaped reward.",
+            )
             .expect(ok);
         p.logger
             .register::<TensorboardConfig>("tensorboard", |c, run_root| {

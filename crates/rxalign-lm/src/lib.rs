@@ -7,7 +7,7 @@
 //! - [`weights`]: Hugging Face safetensors checkpoints (single or sharded)
 //!   through burn-store, and our own checkpoints in the same layout.
 //! - [`tokenizer`]: `tokenizer.json`, chat templates, stop tokens.
-//! - [`generate`]: batched, left-padded sampling of several completions per prompt.
+//! - [`generate`](mod@generate): batched, left-padded sampling of several completions per prompt.
 //! - [`lora`] and [`peft`]: LoRA adapters, named, switchable per call,
 //!   mergeable, saved alone in PEFT's format.
 

@@ -6,7 +6,7 @@
 //! Field names follow Hugging Face's parameter names, so a checkpoint's keys
 //! map onto this module with two renames (see [`crate::weights`]).
 //! The KV cache belongs to the caller ([`KvCache`]); sampling lives outside
-//! the model ([`crate::generate`]).
+//! the model ([`crate::generate`](mod@crate::generate)).
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};

@@ -27,9 +27,10 @@ pub const TARGETS: [&str; 7] = [
 ];
 
 /// How one adapter is shaped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoraConfig {
+    /// The rank of each adapter's update.
     pub rank: usize,
     /// The update is scaled by `alpha / rank`.
     pub alpha: f64,

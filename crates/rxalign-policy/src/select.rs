@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which model a loop hands on; written as a string in experiment files
 /// (`"last"`, `"validation"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum Select {
     /// The model after the last epoch or iteration.

@@ -15,7 +15,7 @@ use crate::TrainError;
 /// is every training patient. The parts are drawn from the run's seed
 /// alone, so every stage of a run sees the same parts; a patient's visits
 /// all fall in one part.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientPart {
     pub part: usize,

@@ -39,7 +39,7 @@ use crate::observer::{self, StepLog, TrainObserver};
 use crate::select::{self, Keeper, Select};
 
 /// Settings of (step-wise) GRPO.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpoSettings {
     /// The method name the stage's rows, predictions and curves carry
@@ -47,11 +47,13 @@ pub struct GrpoSettings {
     /// not overwrite each other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Updates, each on a fresh batch of rollouts.
     pub iterations: usize,
     /// Training visits per iteration.
     pub visits: usize,
     /// Rollouts per visit.
     pub group: usize,
+    /// Adam's learning rate (the peak of the schedule).
     pub lr: f64,
     /// λ: the weight of each step's shaped reward; unset means 0 for `grpo`
     /// and FLAME's 0.5 for `step_grpo`. Written as a plain number.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which KL estimator a GRPO stage uses in its loss; written as a string
 /// (`"exact"`, `"k3"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum KlEstimator {
     Exact,

@@ -32,7 +32,10 @@ use crate::sft::{SftJob, train_sft};
 /// its learned methods (codes, previous drugs, note tokens).
 #[derive(Clone, Copy, Debug)]
 pub struct FamilyContext<'a> {
+    /// The run's cohort.
     pub cohort: &'a Cohort,
+    /// The learned methods' features of every visit (codes, previous
+    /// drugs, note tokens where the run reads notes).
     pub features: &'a VisitFeatures,
 }
 

@@ -26,7 +26,7 @@ use crate::select::{self, Keeper, Select};
 use crate::{TrainError, grpo};
 
 /// Settings of SFT, as an experiment file gives them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SftSettings {
     /// The method name the stage's rows, predictions and curves carry
@@ -34,14 +34,17 @@ pub struct SftSettings {
     /// not overwrite each other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Passes over the training decisions.
     pub epochs: usize,
     /// Decisions (not visits) per batch.
     pub batch_size: usize,
+    /// Adam's learning rate.
     pub lr: f64,
     /// Training starts are the ground truth corrupted with these rates
     /// (FLAME's edit data): each true drug missing with `miss_rate`, and
     /// `Binomial(|G|, extra_rate)` wrong drugs added.
     pub miss_rate: f64,
+    /// See `miss_rate`: wrong drugs per true drug.
     pub extra_rate: f64,
     /// Probability that a corrupted start's wrong drug interacts with a
     /// true one (see `CorruptedStartConfig::interacting_extra_rate`).
@@ -110,7 +113,7 @@ impl SftSettings {
 
 /// Where SFT's expert sequences start; written as a string in experiment
 /// files (`"corrupted"`, `"run"`, `"both"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum SftStarts {
     Corrupted,

@@ -30,9 +30,11 @@ pub struct PlanArgs {
     /// With --emit: the runs folder the tasks write into (shared by them).
     #[arg(long, default_value = "runs")]
     out: PathBuf,
-    /// With --emit: the rxalign binary the tasks call.
-    #[arg(long, default_value = "rxalign")]
-    rxalign: String,
+    /// With --emit: the rxalign binary the tasks call (default: this
+    /// command's own name, `rxalign` or a plugin crate's binary, which
+    /// knows the file's kinds).
+    #[arg(long)]
+    rxalign: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -59,14 +61,19 @@ pub enum FormatArg {
     Text,
     Markdown,
     Csv,
+    /// JSON for scripts, in a documented format (`rxalign_cli::report`,
+    /// `docs/compare.schema.json`, `docs/status.schema.json`).
+    Json,
 }
 
 impl FormatArg {
-    fn format(self) -> Format {
+    /// The table format; `None` for JSON.
+    fn format(self) -> Option<Format> {
         match self {
-            Self::Text => Format::Text,
-            Self::Markdown => Format::Markdown,
-            Self::Csv => Format::Csv,
+            Self::Text => Some(Format::Text),
+            Self::Markdown => Some(Format::Markdown),
+            Self::Csv => Some(Format::Csv),
+            Self::Json => None,
         }
     }
 }
@@ -86,6 +93,9 @@ pub struct StatusArgs {
     dir: PathBuf,
     #[arg(long, value_enum, default_value = "text")]
     format: FormatArg,
+    /// JSON for scripts (the same as `--format json`).
+    #[arg(long)]
+    json: bool,
 }
 
 fn overrides_text(p: &RunPlan) -> String {
@@ -96,13 +106,18 @@ fn overrides_text(p: &RunPlan) -> String {
         .join(", ")
 }
 
-pub fn plan(a: &PlanArgs) -> anyhow::Result<()> {
-    let plugins = Plugins::builtin();
-    let (exp, plans) = load(&a.file, &plugins)?;
+pub fn plan(a: &PlanArgs, plugins: &Plugins) -> anyhow::Result<()> {
+    let (exp, plans) = load(&a.file, plugins)?;
     if let Some(Emit::Slurm) = a.emit {
         out!(
             "{}",
-            slurm_script(&a.file, &exp.file.name, &plans, &a.out, &a.rxalign)
+            slurm_script(
+                &a.file,
+                &exp.file.name,
+                &plans,
+                &a.out,
+                &a.rxalign.clone().unwrap_or_else(own_name)
+            )
         );
         return Ok(());
     }
@@ -127,6 +142,19 @@ pub fn plan(a: &PlanArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The name this command was called by (`rxalign`, `my-rxalign`), without
+/// its folder: the tasks of a cluster script find it on their `PATH`.
+fn own_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|p| {
+            Path::new(&p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "rxalign".into())
 }
 
 /// A word for a POSIX shell, single-quoted.
@@ -172,9 +200,8 @@ fn slurm_script(file: &Path, name: &str, plans: &[RunPlan], out: &Path, rxalign:
     s
 }
 
-pub fn run(a: &RunArgs) -> anyhow::Result<()> {
-    let plugins = Plugins::builtin();
-    let (exp, all) = load(&a.file, &plugins)?;
+pub fn run(a: &RunArgs, plugins: &Plugins) -> anyhow::Result<()> {
+    let (exp, all) = load(&a.file, plugins)?;
     // Every run's settings are checked before any work starts.
     let mut plans = all.clone();
     if let Some(only) = &a.only {
@@ -197,7 +224,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         overwrite: a.overwrite,
     };
     let reporter = TerminalReporter::new(plans.len());
-    let outcomes = run_all(&plans, &plugins, &dir, &options, &reporter);
+    let outcomes = run_all(&plans, plugins, &dir, &options, &reporter);
     let failed = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Failed(_)))
@@ -227,7 +254,12 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
 pub fn compare_runs(a: &CompareArgs) -> anyhow::Result<()> {
     let (runs, unfinished) = finished_runs(&a.dir)?;
     anyhow::ensure!(!runs.is_empty(), "no finished run under {}", a.dir.display());
-    out!("{}", compare(&runs).render(a.format.format()));
+    let Some(format) = a.format.format() else {
+        let report = crate::report::CompareReport::of(&a.dir, &runs, unfinished);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    };
+    out!("{}", compare(&runs).render(format));
     if unfinished > 0 {
         warnln!("({unfinished} unfinished run(s) left out)");
     }
@@ -322,6 +354,13 @@ pub fn status(a: &StatusArgs) -> anyhow::Result<()> {
         a.dir.display(),
         a.dir.display()
     );
+    let Some(format) = a.format.format().filter(|_| !a.json) else {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&crate::report::StatusReport::of(&all))?
+        );
+        return Ok(());
+    };
     let header: Vec<String> = [
         "run",
         "group",
@@ -362,7 +401,7 @@ pub fn status(a: &StatusArgs) -> anyhow::Result<()> {
             outln!("  ({p})");
         }
         let rows: Vec<Vec<String>> = exp.runs.iter().map(status_row).collect();
-        out!("{}", render_table(&header, &rows, a.format.format()));
+        out!("{}", render_table(&header, &rows, format));
     }
     outln!(
         "\ntest jaccard and test ddi_rate: the last method's per-visit means on the test split (summary.json); `rxalign compare DIR` has every method."

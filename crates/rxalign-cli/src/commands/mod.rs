@@ -4,6 +4,7 @@ pub mod data;
 pub mod eval;
 pub mod experiment;
 pub mod lm;
+pub mod plugins;
 
 use std::path::Path;
 

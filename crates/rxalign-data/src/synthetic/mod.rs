@@ -102,7 +102,7 @@ impl From<Preset> for String {
 }
 
 /// The knobs of the synthetic clinic.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyntheticConfig {
     /// The world: `"clinic"` (the default) or `"icu"`.
@@ -113,6 +113,7 @@ pub struct SyntheticConfig {
     pub seed: u64,
     /// Visits per patient, drawn uniformly in `visits_min..=visits_max`.
     pub visits_min: usize,
+    /// See `visits_min`.
     pub visits_max: usize,
     /// Probability that each rule drug is dropped from, and that a plausible
     /// or random drug is added to, the ground truth.

@@ -39,9 +39,13 @@ use crate::{EnvError, ListStats};
 /// and the DDI graph.
 #[derive(Clone, Copy, Debug)]
 pub struct ListContext<'a> {
+    /// Counts of the list against the truth, kept up to date by the episode.
     pub stats: &'a ListStats,
+    /// The list `S`.
     pub list: &'a DrugSet,
+    /// The ground truth `G`.
     pub truth: &'a DrugSet,
+    /// The cohort's drug-drug interactions.
     pub ddi: &'a DdiGraph,
 }
 

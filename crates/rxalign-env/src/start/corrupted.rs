@@ -10,7 +10,7 @@ use crate::EnvError;
 
 /// Settings of the corrupted ground truth (FLAME's way of making edit
 /// training data).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CorruptedStartConfig {
     /// Probability that each true drug is missing from the start list.

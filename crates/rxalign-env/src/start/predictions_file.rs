@@ -8,9 +8,11 @@ use crate::EnvError;
 
 /// A predictions file to start from (for example a classifier's output,
 /// FLAME's first stage, or any model trained elsewhere).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictionsStartConfig {
+    /// The predictions file (JSONL, as `rxalign eval` reads), relative to
+    /// the directory rxalign runs in.
     pub path: PathBuf,
 }
 

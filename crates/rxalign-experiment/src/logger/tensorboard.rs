@@ -26,7 +26,7 @@ use super::{HParam, RunLogger, metric_tag};
 use crate::ExperimentError;
 
 /// Settings of the `tensorboard` logger.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TensorboardConfig {
     /// The event files' folder, inside the run folder.

@@ -5,7 +5,7 @@ use super::{RunContext, Stage};
 use crate::ExperimentError;
 
 /// Settings of the `baselines` stage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BaselinesConfig {
     /// The non-learned recommenders to fit and score, by kind.

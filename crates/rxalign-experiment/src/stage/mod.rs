@@ -83,8 +83,11 @@ pub struct Contract {
 /// What a stage works with and writes to.
 #[derive(Debug)]
 pub struct RunContext<'a> {
+    /// The run's data: its cohort, and the synthetic clinic where it is one.
     pub data: &'a LoadedData,
+    /// The split of the visits into train, validation and test (by patient).
     pub split: &'a Split,
+    /// The file's reward: the weighted list potential.
     pub reward: &'a Reward,
     /// The learned methods' features: codes, previous drugs and, where the
     /// run reads notes, note tokens.
@@ -93,8 +96,11 @@ pub struct RunContext<'a> {
     pub start: std::sync::Arc<dyn StartList>,
     /// Each recorded method's predictions, for later stages.
     pub outputs: std::collections::HashMap<String, Predictions>,
+    /// The file's `eval`: which splits are scored, how many trajectories kept.
     pub eval: &'a EvalSettings,
+    /// The run's folder (its files are written through it).
     pub folder: &'a RunFolder,
+    /// The run's seeded generator: every random choice draws from it.
     pub rng: &'a mut Rng,
     /// The run's seed, for stages that seed a backend of their own.
     pub seed: u64,
@@ -106,7 +112,9 @@ pub struct RunContext<'a> {
     /// of every GRPO stage after it (so that `grpo` and `step_grpo` side by
     /// side align the same SFT policy).
     pub sft: Option<std::path::PathBuf>,
+    /// The final metrics recorded so far (`summary.json` when the run ends).
     pub summary: SummaryRecord,
+    /// The inspected visits' trajectories recorded so far.
     pub trajectories: Vec<Trajectory>,
     /// Where the running stage keeps its checkpoint
     /// (`checkpoints/<index>-<kind>.ckpt` in the run folder).
@@ -125,6 +133,7 @@ pub struct RunContext<'a> {
 }
 
 impl RunContext<'_> {
+    /// The run's cohort.
     pub fn cohort(&self) -> &Cohort {
         &self.data.cohort
     }

@@ -5,7 +5,7 @@ use super::{RunContext, Stage};
 use crate::ExperimentError;
 
 /// Settings of the `start_from` stage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartFromConfig {
     /// A method recorded by an earlier stage (`classifier`, a baseline).

@@ -19,13 +19,16 @@ use super::{Batch, DrugClassifier, DrugClassifierConfig, VisitFeatures};
 use crate::PolicyError;
 
 /// Settings of classifier training, as an experiment file gives them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifierSettings {
     /// Width of the embedding bag and the hidden layer.
     pub hidden: usize,
+    /// Passes over the training visits.
     pub epochs: usize,
+    /// Visits per batch.
     pub batch_size: usize,
+    /// Adam's learning rate.
     pub lr: f64,
     /// Dropout on the embedding bag and the hidden layer while training.
     pub dropout: f64,

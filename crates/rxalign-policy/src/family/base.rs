@@ -33,7 +33,9 @@ pub const LOG_FLOOR: f32 = -60.0;
 /// which of its prompts it is answering, from these).
 #[derive(Clone, Copy, Debug)]
 pub struct State<'a> {
+    /// The visit's index in the cohort.
     pub visit: usize,
+    /// The current list `S_t`.
     pub list: &'a DrugSet,
     /// The episode's start list.
     pub start: &'a DrugSet,
@@ -94,6 +96,7 @@ pub enum ActMode {
 /// the distribution it was taken from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Acted<D> {
+    /// What the family decided (an action slot, a generated line, ...).
     pub decision: D,
     /// `log π(part | state, earlier parts)` of every part, in order.
     pub parts: Vec<f32>,
@@ -142,6 +145,26 @@ pub struct Scored<B: Backend> {
     pub logp: Tensor<B, 2>,
     pub mask: Tensor<B, 2>,
     pub distribution: Option<Tensor<B, 3>>,
+}
+
+impl<B: Backend> Scored<B> {
+    /// The scores of decisions that are one action slot each, out of every
+    /// slot's log-probabilities: what [`PolicyFamily::score`] returns for a
+    /// family over [`Action`] slots (the list policy, a researcher's own).
+    ///
+    /// # Shapes
+    /// - `logp`: `[n, slots]`
+    /// - output: `logp` `[n, 1]`, `mask` `[n, 1]`, `distribution` `[n, 1, slots]`
+    pub fn of_slots(logp: Tensor<B, 2>, decisions: &[usize], device: &B::Device) -> Self {
+        let [n, slots] = logp.dims();
+        let chosen: Vec<i64> = decisions.iter().map(|&d| d as i64).collect();
+        let chosen = Tensor::<B, 2, Int>::from_data(TensorData::new(chosen, [n, 1]), device);
+        Self {
+            logp: logp.clone().gather(1, chosen), // [n, 1]
+            mask: Tensor::ones([n, 1], device),
+            distribution: Some(logp.reshape([n, 1, slots])),
+        }
+    }
 }
 
 /// A kind of policy, as the trainer uses it. `Model<B>` is the family's burn

@@ -7,7 +7,7 @@
 //! The end-of-answer token (the chat template's end of turn) as the first
 //! token of a line ends the answer; inside a line it is masked out, in
 //! sampling and in scoring alike, so a line ends only at a newline (or at
-//! `max_line_tokens`). Each line is parsed ([`parse`]) into an edit or a
+//! `max_line_tokens`). Each line is parsed (the module `parse`) into an edit or a
 //! refusal; at most `max_lines` lines per answer, after which the end of
 //! the answer is forced (a decision with no parts: nothing to train).
 //!
@@ -29,7 +29,7 @@
 //!
 //! The model is trained from scratch ([`ScratchModel`], with a byte-level
 //! BPE trained on the run's prompts, [`vocab`]) or read from a Hugging Face
-//! folder (`model`, [`pretrained`]), optionally with LoRA adapters: then the
+//! folder (`model`, the module `pretrained`), optionally with LoRA adapters: then the
 //! policy is the model with its adapter on. GRPO's KL reference is the
 //! model GRPO started from, adapter and all (the trait's default
 //! `score_reference`): FLAME's reference is the SFT policy, and an adapter
@@ -72,7 +72,7 @@ pub const ADAPTER: &str = "flame";
 
 /// Which prompts the policy answers; written as a string
 /// (`"add_remove"`, `"edit"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum PromptStyle {
     AddRemove,
@@ -102,7 +102,7 @@ impl From<PromptStyle> for String {
 }
 
 /// The shape of a model trained from scratch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScratchModel {
     pub layers: usize,
@@ -129,7 +129,7 @@ impl Default for ScratchModel {
 }
 
 /// The `policy: (kind: "llama", ...)` settings of an experiment file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlamaPolicyConfig {
     /// A Hugging Face model folder (`config.json`, `tokenizer.json`,
@@ -144,7 +144,9 @@ pub struct LlamaPolicyConfig {
     /// LoRA adapters on the model; unset: every weight trains.
     #[serde(deserialize_with = "prompt::some", skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraConfig>,
+    /// Which prompts the policy answers: `"add_remove"` or `"edit"`.
     pub prompts: PromptStyle,
+    /// Prompt template files replacing the built-in ones.
     pub templates: TemplateFiles,
     /// At most this many lines per answer.
     pub max_lines: usize,

@@ -33,7 +33,7 @@ const EDIT: &str = include_str!("templates/edit.txt");
 
 /// Template files of an experiment; unset ones are the shipped defaults.
 /// Paths are read as given (relative to the working directory).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TemplateFiles {
     /// The system message.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::PolicyError;
 
 /// How drugs are grouped.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Grouping {
     /// LAMO's development code: drugs sorted by how often the training

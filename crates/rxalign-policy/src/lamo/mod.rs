@@ -7,7 +7,7 @@
 //!   note, the drug).
 //! - [`groups`]: drugs grouped by training frequency into `k` groups (LAMO's
 //!   development code) or by ATC level 1; one adapter per group.
-//! - [`train`]: the score of a drug is the probability of the answer "Yes"
+//! - `train`: the score of a drug is the probability of the answer "Yes"
 //!   against "No" at the position after the question,
 //!   `p = exp(l_yes) / (exp(l_yes) + exp(l_no))` over the two tokens' logits
 //!   (their ids looked up in the model's tokenizer), so PRAUC exists; the
@@ -34,7 +34,7 @@ use crate::{PolicyError, Select};
 pub const BUILTIN_PROMPT: &str = "builtin";
 
 /// The language model of the family.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LamoModel {
     /// A Hugging Face folder (`config.json`, `model.safetensors` or shards,
@@ -57,9 +57,10 @@ pub enum LamoModel {
 
 /// Settings of the family, as an experiment file gives them
 /// (`(kind: "lamo", ...)`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LamoSettings {
+    /// The language model: a pretrained folder or a tiny random one.
     pub model: LamoModel,
     /// The question's template (see [`prompt`]): `"builtin"`, the copy of
     /// `experiments/prompts/lamo-yes-no.txt` built into rxalign, or the path
@@ -72,10 +73,13 @@ pub struct LamoSettings {
     pub chat: bool,
     /// The answers compared; each must be one token of the tokenizer.
     pub yes: String,
+    /// See `yes`.
     pub no: String,
+    /// How the drugs are grouped, one adapter per group.
     pub groups: Grouping,
     /// Every group's adapter (LAMO: rank 8, alpha 16, on q_proj and v_proj).
     pub lora: LoraConfig,
+    /// Passes over each group's questions.
     pub epochs: usize,
     /// (visit, drug) questions per training step.
     pub batch_size: usize,

@@ -9,14 +9,14 @@ use burn::tensor::backend::AutodiffBackend;
 use rxalign_core::{Action, Cohort, Rng};
 use serde::{Deserialize, Serialize};
 
-use super::policy::{rows, sample_slot};
+use super::policy::{act_on_slots, rows};
 use super::{ActionPolicy, ListPolicy, ListPolicyConfig, StateBatch};
 use crate::PolicyError;
 use crate::classifier::{DropoutMasks, VisitFeatures};
 use crate::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
 
 /// The `policy: (kind: "set_encoder", ...)` settings of an experiment file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SetEncoderConfig {
     /// Width of the visit and list encodings and of the hidden layer.
@@ -120,28 +120,7 @@ impl PolicyFamily for SetEncoder {
             ActMode::Greedy => 1.0,
             ActMode::Sample { temperature } => temperature,
         };
-        let rows = rows(model.log_probs(batch, temperature))?;
-        rows.into_iter()
-            .map(|logp| {
-                if logp.iter().any(|l| l.is_nan() || *l == f32::INFINITY) {
-                    return Err(PolicyError::NonFinite {
-                        what: "action log-probabilities",
-                    });
-                }
-                let slot = match mode {
-                    ActMode::Greedy => logp
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map_or(0, |(slot, _)| slot),
-                    ActMode::Sample { .. } => sample_slot(&logp, rng),
-                };
-                Ok(Acted {
-                    decision: slot,
-                    parts: vec![logp[slot]],
-                })
-            })
-            .collect()
+        act_on_slots(rows(model.log_probs(batch, temperature))?, mode, rng)
     }
 
     fn score<B: Backend>(
@@ -154,7 +133,11 @@ impl PolicyFamily for SetEncoder {
         device: &B::Device,
     ) -> Result<Scored<B>, PolicyError> {
         let batch = self.batch(cohort, states, device);
-        Ok(scored(model.log_probs(batch, temperature), decisions, device))
+        Ok(Scored::of_slots(
+            model.log_probs(batch, temperature),
+            decisions,
+            device,
+        ))
     }
 
     fn score_train<B: AutodiffBackend>(
@@ -173,7 +156,11 @@ impl PolicyFamily for SetEncoder {
         let batch = self.batch(cohort, states, device);
         let masks = DropoutMasks::draw(states.len(), self.hidden, self.dropout, rng, device);
         let logits = model.forward_with(batch, Some(masks)); // [n, actions]
-        Ok(scored(log_softmax(logits / temperature, 1), decisions, device))
+        Ok(Scored::of_slots(
+            log_softmax(logits / temperature, 1),
+            decisions,
+            device,
+        ))
     }
 
     fn effect(&self, decision: &usize, cohort: &Cohort) -> Effect {
@@ -182,21 +169,5 @@ impl PolicyFamily for SetEncoder {
 
     fn expert(&self, _: State<'_>, action: Action, cohort: &Cohort) -> usize {
         action.index(cohort.drug_count())
-    }
-}
-
-/// The chosen slots' log-probabilities out of every slot's.
-///
-/// # Shapes
-/// - `logp`: `[n, actions]`
-/// - output: `logp` `[n, 1]`, `mask` `[n, 1]`, `distribution` `[n, 1, actions]`
-fn scored<B: Backend>(logp: Tensor<B, 2>, decisions: &[usize], device: &B::Device) -> Scored<B> {
-    let [n, actions] = logp.dims();
-    let slots: Vec<i64> = decisions.iter().map(|&d| d as i64).collect();
-    let slots = Tensor::<B, 2, Int>::from_data(TensorData::new(slots, [n, 1]), device);
-    Scored {
-        logp: logp.clone().gather(1, slots), // [n, 1]
-        mask: Tensor::ones([n, 1], device),
-        distribution: Some(logp.reshape([n, 1, actions])),
     }
 }

@@ -10,7 +10,7 @@ mod policy;
 
 pub use family::{SetEncoder, SetEncoderConfig};
 pub use model::{ListPolicy, ListPolicyConfig, MASKED, StateBatch};
-pub use policy::ActionPolicy;
+pub use policy::{ActionPolicy, act_on_slots, sample_slot};
 
 #[cfg(test)]
 mod tests;
