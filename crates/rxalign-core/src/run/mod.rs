@@ -42,7 +42,7 @@ pub use discover::{ExperimentView, FinishedRun, RunEntry, experiments, finished_
 pub use lock::RunLock;
 pub use records::{
     Axis, DataFingerprint, DdiPair, DrugEditCounts, DrugEntry, DrugsRecord, EXPERIMENT_FORMAT, EditCounts,
-    ExperimentRecord, MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunRecord,
+    ExperimentRecord, KeptTrajectories, MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunRecord,
     RunState, RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord, Writer,
 };
 pub use version::FormatVersion;
