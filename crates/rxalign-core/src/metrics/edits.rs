@@ -256,13 +256,19 @@ mod tests {
         // A visit without an outcome makes the outcome metrics undefined.
         e.count(&set(&[1]), &set(&[]), &truth, None);
         let m: std::collections::BTreeMap<&str, Option<f64>> = e.metrics().into_iter().collect();
-        assert_eq!((m["edit/outcome_improved"], m["edit/outcome_net_per_visit"]), (None, None));
+        assert_eq!(
+            (m["edit/outcome_improved"], m["edit/outcome_net_per_visit"]),
+            (None, None)
+        );
         assert_eq!(m["edit/jaccard_worsened"], Some(0.5));
         // No list changed: the shares of changed lists are undefined.
         let mut none = ListEdits::new();
         none.count(&set(&[1]), &set(&[1]), &truth, Some(0.0));
         let m: std::collections::BTreeMap<&str, Option<f64>> = none.metrics().into_iter().collect();
-        assert_eq!((m["edit/lists_changed"], m["edit/jaccard_improved"]), (Some(0.0), None));
+        assert_eq!(
+            (m["edit/lists_changed"], m["edit/jaccard_improved"]),
+            (Some(0.0), None)
+        );
         assert_eq!(m["edit/added_right"], None);
     }
 }

@@ -6,8 +6,8 @@
 //! the order reports print them.
 
 mod ddi_rate;
-pub mod edits;
 mod ddi_rate_pooled;
+pub mod edits;
 mod f1;
 mod gt_med_count;
 mod jaccard;

@@ -211,7 +211,10 @@ impl Comparison {
             out.push_str(
                 "\nedits of the methods that start from a list (test split, mean ± std over seeds), where\n",
             );
-            for (name, definition) in EDIT_METRICS.iter().filter(|(n, _)| self.columns.iter().any(|c| c == n)) {
+            for (name, definition) in EDIT_METRICS
+                .iter()
+                .filter(|(n, _)| self.columns.iter().any(|c| c == n))
+            {
                 out.push_str(&format!("  {name}: {definition}\n"));
             }
             out.push('\n');
@@ -229,7 +232,12 @@ impl Comparison {
     ) -> String {
         let n = |group: &str| self.seeds.get(group).map_or(0, Vec::len);
         let keep: Vec<bool> = self.columns.iter().map(|c| columns(c)).collect();
-        let shown = self.columns.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c);
+        let shown = self
+            .columns
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c);
         let mut header: Vec<String> = ["group", "method", "seeds"].map(String::from).to_vec();
         match format {
             Format::Csv => {

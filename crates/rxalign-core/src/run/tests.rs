@@ -563,7 +563,9 @@ fn edit_metrics_get_a_table_of_their_own_with_definitions_over_seeds() {
         ["my_safety_score", "edit/lists_changed", "edit/jaccard_improved"]
     );
     let text = c.render(Format::Text);
-    let (metrics, edits) = text.split_once("edits of the methods that start from a list").unwrap();
+    let (metrics, edits) = text
+        .split_once("edits of the methods that start from a list")
+        .unwrap();
     assert!(!metrics.contains("edit/"), "{text}");
     assert!(metrics.contains("classifier") && metrics.contains("my_safety_score"));
     // The definitions, then only the methods that edit, mean ± std over seeds.

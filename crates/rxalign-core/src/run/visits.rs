@@ -319,17 +319,16 @@ fn negate(lower: &str, mentions: &mut [Mention]) {
     let word_starts: Vec<usize> = (0..bytes.len())
         .filter(|&i| is_word(bytes[i]) && (i == 0 || !is_word(bytes[i - 1])))
         .collect();
-    let words_between =
-        |a: usize, b: usize| word_starts.partition_point(|&w| w < b) - word_starts.partition_point(|&w| w < a);
+    let words_between = |a: usize, b: usize| {
+        word_starts.partition_point(|&w| w < b) - word_starts.partition_point(|&w| w < a)
+    };
     let clause_ends_between = |a: usize, b: usize| {
         lower[a..b].contains(['.', ';', ':', '\n'])
             || SCOPE_ENDS.iter().any(|w| {
-                lower[a..b]
-                    .match_indices(w)
-                    .any(|(i, _)| {
-                        let (s, e) = (a + i, a + i + w.len());
-                        (s == 0 || !is_word(bytes[s - 1])) && (e >= bytes.len() || !is_word(bytes[e]))
-                    })
+                lower[a..b].match_indices(w).any(|(i, _)| {
+                    let (s, e) = (a + i, a + i + w.len());
+                    (s == 0 || !is_word(bytes[s - 1])) && (e >= bytes.len() || !is_word(bytes[e]))
+                })
             })
     };
     let in_scope = |from: usize, to: usize| {
@@ -437,12 +436,25 @@ mod tests {
             marks("Allergies:\nPatient recorded as having No Known Allergies to Drugs\n"),
             m(&[("Allergies", true), ("No Known Allergies to Drugs", true)])
         );
-        assert_eq!(marks("Allergies: NKDA"), m(&[("Allergies", true), ("NKDA", true)]));
-        assert_eq!(marks("No known drug allergies."), m(&[("No known drug allergies", true)]));
-        assert_eq!(marks("Allergies: none known."), m(&[("Allergies: none known", true)]));
+        assert_eq!(
+            marks("Allergies: NKDA"),
+            m(&[("Allergies", true), ("NKDA", true)])
+        );
+        assert_eq!(
+            marks("No known drug allergies."),
+            m(&[("No known drug allergies", true)])
+        );
+        assert_eq!(
+            marks("Allergies: none known."),
+            m(&[("Allergies: none known", true)])
+        );
         assert_eq!(
             marks("Pt denies chest pain, shortness of breath. Takes aspirin daily."),
-            m(&[("chest pain", true), ("shortness of breath", true), ("aspirin", false)])
+            m(&[
+                ("chest pain", true),
+                ("shortness of breath", true),
+                ("aspirin", false)
+            ])
         );
         assert_eq!(
             marks("History of hypertension, no diabetes."),
