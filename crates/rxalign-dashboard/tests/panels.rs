@@ -99,6 +99,17 @@ fn harness(tab: Tab) -> Harness<'static, Dashboard> {
         .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d)
 }
 
+/// The recorded trajectories of a run of `tiny`.
+fn recorded(run: &str) -> Vec<rxalign_core::Trajectory> {
+    RunStore::open(runs().to_path_buf())
+        .run(&id(run))
+        .unwrap()
+        .trajectories
+        .value
+        .clone()
+        .unwrap()
+}
+
 fn id(run: &str) -> RunId {
     RunId {
         experiment: "tiny".into(),
@@ -189,14 +200,7 @@ fn the_trajectory_panel_shows_steps_timeline_and_a_second_run() {
     assert_eq!(h.state().trajectory.step, Some(0));
     h.get_by_label_contains("list after step 1:");
     // The same visit by another method of the run, side by side.
-    let store = RunStore::open(runs().to_path_buf());
-    let ts = store
-        .run(&id("clean.seed=1"))
-        .unwrap()
-        .trajectories
-        .value
-        .as_ref()
-        .unwrap();
+    let ts = recorded("clean.seed=1");
     let visit = h.state().trajectory.visit;
     let j = (0..ts.len())
         .find(|&j| j != visit && ts[j].visit_id == ts[visit].visit_id)
@@ -574,14 +578,7 @@ fn opening_a_run_selects_its_last_trained_method() {
     h.run();
     // The run's stages: classifier, sft, start_from, step_grpo.
     assert_eq!(h.state().trajectory.method.as_deref(), Some("step_grpo"));
-    let store = RunStore::open(runs().to_path_buf());
-    let ts = store
-        .run(&id("clean.seed=1"))
-        .unwrap()
-        .trajectories
-        .value
-        .clone()
-        .unwrap();
+    let ts = recorded("clean.seed=1");
     assert_eq!(ts[h.state().trajectory.visit].method, "step_grpo");
     assert!(h.get_all_by_label_contains("· step_grpo").next().is_some());
     // Every visit the picker lists is one of that method's.

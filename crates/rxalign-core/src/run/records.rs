@@ -584,18 +584,6 @@ impl SummaryRecord {
         }
     }
 
-    /// Records which trajectories a method already inserted kept; false
-    /// when there is no such method.
-    pub fn set_trajectories(&mut self, method: &str, kept: KeptTrajectories) -> bool {
-        match self.methods.get_mut(method) {
-            Some(m) => {
-                m.trajectories = Some(kept);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Method names in the order the run recorded them.
     pub fn ordered(&self) -> Vec<&str> {
         let mut m: Vec<(&String, &MethodSummary)> = self.methods.iter().collect();

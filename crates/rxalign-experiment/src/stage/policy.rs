@@ -241,7 +241,9 @@ pub(crate) fn evaluate_policy(
     // In test order: the first visits, then the edited ones.
     let kept = test_order.iter().filter_map(|v| trajectories.remove(v)).collect();
     ctx.record_method_from(method, step, &predictions, Some(kept), &per_visit, Some(&started))?;
-    ctx.summary.set_trajectories(method, record);
+    if let Some(m) = ctx.summary.methods.get_mut(method) {
+        m.trajectories = Some(record);
+    }
     Ok(())
 }
 
