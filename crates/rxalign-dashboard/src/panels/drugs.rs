@@ -414,7 +414,17 @@ impl DrugsPanel {
                         for (name, definition) in rxalign_core::metrics::EDIT_METRICS {
                             let value = m.metrics.get(name).copied().flatten();
                             ui.label(name);
-                            ui.label(value.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")));
+                            // Counts as counts, shares and sums to four places.
+                            ui.label(value.map_or_else(
+                                || "n/a".into(),
+                                |v| {
+                                    if v.fract() == 0.0 {
+                                        format!("{v:.0}")
+                                    } else {
+                                        format!("{v:.4}")
+                                    }
+                                },
+                            ));
                             ui.label(definition);
                             ui.end_row();
                         }
