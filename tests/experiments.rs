@@ -255,7 +255,27 @@ fn a_small_ablation_runs_end_to_end() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|t| t["method"] == "sft")
         .collect();
-    assert_eq!(sft.len(), 2);
+    // The first two test visits (`trajectories: 2`), then the visits where
+    // SFT edited its start list, every one of them (as `summary.json` says).
+    let codes = |t: &serde_json::Value, key: &str| -> std::collections::BTreeSet<String> {
+        t[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+    let edited = |t: &&serde_json::Value| codes(t, "start") != codes(t, "final_list");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("clean.seed=1/summary.json")).unwrap())
+            .unwrap();
+    let kept = &summary["methods"]["sft"]["trajectories"];
+    assert!(sft.len() >= 2 && sft[2..].iter().all(|t| edited(&t)));
+    assert_eq!(
+        sft.iter().filter(edited).count() as u64,
+        kept["edited"].as_u64().unwrap()
+    );
+    assert_eq!(kept["edited"], kept["edited_kept"]);
     // Step-wise GRPO started from the classifier's lists.
     let classifier_lists: std::collections::HashMap<String, Vec<String>> =
         std::fs::read_to_string(dir.join("clean.seed=1/predictions/classifier.jsonl"))

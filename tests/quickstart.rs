@@ -99,4 +99,124 @@ fn the_quickstart_learns_more_than_the_baselines_and_aligned_editors_improve_on_
     let (seen, unseen) = (last_outcome("sft", "train"), last_outcome("sft", "val"));
     assert!(seen > unseen + 0.02, "SFT outcome: train {seen}, val {unseen}");
     assert!(run.join("tensorboard").is_dir());
+    // The editors' edit metrics are a count over the predictions files:
+    // each editor's final lists against the classifier's (its start lists,
+    // `start_from`) and the ground truth.
+    for editor in ["sft", "grpo", "step_grpo"] {
+        let direct = direct_edit_counts(&run, editor);
+        eprintln!("{editor}: {direct:?}");
+        for (key, value) in &direct {
+            let recorded = summary["methods"][editor]["metrics"][key].as_f64();
+            let same = match (recorded, value) {
+                (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+                (a, b) => a == *b,
+            };
+            assert!(same, "{editor} {key}: summary {recorded:?}, counted {value:?}");
+        }
+        // What was changed was kept, to be opened.
+        let kept = &summary["methods"][editor]["trajectories"];
+        assert_eq!(
+            kept["edited"].as_f64(),
+            Some(metric(editor, "edit/lists_changed"))
+        );
+    }
+    // The edits table, with its definitions.
+    assert!(
+        stdout.contains("edits of the methods that start from a list"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("edit/jaccard_improved: "), "{stdout}");
+}
+
+/// The edit metrics of `method` counted directly from the run's files:
+/// `predictions/<method>.jsonl` (final lists), `predictions/classifier.jsonl`
+/// (start lists), `predictions/ground_truth.jsonl` and the DDI pairs of
+/// `drugs.json`, with the quickstart's reward (Jaccard 1, DDI rate 1,
+/// overprescription 0.5) for the outcome.
+fn direct_edit_counts(run: &std::path::Path, method: &str) -> Vec<(&'static str, Option<f64>)> {
+    use std::collections::{BTreeMap, BTreeSet};
+    type Lists = BTreeMap<String, BTreeSet<String>>;
+    let read = |m: &str| -> Lists {
+        std::fs::read_to_string(run.join(format!("predictions/{m}.jsonl")))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let drugs = v["drugs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_str().unwrap().to_string())
+                    .collect();
+                (v["visit_id"].as_str().unwrap().to_string(), drugs)
+            })
+            .collect()
+    };
+    let drugs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("drugs.json")).unwrap()).unwrap();
+    let ddi: BTreeSet<(String, String)> = drugs["ddi"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            let (a, b) = (p["a"].as_str().unwrap(), p["b"].as_str().unwrap());
+            [(a.to_string(), b.to_string()), (b.to_string(), a.to_string())]
+        })
+        .collect();
+    let jaccard = |p: &BTreeSet<String>, g: &BTreeSet<String>| {
+        if p.is_empty() || g.is_empty() {
+            0.0
+        } else {
+            p.intersection(g).count() as f64 / p.union(g).count() as f64
+        }
+    };
+    let potential = |p: &BTreeSet<String>, g: &BTreeSet<String>| {
+        let n = p.len() as f64;
+        let pairs = p
+            .iter()
+            .flat_map(|a| p.iter().map(move |b| (a.clone(), b.clone())))
+            .filter(|pair| pair.0 < pair.1 && ddi.contains(pair))
+            .count() as f64;
+        let ddi_rate = if p.len() < 2 {
+            0.0
+        } else {
+            pairs / (n * (n - 1.0) / 2.0)
+        };
+        let extra = p.difference(g).count() as f64 / (g.len().max(1) as f64);
+        jaccard(p, g) - ddi_rate - 0.5 * extra
+    };
+    let (finals, starts, truth) = (read(method), read("classifier"), read("ground_truth"));
+    let (mut changed, mut better, mut worse, mut net) = (0usize, 0usize, 0usize, 0.0);
+    let (mut rewarded, mut added, mut added_right, mut removed, mut removed_right) = (0usize, 0, 0, 0, 0);
+    for (visit, end) in &finals {
+        let (start, g) = (&starts[visit], &truth[visit]);
+        let delta = jaccard(end, g) - jaccard(start, g);
+        net += delta;
+        added += end.difference(start).count();
+        added_right += end.difference(start).filter(|d| g.contains(*d)).count();
+        removed += start.difference(end).count();
+        removed_right += start.difference(end).filter(|d| !g.contains(*d)).count();
+        if end != start {
+            changed += 1;
+            better += usize::from(delta > 1e-9);
+            worse += usize::from(delta < -1e-9);
+            rewarded += usize::from(potential(end, g) - potential(start, g) > 1e-9);
+        }
+    }
+    let n = finals.len() as f64;
+    // A share of nothing is undefined (null in the summary).
+    let share = |k: usize, of: usize| (of > 0).then(|| k as f64 / of as f64);
+    vec![
+        ("edit/lists_changed", Some(changed as f64)),
+        ("edit/lists_changed_share", Some(changed as f64 / n)),
+        ("edit/jaccard_improved", share(better, changed)),
+        ("edit/jaccard_worsened", share(worse, changed)),
+        ("edit/outcome_improved", share(rewarded, changed)),
+        ("edit/jaccard_net", Some(net)),
+        ("edit/jaccard_net_per_visit", Some(net / n)),
+        ("edit/added", Some(added as f64)),
+        ("edit/added_right", share(added_right, added)),
+        ("edit/removed", Some(removed as f64)),
+        ("edit/removed_right", share(removed_right, removed)),
+    ]
 }

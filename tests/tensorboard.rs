@@ -78,6 +78,10 @@ fn a_run_with_the_tensorboard_logger_writes_one_event_file() {
     for needle in [
         "classifier/val/jaccard",
         "sft/test/trajectories",
+        // An editor's edit metrics: scalars, and a text with their definitions.
+        "step_grpo/test/edit/lists_changed",
+        "step_grpo/test/edits",
+        "share of the changed lists whose Jaccard against the ground truth rose",
         "_hparams_/session_start_info",
         // A one-off method's final numbers: in HParams, not charted.
         "final/cooccurrence/jaccard",

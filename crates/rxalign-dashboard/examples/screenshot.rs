@@ -64,7 +64,8 @@ fn save(image: &egui::ColorImage, out: &PathBuf) -> Result<(), Box<dyn std::erro
 
 /// Shows each panel on something worth seeing: every run ticked; in the
 /// trajectory panel, the step-wise GRPO episode of the first run that both
-/// adds and removes drugs, with the most steps.
+/// adds and removes drugs, with the most steps, among the visits where the
+/// policy edited.
 fn prepare(d: &mut Dashboard, tab: Tab) {
     d.tab = tab;
     let ids: Vec<_> = d
@@ -80,7 +81,7 @@ fn prepare(d: &mut Dashboard, tab: Tab) {
     if tab == Tab::Drugs {
         d.drugs.method = Some("step_grpo".into());
         // By wrong removals, the column this picture is about.
-        d.drugs.sort = (7, true);
+        d.drugs.sort = (9, true);
     }
     let edits = |t: &rxalign_core::Trajectory| {
         let count = |add: bool| {
@@ -107,6 +108,9 @@ fn prepare(d: &mut Dashboard, tab: Tab) {
             })
     {
         d.trajectory.run = Some(id.clone());
+        d.trajectory.method = Some("step_grpo".into());
+        // The picker lists the visits where the policy edited.
+        d.trajectory.filter = rxalign_dashboard::panels::VisitFilter::Edited;
         d.trajectory.visit = i;
     }
 }

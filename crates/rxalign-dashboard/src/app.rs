@@ -38,8 +38,17 @@ impl Tab {
 pub struct Selection {
     pub runs: BTreeSet<RunId>,
     pub focus: Option<RunId>,
-    /// A run and visit to open in the trajectory panel (set by the drugs panel).
-    pub open_visit: Option<(RunId, String)>,
+    /// A visit to open in the trajectory panel (set by the drugs panel).
+    pub open_visit: Option<OpenVisit>,
+}
+
+/// A recorded visit to open: the run, the visit and, where it matters, the
+/// method whose trajectory to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenVisit {
+    pub run: RunId,
+    pub visit: String,
+    pub method: Option<String>,
 }
 
 impl Selection {

@@ -11,7 +11,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use app::{Dashboard, Selection, Tab};
+pub use app::{Dashboard, OpenVisit, Selection, Tab};
 pub use store::{Refresh, RunData, RunId, RunStore};
 
 /// What can go wrong opening the window.

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use rxalign_core::run::{
     COLUMNS, ExperimentFolder, FinishedRun, Format, MetricsRecord, RUN_FORMAT, RunFolder, RunStatus, compare,
 };
 use rxalign_dashboard::egui;
-use rxalign_dashboard::panels::{Band, XAxis, series};
+use rxalign_dashboard::panels::{Band, VisitFilter, XAxis, edit_visits, series};
 use rxalign_dashboard::{Dashboard, Refresh, RunId, RunStore, Tab};
 use rxalign_experiment::progress::Silent;
 use rxalign_experiment::runner::{RunOptions, run_all, write_plan};
@@ -92,9 +92,22 @@ fn runs() -> &'static Path {
 fn harness(tab: Tab) -> Harness<'static, Dashboard> {
     let mut d = Dashboard::open(runs().to_path_buf());
     d.tab = tab;
+    // Wide enough for every column of the drugs table (a narrower window
+    // scrolls it sideways, and a click lands only on what is in view).
     Harness::builder()
-        .with_size(egui::vec2(1600.0, 4000.0))
+        .with_size(egui::vec2(2600.0, 4000.0))
         .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d)
+}
+
+/// The recorded trajectories of a run of `tiny`.
+fn recorded(run: &str) -> Vec<rxalign_core::Trajectory> {
+    RunStore::open(runs().to_path_buf())
+        .run(&id(run))
+        .unwrap()
+        .trajectories
+        .value
+        .clone()
+        .unwrap()
 }
 
 fn id(run: &str) -> RunId {
@@ -187,14 +200,7 @@ fn the_trajectory_panel_shows_steps_timeline_and_a_second_run() {
     assert_eq!(h.state().trajectory.step, Some(0));
     h.get_by_label_contains("list after step 1:");
     // The same visit by another method of the run, side by side.
-    let store = RunStore::open(runs().to_path_buf());
-    let ts = store
-        .run(&id("clean.seed=1"))
-        .unwrap()
-        .trajectories
-        .value
-        .as_ref()
-        .unwrap();
+    let ts = recorded("clean.seed=1");
     let visit = h.state().trajectory.visit;
     let j = (0..ts.len())
         .find(|&j| j != visit && ts[j].visit_id == ts[visit].visit_id)
@@ -370,7 +376,7 @@ fn the_drugs_panel_shows_removals_and_says_what_they_count() {
     h.get_by_label("removed rightly");
     h.get_by_label("removed wrongly");
     h.get_by_label_contains(&format!(
-        "net removals (in the start list, not in the final list; rightly when not prescribed) over all {} test visits, counted from the start lists the policy decoded from",
+        "net edits (added: in the final list, not in the start list; removed: in the start list, not in the final list; rightly when that agrees with the prescription) over all {} test visits, counted from the start lists the policy decoded from",
         edits.visits
     ));
 }
@@ -551,4 +557,218 @@ fn the_store_rereads_what_changed_and_skips_a_half_written_line() {
     std::fs::remove_file(run.join("run.json")).unwrap();
     store.reload();
     assert!(store.run(&rid).is_none());
+}
+
+/// The test visits' lists of a method's predictions file in `clean.seed=1`,
+/// by visit id.
+fn predicted(method: &str) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let store = RunStore::open(runs().to_path_buf());
+    let run = store.run(&id("clean.seed=1")).unwrap();
+    run.read_predictions(method)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.visit_id, p.drugs.into_iter().collect()))
+        .collect()
+}
+
+#[test]
+fn opening_a_run_selects_its_last_trained_method() {
+    let mut h = harness(Tab::Trajectory);
+    h.state_mut().trajectory.run = Some(id("clean.seed=1"));
+    h.run();
+    // The run's stages: classifier, sft, start_from, step_grpo.
+    assert_eq!(h.state().trajectory.method.as_deref(), Some("step_grpo"));
+    let ts = recorded("clean.seed=1");
+    assert_eq!(ts[h.state().trajectory.visit].method, "step_grpo");
+    assert!(h.get_all_by_label_contains("· step_grpo").next().is_some());
+    // Every visit the picker lists is one of that method's.
+    assert!(!h.state().trajectory.listed.is_empty());
+    assert!(
+        h.state()
+            .trajectory
+            .listed
+            .iter()
+            .all(|&i| ts[i].method == "step_grpo")
+    );
+}
+
+#[test]
+fn the_edited_filter_lists_exactly_the_visits_whose_final_list_differs_from_the_start_list() {
+    // step_grpo starts from the classifier's lists (`start_from`).
+    let (finals, starts, truth) = (
+        predicted("step_grpo"),
+        predicted("classifier"),
+        predicted("ground_truth"),
+    );
+    let edited: std::collections::BTreeSet<&String> =
+        finals.keys().filter(|v| finals[*v] != starts[*v]).collect();
+    assert!(!edited.is_empty(), "the fixture's policy edits no list");
+    let mut h = harness(Tab::Trajectory);
+    h.state_mut().trajectory.run = Some(id("clean.seed=1"));
+    h.run();
+    h.get_by_label("where the policy edited").click();
+    h.run();
+    assert_eq!(h.state().trajectory.filter, VisitFilter::Edited);
+    let store = RunStore::open(runs().to_path_buf());
+    let run = store.run(&id("clean.seed=1")).unwrap();
+    let ts = run.trajectories.value.clone().unwrap();
+    let listed = |h: &Harness<'static, Dashboard>| -> std::collections::BTreeSet<String> {
+        h.state()
+            .trajectory
+            .listed
+            .iter()
+            .map(|&i| ts[i].visit_id.clone())
+            .collect()
+    };
+    assert_eq!(listed(&h), edited.iter().map(|v| (*v).clone()).collect());
+    // The run says what it kept: every edited visit (the bound is above them).
+    let kept = run.summary.value.as_ref().unwrap().methods["step_grpo"]
+        .trajectories
+        .clone()
+        .unwrap();
+    assert_eq!((kept.edited, kept.edited_kept), (edited.len(), edited.len()));
+    h.get_by_label_contains(&format!("visit ({} of the", edited.len()));
+    // Where it removed a true drug: a drug of the start list and of the
+    // ground truth that is not in the final list.
+    h.get_by_label("where it removed a true drug").click();
+    h.run();
+    let removed: std::collections::BTreeSet<String> = finals
+        .keys()
+        .filter(|v| {
+            starts[*v]
+                .iter()
+                .any(|d| truth[*v].contains(d) && !finals[*v].contains(d))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(listed(&h), removed);
+}
+
+#[test]
+fn open_in_the_drugs_panel_reaches_a_recorded_trajectory_for_every_counted_edit() {
+    let store = RunStore::open(runs().to_path_buf());
+    let run = store.run(&id("clean.seed=1")).unwrap();
+    let summary = run.summary.value.as_ref().unwrap();
+    let counted = &summary.methods["step_grpo"].edits.as_ref().unwrap().drugs;
+    let ts = run.trajectories.value.clone().unwrap();
+    let recorded = edit_visits(&ts, "step_grpo");
+    assert!(!counted.is_empty());
+    for (code, c) in counted {
+        let n = c.added_right + c.added_wrong + c.removed_right + c.removed_wrong;
+        assert_eq!(recorded.get(code).map_or(0, Vec::len), n, "{code}");
+    }
+    // The edit metrics, with their definitions.
+    let mut h = harness(Tab::Drugs);
+    h.state_mut().drugs.run = Some(id("clean.seed=1"));
+    h.state_mut().drugs.method = Some("step_grpo".into());
+    h.run();
+    h.get_by_label_contains("How step_grpo edits");
+    h.get_by_label("edit/lists_changed");
+    h.get_by_label(rxalign_core::metrics::edit_definition("edit/jaccard_improved").unwrap());
+    // A drug's edits open the visits where step_grpo edited it.
+    let label_of = |n: &egui_kittest::Node<'_>| n.accesskit_node().label().unwrap_or_default();
+    h.get_all_by_label_contains("edits (")
+        .find(|n| label_of(n).starts_with("edits ("))
+        .unwrap()
+        .click();
+    h.run();
+    let item = h
+        .get_all_by_label_contains("open ")
+        .find(|n| label_of(n).contains(": "));
+    let label = label_of(item.as_ref().unwrap());
+    let visit = label
+        .trim_start_matches("open ")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    item.unwrap().click();
+    h.run();
+    assert_eq!(h.state().tab, Tab::Trajectory);
+    assert_eq!(h.state().trajectory.method.as_deref(), Some("step_grpo"));
+    let t = &ts[h.state().trajectory.visit];
+    assert_eq!(
+        (t.visit_id.as_str(), t.method.as_str()),
+        (visit.as_str(), "step_grpo")
+    );
+}
+
+/// The characters of every text drawn at the last frame that the font of
+/// its section has no glyph for.
+fn missing_glyphs(h: &Harness<'static, Dashboard>) -> std::collections::BTreeSet<char> {
+    fn walk(shape: &egui::Shape, out: &mut Vec<std::sync::Arc<egui::Galley>>) {
+        match shape {
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, out)),
+            egui::Shape::Text(t) => out.push(t.galley.clone()),
+            _ => {}
+        }
+    }
+    let mut galleys = Vec::new();
+    for s in &h.output().shapes {
+        walk(&s.shape, &mut galleys);
+    }
+    let mut missing = std::collections::BTreeSet::new();
+    h.ctx.fonts_mut(|f| {
+        for g in &galleys {
+            for section in &g.job.sections {
+                let range = section.byte_range.start.0..section.byte_range.end.0;
+                for c in g.job.text[range].chars() {
+                    if !c.is_whitespace() && !f.has_glyph(&section.format.font_id, c) {
+                        missing.insert(c);
+                    }
+                }
+            }
+        }
+    });
+    missing
+}
+
+#[test]
+fn every_character_the_panels_draw_is_in_the_bundled_font() {
+    // A generative policy's steps keep what it wrote, whatever it wrote.
+    let (tmp, rid) = copy_of_run(|dir| {
+        let folder = RunFolder::at(dir);
+        let mut ts = folder.read_trajectories().unwrap();
+        let t = ts
+            .iter_mut()
+            .find(|t| t.method == "step_grpo" && !t.steps.is_empty())
+            .unwrap();
+        for s in &mut t.steps {
+            s.text = Some("aspirin ← 阿司匹林 ✓".into());
+        }
+        folder.write_trajectories(&ts).unwrap();
+    });
+    let mut d = Dashboard::open(tmp.path().to_path_buf());
+    d.selection.runs.insert(rid.clone());
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 3000.0))
+        .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d);
+    for tab in Tab::ALL {
+        h.state_mut().tab = tab;
+        h.run();
+        if tab == Tab::Trajectory {
+            // The visit whose steps carry the text.
+            let ts = h
+                .state()
+                .store
+                .run(&rid)
+                .unwrap()
+                .trajectories
+                .value
+                .clone()
+                .unwrap();
+            let i = ts
+                .iter()
+                .position(|t| t.steps.iter().any(|s| s.text.is_some()))
+                .unwrap();
+            h.state_mut().trajectory.visit = i;
+            h.run();
+            assert!(h.get_all_by_label_contains("written \"aspirin ").next().is_some());
+        }
+        let missing = missing_glyphs(&h);
+        assert!(
+            missing.is_empty(),
+            "{tab:?} draws characters without a glyph: {missing:?}"
+        );
+    }
 }

@@ -166,8 +166,15 @@ pub struct EvalSettings {
     /// Splits every method is scored on (`train`, `val`, `test`); the
     /// summary uses `test`.
     pub splits: Vec<String>,
-    /// Test visits per method whose step-by-step trajectory is kept.
+    /// Test visits per method whose step-by-step trajectory is kept: the
+    /// first ones of the test split.
     pub trajectories: usize,
+    /// Besides those, for a method that starts from a list (a trained
+    /// editor), the test visits where it edited (its final list differs
+    /// from its start list), at most this many, in test order: so that
+    /// the visits where the policy acted can be opened. `summary.json`
+    /// says how many there were and how many were kept.
+    pub edited_trajectories: usize,
 }
 
 impl Default for EvalSettings {
@@ -175,6 +182,7 @@ impl Default for EvalSettings {
         Self {
             splits: vec!["val".into(), "test".into()],
             trajectories: 5,
+            edited_trajectories: 200,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod ddi_rate;
 mod ddi_rate_pooled;
+pub mod edits;
 mod f1;
 mod gt_med_count;
 mod jaccard;
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 
 pub use ddi_rate::{DdiRateMetric, ddi_rate};
 pub use ddi_rate_pooled::DdiRatePooledMetric;
+pub use edits::{EDIT_METRICS, ListEdits, edit_definition, is_edit_metric};
 pub use f1::{F1Metric, f1};
 pub use gt_med_count::GtMedCountMetric;
 pub use jaccard::{JaccardMetric, jaccard};

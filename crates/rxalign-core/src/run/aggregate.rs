@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::discover::FinishedRun;
+use crate::metrics::{EDIT_METRICS, is_edit_metric};
 
 /// The standard metrics a comparison shows first, in this order; other
 /// metrics of the summaries follow (see [`columns`]).
@@ -82,10 +83,18 @@ pub fn columns(runs: &[FinishedRun]) -> Vec<String> {
         })
         .filter(|k| !standard.contains(*k))
         .collect();
+    let (edits, own): (Vec<&String>, Vec<&String>) = extra.into_iter().partition(|k| is_edit_metric(k));
     COLUMNS
         .iter()
         .map(|c| c.to_string())
-        .chain(extra.into_iter().cloned())
+        .chain(own.into_iter().cloned())
+        // The edit metrics last, in their report order.
+        .chain(
+            EDIT_METRICS
+                .iter()
+                .filter(|(n, _)| edits.iter().any(|e| e == n))
+                .map(|(n, _)| n.to_string()),
+        )
         .collect()
 }
 
@@ -182,24 +191,70 @@ pub fn render_table(header: &[String], rows: &[Vec<String>], format: Format) -> 
 }
 
 impl Comparison {
+    /// The table: in CSV one table of every column; in text and Markdown,
+    /// the metrics first, then (where a method starts from a list) the
+    /// edit metrics of those methods in a table of their own, with their
+    /// definitions.
     pub fn render(&self, format: Format) -> String {
+        if format == Format::Csv {
+            return self.render_columns(format, |_| true, |_| true);
+        }
+        let edit = |c: &str| is_edit_metric(c);
+        let mut out = self.render_columns(format, |c| !edit(c), |_| true);
+        let editors = |cells: &[Option<Cell>]| {
+            self.columns
+                .iter()
+                .zip(cells)
+                .any(|(c, v)| edit(c) && v.is_some())
+        };
+        if self.rows.iter().any(|(_, _, cells)| editors(cells)) {
+            out.push_str(
+                "\nedits of the methods that start from a list (test split, mean ± std over seeds), where\n",
+            );
+            for (name, definition) in EDIT_METRICS
+                .iter()
+                .filter(|(n, _)| self.columns.iter().any(|c| c == n))
+            {
+                out.push_str(&format!("  {name}: {definition}\n"));
+            }
+            out.push('\n');
+            out.push_str(&self.render_columns(format, edit, editors));
+        }
+        out
+    }
+
+    /// The rows that `rows` keeps, in the columns that `columns` keeps.
+    fn render_columns(
+        &self,
+        format: Format,
+        columns: impl Fn(&str) -> bool,
+        rows: impl Fn(&[Option<Cell>]) -> bool,
+    ) -> String {
         let n = |group: &str| self.seeds.get(group).map_or(0, Vec::len);
+        let keep: Vec<bool> = self.columns.iter().map(|c| columns(c)).collect();
+        let shown = self
+            .columns
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c);
         let mut header: Vec<String> = ["group", "method", "seeds"].map(String::from).to_vec();
         match format {
             Format::Csv => {
-                for c in &self.columns {
+                for c in shown {
                     header.push(format!("{c}_mean"));
                     header.push(format!("{c}_std"));
                 }
             }
-            _ => header.extend(self.columns.iter().cloned()),
+            _ => header.extend(shown.cloned()),
         }
         let rows: Vec<Vec<String>> = self
             .rows
             .iter()
+            .filter(|(_, _, cells)| rows(cells))
             .map(|(g, m, cells)| {
                 let mut row = vec![g.clone(), m.clone(), n(g).to_string()];
-                for c in cells {
+                for c in cells.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c) {
                     match (format, c) {
                         (Format::Csv, Some(c)) => row.extend([c.mean.to_string(), c.std.to_string()]),
                         (Format::Csv, None) => row.extend([String::new(), String::new()]),

@@ -42,8 +42,9 @@ pub use discover::{ExperimentView, FinishedRun, RunEntry, experiments, finished_
 pub use lock::RunLock;
 pub use records::{
     Axis, DataFingerprint, DdiPair, DrugEditCounts, DrugEntry, DrugsRecord, EXPERIMENT_FORMAT, EditCounts,
-    ExperimentRecord, MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunRecord,
-    RunState, RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord, Writer,
+    ExperimentRecord, KeptTrajectories, MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT,
+    RXALIGN_VERSION, RunRecord, RunState, RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord,
+    Writer,
 };
 pub use version::FormatVersion;
 pub use visits::{Lexicon, Mention, MentionKind, NamedCode, VisitDetails};

@@ -18,8 +18,11 @@ use super::version::FormatVersion;
 /// `summary.json`, `drugs.json`.
 ///
 /// 1.1 added `visits.jsonl` and each method's `edits` in `summary.json`;
-/// readers of 1.0 skip both.
-pub const RUN_FORMAT: FormatVersion = FormatVersion::new(1, 1);
+/// readers of 1.0 skip both. 1.2 added each method's list-level edit
+/// counts (`edits.lists`, and the `edit/...` metrics), and the record of
+/// which trajectories a method kept (`trajectories`); readers of 1.1 skip
+/// them.
+pub const RUN_FORMAT: FormatVersion = FormatVersion::new(1, 2);
 
 /// The version of `experiment.json` that this build writes and reads.
 pub const EXPERIMENT_FORMAT: FormatVersion = FormatVersion::new(1, 0);
@@ -400,6 +403,45 @@ pub struct MethodSummary {
     /// list, judged against the ground truth (since format 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edits: Option<EditCounts>,
+    /// Which of its test visits' trajectories the method kept, for a
+    /// method that starts from a list (since format 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trajectories: Option<KeptTrajectories>,
+}
+
+/// Which test visits a method's trajectories in `trajectories.jsonl` are
+/// of: the first `first` of the test split, and the visits where it edited
+/// (its final list differs from its start list), at most `edited_bound`
+/// of them, in test order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptTrajectories {
+    /// `eval.trajectories`: the first test visits kept, edited or not.
+    pub first: usize,
+    /// `eval.edited_trajectories`: the most visits kept for having been
+    /// edited (besides those among the first).
+    pub edited_bound: usize,
+    /// Test visits where the method edited.
+    pub edited: usize,
+    /// Of those, the visits whose trajectory is kept (among the first, or
+    /// within the bound).
+    pub edited_kept: usize,
+}
+
+impl KeptTrajectories {
+    /// One line for a reader: what was kept and what was left out.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "trajectories kept: the first {} test visits, and the visits where the method edited ({} of {}, at most {} besides the first)",
+            self.first, self.edited_kept, self.edited, self.edited_bound
+        );
+        if self.edited_kept < self.edited {
+            s.push_str(&format!(
+                "; {} edited visits have no trajectory (raise eval.edited_trajectories to keep them)",
+                self.edited - self.edited_kept
+            ));
+        }
+        s
+    }
 }
 
 /// One drug's net edits over visits: a drug in the final list and not in
@@ -419,7 +461,7 @@ pub struct DrugEditCounts {
 
 /// The net edits of a method per drug (by code), over `visits` visits of
 /// `split`; drugs never edited are left out.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EditCounts {
     pub split: String,
     /// Visits counted.
@@ -428,6 +470,11 @@ pub struct EditCounts {
     /// policy decoded from`), so a reader can say what was counted.
     pub starts: String,
     pub drugs: BTreeMap<String, DrugEditCounts>,
+    /// The list-level counts behind the `edit/...` metrics, for a method
+    /// that starts from a list (since format 1.2; see
+    /// [`crate::metrics::edits`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lists: Option<crate::metrics::ListEdits>,
 }
 
 impl EditCounts {
@@ -439,15 +486,30 @@ impl EditCounts {
         }
     }
 
-    /// Counts one visit's net edits from `start` to `end` against `truth`.
+    /// The counts of a method that starts from a list: per drug and, per
+    /// list, the counts of the `edit/...` metrics.
+    pub fn of_editor(split: impl Into<String>, starts: impl Into<String>) -> Self {
+        Self {
+            lists: Some(crate::metrics::ListEdits::new()),
+            ..Self::new(split, starts)
+        }
+    }
+
+    /// Counts one visit's net edits from `start` to `end` against `truth`
+    /// (and, for an editor's counts, the list with its outcome reward
+    /// `Phi(end) - Phi(start)` where known).
     pub fn count(
         &mut self,
         start: &crate::DrugSet,
         end: &crate::DrugSet,
         truth: &crate::DrugSet,
         drugs: &crate::Vocab,
+        outcome: Option<f64>,
     ) {
         self.visits += 1;
+        if let Some(lists) = &mut self.lists {
+            lists.count(start, end, truth, outcome);
+        }
         for d in end.iter().filter(|&d| !start.contains(d)) {
             let c = self.drugs.entry(drugs.code(d).to_string()).or_default();
             if truth.contains(d) {
@@ -505,6 +567,7 @@ impl SummaryRecord {
                 visits,
                 metrics,
                 edits: None,
+                trajectories: None,
             },
         );
     }

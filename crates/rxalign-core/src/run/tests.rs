@@ -451,11 +451,11 @@ fn net_edits_are_counted_per_drug_and_read_back_and_a_summary_of_1_0_has_none() 
     let set = |ix: &[usize]| crate::DrugSet::from_indices(2, ix.iter().copied());
     let mut edits = EditCounts::new("test", "the start lists the policy decoded from");
     // Truth {0, 1}: start {0} -> end {1}: aspirin removed wrongly, metformin added rightly.
-    edits.count(&set(&[0]), &set(&[1]), &set(&[0, 1]), &cohort.drugs);
+    edits.count(&set(&[0]), &set(&[1]), &set(&[0, 1]), &cohort.drugs, None);
     // Truth {1}: start {0, 1} -> end {}: aspirin removed rightly, metformin removed wrongly.
-    edits.count(&set(&[0, 1]), &set(&[]), &set(&[1]), &cohort.drugs);
+    edits.count(&set(&[0, 1]), &set(&[]), &set(&[1]), &cohort.drugs, None);
     // Truth {}: start {} -> end {0}: aspirin added wrongly.
-    edits.count(&set(&[]), &set(&[0]), &set(&[]), &cohort.drugs);
+    edits.count(&set(&[]), &set(&[0]), &set(&[]), &cohort.drugs, None);
     assert_eq!(edits.visits, 3);
     let c = |a, b, r, w| DrugEditCounts {
         added_right: a,
@@ -531,4 +531,58 @@ fn a_metric_of_a_researchers_own_becomes_a_column_after_the_standard_ones() {
     // A run without it shows n/a there.
     let mixed = compare(&[finished(1, Some(0.2)), finished(2, None)]);
     assert_eq!(mixed.rows[0].2.last().unwrap().as_ref().unwrap().n, 1);
+}
+
+#[test]
+fn edit_metrics_get_a_table_of_their_own_with_definitions_over_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let finished = |seed: u64, changed: f64| {
+        let mut r = record();
+        r.seed = seed;
+        r.status = RunStatus::Finished;
+        let metrics: BTreeMap<String, Option<f64>> =
+            COLUMNS.iter().map(|c| (c.to_string(), Some(0.5))).collect();
+        let mut summary = SummaryRecord::default();
+        summary.insert("classifier", None, 10, metrics.clone());
+        let mut edited = metrics;
+        edited.insert("edit/lists_changed".into(), Some(changed));
+        edited.insert("edit/jaccard_improved".into(), Some(0.5));
+        edited.insert("my_safety_score".into(), Some(0.1));
+        summary.insert("grpo", None, 10, edited);
+        FinishedRun {
+            record: r,
+            folder: RunFolder::at(dir.path()),
+            summary,
+            methods: vec!["classifier".into(), "grpo".into()],
+        }
+    };
+    let c = compare(&[finished(1, 20.0), finished(2, 30.0)]);
+    // After the standard and the researcher's own columns, in report order.
+    assert_eq!(
+        c.columns[COLUMNS.len()..],
+        ["my_safety_score", "edit/lists_changed", "edit/jaccard_improved"]
+    );
+    let text = c.render(Format::Text);
+    let (metrics, edits) = text
+        .split_once("edits of the methods that start from a list")
+        .unwrap();
+    assert!(!metrics.contains("edit/"), "{text}");
+    assert!(metrics.contains("classifier") && metrics.contains("my_safety_score"));
+    // The definitions, then only the methods that edit, mean ± std over seeds.
+    assert!(edits.contains(&format!(
+        "edit/lists_changed: {}",
+        crate::metrics::edit_definition("edit/lists_changed").unwrap()
+    )));
+    assert!(!edits.contains("classifier"), "{edits}");
+    assert!(edits.contains("25.0000 ± 7.0711"), "{edits}");
+    // CSV: one table of every column.
+    let csv = c.render(Format::Csv);
+    assert_eq!(csv.lines().count(), 3);
+    assert!(csv.lines().next().unwrap().ends_with("edit/jaccard_improved_std"));
+    // Without an editor, no second table.
+    let plain = FinishedRun {
+        methods: vec!["classifier".into()],
+        ..finished(1, 1.0)
+    };
+    assert!(!compare(&[plain]).render(Format::Text).contains("edits of"));
 }

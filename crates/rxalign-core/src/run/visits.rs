@@ -59,6 +59,12 @@ pub struct Mention {
     /// The drug or diagnosis code it names, where it names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// The note says it is absent: a negation (`No known drug allergies`,
+    /// `NKDA`), or a mention in the scope of one (`denies chest pain`).
+    /// A reader shows it as a negation, not as a finding (since run
+    /// format 1.2; a reader of 1.1 shows it as a finding).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub negated: bool,
 }
 
 /// One line of `visits.jsonl`.
@@ -145,7 +151,50 @@ struct Entry {
     code: Option<String>,
     /// Whether the phrase may be the start of a longer word (`allerg`).
     prefix: bool,
+    /// Whether the phrase itself says the thing is absent (`NKDA`).
+    negation: bool,
 }
+
+/// Phrases that say there is no allergy, marked as negated allergy
+/// mentions (as clinical notes write them: MIMIC's `Patient recorded as
+/// having No Known Allergies to Drugs`, `NKDA`, `Allergies: none known`).
+const NO_ALLERGY: [&str; 11] = [
+    "no known allergies to drugs",
+    "no known drug allergies",
+    "no known drug allergy",
+    "no known allergies",
+    "no known allergy",
+    "no drug allergies",
+    "no allergies",
+    "allergies: none known",
+    "allergies: none",
+    "nkda",
+    "nka",
+];
+
+/// Words that put what follows them, in the same clause, in a negation's
+/// scope (after NegEx: Chapman et al., 2001).
+const NEGATION_TRIGGERS: [&str; 13] = [
+    "no",
+    "not",
+    "denies",
+    "denied",
+    "deny",
+    "without",
+    "negative for",
+    "no history of",
+    "no evidence of",
+    "no signs of",
+    "free of",
+    "ruled out",
+    "absence of",
+];
+
+/// A negation reaches this many words past its trigger, at most.
+const NEGATION_SCOPE_WORDS: usize = 8;
+
+/// Words that end a negation's scope (besides `.`, `;`, `:` and line ends).
+const SCOPE_ENDS: [&str; 5] = ["but", "however", "although", "except", "though"];
 
 /// Phrases to mark in notes: found case-insensitively (ASCII), as whole
 /// words, longest first, never overlapping.
@@ -169,8 +218,22 @@ impl Lexicon {
             l.add(MentionKind::Condition, name, Some(code));
         }
         l.add_prefix(MentionKind::Allergy, "allerg");
-        l.add(MentionKind::Allergy, "NKDA", None);
+        l.add_no_allergy_phrases();
         l
+    }
+
+    /// Adds the phrases that say there is no allergy ([`NO_ALLERGY`]), as
+    /// negated allergy mentions; [`Lexicon::of`] has them.
+    pub fn add_no_allergy_phrases(&mut self) {
+        for phrase in NO_ALLERGY {
+            self.entries.push(Entry {
+                phrase: phrase.to_string(),
+                kind: MentionKind::Allergy,
+                code: None,
+                prefix: false,
+                negation: true,
+            });
+        }
     }
 
     /// Adds a whole-word phrase (skipped when shorter than three bytes or
@@ -185,6 +248,7 @@ impl Lexicon {
             kind,
             code: code.map(str::to_string),
             prefix: false,
+            negation: false,
         });
     }
 
@@ -195,6 +259,7 @@ impl Lexicon {
             kind,
             code: None,
             prefix: true,
+            negation: false,
         });
     }
 
@@ -232,11 +297,85 @@ impl Lexicon {
                     end: stop,
                     kind: e.kind,
                     code: e.code.clone(),
+                    negated: e.negation,
                 });
             }
         }
         out.sort_by_key(|m| m.start);
+        negate(&lower, &mut out);
         out
+    }
+}
+
+/// Marks the mentions in a negation's scope: those that begin within
+/// [`NEGATION_SCOPE_WORDS`] words after a trigger, in the same clause; and
+/// an allergy heading (`Allergies:`) whose next mention, within the same
+/// reach, is negated (`Allergies: NKDA`). `lower` is the ASCII-lowercased
+/// note, `mentions` its mentions in order.
+fn negate(lower: &str, mentions: &mut [Mention]) {
+    let bytes = lower.as_bytes();
+    let is_word = |b: u8| b.is_ascii_alphanumeric();
+    // Word starts, for counting words between two offsets.
+    let word_starts: Vec<usize> = (0..bytes.len())
+        .filter(|&i| is_word(bytes[i]) && (i == 0 || !is_word(bytes[i - 1])))
+        .collect();
+    let words_between = |a: usize, b: usize| {
+        word_starts.partition_point(|&w| w < b) - word_starts.partition_point(|&w| w < a)
+    };
+    let clause_ends_between = |a: usize, b: usize| {
+        lower[a..b].contains(['.', ';', ':', '\n'])
+            || SCOPE_ENDS.iter().any(|w| {
+                lower[a..b].match_indices(w).any(|(i, _)| {
+                    let (s, e) = (a + i, a + i + w.len());
+                    (s == 0 || !is_word(bytes[s - 1])) && (e >= bytes.len() || !is_word(bytes[e]))
+                })
+            })
+    };
+    let in_scope = |from: usize, to: usize| {
+        from <= to && !clause_ends_between(from, to) && words_between(from, to) <= NEGATION_SCOPE_WORDS
+    };
+    let mut triggers: Vec<(usize, usize)> = Vec::new();
+    for t in NEGATION_TRIGGERS {
+        for (i, _) in lower.match_indices(t) {
+            let end = i + t.len();
+            if (i == 0 || !is_word(bytes[i - 1])) && (end >= bytes.len() || !is_word(bytes[end])) {
+                triggers.push((i, end));
+            }
+        }
+    }
+    triggers.sort_unstable_by_key(|&(_, end)| end);
+    for m in mentions.iter_mut() {
+        // The triggers that end before it, nearest first, within a reach
+        // no scope of a few words exceeds.
+        let before = triggers.partition_point(|&(_, end)| end <= m.start);
+        if !m.negated
+            && triggers[..before]
+                .iter()
+                .rev()
+                .take_while(|&&(_, end)| m.start - end <= 40 * NEGATION_SCOPE_WORDS)
+                .any(|&(_, end)| in_scope(end, m.start))
+        {
+            m.negated = true;
+        }
+    }
+    // A heading such as `Allergies:` says what its section says.
+    for k in 0..mentions.len() {
+        let m = &mentions[k];
+        let heading = m.kind == MentionKind::Allergy
+            && !m.negated
+            && lower[m.end..].trim_start_matches(' ').starts_with(':');
+        if !heading {
+            continue;
+        }
+        let colon = m.end + lower[m.end..].find(':').unwrap_or(0) + 1;
+        if let Some(next) = mentions.get(k + 1)
+            && next.negated
+            && next.start >= colon
+            && words_between(colon, next.start) <= NEGATION_SCOPE_WORDS
+            && !lower[colon..next.start].contains(['.', ';'])
+        {
+            mentions[k].negated = true;
+        }
     }
 }
 
@@ -268,6 +407,76 @@ mod tests {
                 ("Metformin", MentionKind::Drug, Some("A10BA02")),
                 ("COPD", MentionKind::Condition, Some("496")),
             ]
+        );
+    }
+
+    /// Real phrasings of clinical notes (MIMIC-III discharge summaries'
+    /// allergy section, admission notes' review of systems).
+    #[test]
+    fn negated_mentions_are_negations_not_findings() {
+        let mut l = Lexicon::default();
+        l.add_prefix(MentionKind::Allergy, "allerg");
+        l.add_no_allergy_phrases();
+        l.add(MentionKind::Allergy, "penicillin", None);
+        l.add(MentionKind::Condition, "chest pain", Some("78650"));
+        l.add(MentionKind::Condition, "shortness of breath", Some("78605"));
+        l.add(MentionKind::Condition, "hypertension", Some("4019"));
+        l.add(MentionKind::Condition, "diabetes", Some("25000"));
+        l.add(MentionKind::Drug, "aspirin", Some("B01AC06"));
+        let marks = |note: &str| -> Vec<(String, bool)> {
+            l.find(note)
+                .iter()
+                .map(|m| (note[m.start..m.end].to_string(), m.negated))
+                .collect()
+        };
+        let m = |pairs: &[(&str, bool)]| -> Vec<(String, bool)> {
+            pairs.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+        };
+        assert_eq!(
+            marks("Allergies:\nPatient recorded as having No Known Allergies to Drugs\n"),
+            m(&[("Allergies", true), ("No Known Allergies to Drugs", true)])
+        );
+        assert_eq!(
+            marks("Allergies: NKDA"),
+            m(&[("Allergies", true), ("NKDA", true)])
+        );
+        assert_eq!(
+            marks("No known drug allergies."),
+            m(&[("No known drug allergies", true)])
+        );
+        assert_eq!(
+            marks("Allergies: none known."),
+            m(&[("Allergies: none known", true)])
+        );
+        assert_eq!(
+            marks("Pt denies chest pain, shortness of breath. Takes aspirin daily."),
+            m(&[
+                ("chest pain", true),
+                ("shortness of breath", true),
+                ("aspirin", false)
+            ])
+        );
+        assert_eq!(
+            marks("History of hypertension, no diabetes."),
+            m(&[("hypertension", false), ("diabetes", true)])
+        );
+        // A finding stays a finding, and a clause ends a negation's scope.
+        assert_eq!(
+            marks("Allergies: penicillin (rash)."),
+            m(&[("Allergies", false), ("penicillin", false)])
+        );
+        assert_eq!(
+            marks("Allergic to penicillin but denies other allergies"),
+            m(&[("Allergic", false), ("penicillin", false), ("allergies", true)])
+        );
+        assert_eq!(
+            marks("No fever; chest pain since this morning."),
+            m(&[("chest pain", false)])
+        );
+        // Far past its trigger, a mention is no longer in its scope.
+        assert_eq!(
+            marks("No change in the dose of the evening medicine for her known long standing hypertension"),
+            m(&[("hypertension", false)])
         );
     }
 

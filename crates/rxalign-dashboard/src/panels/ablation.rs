@@ -298,23 +298,41 @@ impl AblationPanel {
         if let Some(m) = &self.message {
             ui.label(m);
         }
+        // Group and method make the pinned first column; the others scroll.
         let (header, rows) = table.cells(false);
-        egui::ScrollArea::horizontal()
-            .id_salt("ablation table")
-            .show(ui, |ui| {
-                egui::Grid::new("ablation grid").striped(true).show(ui, |ui| {
-                    for h in &header {
-                        ui.strong(h);
+        let definitions = rxalign_core::metrics::definitions();
+        let definition = |name: &str| {
+            definitions
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, d)| d.as_str())
+                .or_else(|| rxalign_core::metrics::edit_definition(name))
+        };
+        super::pinned_table(
+            ui,
+            "ablation grid",
+            rows.len() + 1,
+            header.len() - 1,
+            |ui, row, col| match (row, col) {
+                (0, 0) => {
+                    ui.strong("group · method");
+                }
+                (0, c) => {
+                    let h = &header[c + 1];
+                    let r = ui.strong(h);
+                    if let Some(d) = definition(h) {
+                        r.on_hover_text(d);
                     }
-                    ui.end_row();
-                    for r in &rows {
-                        for c in r {
-                            ui.label(c);
-                        }
-                        ui.end_row();
-                    }
-                });
-            });
+                }
+                (r, 0) => {
+                    ui.label(format!("{} · {}", rows[r - 1][0], rows[r - 1][1]));
+                }
+                (r, c) => {
+                    ui.label(&rows[r - 1][c + 1]);
+                }
+            },
+        );
+        ui.label("Hover a column's title for its definition; the edit/... columns are the edits of the methods that start from a list (see `rxalign compare`).");
         ui.separator();
         self.plane(ui, &runs);
     }

@@ -3,15 +3,16 @@
 //! added wrongly, missed, removed rightly and wrongly (the net edits from
 //! the start lists that `summary.json` records), its share of the false
 //! positives and of the interacting pairs; sortable; a click opens a visit
-//! where it went wrong.
+//! where it went wrong, or one where the method edited it (added or
+//! removed), from the trajectories the run kept of that method.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use eframe::egui;
-use rxalign_core::PredictionRecord;
 use rxalign_core::run::{DrugsRecord, EditCounts, GROUND_TRUTH};
+use rxalign_core::{PredictionRecord, Trajectory};
 
-use crate::app::Selection;
+use crate::app::{OpenVisit, Selection};
 use crate::store::{RunData, RunId, RunStore};
 
 /// One drug's counts over the visits of a predictions file.
@@ -28,6 +29,11 @@ pub struct DrugRow {
     pub wrongly_added: usize,
     /// Prescribed, not recommended.
     pub missed: usize,
+    /// Not in the start list, in the final list, prescribed (`None`: the
+    /// run records no edits).
+    pub added_right: Option<usize>,
+    /// Not in the start list, in the final list, not prescribed.
+    pub added_wrong: Option<usize>,
     /// In the start list, not in the final list, not prescribed (`None`:
     /// the run records no edits).
     pub removed_right: Option<usize>,
@@ -40,6 +46,71 @@ pub struct DrugRow {
     pub ddi_share: f64,
     /// Visits where it was added wrongly or missed.
     pub wrong_visits: Vec<String>,
+    /// The recorded visits where the method edited it, and how.
+    pub edit_visits: Vec<(String, EditKind)>,
+}
+
+impl DrugRow {
+    /// Edits counted by the summary (`None`: the run records no edits).
+    pub fn edits(&self) -> Option<usize> {
+        Some(self.added_right? + self.added_wrong? + self.removed_right? + self.removed_wrong?)
+    }
+
+    /// FLAME's per-drug figure: the share of its edits that were right.
+    pub fn edits_right(&self) -> Option<f64> {
+        let n = self.edits()?;
+        let right = self.added_right? + self.removed_right?;
+        (n > 0).then(|| right as f64 / n as f64)
+    }
+}
+
+/// How a method edited a drug in a visit's list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EditKind {
+    AddedRight,
+    AddedWrong,
+    RemovedRight,
+    RemovedWrong,
+}
+
+impl EditKind {
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::AddedRight => "added rightly",
+            Self::AddedWrong => "added wrongly",
+            Self::RemovedRight => "removed rightly",
+            Self::RemovedWrong => "removed wrongly",
+        }
+    }
+}
+
+/// Per drug (by code), the visits of `method`'s recorded trajectories
+/// where its final list differs from its start list in that drug, judged
+/// against the ground truth, in the trajectories' order.
+pub fn edit_visits(trajectories: &[Trajectory], method: &str) -> BTreeMap<String, Vec<(String, EditKind)>> {
+    let mut out: BTreeMap<String, Vec<(String, EditKind)>> = BTreeMap::new();
+    for t in trajectories.iter().filter(|t| t.method == method) {
+        let start: HashSet<&String> = t.start.iter().collect();
+        let end: HashSet<&String> = t.final_list.iter().collect();
+        let truth: HashSet<&String> = t.ground_truth.iter().collect();
+        for &d in end.difference(&start) {
+            let kind = if truth.contains(d) {
+                EditKind::AddedRight
+            } else {
+                EditKind::AddedWrong
+            };
+            out.entry(d.clone()).or_default().push((t.visit_id.clone(), kind));
+        }
+        for &d in start.difference(&end) {
+            let kind = if truth.contains(d) {
+                EditKind::RemovedWrong
+            } else {
+                EditKind::RemovedRight
+            };
+            out.entry(d.clone()).or_default().push((t.visit_id.clone(), kind));
+        }
+    }
+    out
 }
 
 /// The per-drug rows of `predicted` against `truth` (by visit id; visits
@@ -131,8 +202,8 @@ pub fn drug_rows(
         .collect()
 }
 
-/// Adds the net removals of `edits` to the rows (a drug only ever removed
-/// gets a row of its own); every row gets a count (0 where never removed).
+/// Adds the net edits of `edits` to the rows (a drug only ever removed
+/// gets a row of its own); every row gets a count (0 where never edited).
 pub fn add_edits(rows: &mut Vec<DrugRow>, edits: &EditCounts, drugs: Option<&DrugsRecord>) {
     for (code, e) in &edits.drugs {
         if !rows.iter().any(|r| &r.code == code) && e.removed_right + e.removed_wrong > 0 {
@@ -148,23 +219,29 @@ pub fn add_edits(rows: &mut Vec<DrugRow>, edits: &EditCounts, drugs: Option<&Dru
     }
     for r in rows {
         let e = edits.drugs.get(&r.code);
+        r.added_right = Some(e.map_or(0, |e| e.added_right));
+        r.added_wrong = Some(e.map_or(0, |e| e.added_wrong));
         r.removed_right = Some(e.map_or(0, |e| e.removed_right));
         r.removed_wrong = Some(e.map_or(0, |e| e.removed_wrong));
     }
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 15] = [
     "drug",
     "prescribed",
     "recommended",
     "right",
     "wrongly added",
     "missed",
+    "added rightly",
+    "added wrongly",
     "removed rightly",
     "removed wrongly",
+    "edits right",
     "share of false positives",
     "share of interacting pairs",
     "visits",
+    "edited visits",
 ];
 
 /// What the rows are of: the store's generation, the run and the method.
@@ -203,11 +280,18 @@ fn sort_rows(rows: &mut [DrugRow], (col, desc): (usize, bool)) {
             3 => a.right.cmp(&b.right),
             4 => a.wrongly_added.cmp(&b.wrongly_added),
             5 => a.missed.cmp(&b.missed),
-            6 => a.removed_right.cmp(&b.removed_right),
-            7 => a.removed_wrong.cmp(&b.removed_wrong),
-            8 => a.fp_share.total_cmp(&b.fp_share),
-            9 => a.ddi_share.total_cmp(&b.ddi_share),
-            _ => a.wrong_visits.len().cmp(&b.wrong_visits.len()),
+            6 => a.added_right.cmp(&b.added_right),
+            7 => a.added_wrong.cmp(&b.added_wrong),
+            8 => a.removed_right.cmp(&b.removed_right),
+            9 => a.removed_wrong.cmp(&b.removed_wrong),
+            10 => a
+                .edits_right()
+                .unwrap_or(-1.0)
+                .total_cmp(&b.edits_right().unwrap_or(-1.0)),
+            11 => a.fp_share.total_cmp(&b.fp_share),
+            12 => a.ddi_share.total_cmp(&b.ddi_share),
+            13 => a.wrong_visits.len().cmp(&b.wrong_visits.len()),
+            _ => a.edit_visits.len().cmp(&b.edit_visits.len()),
         };
         if desc { o.reverse() } else { o }.then_with(|| a.code.cmp(&b.code))
     });
@@ -275,6 +359,10 @@ impl DrugsPanel {
                 let truth = run.read_predictions(GROUND_TRUTH)?;
                 let drugs = run.drugs.value.as_ref();
                 let mut rows = drug_rows(&p, &truth, drugs);
+                let mut recorded = edit_visits(trajectories_of(run), &method);
+                for r in &mut rows {
+                    r.edit_visits = recorded.remove(&r.code).unwrap_or_default();
+                }
                 let edits = run
                     .summary
                     .value
@@ -284,12 +372,17 @@ impl DrugsPanel {
                 let population = match edits {
                     Some(e) => {
                         add_edits(&mut rows, e, drugs);
+                        for r in &mut rows {
+                            if r.edit_visits.is_empty() {
+                                r.edit_visits = recorded.remove(&r.code).unwrap_or_default();
+                            }
+                        }
                         format!(
-                            "removed rightly / wrongly: net removals (in the start list, not in the final list; rightly when not prescribed) over all {} {} visits, counted from {}",
+                            "added / removed rightly / wrongly: net edits (added: in the final list, not in the start list; removed: in the start list, not in the final list; rightly when that agrees with the prescription) over all {} {} visits, counted from {}; edits right: the share of a drug's edits that were right",
                             e.visits, e.split, e.starts
                         )
                     }
-                    None => "removed rightly / wrongly: n/a, the run's summary records no edits (runs of format 1.0)".into(),
+                    None => "added / removed rightly / wrongly: n/a, the run's summary records no edits (runs of format 1.0)".into(),
                 };
                 Ok((rows, population))
             });
@@ -305,70 +398,151 @@ impl DrugsPanel {
         };
         let mut rows = rows;
         sort_rows(&mut rows, self.sort);
-        ui.label("Click a column's title to sort by it; `open` shows a visit where the drug went wrong in the Trajectory panel (where the run recorded one).");
+        let summary = run.summary.value.as_ref().and_then(|s| s.methods.get(&method));
+        if let Some(m) =
+            summary.filter(|m| m.metrics.keys().any(|k| rxalign_core::metrics::is_edit_metric(k)))
+        {
+            egui::CollapsingHeader::new(format!(
+                "How {method} edits: its edit metrics on the {split} split"
+            ))
+            .id_salt(("edit metrics", &run.id, &method))
+            .default_open(true)
+            .show(ui, |ui| {
+                egui::Grid::new(("edit metrics grid", &method))
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for (name, definition) in rxalign_core::metrics::EDIT_METRICS {
+                            let value = m.metrics.get(name).copied().flatten();
+                            ui.label(name);
+                            // Counts as counts, shares and sums to four places.
+                            ui.label(value.map_or_else(
+                                || "n/a".into(),
+                                |v| {
+                                    if v.fract() == 0.0 {
+                                        format!("{v:.0}")
+                                    } else {
+                                        format!("{v:.4}")
+                                    }
+                                },
+                            ));
+                            ui.label(definition);
+                            ui.end_row();
+                        }
+                    });
+                if let Some(kept) = &m.trajectories {
+                    ui.label(kept.describe());
+                }
+            });
+        }
+        ui.label("Click a column's title to sort by it; `open` shows a visit where the drug went wrong, and `edits` one where the method edited it, in the Trajectory panel (where the run recorded one).");
         ui.label(format!(
             "counts: the {split} predictions of {method} against the ground truth; {population}"
         ));
-        let traj: HashSet<&str> = run
-            .trajectories
-            .value
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|t| t.visit_id.as_str())
-            .collect();
-        egui::ScrollArea::both()
+        let ts = trajectories_of(run);
+        let has_own = |v: &str| ts.iter().any(|t| t.visit_id == v && t.method == method);
+        let traj: HashSet<&str> = ts.iter().map(|t| t.visit_id.as_str()).collect();
+        let open = |v: &str| OpenVisit {
+            run: run.id.clone(),
+            visit: v.to_string(),
+            method: has_own(v).then(|| method.clone()),
+        };
+        let count = |n: Option<usize>| n.map_or_else(|| "n/a".into(), |n| n.to_string());
+        egui::ScrollArea::vertical()
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                egui::Grid::new("drugs grid").striped(true).show(ui, |ui| {
-                    for (i, h) in HEADERS.iter().enumerate() {
+                super::pinned_table(ui, "drugs grid", rows.len() + 1, HEADERS.len(), |ui, row, col| {
+                    if row == 0 {
                         let arrow = match self.sort {
-                            (c, true) if c == i => " (v)",
-                            (c, false) if c == i => " (^)",
+                            (c, true) if c == col => " (v)",
+                            (c, false) if c == col => " (^)",
                             _ => "",
                         };
-                        if ui.button(format!("{h}{arrow}")).clicked() {
-                            self.sort = if self.sort.0 == i {
-                                (i, !self.sort.1)
+                        if ui.button(format!("{}{arrow}", HEADERS[col])).clicked() {
+                            self.sort = if self.sort.0 == col {
+                                (col, !self.sort.1)
                             } else {
-                                (i, true)
+                                (col, true)
                             };
                         }
+                        return;
                     }
-                    ui.end_row();
-                    for r in &rows {
-                        ui.label(if r.name.is_empty() {
-                            r.code.clone()
-                        } else {
-                            format!("{} ({})", r.code, r.name)
-                        });
-                        for n in [r.prescribed, r.recommended, r.right, r.wrongly_added, r.missed] {
+                    let r = &rows[row - 1];
+                    match col {
+                        0 => {
+                            ui.label(if r.name.is_empty() {
+                                r.code.clone()
+                            } else {
+                                format!("{} ({})", r.code, r.name)
+                            });
+                        }
+                        1..=5 => {
+                            let n =
+                                [r.prescribed, r.recommended, r.right, r.wrongly_added, r.missed][col - 1];
                             ui.label(n.to_string());
                         }
-                        for n in [r.removed_right, r.removed_wrong] {
-                            ui.label(n.map_or_else(|| "n/a".into(), |n| n.to_string()));
+                        6..=9 => {
+                            ui.label(count(
+                                [r.added_right, r.added_wrong, r.removed_right, r.removed_wrong][col - 6],
+                            ));
                         }
-                        ui.label(format!("{:.1}%", 100.0 * r.fp_share));
-                        ui.label(format!("{:.1}%", 100.0 * r.ddi_share));
-                        match r.wrong_visits.iter().find(|v| traj.contains(v.as_str())) {
+                        10 => {
+                            ui.label(
+                                r.edits_right()
+                                    .map_or_else(|| "-".into(), |x| format!("{:.0}%", 100.0 * x)),
+                            );
+                        }
+                        11 => {
+                            ui.label(format!("{:.1}%", 100.0 * r.fp_share));
+                        }
+                        12 => {
+                            ui.label(format!("{:.1}%", 100.0 * r.ddi_share));
+                        }
+                        13 => match r.wrong_visits.iter().find(|v| traj.contains(v.as_str())) {
                             Some(v) => {
                                 if ui
                                     .button(format!("open {v}"))
                                     .on_hover_text(format!("{} visit(s) went wrong", r.wrong_visits.len()))
                                     .clicked()
                                 {
-                                    sel.open_visit = Some((run.id.clone(), v.clone()));
+                                    sel.open_visit = Some(open(v));
                                 }
                             }
                             None => {
                                 ui.label(format!("{} wrong", r.wrong_visits.len()));
                             }
+                        },
+                        _ => {
+                            if r.edit_visits.is_empty() {
+                                ui.label("-");
+                                return;
+                            }
+                            let counted = r.edits().map_or_else(String::new, |n| format!(" of {n}"));
+                            ui.menu_button(format!("edits ({}{counted})", r.edit_visits.len()), |ui| {
+                                for (v, kind) in &r.edit_visits {
+                                    if ui.button(format!("open {v}: {}", kind.words())).clicked() {
+                                        sel.open_visit = Some(OpenVisit {
+                                            run: run.id.clone(),
+                                            visit: v.clone(),
+                                            method: Some(method.clone()),
+                                        });
+                                        ui.close();
+                                    }
+                                }
+                            })
+                            .response
+                            .on_hover_text(format!(
+                                "{} recorded visit(s) where {method} edited this drug, of the edits counted",
+                                r.edit_visits.len()
+                            ));
                         }
-                        ui.end_row();
                     }
                 });
             });
     }
+}
+
+fn trajectories_of(run: &RunData) -> &[Trajectory] {
+    run.trajectories.value.as_deref().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use eframe::egui::{self, Color32, RichText};
 use rxalign_core::Trajectory;
-use rxalign_core::run::{DrugsRecord, Mention, MentionKind, NamedCode, VisitDetails};
+use rxalign_core::run::{DrugsRecord, GROUND_TRUTH, Mention, MentionKind, NamedCode, VisitDetails};
 use rxalign_core::trajectory::ActionRecord;
 
 use crate::app::Selection;
@@ -119,6 +119,15 @@ pub fn timeline(t: &Trajectory, ddi: &HashSet<(String, String)>) -> Vec<Timeline
 /// order. Mentions that overlap, run past the note or cut a character are
 /// skipped (a hand-edited file), never a panic.
 pub fn note_segments<'a>(note: &'a str, mentions: &[Mention]) -> Vec<(&'a str, Option<MentionKind>)> {
+    note_marks(note, mentions)
+        .into_iter()
+        .map(|(text, m)| (text, m.map(|m| m.kind)))
+        .collect()
+}
+
+/// [`note_segments`], each mention whole (its kind and whether the note
+/// negates it).
+pub fn note_marks<'a, 'm>(note: &'a str, mentions: &'m [Mention]) -> Vec<(&'a str, Option<&'m Mention>)> {
     let mut out = Vec::new();
     let mut at = 0;
     let mut sorted: Vec<&Mention> = mentions.iter().collect();
@@ -135,7 +144,7 @@ pub fn note_segments<'a>(note: &'a str, mentions: &[Mention]) -> Vec<(&'a str, O
         if m.start > at {
             out.push((&note[at..m.start], None));
         }
-        out.push((&note[m.start..m.end], Some(m.kind)));
+        out.push((&note[m.start..m.end], Some(m)));
         at = m.end;
     }
     if at < note.len() {
@@ -143,6 +152,10 @@ pub fn note_segments<'a>(note: &'a str, mentions: &[Mention]) -> Vec<(&'a str, O
     }
     out
 }
+
+/// The background of a mention the note negates (`NKDA`, `denies chest
+/// pain`): grey, whatever its kind, so that it never reads as a finding.
+pub const NEGATED_COLOUR: Color32 = Color32::from_rgb(120, 120, 120);
 
 /// The background of a mention in the note.
 pub fn mention_colour(kind: MentionKind) -> Color32 {
@@ -229,9 +242,10 @@ fn visit_section(ui: &mut egui::Ui, v: &VisitDetails, drugs: Option<&DrugsRecord
         }
         Some(note) => {
             let mut counts = [0usize; 3];
-            for m in &v.mentions {
+            for m in v.mentions.iter().filter(|m| !m.negated) {
                 counts[m.kind as usize] += 1;
             }
+            let negated = v.mentions.iter().filter(|m| m.negated).count();
             ui.horizontal_wrapped(|ui| {
                 ui.label(format!(
                     "note{}: highlighted mentions of",
@@ -248,19 +262,30 @@ fn visit_section(ui: &mut egui::Ui, v: &VisitDetails, drugs: Option<&DrugsRecord
                             .background_color(mention_colour(kind)),
                     );
                 }
+                ui.label(
+                    RichText::new(format!(" negated ({negated}) "))
+                        .color(Color32::WHITE)
+                        .background_color(NEGATED_COLOUR),
+                )
+                .on_hover_text("said to be absent (`NKDA`, `no known drug allergies`, `denies chest pain`): a negation, not a finding");
             });
             let mut job = egui::text::LayoutJob::default();
             let font = egui::TextStyle::Body.resolve(ui.style());
             let plain = ui.visuals().text_color();
-            for (text, kind) in note_segments(note, &v.mentions) {
-                let format = match kind {
+            for (text, mention) in note_marks(note, &v.mentions) {
+                let format = match mention {
                     None => egui::TextFormat::simple(font.clone(), plain),
-                    Some(k) => egui::TextFormat {
-                        background: mention_colour(k),
+                    Some(m) => egui::TextFormat {
+                        background: if m.negated {
+                            NEGATED_COLOUR
+                        } else {
+                            mention_colour(m.kind)
+                        },
+                        italics: m.negated,
                         ..egui::TextFormat::simple(font.clone(), Color32::WHITE)
                     },
                 };
-                job.append(text, 0.0, format);
+                job.append(&super::drawable(ui, text), 0.0, format);
             }
             job.wrap.max_width = ui.available_width();
             egui::Frame::group(ui.style()).show(ui, |ui| {
@@ -270,19 +295,105 @@ fn visit_section(ui: &mut egui::Ui, v: &VisitDetails, drugs: Option<&DrugsRecord
     }
 }
 
+/// Which of a method's recorded visits the picker lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VisitFilter {
+    #[default]
+    All,
+    /// The final list differs from the start list.
+    Edited,
+    /// A drug of the start list that is in the ground truth is not in the
+    /// final list.
+    RemovedTrue,
+    /// The final list has an interacting pair that the start list did not
+    /// have (one of its drugs, or both, added).
+    AddedInteracting,
+}
+
+impl VisitFilter {
+    pub const ALL: [VisitFilter; 4] = [Self::All, Self::Edited, Self::RemovedTrue, Self::AddedInteracting];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::All => "every recorded visit",
+            Self::Edited => "where the policy edited",
+            Self::RemovedTrue => "where it removed a true drug",
+            Self::AddedInteracting => "where it added an interacting pair",
+        }
+    }
+
+    /// Whether the picker lists `t` (`ddi`: the run's pairs, both ways round).
+    pub fn keeps(self, t: &Trajectory, ddi: &HashSet<(String, String)>) -> bool {
+        let start: HashSet<&String> = t.start.iter().collect();
+        let end: HashSet<&String> = t.final_list.iter().collect();
+        match self {
+            Self::All => true,
+            Self::Edited => start != end,
+            Self::RemovedTrue => t
+                .start
+                .iter()
+                .any(|d| t.ground_truth.contains(d) && !end.contains(d)),
+            Self::AddedInteracting => t.final_list.iter().enumerate().any(|(i, a)| {
+                t.final_list[i + 1..].iter().any(|b| {
+                    ddi.contains(&(a.clone(), b.clone())) && !(start.contains(a) && start.contains(b))
+                })
+            }),
+        }
+    }
+}
+
+/// The method the panel opens a run on: the last stage of `run.json` whose
+/// method has recorded trajectories (the last trained one, in a run that
+/// trains), else the last method of the trajectories; never the ground
+/// truth where another method is there.
+pub fn last_trained_method(run: &RunData) -> Option<String> {
+    let ts = trajectories(run);
+    let has = |m: &str| ts.iter().any(|t| t.method == m);
+    run.record()
+        .and_then(|r| {
+            r.stages
+                .iter()
+                .rev()
+                .find(|s| has(&s.method))
+                .map(|s| s.method.clone())
+        })
+        .or_else(|| {
+            ts.iter()
+                .rev()
+                .find(|t| t.method != GROUND_TRUTH)
+                .or(ts.last())
+                .map(|t| t.method.clone())
+        })
+}
+
 /// The trajectory panel's own state.
 #[derive(Debug, Default)]
 pub struct TrajectoryPanel {
     pub run: Option<RunId>,
+    /// The method whose visits the picker lists.
+    pub method: Option<String>,
+    pub filter: VisitFilter,
     /// Index into the run's `trajectories.jsonl`.
     pub visit: usize,
+    /// What the visit picker listed at the last frame (indices into the
+    /// run's `trajectories.jsonl`, in its order).
+    pub listed: Vec<usize>,
     pub step: Option<usize>,
     /// The same visit in another run (or by another method), beside it.
     pub other: Option<(RunId, usize)>,
 }
 
-fn trajectory_label(t: &Trajectory) -> String {
-    format!("{} · {} · {}", t.visit_id, t.method, t.split)
+/// A visit in the picker: its id and what the method did to its list.
+fn visit_label(t: &Trajectory) -> String {
+    let start: HashSet<&String> = t.start.iter().collect();
+    let end: HashSet<&String> = t.final_list.iter().collect();
+    let added = end.difference(&start).count();
+    let removed = start.difference(&end).count();
+    if added + removed == 0 {
+        format!("{} · unchanged", t.visit_id)
+    } else {
+        format!("{} · edited: {added} added, {removed} removed", t.visit_id)
+    }
 }
 
 fn label(drugs: Option<&DrugsRecord>, code: &str) -> String {
@@ -300,15 +411,21 @@ impl TrajectoryPanel {
             ui.label("No run has recorded trajectories yet (`eval: (trajectories: N)` in the experiment).");
             return;
         }
-        if let Some((id, visit)) = sel.open_visit.take()
-            && let Some(run) = store.run(&id)
+        if let Some(open) = sel.open_visit.take()
+            && let Some(run) = store.run(&open.run)
         {
             let ts = trajectories(run);
+            let of_method = |t: &Trajectory| open.method.as_ref().is_none_or(|m| &t.method == m);
             if let Some(i) = ts
                 .iter()
-                .position(|t| t.visit_id == visit && t.method != "ground_truth")
+                .position(|t| t.visit_id == open.visit && t.method != GROUND_TRUTH && of_method(t))
             {
-                self.run = Some(id);
+                let ddi = ddi_pairs(run.drugs.value.as_ref());
+                self.run = Some(open.run);
+                self.method = Some(ts[i].method.clone());
+                if !self.filter.keeps(&ts[i], &ddi) {
+                    self.filter = VisitFilter::All;
+                }
                 self.visit = i;
                 self.step = None;
                 self.other = None;
@@ -324,12 +441,46 @@ impl TrajectoryPanel {
                 .filter(|id| with.iter().any(|r| &r.id == *id))
                 .cloned();
             self.run = current.or_else(|| Some(with[0].id.clone()));
-            self.visit = 0;
+            self.method = None;
         }
         let Some(run) = self.run.as_ref().and_then(|id| store.run(id)) else {
             return;
         };
         let ts = trajectories(run);
+        let ddi = ddi_pairs(run.drugs.value.as_ref());
+        // The methods of the run's trajectories, in their order.
+        let mut methods: Vec<&str> = Vec::new();
+        for t in ts {
+            if !methods.contains(&t.method.as_str()) {
+                methods.push(&t.method);
+            }
+        }
+        if self
+            .method
+            .as_ref()
+            .is_none_or(|m| !methods.contains(&m.as_str()))
+        {
+            // A run opens on its last trained method's first visit.
+            self.method = last_trained_method(run);
+            self.visit = ts
+                .iter()
+                .position(|t| Some(&t.method) == self.method.as_ref())
+                .unwrap_or(0);
+            self.step = None;
+        }
+        let method = self.method.clone().unwrap_or_default();
+        let of_method: Vec<usize> = (0..ts.len()).filter(|&i| ts[i].method == method).collect();
+        self.listed = of_method
+            .iter()
+            .copied()
+            .filter(|&i| self.filter.keeps(&ts[i], &ddi))
+            .collect();
+        if !self.listed.contains(&self.visit)
+            && let Some(&first) = self.listed.first()
+        {
+            self.visit = first;
+            self.step = None;
+        }
         self.visit = self.visit.min(ts.len() - 1);
         ui.horizontal_wrapped(|ui| {
             let mut chosen = self.run.clone();
@@ -342,20 +493,75 @@ impl TrajectoryPanel {
                 });
             if chosen != self.run {
                 self.run = chosen;
-                self.visit = 0;
+                self.method = None;
                 self.step = None;
             }
-            let mut visit = self.visit;
-            egui::ComboBox::from_label("visit")
-                .selected_text(trajectory_label(&ts[self.visit]))
+            let mut picked = self.method.clone();
+            egui::ComboBox::from_label("method")
+                .selected_text(method.as_str())
                 .show_ui(ui, |ui| {
-                    for (i, t) in ts.iter().enumerate() {
-                        ui.selectable_value(&mut visit, i, trajectory_label(t));
+                    for m in &methods {
+                        let n = ts.iter().filter(|t| t.method == *m).count();
+                        let edited = ts
+                            .iter()
+                            .filter(|t| t.method == *m && VisitFilter::Edited.keeps(t, &ddi))
+                            .count();
+                        ui.selectable_value(
+                            &mut picked,
+                            Some(m.to_string()),
+                            format!("{m} ({n} visits, {edited} edited)"),
+                        );
                     }
                 });
+            if picked != self.method {
+                self.method = picked;
+                self.visit = ts
+                    .iter()
+                    .position(|t| Some(&t.method) == self.method.as_ref())
+                    .unwrap_or(0);
+                self.step = None;
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.label("visits:");
+            for f in VisitFilter::ALL {
+                ui.radio_value(&mut self.filter, f, f.label());
+            }
+        });
+        if self.listed.is_empty() {
+            ui.label(format!(
+                "No recorded visit of {method} {} ({} recorded).",
+                self.filter.label(),
+                of_method.len()
+            ));
+            return;
+        }
+        ui.horizontal_wrapped(|ui| {
+            let mut visit = self.visit;
+            egui::ComboBox::from_label(format!(
+                "visit ({} of the {} recorded visits of {method})",
+                self.listed.len(),
+                of_method.len()
+            ))
+            .selected_text(visit_label(&ts[self.visit]))
+            .height(400.0)
+            .show_ui(ui, |ui| {
+                for &i in &self.listed {
+                    ui.selectable_value(&mut visit, i, visit_label(&ts[i]));
+                }
+            });
             if visit != self.visit {
                 self.visit = visit;
                 self.step = None;
+            }
+            if let Some(kept) = run
+                .summary
+                .value
+                .as_ref()
+                .and_then(|s| s.methods.get(&method))
+                .and_then(|m| m.trajectories.as_ref())
+            {
+                ui.label(kept.describe());
             }
         });
         let Some(run) = self.run.as_ref().and_then(|id| store.run(id)) else {
@@ -531,9 +737,13 @@ impl TrajectoryPanel {
                     match &s.text {
                         // What a generative policy wrote, beside the drug it named.
                         Some(text) if !matches!(s.action, ActionRecord::Unrecognized(_)) => {
-                            ui.label(format!("{code}  ← \"{text}\""))
+                            let text = super::drawable(ui, text);
+                            ui.label(format!("{code}, written \"{text}\""))
                         }
-                        _ => ui.label(code),
+                        _ => {
+                            let code = super::drawable(ui, &code);
+                            ui.label(code)
+                        }
                     };
                     let p = ui.label(s.probability.map_or_else(|| "-".into(), |p| format!("{p:.3}")));
                     if !s.part_probabilities.is_empty() {
@@ -683,6 +893,7 @@ mod tests {
             end,
             kind,
             code: None,
+            negated: false,
         };
         let note = "Allergic to penicillin; on metformin.";
         let segs = note_segments(

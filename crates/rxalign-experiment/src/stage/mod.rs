@@ -277,11 +277,18 @@ impl RunContext<'_> {
             for (name, (sum, count)) in sums {
                 metrics.insert(name.to_string(), Some(sum / count as f64));
             }
-            records.push(MetricsRecord::new(step, name.to_string(), method, metrics));
             if name == SplitName::Test {
+                let counted = net_edits(cohort, self.reward, predictions, &drawn, starts);
+                // A method that starts from a list: how well it edits.
+                if let Some(lists) = &counted.lists {
+                    for (name, value) in lists.metrics() {
+                        metrics.insert(name.to_string(), value);
+                    }
+                }
                 test_report = Some(report);
-                edits = Some(net_edits(cohort, predictions, &drawn, starts));
+                edits = Some(counted);
             }
+            records.push(MetricsRecord::new(step, name.to_string(), method, metrics));
         }
         self.append_metrics(&records)?;
         let test = self.split.indices(SplitName::Test, cohort.visits.len());
@@ -336,12 +343,18 @@ impl RunContext<'_> {
             )));
         }
         let report = test_report.unwrap_or_else(|| predictions.evaluate(cohort, |i| test.contains(&i)));
-        self.summary.insert(
-            method,
-            self.stage.clone(),
-            report.visits,
-            report.values.iter().map(|v| (v.name.clone(), v.value)).collect(),
-        );
+        let mut summary: BTreeMap<String, Option<f64>> =
+            report.values.iter().map(|v| (v.name.clone(), v.value)).collect();
+        if let Some(lists) = edits.as_ref().and_then(|e| e.lists.as_ref()) {
+            summary.extend(lists.metrics().into_iter().map(|(n, v)| (n.to_string(), v)));
+            self.log_text(
+                &crate::logger::metric_tag(method, "test", "edits"),
+                step,
+                &edits_markdown(method, lists),
+            )?;
+        }
+        self.summary
+            .insert(method, self.stage.clone(), report.visits, summary);
         if let Some(edits) = edits {
             self.summary.set_edits(method, edits);
         }
@@ -388,27 +401,53 @@ type StartsDrawn = Vec<(usize, DrugSet)>;
 
 /// The net edits per drug of a method's lists on the test visits `drawn`
 /// (visit, start list drawn for the outcome reward), counted from the
-/// given `starts` where a visit has one.
+/// given `starts` where a visit has one. Given `starts` (a method that
+/// starts from a list), the lists are counted too, each with its outcome
+/// reward from its start list (the `edit/...` metrics).
 fn net_edits(
     cohort: &Cohort,
+    reward: &Reward,
     predictions: &Predictions,
     drawn: &[(usize, DrugSet)],
     starts: Option<&std::collections::HashMap<usize, DrugSet>>,
 ) -> rxalign_core::run::EditCounts {
-    let from = if starts.is_some() {
-        "the start lists the policy decoded from"
-    } else {
-        "the run's start lists (as drawn for the outcome reward)"
+    use rxalign_core::run::EditCounts;
+    let split = SplitName::Test.to_string();
+    let mut edits = match starts {
+        Some(_) => EditCounts::of_editor(split, "the start lists the policy decoded from"),
+        None => EditCounts::new(split, "the run's start lists (as drawn for the outcome reward)"),
     };
-    let mut edits = rxalign_core::run::EditCounts::new(SplitName::Test.to_string(), from);
     for (i, start) in drawn {
         let Some(p) = predictions.by_visit.get(i) else {
             continue;
         };
+        let truth = &cohort.visits[*i].drugs;
         let start = starts.and_then(|s| s.get(i)).unwrap_or(start);
-        edits.count(start, &p.drugs, &cohort.visits[*i].drugs, &cohort.drugs);
+        let outcome = starts.is_some().then(|| {
+            Episode::new(reward, truth, &cohort.ddi, p.drugs.clone(), 0).potential()
+                - Episode::new(reward, truth, &cohort.ddi, start.clone(), 0).potential()
+        });
+        edits.count(start, &p.drugs, truth, &cohort.drugs, outcome);
     }
     edits
+}
+
+/// The edit metrics of a method as a Markdown table: name, value and
+/// definition (TensorBoard's text of `<method>/test/edits`).
+pub fn edits_markdown(method: &str, lists: &rxalign_core::metrics::ListEdits) -> String {
+    let mut out = format!(
+        "**{method}**: edits from the start lists it decoded from, over {} test lists\n\n| metric | value | definition |\n|---|---|---|\n",
+        lists.visits
+    );
+    for ((name, value), (_, definition)) in lists
+        .metrics()
+        .into_iter()
+        .zip(rxalign_core::metrics::EDIT_METRICS)
+    {
+        let value = value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
+        out.push_str(&format!("| {name} | {value} | {definition} |\n"));
+    }
+    out
 }
 
 /// The mean over `lists` (visit, final list) of each weighted reward term

@@ -174,12 +174,10 @@ pub(crate) fn evaluate_policy(
         .indices(SplitName::Test, cohort.visits.len())
         .into_iter()
         .collect();
-    let recorded: HashSet<usize> = visits
-        .iter()
-        .copied()
-        .filter(|v| test.contains(v))
-        .take(ctx.eval.trajectories)
-        .collect();
+    // Every test visit is recorded; the first ones and those where the
+    // policy edited (up to the bound) are kept once the lists are known.
+    let test_order: Vec<usize> = visits.iter().copied().filter(|v| test.contains(v)).collect();
+    let recorded: HashSet<usize> = test_order.iter().copied().collect();
     let policy = ctx.policy.clone();
     let episodes = Episodes {
         cohort,
@@ -224,7 +222,84 @@ pub(crate) fn evaluate_policy(
     } else {
         super::PerVisitMetrics::new()
     };
-    let kept = decoded.into_iter().filter_map(|d| d.trajectory).collect();
+    let edited: HashSet<usize> = decoded
+        .iter()
+        .filter(|d| started.get(&d.visit).is_some_and(|s| *s != d.final_list))
+        .map(|d| d.visit)
+        .collect();
+    let (keep, record) = kept_visits(
+        &test_order,
+        &edited,
+        ctx.eval.trajectories,
+        ctx.eval.edited_trajectories,
+    );
+    let mut trajectories: std::collections::HashMap<usize, rxalign_core::Trajectory> = decoded
+        .into_iter()
+        .filter(|d| keep.contains(&d.visit))
+        .filter_map(|d| d.trajectory.map(|t| (d.visit, t)))
+        .collect();
+    // In test order: the first visits, then the edited ones.
+    let kept = test_order.iter().filter_map(|v| trajectories.remove(v)).collect();
     ctx.record_method_from(method, step, &predictions, Some(kept), &per_visit, Some(&started))?;
+    if let Some(m) = ctx.summary.methods.get_mut(method) {
+        m.trajectories = Some(record);
+    }
     Ok(())
+}
+
+/// The test visits whose trajectories a policy keeps: the first `first` of
+/// `test` (in test order), and the `edited` ones, at most `bound` besides
+/// those among the first; with the record of what was kept.
+pub(crate) fn kept_visits(
+    test: &[usize],
+    edited: &HashSet<usize>,
+    first: usize,
+    bound: usize,
+) -> (HashSet<usize>, rxalign_core::run::KeptTrajectories) {
+    let mut keep: HashSet<usize> = test.iter().copied().take(first).collect();
+    let extra: Vec<usize> = test
+        .iter()
+        .copied()
+        .filter(|v| edited.contains(v) && !keep.contains(v))
+        .take(bound)
+        .collect();
+    keep.extend(extra);
+    let in_test = test.iter().filter(|v| edited.contains(v)).count();
+    let record = rxalign_core::run::KeptTrajectories {
+        first,
+        edited_bound: bound,
+        edited: in_test,
+        edited_kept: test
+            .iter()
+            .filter(|v| edited.contains(v) && keep.contains(v))
+            .count(),
+    };
+    (keep, record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_visits_and_the_edited_ones_up_to_the_bound_are_kept() {
+        let test = [7, 3, 9, 1, 4, 8];
+        let edited: HashSet<usize> = [3, 1, 4, 8].into();
+        let (keep, record) = kept_visits(&test, &edited, 2, 2);
+        // 7 and 3 are the first; 1 and 4 the next edited ones; 8 is past the bound.
+        assert_eq!(keep, [7, 3, 1, 4].into());
+        assert_eq!(
+            (
+                record.edited,
+                record.edited_kept,
+                record.edited_bound,
+                record.first
+            ),
+            (4, 3, 2, 2)
+        );
+        assert!(record.describe().contains("1 edited visits have no trajectory"));
+        let (all, record) = kept_visits(&test, &edited, 0, 10);
+        assert_eq!(all, edited);
+        assert_eq!(record.edited_kept, 4);
+    }
 }
