@@ -50,6 +50,12 @@ impl PluginSchema {
     }
 
     fn check_field(&self, key: &str, value: &ron::Value) -> Result<(), String> {
+        if let Some(x) = non_finite(value) {
+            return Err(format!(
+                "field `{key}` of `{}`: {x} is not a finite number, which no setting takes",
+                self.kind
+            ));
+        }
         let mut map = ron::Map::new();
         map.insert(ron::Value::String(key.to_string()), value.clone());
         match (self.check)(map) {
@@ -60,6 +66,19 @@ impl PluginSchema {
 
     fn check_all(&self, map: &ron::Map) -> Result<(), String> {
         (self.check)(map.clone()).map_err(|e| format!("`{}`: {e}", self.kind))
+    }
+}
+
+/// The first float in `value` that is NaN or infinite, if any.
+fn non_finite(value: &ron::Value) -> Option<f64> {
+    match value {
+        ron::Value::Number(n) => Some(n.into_f64()).filter(|x| !x.is_finite()),
+        ron::Value::Seq(items) => items.iter().find_map(non_finite),
+        ron::Value::Map(map) => map
+            .iter()
+            .find_map(|(k, v)| non_finite(k).or_else(|| non_finite(v))),
+        ron::Value::Option(Some(v)) => non_finite(v),
+        _ => None,
     }
 }
 

@@ -10,6 +10,13 @@ use crate::ExperimentError;
 pub struct ReferencesStage;
 
 impl Stage for ReferencesStage {
+    fn contract(&self) -> super::Contract {
+        super::Contract {
+            records: Some(REFERENCES.iter().map(|(name, _)| name.to_string()).collect()),
+            ..super::Contract::default()
+        }
+    }
+
     fn kind(&self) -> &str {
         "references"
     }
