@@ -428,6 +428,13 @@ fn discovery_lists_planned_and_started_runs() {
         ]
     );
     assert!(view.runs[2].problem.as_ref().unwrap().contains("run.json"));
+    // Issue #22 (10): a finished run's damaged summary is said, not hidden
+    // (`status` and the dashboard read runs through this).
+    std::fs::write(a.path(SUMMARY), "{\"format\": \"1.1\", \"meth").unwrap();
+    let view = &experiments(dir.path()).unwrap()[0];
+    assert_eq!(view.runs[0].state(), None);
+    assert!(view.runs[0].problem.as_ref().unwrap().contains("summary.json"));
+    a.write_summary(&SummaryRecord::default()).unwrap();
     // An experiment's own folder reads as that experiment, with or without
     // its plan.
     std::fs::remove_file(exp.root().join(EXPERIMENT)).unwrap();
