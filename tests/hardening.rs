@@ -556,3 +556,115 @@ fn ddi_rates_are_na_with_the_reason_without_a_ddi_graph() {
         "{status}"
     );
 }
+
+/// Kill anywhere: `kill -9` in every stage that checkpoints (SFT, GRPO,
+/// step-wise GRPO), at several steps, each time in the folder the previous
+/// kill left; the run that finally completes writes the same
+/// `summary.json`, byte for byte, as a run never interrupted.
+#[test]
+fn kill_9_in_every_checkpointing_stage_then_resume_gives_the_same_summary() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("k.ron"),
+        r#"(
+    schema_version: 1,
+    name: "kill",
+    data: (kind: "synthetic", patients: 120),
+    notes: (tokenizer: "none"),
+    policy: (kind: "set_encoder", hidden: 16, budget: 8),
+    reward: [(kind: "jaccard", weight: 1.0), (kind: "ddi_rate", weight: 0.5)],
+    stages: [
+        (kind: "baselines", methods: ["most_frequent"]),
+        (kind: "start_from", method: "most_frequent"),
+        (kind: "sft", epochs: 8),
+        (kind: "grpo", iterations: 8, group: 4),
+        (kind: "step_grpo", iterations: 8, group: 4, step_weight: 0.5),
+    ],
+    eval: (splits: ["test"], trajectories: 2),
+)"#,
+    )
+    .unwrap();
+    ok_in(dir, &["run", "k.ron", "--out", "fresh"]);
+    let reference = std::fs::read(dir.join("fresh/kill/base.seed=0/summary.json")).unwrap();
+    let run = RunFolder::at(dir.join("killed/kill/base.seed=0"));
+    let mut kills = 0;
+    for (stage, step) in [(2, 1), (2, 5), (3, 1), (3, 5), (4, 1), (4, 6)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rxalign"))
+            .args(["run", "k.ron", "--out", "killed"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let killed = loop {
+            let at = run.read_record().ok().and_then(|r| r.current);
+            if at.is_some_and(|c| c.index > stage || (c.index == stage && c.step >= step)) {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(Instant::now() < deadline, "stage {stage} step {step} not reached");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        kills += usize::from(killed);
+        if !killed {
+            break;
+        }
+        let record = run.read_record().unwrap();
+        assert_ne!(record.status, RunStatus::Finished, "killed mid-run");
+    }
+    assert!(kills >= 3, "only {kills} kill(s) landed inside the run");
+    let out = ok_in(dir, &["run", "k.ron", "--out", "killed"]);
+    assert!(
+        out.contains("resuming") || out.contains("already finished"),
+        "{out}"
+    );
+    let resumed = std::fs::read(run.path(rxalign_core::run::SUMMARY)).unwrap();
+    assert!(
+        resumed == reference,
+        "the resumed summary differs from the uninterrupted run's:\n{}\n---\n{}",
+        String::from_utf8_lossy(&resumed),
+        String::from_utf8_lossy(&reference)
+    );
+}
+
+/// Item 1: which settings count as inputs: every existing path a setting
+/// names (the tokenizer, a start list's predictions), not the dataset (its
+/// own fingerprint covers it), nor names of methods that happen to be
+/// folders.
+#[test]
+fn the_inputs_of_a_run_are_the_paths_its_settings_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok_in(dir, &["data", "synth", "--patients", "20", "--out", "d"]);
+    std::fs::copy(minilm(), dir.join("tok.json")).unwrap();
+    let at = |name: &str| dir.join(name).display().to_string();
+    let text = format!(
+        r#"(
+    schema_version: 1,
+    name: "inputs",
+    data: (kind: "folder", path: "{}"),
+    init_list: (kind: "predictions", path: "{}"),
+    notes: (tokenizer: "{}"),
+    reward: [(kind: "jaccard", weight: 1.0)],
+    stages: [(kind: "baselines", methods: ["most_frequent"]), (kind: "start_from", method: "most_frequent")],
+)"#,
+        at("d"),
+        at("d/rule_predictions.jsonl"),
+        at("tok.json")
+    );
+    std::fs::write(dir.join("x.ron"), text).unwrap();
+    let (_, plans) =
+        rxalign_experiment::load(&dir.join("x.ron"), &rxalign_experiment::Plugins::builtin()).unwrap();
+    let named = rxalign_experiment::runner::named_inputs(&plans[0].file).unwrap();
+    let keys: Vec<&str> = named.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["init_list.path", "notes.tokenizer"]);
+    assert_eq!(named["notes.tokenizer"].path, at("tok.json"));
+}

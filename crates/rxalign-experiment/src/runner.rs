@@ -463,14 +463,27 @@ pub fn group_settings_sha256(plan: &RunPlan) -> String {
 }
 
 /// The top-level settings whose strings are not paths of inputs: the
-/// dataset (fingerprinted by its contents, [`DataFingerprint`]), names and
-/// the plan itself.
-const NOT_INPUTS: [&str; 6] = ["data", "name", "device", "seed", "schema_version", "ablations"];
+/// dataset (fingerprinted by its contents, [`DataFingerprint`]), names,
+/// splits and the plan itself.
+const NOT_INPUTS: [&str; 7] = [
+    "data",
+    "name",
+    "device",
+    "seed",
+    "schema_version",
+    "ablations",
+    "eval",
+];
+
+/// Keys whose strings name plugins, methods or rows, never files (a folder
+/// `classifier` beside the file is no input of `start_from`).
+const NOT_PATHS: [&str; 4] = ["kind", "name", "method", "methods"];
 
 /// Every file or folder a run's settings name (any string setting that is
 /// the path of an existing file or folder, relative to the directory
-/// rxalign runs in, in whatever plugin it stands), fingerprinted by its
-/// contents, by setting path (`notes.tokenizer`, `init_list.path`).
+/// rxalign runs in, in whatever plugin it stands; not the dataset, nor
+/// names of kinds, methods and splits), fingerprinted by its contents, by
+/// setting path (`notes.tokenizer`, `init_list.path`).
 pub fn named_inputs(file: &crate::ExperimentFile) -> Result<BTreeMap<String, InputFile>, ExperimentError> {
     fn walk(value: &serde_json::Value, at: String, out: &mut Vec<(String, String)>) {
         match value {
@@ -484,7 +497,8 @@ pub fn named_inputs(file: &crate::ExperimentFile) -> Result<BTreeMap<String, Inp
             }
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    if k == "kind" || (at.is_empty() && NOT_INPUTS.contains(&k.as_str())) {
+                    if NOT_PATHS.contains(&k.as_str()) || (at.is_empty() && NOT_INPUTS.contains(&k.as_str()))
+                    {
                         continue;
                     }
                     let at = if at.is_empty() {
