@@ -8,7 +8,7 @@
 //!
 //! `tests/data/fuzz/` keeps the cases found so far (each once refused too
 //! late, silently or by a panic); they are replayed first. Failing cases
-//! proptest finds are kept by proptest in `proptest-regressions/`.
+//! proptest finds are kept by proptest in `fuzz_inputs.proptest-regressions`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -201,9 +201,10 @@ fn leftovers(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The kept cases: each is refused by `plan` with file and line.
+/// The kept cases: each is refused by `plan` with file and line, but
+/// those named `run-*.ron`, which plan and run cleanly.
 #[test]
-fn the_corpus_of_found_cases_is_refused_at_plan() {
+fn the_corpus_of_found_cases_is_refused_at_plan_or_runs() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpus())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -214,7 +215,13 @@ fn the_corpus_of_found_cases_is_refused_at_plan() {
     for file in files {
         let tmp = tempfile::tempdir().unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
-        assert_eq!(plan(tmp.path(), &text), Ok(false), "{}", file.display());
+        let runs = file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("run-"));
+        assert_eq!(plan(tmp.path(), &text), Ok(runs), "{}", file.display());
+        if runs {
+            run(tmp.path()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
     }
 }
 
@@ -230,21 +237,45 @@ proptest! {
     }
 }
 
-proptest! {
-    // Each case that plans runs: few cases, tiny sizes.
-    #![proptest_config(ProptestConfig::with_cases(24))]
-
-    #[test]
-    fn planned_files_run_or_fail_cleanly(text in experiment(true)) {
+/// Each generated file of valid values that plans runs (tiny sizes): it
+/// finishes, or fails its run cleanly. Some must plan, or the test would
+/// test nothing.
+#[test]
+fn planned_files_run_or_fail_cleanly() {
+    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+    let config = Config {
+        cases: 48,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
+    let planned = std::cell::Cell::new(0usize);
+    let result = runner.run(&experiment(true), |text| {
         let tmp = tempfile::tempdir().unwrap();
         match plan(tmp.path(), &text) {
             Err(e) => prop_assert!(false, "{}", e),
             Ok(false) => {}
             Ok(true) => {
+                planned.set(planned.get() + 1);
                 if let Err(e) = run(tmp.path()) {
                     prop_assert!(false, "{}\non\n{}", e, text);
                 }
             }
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
+    eprintln!("{} of 48 generated files planned and ran", planned.get());
+    assert!(
+        planned.get() >= 8,
+        "only {} of 48 generated files planned",
+        planned.get()
+    );
 }

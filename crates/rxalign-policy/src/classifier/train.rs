@@ -372,7 +372,7 @@ pub fn cross_fit<B: AutodiffBackend>(
             &rest,
             val,
             settings,
-            seed + 1 + f as u64,
+            seed.wrapping_add(1 + f as u64),
             device,
         )?;
         out.by_visit.extend(model.predict(cohort, &held).by_visit);
