@@ -407,16 +407,17 @@ impl RunFolder {
                 continue;
             }
             if is_dir {
-                let checkpoint = |n: &str| n.ends_with(".ckpt");
-                let nothing = |_: &str| false;
-                let (ours, kept): (&dyn Fn(&str) -> bool, &dyn Fn(&str) -> bool) = match name.as_str() {
-                    CHECKPOINTS if keep_checkpoints => (&is_stale_temporary, &checkpoint),
-                    CHECKPOINTS => (&|n: &str| checkpoint(n) || is_stale_temporary(n), &nothing),
+                let (ours, kept): (&NameTest, &NameTest) = match name.as_str() {
+                    CHECKPOINTS if keep_checkpoints => (&is_stale_temporary, &is_checkpoint),
+                    CHECKPOINTS => (
+                        &|n: &str| is_checkpoint(n) || is_stale_temporary(n),
+                        &|_: &str| false,
+                    ),
                     PREDICTIONS => (
                         &|n: &str| n.ends_with(".jsonl") || is_stale_temporary(n),
-                        &nothing,
+                        &|_: &str| false,
                     ),
-                    _ => (&|n: &str| n.starts_with(TFEVENTS), &nothing),
+                    _ => (&|n: &str| n.starts_with(TFEVENTS), &|_: &str| false),
                 };
                 clear_dir(&path, ours, kept, &mut left)?;
             } else if ours_at_top.contains(&name.as_str()) || is_stale_temporary(&name) {
@@ -427,6 +428,14 @@ impl RunFolder {
         }
         Ok(left)
     }
+}
+
+/// Which file names a rule accepts.
+type NameTest = dyn Fn(&str) -> bool;
+
+/// Whether a file name is a checkpoint's (`NN-kind.ckpt`, `.best.ckpt`).
+fn is_checkpoint(name: &str) -> bool {
+    name.ends_with(".ckpt")
 }
 
 /// The prefix of TensorBoard's event files.
@@ -453,12 +462,7 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, String, bool)>, CoreError> {
 /// Removes the files under `dir` whose names `ours` accepts, then `dir`
 /// itself where that left it empty; files `keep` accepts stay unsaid, any
 /// other is added to `left`.
-fn clear_dir(
-    dir: &Path,
-    ours: &dyn Fn(&str) -> bool,
-    keep: &dyn Fn(&str) -> bool,
-    left: &mut Vec<PathBuf>,
-) -> Result<(), CoreError> {
+fn clear_dir(dir: &Path, ours: &NameTest, keep: &NameTest, left: &mut Vec<PathBuf>) -> Result<(), CoreError> {
     let mut removed = false;
     let mut kept = false;
     for (path, name, is_dir) in list_dir(dir)? {
