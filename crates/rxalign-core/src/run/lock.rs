@@ -23,13 +23,7 @@ impl RunLock {
     /// who holds it.
     pub fn acquire(root: &Path) -> Result<Self, CoreError> {
         let path = root.join(LOCK);
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| CoreError::io(&path, e))?;
+        let mut file = open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -75,6 +69,17 @@ impl Drop for RunLock {
     }
 }
 
+/// Opens (creating) a lock file, keeping what it holds.
+fn open_lock_file(path: &Path) -> Result<File, CoreError> {
+    File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| CoreError::io(path, e))
+}
+
 /// The lock of an experiment folder's plan (`experiment.lock`): held
 /// briefly while a process checks and writes `experiment.json` and claims
 /// the folders of its runs, so that two processes with different settings
@@ -93,13 +98,7 @@ impl ExperimentLock {
     /// waiting for another holder to let go.
     pub fn acquire(dir: &Path) -> Result<Self, CoreError> {
         let path = dir.join(EXPERIMENT_LOCK);
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| CoreError::io(&path, e))?;
+        let file = open_lock_file(&path)?;
         file.lock().map_err(|e| CoreError::io(&path, e))?;
         Ok(Self { file })
     }
