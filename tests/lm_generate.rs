@@ -413,3 +413,65 @@ fn smollm2_greedy_text_equals_transformers() {
         assert!(!ours.trim().is_empty());
     }
 }
+
+/// A copy of `model.safetensors` of `from` into `to` (with the folder's
+/// other files) where the first weight (by name) is changed: its dtype
+/// renamed (same width), or its values set to NaN.
+fn damaged_weights(from: &Path, to: &Path, dtype: Option<&str>) -> String {
+    let to = broken(from, to, "model.safetensors", None);
+    let bytes = std::fs::read(from.join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    // A projection: every model uses it (a tied head might not be read).
+    let name = header.keys().find(|k| k.contains("q_proj")).unwrap().clone();
+    let mut data = bytes[8 + n..].to_vec();
+    match dtype {
+        Some(d) => header[&name]["dtype"] = serde_json::Value::from(d),
+        None => {
+            let offsets = &header[&name]["data_offsets"];
+            let (a, b) = (
+                offsets[0].as_u64().unwrap() as usize,
+                offsets[1].as_u64().unwrap() as usize,
+            );
+            for chunk in data[a..b].chunks_mut(4) {
+                chunk.copy_from_slice(&f32::NAN.to_le_bytes());
+            }
+        }
+    }
+    let text = serde_json::to_vec(&header).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&data);
+    std::fs::write(to.join("model.safetensors"), out).unwrap();
+    name
+}
+
+/// Issue #22 (7): a weight stored as an integer tensor panicked ("Expected
+/// float dtype, got I32") and the process died with a segfault; NaN weights
+/// were accepted silently.
+#[test]
+fn integer_or_nan_weights_are_refused_naming_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    std::fs::create_dir_all(&good).unwrap();
+    tiny_folder(&good);
+    for (i, dtype, words) in [
+        (0, Some("I32"), ["I32", "float tensor"]),
+        (1, None, ["NaN", "infinite"]),
+    ] {
+        let bad = dir.path().join(format!("bad{i}"));
+        let name = damaged_weights(&good, &bad, dtype);
+        let out = rxalign(&["lm", "generate", "--model", s(&bad), "--prompt", "x"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.contains("model.safetensors"), "{err}");
+        // The tensor by its name in the model (the file's name, remapped).
+        let tail = name.rsplit('.').nth(1).unwrap();
+        assert!(err.contains(tail), "no `{tail}` of `{name}` in\n{err}");
+        for w in words {
+            assert!(err.contains(w), "no `{w}` in\n{err}");
+        }
+    }
+}

@@ -87,17 +87,52 @@ impl PluginSchema {
         self
     }
 
-    fn check_field(&self, key: &str, value: &ron::Value) -> Result<(), String> {
-        let mut map = ron::Map::new();
-        map.insert(ron::Value::String(key.to_string()), value.clone());
-        match (self.check)(map) {
+    /// Checks one field; returns its value as it is kept: an optional
+    /// field's plain value (`name: "sft_long"`) as `Some(...)`, as RON
+    /// reads it in a file.
+    fn check_field(&self, key: &str, value: &ron::Value) -> Result<ron::Value, String> {
+        if let Some(x) = non_finite(value) {
+            return Err(format!(
+                "field `{key}` of `{}`: {x} is not a finite number, which no setting takes",
+                self.kind
+            ));
+        }
+        let check = |value: &ron::Value| {
+            let mut map = ron::Map::new();
+            map.insert(ron::Value::String(key.to_string()), value.clone());
+            (self.check)(map)
+        };
+        let (value, result) = match check(value) {
+            Err(e) if e.contains("Expected option") && !matches!(value, ron::Value::Option(_)) => {
+                let some = ron::Value::Option(Some(Box::new(value.clone())));
+                match check(&some) {
+                    Err(e2) if !e2.contains("missing field") => (value.clone(), Err(e2)),
+                    _ => (some, Ok(())),
+                }
+            }
+            result => (value.clone(), result),
+        };
+        match result {
             Err(e) if !e.contains("missing field") => Err(format!("field `{key}` of `{}`: {e}", self.kind)),
-            _ => Ok(()),
+            _ => Ok(value),
         }
     }
 
     fn check_all(&self, map: &ron::Map) -> Result<(), String> {
         (self.check)(map.clone()).map_err(|e| format!("`{}`: {e}", self.kind))
+    }
+}
+
+/// The first float in `value` that is NaN or infinite, if any.
+fn non_finite(value: &ron::Value) -> Option<f64> {
+    match value {
+        ron::Value::Number(n) => Some(n.into_f64()).filter(|x| !x.is_finite()),
+        ron::Value::Seq(items) => items.iter().find_map(non_finite),
+        ron::Value::Map(map) => map
+            .iter()
+            .find_map(|(k, v)| non_finite(k).or_else(|| non_finite(v))),
+        ron::Value::Option(Some(v)) => non_finite(v),
+        _ => None,
     }
 }
 
@@ -303,7 +338,7 @@ impl<'de, S: Slot> Visitor<'de> for SpecVisitor<S> {
                 let name: String = map.next_value()?;
                 let schema = find_schema::<S>(schemas.as_deref(), &name).map_err(de::Error::custom)?;
                 for (k, v) in waiting.drain(..) {
-                    check_entry::<S>(&name, schema.as_ref(), &k, &v).map_err(de::Error::custom)?;
+                    let v = check_entry::<S>(&name, schema.as_ref(), &k, v).map_err(de::Error::custom)?;
                     params.insert(ron::Value::String(k), v);
                 }
                 kind = Some((name, schema));
@@ -312,7 +347,8 @@ impl<'de, S: Slot> Visitor<'de> for SpecVisitor<S> {
             let value: ron::Value = map.next_value()?;
             match &kind {
                 Some((name, schema)) => {
-                    check_entry::<S>(name, schema.as_ref(), &key, &value).map_err(de::Error::custom)?;
+                    let value =
+                        check_entry::<S>(name, schema.as_ref(), &key, value).map_err(de::Error::custom)?;
                     params.insert(ron::Value::String(key), value);
                 }
                 None => waiting.push((key, value)),
@@ -353,14 +389,15 @@ fn find_schema<S: Slot>(schemas: Option<&Schemas>, kind: &str) -> Result<Option<
     }
 }
 
-/// Checks one parameter against the kind's schema.
+/// Checks one parameter against the kind's schema; returns its value as
+/// kept (see [`PluginSchema::check_field`]).
 fn check_entry<S: Slot>(
     kind: &str,
     schema: Option<&PluginSchema>,
     key: &str,
-    value: &ron::Value,
-) -> Result<(), String> {
-    let Some(schema) = schema else { return Ok(()) };
+    value: ron::Value,
+) -> Result<ron::Value, String> {
+    let Some(schema) = schema else { return Ok(value) };
     if !schema.fields.contains(&key) {
         return Err(format!(
             "unknown field `{key}` of {} `{kind}`; known fields: {}",
@@ -368,5 +405,5 @@ fn check_entry<S: Slot>(
             schema.fields.join(", ")
         ));
     }
-    schema.check_field(key, value)
+    schema.check_field(key, &value)
 }

@@ -171,6 +171,8 @@ impl Plugins {
         let ok = "built-in kinds are distinct";
         p.data
             .register::<SyntheticConfig>("synthetic", |c, _| {
+                // Checked when the file is planned, not when a run starts.
+                c.validate().map_err(|e| e.to_string())?;
                 Ok(Box::new(SyntheticSource(c)) as Box<dyn DataSource>)
             })
             .expect(ok);
@@ -233,6 +235,13 @@ impl Plugins {
         }
         p.stage
             .register::<BaselinesConfig>("baselines", |c, _| {
+                let known = rxalign_env::baseline::registry();
+                if let Some(bad) = c.methods.iter().find(|m| !known.kinds().contains(&m.as_str())) {
+                    return Err(format!(
+                        "unknown baseline `{bad}`; known baselines: {}",
+                        known.kinds().join(", ")
+                    ));
+                }
                 Ok(Box::new(BaselinesStage::new(c)) as Box<dyn Stage>)
             })
             .expect(ok);

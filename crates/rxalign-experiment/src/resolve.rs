@@ -5,7 +5,7 @@
 //! problem of every run is reported at once, each at the line of the
 //! setting at fault.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rxalign_core::SplitName;
 use rxalign_core::run::validate_name;
@@ -91,6 +91,9 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
         )),
         Ok(_) => {}
     }
+    if let Err(e) = file.notes.check() {
+        out.push((Place::Key("notes"), e.to_string()));
+    }
     if let Err(e) = plugins.data.build(&file.data, &()) {
         out.push((Place::Key("data"), e.to_string()));
     }
@@ -116,6 +119,15 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
     // The stage order: what each stage needs, from what the earlier gave.
     let mut trained = false;
     let mut recorded: Option<BTreeSet<String>> = Some([crate::runner::GROUND_TRUTH.to_string()].into());
+    // Which stage records each method: one method, one stage (its
+    // predictions file and summary row are the method's).
+    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
+    if file.stages.is_empty() {
+        out.push((
+            Place::Key("stages"),
+            "stages: the list is empty; a run needs at least one stage (`references`, `baselines`, `classifier`, `sft`, ...)".into(),
+        ));
+    }
     for (i, spec) in file.stages.iter().enumerate() {
         let stage = match plugins.stage.build(spec, &()) {
             Ok(stage) => stage,
@@ -125,6 +137,29 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
             }
         };
         let contract = stage.contract();
+        let methods = contract
+            .records
+            .clone()
+            .unwrap_or_else(|| vec![stage.method().to_string()]);
+        for method in methods {
+            let taken = if method == crate::runner::GROUND_TRUTH {
+                Some("the ground truth's rows".to_string())
+            } else {
+                owners.get(&method).map(|j| format!("stages[{j}]"))
+            };
+            match taken {
+                Some(by) => out.push((
+                    Place::Stage(i),
+                    format!(
+                        "stages[{i}]: stage `{}` records method `{method}`, as {by} does: one would overwrite the other's predictions and summary row; give one of them another `name`",
+                        spec.kind
+                    ),
+                )),
+                None => {
+                    owners.insert(method, i);
+                }
+            }
+        }
         if contract.needs_policy && !trained {
             out.push((
                 Place::Stage(i),

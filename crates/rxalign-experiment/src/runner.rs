@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use rxalign_core::ddi::hex_sha256;
 use rxalign_core::run::{
-    Axis, DataFingerprint, DrugsRecord, EXPERIMENT_FORMAT, ExperimentFolder, ExperimentRecord, PlannedRun,
-    RUN_FORMAT, RXALIGN_VERSION, RunFolder, RunLock, RunRecord, RunStatus, StageInfo, StageProgress,
-    StageRef, SummaryRecord, Writer, validate_name,
+    Axis, DataFingerprint, DrugsRecord, EXPERIMENT_FORMAT, ExperimentFolder, ExperimentLock,
+    ExperimentRecord, InputFile, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunFolder, RunLock, RunRecord,
+    RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord, Writer, validate_name,
 };
 use rxalign_core::{SplitConfig, seeded_rng};
 use rxalign_env::Reward;
@@ -156,6 +156,7 @@ pub fn experiment_record(exp: &Experiment, plans: &[RunPlan]) -> ExperimentRecor
                 group: p.group.clone(),
                 seed: p.seed,
                 overrides: overrides_of(p),
+                group_settings_sha256: Some(group_settings_sha256(p)),
             })
             .collect(),
         rxalign_version: RXALIGN_VERSION.into(),
@@ -167,6 +168,144 @@ pub fn experiment_record(exp: &Experiment, plans: &[RunPlan]) -> ExperimentRecor
 /// record).
 pub fn write_plan(dir: &Path, exp: &Experiment, plans: &[RunPlan]) -> Result<(), ExperimentError> {
     Ok(ExperimentFolder::at(dir).write_record(&experiment_record(exp, plans))?)
+}
+
+/// Writes `experiment.json` into `dir` for a process that will run
+/// `selected` (of `plans`, the whole plan), after checking, under the
+/// folder's [`ExperimentLock`], that one experiment folder keeps one
+/// settings per group: a run already in the folder whose group this plan
+/// has with other settings (other than the seed) must be one this process
+/// replaces (selected, not being written by another process, and
+/// unfinished or `overwrite`); otherwise nothing is written and the error
+/// says which runs and what differs. Without this, `compare` would average
+/// runs of other settings as seeds of one group.
+pub fn claim_plan(
+    dir: &Path,
+    exp: &Experiment,
+    plans: &[RunPlan],
+    selected: &[RunPlan],
+    overwrite: bool,
+) -> Result<(), ExperimentError> {
+    std::fs::create_dir_all(dir).map_err(|e| rxalign_core::CoreError::io(dir, e))?;
+    let _lock = ExperimentLock::acquire(dir)?;
+    let folder = ExperimentFolder::at(dir);
+    let recorded = if folder.has_record() {
+        folder.read_record().ok()
+    } else {
+        None
+    };
+    let hashes: BTreeMap<&str, String> = plans
+        .iter()
+        .map(|p| (p.group.as_str(), group_settings_sha256(p)))
+        .collect();
+    let mut conflicts = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| rxalign_core::CoreError::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for root in entries {
+        let run = RunFolder::at(&root);
+        let name = run.name();
+        let record = run.read_record().ok();
+        let planned = recorded
+            .as_ref()
+            .and_then(|r| r.runs.iter().find(|p| p.name == name));
+        let Some(group) = record
+            .as_ref()
+            .map(|r| r.group.clone())
+            .or_else(|| planned.map(|p| p.group.clone()))
+        else {
+            continue;
+        };
+        let old = record
+            .as_ref()
+            .and_then(|r| r.group_settings_sha256.clone())
+            .or_else(|| planned.and_then(|p| p.group_settings_sha256.clone()));
+        let (Some(old), Some(new)) = (old, hashes.get(group.as_str())) else {
+            continue;
+        };
+        if &old == new {
+            continue;
+        }
+        let held = rxalign_core::run::lock::is_held(&root);
+        let finished = run.is_finished();
+        let replaced = selected.iter().any(|p| p.name == name) && !held && (!finished || overwrite);
+        if replaced {
+            continue;
+        }
+        let why = if held {
+            "being written by another process"
+        } else if finished {
+            "finished"
+        } else {
+            "not part of this run"
+        };
+        let what = plans
+            .iter()
+            .find(|p| p.name == name)
+            .or_else(|| plans.iter().find(|p| p.group == group))
+            .and_then(|p| resolved_text(p).ok())
+            .map(|new| {
+                let old = run.read_resolved().unwrap_or_default();
+                settings_changes(&old, &new)
+                    .into_iter()
+                    .filter(|c| !is_seed_change(c))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|c| !c.is_empty())
+            .map_or("settings differ".to_string(), |c| c.join("; "));
+        conflicts.push(format!("{name} (group {group}, {why}): {what}"));
+    }
+    if !conflicts.is_empty() {
+        return Err(ExperimentError::Invalid(format!(
+            "{}: this experiment folder holds runs made with other settings than {} gives their group, and this run would not replace them all, so their seeds would mix settings: {}. Nothing was run. Run every run of the group (finished ones with --overwrite), or write into another --out",
+            dir.display(),
+            exp.path.display(),
+            conflicts.join(" | ")
+        )));
+    }
+    folder.write_record(&experiment_record(exp, plans))?;
+    Ok(())
+}
+
+/// Whether a settings change (`path: old -> new`) is only the seed's or the
+/// run's name.
+fn is_seed_change(change: &str) -> bool {
+    let key = change.split(": ").next().unwrap_or_default();
+    matches!(key, "run" | "seed" | "experiment.seed" | "overrides.seed")
+}
+
+/// Checks, under the experiment folder's lock, that the plan in
+/// `experiment.json` (where there is one) still gives this run's group the
+/// settings of `plan`, and takes the run's lock before letting go of the
+/// experiment's: another process that planned other settings for the group
+/// since is refused or refuses this one, never both run.
+fn claim_run(plan: &RunPlan, root: &Path) -> Result<RunLock, String> {
+    let dir = root
+        .parent()
+        .filter(|d| d.join(rxalign_core::run::EXPERIMENT).is_file());
+    let _experiment = match dir {
+        Some(dir) => Some(ExperimentLock::acquire(dir).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    if let Some(dir) = dir
+        && let Ok(record) = ExperimentFolder::at(dir).read_record()
+        && let Some(planned) = record.runs.iter().find(|p| p.name == plan.name)
+        && let Some(h) = &planned.group_settings_sha256
+        && *h != group_settings_sha256(plan)
+    {
+        return Err(format!(
+            "{}: another `rxalign run` has since planned group `{}` with other settings ({} in experiment.json); not started, so that the group's seeds do not mix settings",
+            dir.join(rxalign_core::run::EXPERIMENT).display(),
+            plan.group,
+            record.file
+        ));
+    }
+    std::fs::create_dir_all(root).map_err(|e| rxalign_core::CoreError::io(root, e).to_string())?;
+    RunLock::acquire(root).map_err(|e| e.to_string())
 }
 
 /// Runs the plans, `options.jobs` at a time, each in `dir/<run name>`;
@@ -315,13 +454,86 @@ fn settings_changes(old: &str, new: &str) -> Vec<String> {
     }
 }
 
-/// What changed since a run's previous record: settings and data.
+/// SHA-256 of a run's settings with its seed left out: equal for the seeds
+/// of one group (see [`RunRecord::group_settings_sha256`]).
+pub fn group_settings_sha256(plan: &RunPlan) -> String {
+    let mut file = plan.file.clone();
+    file.seed = 0;
+    hex_sha256(ron::to_string(&file).unwrap_or_default().as_bytes())
+}
+
+/// The top-level settings whose strings are not paths of inputs: the
+/// dataset (fingerprinted by its contents, [`DataFingerprint`]), names,
+/// splits and the plan itself.
+const NOT_INPUTS: [&str; 7] = [
+    "data",
+    "name",
+    "device",
+    "seed",
+    "schema_version",
+    "ablations",
+    "eval",
+];
+
+/// Keys whose strings name plugins, methods or rows, never files (a folder
+/// `classifier` beside the file is no input of `start_from`).
+const NOT_PATHS: [&str; 4] = ["kind", "name", "method", "methods"];
+
+/// Every file or folder a run's settings name (any string setting that is
+/// the path of an existing file or folder, relative to the directory
+/// rxalign runs in, in whatever plugin it stands; not the dataset, nor
+/// names of kinds, methods and splits), fingerprinted by its contents, by
+/// setting path (`notes.tokenizer`, `init_list.path`).
+pub fn named_inputs(file: &crate::ExperimentFile) -> Result<BTreeMap<String, InputFile>, ExperimentError> {
+    fn walk(value: &serde_json::Value, at: String, out: &mut Vec<(String, String)>) {
+        match value {
+            serde_json::Value::String(s) if !s.is_empty() && Path::new(s).exists() => {
+                out.push((at, s.clone()));
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, format!("{at}[{i}]"), out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    if NOT_PATHS.contains(&k.as_str()) || (at.is_empty() && NOT_INPUTS.contains(&k.as_str()))
+                    {
+                        continue;
+                    }
+                    let at = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    walk(v, at, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let tree = serde_json::to_value(file).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+    let mut named = Vec::new();
+    walk(&tree, String::new(), &mut named);
+    named
+        .into_iter()
+        .map(|(setting, path)| {
+            let fingerprint = InputFile::of(Path::new(&path))
+                .map_err(|e| ExperimentError::Invalid(format!("{setting}: {e}")))?;
+            Ok((setting, fingerprint))
+        })
+        .collect()
+}
+
+/// What changed since a run's previous record: settings, data and the
+/// files the settings name.
 fn changes(
     folder: &RunFolder,
     previous: &RunRecord,
     resolved: &str,
     settings_sha256: &str,
     data: &DataFingerprint,
+    named: &BTreeMap<String, InputFile>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     if previous.settings_sha256 != settings_sha256 {
@@ -336,6 +548,14 @@ fn changes(
         Some(old) => out.extend(old.differences(data).into_iter().map(|d| format!("data: {d}"))),
         None => out.push("data: not recorded before".into()),
     }
+    // Runs of older builds did not record them: not compared.
+    if let Some(old) = &previous.inputs {
+        out.extend(
+            rxalign_core::run::input_differences(old, named)
+                .into_iter()
+                .map(|d| format!("input {d}")),
+        );
+    }
     out
 }
 
@@ -345,6 +565,8 @@ struct Inputs {
     split: rxalign_core::Split,
     reward: Reward,
     fingerprint: DataFingerprint,
+    /// The files and folders the settings name.
+    named: BTreeMap<String, InputFile>,
 }
 
 fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> {
@@ -359,11 +581,13 @@ fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> 
     let split = data.cohort.split(&split_config);
     let reward = plugins.reward_of(&file.reward)?;
     let fingerprint = DataFingerprint::of(&data.cohort);
+    let named = named_inputs(file)?;
     Ok(Inputs {
         data,
         split,
         reward,
         fingerprint,
+        named,
     })
 }
 
@@ -390,6 +614,8 @@ fn new_record(plan: &RunPlan, settings_sha256: &str, stages: Vec<StageInfo>) -> 
         device: plan.file.device.clone(),
         data: None,
         writer: Some(Writer::this_process()),
+        group_settings_sha256: Some(group_settings_sha256(plan)),
+        inputs: None,
     }
 }
 
@@ -430,12 +656,9 @@ fn attempt(
             ));
         }
     }
-    if let Err(e) = std::fs::create_dir_all(root) {
-        return Outcome::Failed(rxalign_core::CoreError::io(root, e).to_string());
-    }
-    let _lock = match RunLock::acquire(root) {
+    let _lock = match claim_run(plan, root) {
         Ok(lock) => lock,
-        Err(e) => return Outcome::Refused(e.to_string()),
+        Err(e) => return Outcome::Refused(e),
     };
     let previous = if folder.has_record() {
         match folder.read_record() {
@@ -487,6 +710,7 @@ fn attempt(
             &resolved,
             &settings_sha256,
             &inputs.fingerprint,
+            &inputs.named,
         );
         let finished = previous.status == RunStatus::Finished && folder.is_finished();
         match (finished, changed.is_empty()) {
@@ -520,12 +744,24 @@ fn attempt(
                 ),
             ),
         }
-        if let Err(e) = folder.clear(keep_checkpoints) {
-            return Outcome::Failed(e.to_string());
+        match folder.clear(keep_checkpoints) {
+            Ok(left) if !left.is_empty() => reporter.note(
+                &plan.name,
+                &format!(
+                    "left alone in its folder (not written by rxalign): {}",
+                    left.iter()
+                        .map(|p| p.strip_prefix(root).unwrap_or(p).display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => return Outcome::Failed(e.to_string()),
         }
     }
     let mut record = new_record(plan, &settings_sha256, infos);
     record.data = Some(inputs.fingerprint.clone());
+    record.inputs = Some(inputs.named.clone());
     let started = Instant::now();
     let mut tracker = RunTracker {
         folder: folder.clone(),

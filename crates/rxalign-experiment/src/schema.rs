@@ -123,6 +123,22 @@ impl Default for NoteSettings {
 }
 
 impl NoteSettings {
+    /// Checks the settings before anything runs: a trained tokenizer's
+    /// size, and that a named tokenizer file exists.
+    pub fn check(&self) -> Result<(), ExperimentError> {
+        match self.tokenizer.as_str() {
+            "none" => Ok(()),
+            "trained" if self.vocab_size == 0 => Err(ExperimentError::Invalid(
+                "notes.vocab_size: must be positive".into(),
+            )),
+            "trained" => Ok(()),
+            path if !Path::new(path).is_file() => Err(ExperimentError::Invalid(format!(
+                "notes.tokenizer: `{path}` is neither `trained`, `none` nor a tokenizer.json file (paths are relative to the directory rxalign runs in)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The tokenizer these settings name, trained on the notes of `train`
     /// where asked; `None` for `"none"` or a cohort without notes.
     pub fn tokenizer(
@@ -245,8 +261,21 @@ pub fn parse(path: &Path, text: &str, schemas: Arc<Schemas>) -> Result<Experimen
         path: path.to_path_buf(),
         line: e.position.line,
         column: e.position.col,
-        message: e.code.to_string(),
+        message: plain_message(&e.code),
     };
+    if ron_options()
+        .from_str::<ron::Value>(text)
+        .is_err_and(|e| e.code == ron::Error::Eof)
+    {
+        return Err(ExperimentError::File {
+            path: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!(
+                "the file holds no experiment (it is empty, or only comments); an experiment file is a RON struct: `(schema_version: {SCHEMA_VERSION}, name: ..., data: ..., reward: [...], stages: [...])`"
+            ),
+        });
+    }
     let probe: VersionProbe = ron_options().from_str(text).map_err(located)?;
     match probe.schema_version {
         0 => {
@@ -266,8 +295,24 @@ pub fn parse(path: &Path, text: &str, schemas: Arc<Schemas>) -> Result<Experimen
         }
         _ => {}
     }
-    let file: ExperimentFile =
-        crate::plugin::with_schemas(schemas, || ron_options().from_str(text)).map_err(located)?;
+    let file: ExperimentFile = crate::plugin::with_schemas(schemas, || {
+        let options = ron_options();
+        let mut de = ron::Deserializer::from_str_with_options(text, &options)?;
+        // The setting's path, where the message does not name it (a
+        // top-level `seed: -1`).
+        let file = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let mut error = de.span_error(e.into_inner());
+            let message = error.code.to_string();
+            if path != "." && !path.is_empty() && !message.contains("field `") {
+                error.code = ron::Error::Message(format!("setting `{path}`: {}", plain_message(&error.code)));
+            }
+            error
+        })?;
+        de.end().map_err(|e| de.span_error(e))?;
+        Ok(file)
+    })
+    .map_err(located)?;
     let tree: ron::Value = ron_options().from_str(text).map_err(located)?;
     Ok(Experiment {
         path: path.to_path_buf(),
@@ -275,6 +320,15 @@ pub fn parse(path: &Path, text: &str, schemas: Arc<Schemas>) -> Result<Experimen
         file,
         tree,
     })
+}
+
+/// A RON error as a user reads it: no names of our internal types, and a
+/// float that is not a number said as such (RON reads `NaN` and `inf`,
+/// which no setting accepts).
+fn plain_message(code: &ron::Error) -> String {
+    code.to_string()
+        .replace("VersionProbe", "the experiment file")
+        .replace("ExperimentFile", "the experiment file")
 }
 
 /// The line and column (1-based) of the first occurrence of `needle` in

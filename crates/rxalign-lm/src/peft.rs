@@ -195,7 +195,7 @@ pub fn load_adapter<B: Backend>(model: Llama<B>, name: &str, dir: &Path) -> Resu
     };
     let result = model.load_from(&mut store).map_err(|e| err(e.to_string()))?;
     if !result.errors.is_empty() {
-        return Err(err(format!("{:?}", result.errors)));
+        return Err(err(crate::weights::load_errors(&result.errors)));
     }
     let marker = format!(".adapters.{i}.");
     let missing: Vec<_> = result

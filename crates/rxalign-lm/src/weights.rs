@@ -28,7 +28,10 @@ use crate::config::LlamaConfig;
 use crate::error::{LmError, Result, io, read_json};
 use crate::llama::Llama;
 
-/// Casts every floating-point tensor to one dtype while loading.
+/// Casts every floating-point tensor to one dtype while loading, and
+/// checks each: a tensor of another dtype (an integer tensor where a weight
+/// belongs) or with NaN or infinite values is a load error naming the
+/// tensor, never a panic of the backend or a model that computes NaN.
 #[derive(Debug, Clone, Copy)]
 pub struct CastFloats(pub DType);
 
@@ -36,13 +39,25 @@ impl ModuleAdapter for CastFloats {
     fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
         let from = snapshot.dtype;
         let is_float = matches!(from, DType::F64 | DType::F32 | DType::F16 | DType::BF16);
-        if !is_float || from == self.0 {
-            return snapshot.clone();
-        }
-        let to = self.0;
+        let to = if is_float { self.0 } else { from };
         let data = snapshot.clone_data_fn();
+        let checked = move || {
+            if !is_float {
+                return Err(burn_store::TensorSnapshotError::DataError(format!(
+                    "the tensor is {from:?}; a weight must be a float tensor (F32, F16, BF16 or F64)"
+                )));
+            }
+            let data = data()?;
+            let data = if from == to { data } else { data.convert_dtype(to) };
+            if data.iter::<f64>().any(|x| !x.is_finite()) {
+                return Err(burn_store::TensorSnapshotError::DataError(
+                    "the tensor holds NaN or infinite values".into(),
+                ));
+            }
+            Ok(data)
+        };
         TensorSnapshot::from_closure(
-            Rc::new(move || Ok(data()?.convert_dtype(to))),
+            Rc::new(checked),
             to,
             snapshot.shape.clone(),
             snapshot.path_stack.clone().unwrap_or_default(),
@@ -78,6 +93,17 @@ fn weights_err(path: &Path, message: impl std::fmt::Display) -> LmError {
     LmError::Weights {
         path: path.to_path_buf(),
         message: message.to_string(),
+    }
+}
+
+/// The errors of a load, one per tensor, as a reader reads them.
+pub(crate) fn load_errors(errors: &[burn_store::ApplyError]) -> String {
+    let shown: Vec<String> = errors.iter().take(4).map(|e| e.to_string()).collect();
+    let more = errors.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} (and {more} more)", shown.join("; "))
+    } else {
+        shown.join("; ")
     }
 }
 
@@ -131,7 +157,7 @@ pub fn load_weights<B: Backend>(model: &mut Llama<B>, files: &[PathBuf]) -> Resu
             .validate(true);
         let result = model.load_from(&mut store).map_err(|e| weights_err(file, e))?;
         if !result.errors.is_empty() {
-            return Err(weights_err(file, format!("{:?}", result.errors)));
+            return Err(weights_err(file, load_errors(&result.errors)));
         }
         let here: BTreeSet<String> = result.missing.into_iter().map(|(p, _)| p).collect();
         missing = Some(match missing {

@@ -22,7 +22,8 @@
 //! other parameters must be exactly those left out. Which kind a file is,
 //! its header says; readers need not be told.
 //!
-//! A checkpoint is written to a temporary file beside it (`.NAME.tmp-PID`)
+//! A checkpoint is written to a temporary file beside it
+//! (`.NAME.tmp-HOST-PID-N`, [`rxalign_core::run::write_atomic`])
 //! and renamed; a process killed in between leaves that file behind, so
 //! opening a checkpoint to resume removes such leftovers of earlier
 //! processes ([`clean_stale_temporaries`]).
@@ -472,9 +473,10 @@ fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<(Keep, [&'a [u8]; 3]), P
 }
 
 /// Removes the temporary files that writing the checkpoint at `path` leaves
-/// when a process stops between writing and renaming (`.NAME.tmp-PID` beside
-/// it, of a process other than this one), and returns what it removed. Only
-/// names of exactly that form are touched.
+/// when a process stops between writing and renaming (`.NAME.tmp-HOST-PID-N`
+/// beside it as [`rxalign_core::run::write_atomic`] names them, or
+/// `.NAME.tmp-PID` of older builds; of a process other than this one), and
+/// returns what it removed. Only names of exactly those forms are touched.
 pub fn clean_stale_temporaries(path: &Path) -> Result<Vec<std::path::PathBuf>, PolicyError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Ok(Vec::new());
@@ -484,7 +486,8 @@ pub fn clean_stale_temporaries(path: &Path) -> Result<Vec<std::path::PathBuf>, P
     } else {
         dir
     };
-    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let name = name.to_string_lossy();
+    let prefix = format!(".{name}.tmp-");
     let own = std::process::id().to_string();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -495,10 +498,17 @@ pub fn clean_stale_temporaries(path: &Path) -> Result<Vec<std::path::PathBuf>, P
     for entry in entries {
         let entry = entry.map_err(|e| PolicyError::Invalid(format!("{}: {e}", dir.display())))?;
         let file_name = entry.file_name();
-        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+        let Some(file_name) = file_name.to_str() else {
             continue;
         };
-        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || pid == own {
+        let stale = match file_name.strip_prefix(&prefix) {
+            Some(pid) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => pid != own,
+            _ => {
+                rxalign_core::run::parse_temporary(file_name).is_some_and(|(of, ..)| of == name)
+                    && rxalign_core::run::is_stale_temporary(file_name)
+            }
+        };
+        if !stale {
             continue;
         }
         let stale = entry.path();
@@ -623,18 +633,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = written(dir.path());
         let stale = dir.path().join(".0-sft.ckpt.tmp-4242424");
+        // Issue #22: the name `write_atomic` gives (host with dashes, pid, counter).
+        let stale_host = dir.path().join(".0-sft.ckpt.tmp-node-7-4242424-3");
         let own = dir.path().join(format!(".0-sft.ckpt.tmp-{}", std::process::id()));
+        let own_host = dir.path().join(format!(
+            ".0-sft.ckpt.tmp-{}-{}-0",
+            rxalign_core::run::records::host_name(),
+            std::process::id()
+        ));
         let foreign = [
             dir.path().join(".0-sft.ckpt.tmp-notapid"),
             dir.path().join(".1-grpo.ckpt.tmp-4242424"),
+            dir.path().join(".1-grpo.ckpt.tmp-node-4242424-0"),
+            dir.path().join(".0-sft.ckpt.tmp-node-x-0"),
             dir.path().join("notes.txt"),
         ];
-        for f in foreign.iter().chain([&stale, &own]) {
+        for f in foreign.iter().chain([&stale, &stale_host, &own, &own_host]) {
             std::fs::write(f, b"x").unwrap();
         }
         resume_from(&path).unwrap();
         assert!(!stale.exists());
+        assert!(!stale_host.exists(), "a leftover of write_atomic is removed");
         assert!(own.exists(), "this process's own file may be in flight");
+        assert!(own_host.exists(), "this process's own file may be in flight");
         for f in &foreign {
             assert!(f.exists(), "{} is not ours", f.display());
         }

@@ -99,3 +99,75 @@ mod tests {
         }
     }
 }
+
+/// This machine's memory in bytes (`MemTotal` of `/proc/meminfo`); `None`
+/// where the system does not say.
+pub fn host_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Bytes a trained network of `parameters` 32-bit floats takes at least:
+/// the parameters, their gradients and Adam's two moments, plus
+/// `activations` floats of one batch's forward and backward pass.
+pub fn training_bytes(parameters: u128, activations: u128) -> u128 {
+    parameters
+        .saturating_mul(4 * 4)
+        .saturating_add(activations.saturating_mul(4 * 2))
+}
+
+/// `1.5 GiB`, `287.6 GB`-style sizes for messages (binary units).
+pub fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Refuses a size whose training would need more than this machine's
+/// memory, before anything is allocated (an allocation that fails aborts
+/// the process, and every run of it). `what` names the network, `field` the
+/// setting at fault.
+pub fn check_memory(what: &str, field: &'static str, value: usize, needed: u128) -> Result<(), PolicyError> {
+    let Some(total) = host_memory_bytes() else {
+        return Ok(());
+    };
+    if needed > u128::from(total) {
+        return Err(PolicyError::Config {
+            field,
+            message: format!(
+                "{value} makes the {what} need at least {} (parameters, gradients, optimizer state and one batch), more than this machine's {}",
+                human_bytes(needed),
+                human_bytes(u128::from(total))
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");
+        assert_eq!(training_bytes(10, 1), 10 * 16 + 8);
+        if host_memory_bytes().is_some() {
+            let e = check_memory("list policy", "hidden", 1, u128::MAX).unwrap_err();
+            assert!(e.to_string().contains("more than this machine's"), "{e}");
+            check_memory("list policy", "hidden", 1, 1024).unwrap();
+        }
+    }
+}

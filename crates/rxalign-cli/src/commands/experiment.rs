@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use crate::output::{out, outln, warnln};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use rxalign_core::run::aggregate::{Format, compare, render_table};
+use rxalign_core::run::aggregate::{Format, compare, no_ddi_graph_note, render_table};
 use rxalign_core::run::{RunEntry, RunState, experiments, finished_runs};
 use rxalign_experiment::progress::TerminalReporter;
-use rxalign_experiment::runner::{Outcome, RunOptions, experiment_dir, run_all, write_plan};
+use rxalign_experiment::runner::{Outcome, RunOptions, claim_plan, experiment_dir, run_all};
 use rxalign_experiment::{Plugins, RunPlan, load};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -216,8 +216,10 @@ pub fn run(a: &RunArgs, plugins: &Plugins) -> anyhow::Result<()> {
     }
     let dir = experiment_dir(&a.out, &exp.file.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // The whole plan, whichever runs this process runs.
-    write_plan(&dir, &exp, &all)?;
+    // The whole plan, whichever runs this process runs; refused where the
+    // folder holds runs of a group with other settings that this would not
+    // replace.
+    claim_plan(&dir, &exp, &all, &plans, a.overwrite)?;
     outln!("{}: {} run(s) into {}", exp.file.name, plans.len(), dir.display());
     let options = RunOptions {
         jobs: a.jobs,
@@ -234,8 +236,14 @@ pub fn run(a: &RunArgs, plugins: &Plugins) -> anyhow::Result<()> {
         .filter(|o| matches!(o, Outcome::Refused(_)))
         .count();
     let (runs, _) = finished_runs(&dir)?;
-    outln!("\nfinal test metrics (mean ± std over seeds; definitions: `rxalign eval --help`, README):\n");
-    out!("{}", compare(&runs).render(Format::Text));
+    // No table when no run has results (every run failed).
+    if !runs.is_empty() {
+        outln!("\nfinal test metrics (mean ± std over seeds; definitions: `rxalign eval --help`, README):\n");
+        out!("{}", compare(&runs).render(Format::Text));
+        if let Some(note) = no_ddi_graph_note(runs.iter().map(|r| &r.folder)) {
+            outln!("{note}");
+        }
+    }
     anyhow::ensure!(
         failed + refused == 0,
         "{} of {} run(s) failed{}; the others are intact (`rxalign status {}` shows each run)",
@@ -260,6 +268,9 @@ pub fn compare_runs(a: &CompareArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     out!("{}", compare(&runs).render(format));
+    if let Some(note) = no_ddi_graph_note(runs.iter().map(|r| &r.folder)) {
+        warnln!("({note})");
+    }
     if unfinished > 0 {
         warnln!("({unfinished} unfinished run(s) left out)");
     }
@@ -328,6 +339,20 @@ fn status_row(entry: &RunEntry) -> Vec<String> {
                 .as_ref()
                 .map_or("?".into(), |w| format!("pid {} on {}", w.pid, w.host))
         ),
+        // Another machine's process: whether it still runs cannot be told
+        // from here; its last update says how long it has been silent.
+        (None, Some(r))
+            if r.state() == RunState::Running
+                && r.writer.as_ref().is_some_and(|w| w.is_alive().is_none()) =>
+        {
+            let ago = r.seconds_since_update();
+            format!(
+                "written by pid {} on {}: whether it still runs cannot be told from this machine; last update {} ago",
+                r.writer.as_ref().map_or(0, |w| w.pid),
+                r.writer.as_ref().map_or("?", |w| w.host.as_str()),
+                duration(ago)
+            )
+        }
         _ => String::new(),
     };
     vec![
@@ -406,6 +431,9 @@ pub fn status(a: &StatusArgs) -> anyhow::Result<()> {
     outln!(
         "\ntest jaccard and test ddi_rate: the last method's per-visit means on the test split (summary.json); `rxalign compare DIR` has every method."
     );
+    if let Some(note) = no_ddi_graph_note(all.iter().flat_map(|e| e.runs.iter().map(|r| &r.folder))) {
+        outln!("{note}");
+    }
     Ok(())
 }
 

@@ -10,8 +10,10 @@ pub fn ddi_rate(predicted: &DrugSet, ddi: &DdiGraph) -> f64 {
     ddi.interacting_pairs(predicted) as f64 / (n * (n - 1) / 2) as f64
 }
 
+/// Undefined (`None`, shown as n/a) where the DDI graph has no pairs (a
+/// dataset without `ddi.csv`): a rate of 0 would look measured.
 #[derive(Debug, Default)]
-pub struct DdiRateMetric(Mean);
+pub struct DdiRateMetric(Mean, bool);
 
 impl Metric for DdiRateMetric {
     fn name(&self) -> &'static str {
@@ -22,8 +24,9 @@ impl Metric for DdiRateMetric {
     }
     fn update(&mut self, input: &MetricInput<'_>) {
         self.0.push(ddi_rate(input.predicted, input.ddi));
+        self.1 |= input.ddi.edge_count() > 0;
     }
     fn value(&self) -> Option<f64> {
-        self.0.value()
+        self.0.value().filter(|_| self.1)
     }
 }

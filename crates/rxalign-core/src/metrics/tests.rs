@@ -144,7 +144,13 @@ proptest! {
             per_visit += if a == 0 { 0.0 } else { i as f64 / a as f64 };
         }
         let pooled = if all == 0 { 0.0 } else { inter as f64 / all as f64 };
-        prop_assert!((report.get("ddi_rate_pooled").unwrap() - pooled).abs() < 1e-12);
-        prop_assert!((report.get("ddi_rate").unwrap() - per_visit / visits.len() as f64).abs() < 1e-12);
+        if edges.is_empty() {
+            // No DDI graph: no rate is measured (issue #22, item 11).
+            prop_assert_eq!(report.get("ddi_rate_pooled"), None);
+            prop_assert_eq!(report.get("ddi_rate"), None);
+        } else {
+            prop_assert!((report.get("ddi_rate_pooled").unwrap() - pooled).abs() < 1e-12);
+            prop_assert!((report.get("ddi_rate").unwrap() - per_visit / visits.len() as f64).abs() < 1e-12);
+        }
     }
 }

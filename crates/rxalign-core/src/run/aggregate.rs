@@ -100,18 +100,37 @@ pub fn columns(runs: &[FinishedRun]) -> Vec<String> {
 
 /// Final test metrics of finished runs per group and method, over seeds,
 /// in the [`columns`] of the runs.
+///
+/// Runs are averaged only with runs of their group made with the same
+/// settings (but the seed, [`super::RunRecord::group_settings_sha256`]):
+/// where a group's runs were made with different settings (two versions of
+/// a file run into one folder), each settings is a group of its own, named
+/// `group (settings 1a2b3c4d)` after the first hex digits of its digest.
 pub fn compare(runs: &[FinishedRun]) -> Comparison {
     let columns = columns(runs);
     let mut values: BTreeMap<(String, String), Vec<Vec<Option<f64>>>> = BTreeMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
     let mut seeds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut settings: BTreeMap<&str, std::collections::BTreeSet<Option<&str>>> = BTreeMap::new();
     for run in runs {
-        seeds
-            .entry(run.record.group.clone())
+        settings
+            .entry(run.record.group.as_str())
             .or_default()
-            .push(run.record.seed);
+            .insert(run.record.group_settings_sha256.as_deref());
+    }
+    for run in runs {
+        let group = match run.record.group_settings_sha256.as_deref() {
+            Some(hash) if settings[run.record.group.as_str()].len() > 1 => {
+                format!("{} (settings {})", run.record.group, &hash[..hash.len().min(8)])
+            }
+            None if settings[run.record.group.as_str()].len() > 1 => {
+                format!("{} (settings not recorded)", run.record.group)
+            }
+            _ => run.record.group.clone(),
+        };
+        seeds.entry(group.clone()).or_default().push(run.record.seed);
         for method in &run.methods {
-            let key = (run.record.group.clone(), method.clone());
+            let key = (group.clone(), method.clone());
             if !values.contains_key(&key) {
                 order.push(key.clone());
             }
@@ -130,6 +149,30 @@ pub fn compare(runs: &[FinishedRun]) -> Comparison {
         })
         .collect();
     Comparison { columns, rows, seeds }
+}
+
+/// Why the DDI rates of some runs are n/a: their data had no DDI graph
+/// (`drugs.json` lists no interacting pair), so the rate of a list is not
+/// measured; `None` when every run had one.
+pub fn no_ddi_graph_note<'a>(runs: impl IntoIterator<Item = &'a super::RunFolder>) -> Option<String> {
+    let mut origins: Vec<String> = Vec::new();
+    let mut count = 0usize;
+    for run in runs {
+        if let Ok(drugs) = run.read_drugs()
+            && drugs.ddi.is_empty()
+        {
+            count += 1;
+            if !origins.contains(&drugs.ddi_origin) {
+                origins.push(drugs.ddi_origin);
+            }
+        }
+    }
+    (count > 0).then(|| {
+        format!(
+            "ddi_rate and ddi_rate_pooled are n/a for {count} run(s): their dataset has no DDI graph ({}), so no list's interactions are measured; add the dataset's ddi.csv to measure them",
+            origins.join("; ")
+        )
+    })
 }
 
 /// How to print a table.

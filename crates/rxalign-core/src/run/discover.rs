@@ -81,6 +81,12 @@ pub fn runs_of(dir: &Path) -> Result<ExperimentView, CoreError> {
         let run = folder.run(name);
         let (record, problem) = if run.has_record() {
             match run.read_record() {
+                // A finished run's results must be readable: a damaged
+                // summary is said, not hidden.
+                Ok(r) if r.status == RunStatus::Finished => match run.read_summary() {
+                    Ok(_) => (Some(r), None),
+                    Err(e) => (Some(r), Some(e.to_string())),
+                },
                 Ok(r) => (Some(r), None),
                 Err(e) => (None, Some(e.to_string())),
             }

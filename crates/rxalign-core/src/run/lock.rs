@@ -23,13 +23,7 @@ impl RunLock {
     /// who holds it.
     pub fn acquire(root: &Path) -> Result<Self, CoreError> {
         let path = root.join(LOCK);
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| CoreError::io(&path, e))?;
+        let mut file = open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -72,6 +66,63 @@ impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
         let _ = self.file.unlock();
+    }
+}
+
+/// Opens (creating) a lock file, keeping what it holds.
+fn open_lock_file(path: &Path) -> Result<File, CoreError> {
+    File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| CoreError::io(path, e))
+}
+
+/// The lock of an experiment folder's plan (`experiment.lock`): held
+/// briefly while a process checks and writes `experiment.json` and claims
+/// the folders of its runs, so that two processes with different settings
+/// cannot both write into one experiment folder. Waits while another
+/// process holds it; released when dropped or when its process ends.
+#[derive(Debug)]
+pub struct ExperimentLock {
+    file: File,
+}
+
+/// The file of [`ExperimentLock`].
+pub const EXPERIMENT_LOCK: &str = "experiment.lock";
+
+impl ExperimentLock {
+    /// Takes the lock of the experiment folder `dir` (which must exist),
+    /// waiting for another holder to let go.
+    pub fn acquire(dir: &Path) -> Result<Self, CoreError> {
+        let path = dir.join(EXPERIMENT_LOCK);
+        let file = open_lock_file(&path)?;
+        file.lock().map_err(|e| CoreError::io(&path, e))?;
+        Ok(Self { file })
+    }
+}
+
+impl Drop for ExperimentLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Whether another process holds the lock of the run folder `root` (its
+/// `run.lock`); a folder without one is not held.
+pub fn is_held(root: &Path) -> bool {
+    let path = root.join(LOCK);
+    let Ok(file) = File::options().read(true).write(true).open(&path) else {
+        return false;
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
     }
 }
 

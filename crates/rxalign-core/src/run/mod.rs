@@ -39,12 +39,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use aggregate::{COLUMNS, Cell, Comparison, Format, compare, histogram, pareto_front};
 pub use discover::{ExperimentView, FinishedRun, RunEntry, experiments, finished_runs, runs_of};
-pub use lock::RunLock;
+pub use lock::{EXPERIMENT_LOCK, ExperimentLock, RunLock};
 pub use records::{
     Axis, DataFingerprint, DdiPair, DrugEditCounts, DrugEntry, DrugsRecord, EXPERIMENT_FORMAT, EditCounts,
-    ExperimentRecord, KeptTrajectories, MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT,
+    ExperimentRecord, InputFile, KeptTrajectories, MethodSummary, MetricsRecord, PlannedRun, RUN_FORMAT,
     RXALIGN_VERSION, RunRecord, RunState, RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord,
-    Writer,
+    Writer, input_differences,
 };
 pub use version::FormatVersion;
 pub use visits::{Lexicon, Mention, MentionKind, NamedCode, VisitDetails};
@@ -128,6 +128,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
         let _ = std::fs::remove_file(&tmp);
         CoreError::io(path, e)
     })
+}
+
+/// The parts of a temporary file's name as [`write_atomic`] makes it
+/// (`.NAME.tmp-HOST-PID-N`): the final name, the host and the process id;
+/// `None` for any other name.
+pub fn parse_temporary(file_name: &str) -> Option<(&str, &str, u32)> {
+    let (name, tail) = file_name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    let mut parts = tail.rsplitn(3, '-');
+    let (counter, pid, host) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if name.is_empty() || host.is_empty() || !digits(counter) || !digits(pid) {
+        return None;
+    }
+    Some((name, host, pid.parse().ok()?))
+}
+
+/// Whether `file_name` is a temporary of [`write_atomic`] left by a process
+/// other than this one (a writer killed between writing and renaming). Only
+/// the folder's one writer (its [`RunLock`]) may remove such files.
+pub fn is_stale_temporary(file_name: &str) -> bool {
+    parse_temporary(file_name)
+        .is_some_and(|(_, host, pid)| !(host == records::host_name() && pid == std::process::id()))
 }
 
 /// Appends records to a JSON-lines file, one line each, in one write. A
@@ -362,33 +384,107 @@ impl RunFolder {
         version::read_versioned(&p, &read_text(&p)?, RUN_FORMAT)
     }
 
-    /// Empties the folder of a run that runs again, keeping its lock and,
-    /// with `keep_checkpoints`, its checkpoints. Refuses a folder without
-    /// a readable `run.json` (not ours, or of an unknown format).
-    pub fn clear(&self, keep_checkpoints: bool) -> Result<(), CoreError> {
+    /// Removes the files a run wrote, for a run that runs again: every
+    /// record of [this module](self) but `run.json` (rewritten as the run
+    /// starts) and the lock, each method's predictions, TensorBoard's event
+    /// files wherever a logger put them, leftover temporaries of killed
+    /// writers and, unless `keep_checkpoints`, the checkpoints. Anything
+    /// else (a file a user put there) is left alone and returned, so the
+    /// caller can say so. Refuses a folder without a readable `run.json`
+    /// (not ours, or of an unknown format).
+    pub fn clear(&self, keep_checkpoints: bool) -> Result<Vec<PathBuf>, CoreError> {
         self.read_record().map_err(|e| {
             CoreError::file(
                 &self.root,
                 format!("not emptied: this does not look like a run folder rxalign made ({e})"),
             )
         })?;
-        let io = |e| CoreError::io(&self.root, e);
-        for entry in std::fs::read_dir(&self.root).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = entry.file_name();
-            if name == LOCK || (keep_checkpoints && name == CHECKPOINTS) {
+        let ours_at_top = [RESOLVED, DRUGS, METRICS, TRAJECTORIES, VISITS, SUMMARY, TOKENIZER];
+        let mut left = Vec::new();
+        for entry in list_dir(&self.root)? {
+            let (path, name, is_dir) = entry;
+            if name == LOCK || name == RUN {
                 continue;
             }
-            let path = entry.path();
-            let removed = if entry.file_type().map_err(io)?.is_dir() {
-                std::fs::remove_dir_all(&path)
+            if is_dir {
+                let (ours, kept): (&NameTest, &NameTest) = match name.as_str() {
+                    CHECKPOINTS if keep_checkpoints => (&is_stale_temporary, &is_checkpoint),
+                    CHECKPOINTS => (
+                        &|n: &str| is_checkpoint(n) || is_stale_temporary(n),
+                        &|_: &str| false,
+                    ),
+                    PREDICTIONS => (
+                        &|n: &str| n.ends_with(".jsonl") || is_stale_temporary(n),
+                        &|_: &str| false,
+                    ),
+                    _ => (&|n: &str| n.starts_with(TFEVENTS), &|_: &str| false),
+                };
+                clear_dir(&path, ours, kept, &mut left)?;
+            } else if ours_at_top.contains(&name.as_str()) || is_stale_temporary(&name) {
+                std::fs::remove_file(&path).map_err(|e| CoreError::io(&path, e))?;
             } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(|e| CoreError::io(&path, e))?;
+                left.push(path);
+            }
         }
-        Ok(())
+        Ok(left)
     }
+}
+
+/// Which file names a rule accepts.
+type NameTest = dyn Fn(&str) -> bool;
+
+/// Whether a file name is a checkpoint's (`NN-kind.ckpt`, `.best.ckpt`).
+fn is_checkpoint(name: &str) -> bool {
+    name.ends_with(".ckpt")
+}
+
+/// The prefix of TensorBoard's event files.
+const TFEVENTS: &str = "events.out.tfevents.";
+
+/// The entries of a folder: path, name, whether a folder (not following
+/// links).
+fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, String, bool)>, CoreError> {
+    let io = |e| CoreError::io(dir, e);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let is_dir = entry.file_type().map_err(io)?.is_dir();
+        out.push((
+            entry.path(),
+            entry.file_name().to_string_lossy().into_owned(),
+            is_dir,
+        ));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Removes the files under `dir` whose names `ours` accepts, then `dir`
+/// itself where that left it empty; files `keep` accepts stay unsaid, any
+/// other is added to `left`.
+fn clear_dir(dir: &Path, ours: &NameTest, keep: &NameTest, left: &mut Vec<PathBuf>) -> Result<(), CoreError> {
+    let mut removed = false;
+    let mut kept = false;
+    for (path, name, is_dir) in list_dir(dir)? {
+        if is_dir {
+            clear_dir(&path, ours, keep, left)?;
+            let stays = path.exists();
+            kept |= stays;
+            removed |= !stays;
+        } else if ours(&name) {
+            std::fs::remove_file(&path).map_err(|e| CoreError::io(&path, e))?;
+            removed = true;
+        } else {
+            if !keep(&name) {
+                left.push(path);
+            }
+            kept = true;
+        }
+    }
+    if removed && !kept {
+        std::fs::remove_dir(dir).map_err(|e| CoreError::io(dir, e))?;
+    }
+    Ok(())
 }
 
 /// An experiment's folder, `runs/<experiment>`.

@@ -91,6 +91,26 @@ pub struct StageProgress {
 pub struct Writer {
     pub host: String,
     pub pid: u32,
+    /// When the process started (the boot's id and the start time in clock
+    /// ticks, from `/proc`), so that a later process given the same pid is
+    /// not taken for the writer; absent where the system does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+}
+
+/// The start of process `pid` on this machine: the boot's id and the start
+/// time in clock ticks since boot (`/proc/PID/stat`, field 22), with the
+/// process state; `None` where `/proc` does not say.
+fn process_start(pid: &str) -> Option<(String, char)> {
+    let proc = std::path::Path::new("/proc");
+    let stat = std::fs::read_to_string(proc.join(pid).join("stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Fields 3.. of the line; the start time is field 22.
+    let ticks = fields.nth(18)?;
+    let boot = std::fs::read_to_string(proc.join("sys/kernel/random/boot_id")).unwrap_or_default();
+    Some((format!("{}:{ticks}", boot.trim()), state))
 }
 
 impl Writer {
@@ -99,23 +119,24 @@ impl Writer {
         Self {
             host: host_name(),
             pid: std::process::id(),
+            started: process_start("self").map(|(s, _)| s),
         }
     }
 
     /// Whether the writer still runs: `None` where this machine cannot tell
-    /// (another host, or no `/proc`).
+    /// (another host, or no `/proc`). A process of the same pid that
+    /// started at another time (the pid was reused) is not the writer.
     pub fn is_alive(&self) -> Option<bool> {
         let proc = std::path::Path::new("/proc");
         if self.host != host_name() || !proc.join("self").exists() {
             return None;
         }
-        // A killed process not yet reaped by its parent is a zombie (`Z`).
-        let stat = std::fs::read_to_string(proc.join(self.pid.to_string()).join("stat"));
-        Some(stat.is_ok_and(|s| {
-            s.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next())
-                .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
-        }))
+        Some(
+            process_start(&self.pid.to_string()).is_some_and(|(started, state)| {
+                // A killed process not yet reaped by its parent is a zombie (`Z`).
+                !matches!(state, 'Z' | 'X' | 'x') && self.started.as_ref().is_none_or(|s| *s == started)
+            }),
+        )
     }
 }
 
@@ -218,6 +239,99 @@ pub struct RunRecord {
     /// The process that writes (or wrote) the run.
     #[serde(default)]
     pub writer: Option<Writer>,
+    /// SHA-256 of the run's settings with its seed left out: the same for
+    /// every seed of a group, so that runs of one group made with other
+    /// settings are never averaged as seeds of one another (absent in runs
+    /// of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_settings_sha256: Option<String>,
+    /// Every file or folder the settings name, apart from the dataset (its
+    /// fingerprint is [`Self::data`]): a tokenizer, a start-list
+    /// predictions file, a model folder, a file a plugin names; by setting
+    /// path. A run resumes only while these are unchanged (absent in runs
+    /// of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<BTreeMap<String, InputFile>>,
+}
+
+/// A file or folder a run's settings name, as it was when the run read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// As the setting names it (relative to the directory rxalign ran in).
+    pub path: String,
+    /// SHA-256 of the file's bytes; of a folder, of each file's relative
+    /// path and bytes, in name order.
+    pub sha256: String,
+}
+
+impl InputFile {
+    /// The fingerprint of the file or folder at `path`.
+    pub fn of(path: &std::path::Path) -> Result<Self, crate::CoreError> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        fn feed(hasher: &mut Sha256, path: &std::path::Path, name: &str) -> Result<(), crate::CoreError> {
+            let io = |e| crate::CoreError::io(path, e);
+            if path.is_dir() {
+                let mut entries: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(path)
+                    .map_err(io)?
+                    .map(|e| e.map(|e| (e.file_name().to_string_lossy().into_owned(), e.path())))
+                    .collect::<Result<_, _>>()
+                    .map_err(io)?;
+                entries.sort();
+                for (child, child_path) in entries {
+                    feed(hasher, &child_path, &format!("{name}/{child}"))?;
+                }
+            } else {
+                hasher.update((name.len() as u64).to_le_bytes());
+                hasher.update(name.as_bytes());
+                let mut file = std::fs::File::open(path).map_err(io)?;
+                let mut buffer = vec![0u8; 1 << 16];
+                loop {
+                    let n = file.read(&mut buffer).map_err(io)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buffer[..n]);
+                }
+                // The end of a file's bytes.
+                hasher.update([0xff]);
+            }
+            Ok(())
+        }
+        let mut hasher = Sha256::new();
+        feed(&mut hasher, path, "")?;
+        Ok(Self {
+            path: path.display().to_string(),
+            sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+}
+
+/// What differs between the inputs a run read before and now, one phrase
+/// per setting (`notes.tokenizer: tok.json SHA-256 1a2b3c4d5e6f ->
+/// 0f9e8d7c6b5a`); empty when they are the same.
+pub fn input_differences(
+    old: &BTreeMap<String, InputFile>,
+    new: &BTreeMap<String, InputFile>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| match (old.get(k), new.get(k)) {
+            (Some(a), Some(b)) if a == b => None,
+            (Some(a), Some(b)) if a.path == b.path => Some(format!(
+                "{k}: {} SHA-256 {} -> {}",
+                a.path,
+                short(&a.sha256),
+                short(&b.sha256)
+            )),
+            (Some(a), Some(b)) => Some(format!("{k}: {} -> {}", a.path, b.path)),
+            (Some(a), None) => Some(format!("{k}: {} no longer read", a.path)),
+            (None, Some(b)) => Some(format!("{k}: {} read now", b.path)),
+            (None, None) => None,
+        })
+        .collect()
 }
 
 /// How a reader should present a run: its status, with a running run whose
@@ -259,6 +373,11 @@ impl RunRecord {
         }
     }
 
+    /// Seconds since `run.json` was last written.
+    pub fn seconds_since_update(&self) -> f64 {
+        Timestamp::now().duration_since(self.updated).as_secs_f64()
+    }
+
     /// Seconds from start to end (or to the last update).
     pub fn elapsed_seconds(&self) -> Option<f64> {
         let start = self.started?;
@@ -276,6 +395,11 @@ pub struct PlannedRun {
     /// Ablation path -> value (RON).
     #[serde(default)]
     pub overrides: BTreeMap<String, String>,
+    /// [`RunRecord::group_settings_sha256`] of the run as planned: one
+    /// experiment folder holds one settings per group (absent in plans of
+    /// older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_settings_sha256: Option<String>,
 }
 
 /// One ablation axis: a path and its values (RON).

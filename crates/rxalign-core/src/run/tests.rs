@@ -46,8 +46,48 @@ fn record() -> RunRecord {
         writer: Some(Writer {
             host: "h".into(),
             pid: 7,
+            started: None,
         }),
+        group_settings_sha256: Some("ef".repeat(32)),
+        inputs: Some(BTreeMap::from([(
+            "notes.tokenizer".into(),
+            InputFile {
+                path: "tok.json".into(),
+                sha256: "22".repeat(32),
+            },
+        )])),
     }
+}
+
+/// Issue #22 (1): a file's or folder's fingerprint follows its bytes and
+/// its files' names, and the differences name the setting.
+#[test]
+fn input_fingerprints_follow_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tok.json");
+    std::fs::write(&file, "a").unwrap();
+    let a = InputFile::of(&file).unwrap();
+    std::fs::write(&file, "b").unwrap();
+    let b = InputFile::of(&file).unwrap();
+    assert_ne!(a.sha256, b.sha256);
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("x"), "ab").unwrap();
+    let m1 = InputFile::of(&model).unwrap();
+    std::fs::remove_file(model.join("x")).unwrap();
+    std::fs::write(model.join("xa"), "b").unwrap();
+    let m2 = InputFile::of(&model).unwrap();
+    assert_ne!(m1.sha256, m2.sha256, "names and bytes cannot trade places");
+    let old = BTreeMap::from([("notes.tokenizer".to_string(), a)]);
+    let new = BTreeMap::from([("notes.tokenizer".to_string(), b)]);
+    assert!(input_differences(&old, &old).is_empty());
+    let d = input_differences(&old, &new);
+    assert_eq!(d.len(), 1);
+    assert!(
+        d[0].starts_with("notes.tokenizer: ") && d[0].contains("SHA-256"),
+        "{d:?}"
+    );
+    assert!(InputFile::of(&dir.path().join("missing")).is_err());
 }
 
 fn metrics(step: u64) -> MetricsRecord {
@@ -84,6 +124,7 @@ fn every_record_round_trips() {
             group: "base".into(),
             seed: 1,
             overrides: BTreeMap::new(),
+            group_settings_sha256: Some("cd".repeat(32)),
         }],
         rxalign_version: RXALIGN_VERSION.into(),
     };
@@ -277,9 +318,54 @@ fn only_our_folders_are_emptied_and_the_lock_stays() {
     run.write_record(&record()).unwrap();
     let _lock = RunLock::acquire(run.root()).unwrap();
     std::fs::write(run.checkpoints().join("00-sft.ckpt"), "x").unwrap();
-    run.clear(true).unwrap();
+    std::fs::remove_file(run.path("precious.txt")).unwrap();
+    assert!(run.clear(true).unwrap().is_empty());
     assert!(run.checkpoints().join("00-sft.ckpt").is_file());
-    assert!(run.path(LOCK).is_file() && !run.path(RUN).exists());
+    assert!(run.path(LOCK).is_file() && run.path(RUN).is_file());
+}
+
+/// Issue #22 (3): a file a user put into a run folder was deleted when the
+/// run ran again.
+#[test]
+fn clearing_a_run_folder_removes_only_what_runs_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path().join("r")).unwrap();
+    run.write_record(&record()).unwrap();
+    let ours = [
+        run.path(RESOLVED),
+        run.path(METRICS),
+        run.path(SUMMARY),
+        run.path(TOKENIZER),
+        run.path(".run.json.tmp-node-1-4242424-0"),
+        run.predictions_of("sft"),
+        run.checkpoints().join("00-sft.ckpt"),
+        run.checkpoints().join("01-grpo.best.ckpt"),
+        run.path("tensorboard/events.out.tfevents.1.node"),
+        run.path("tb/deeper/events.out.tfevents.2.node"),
+    ];
+    let users = [
+        run.path("NOTES.md"),
+        run.path("predictions/my-own.csv"),
+        run.path("checkpoints/README"),
+        run.path("tensorboard/annotations.txt"),
+    ];
+    for f in ours.iter().chain(&users) {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, "x").unwrap();
+    }
+    let mut left = run.clear(false).unwrap();
+    left.sort();
+    let mut expected = users.to_vec();
+    expected.sort();
+    assert_eq!(left, expected);
+    for f in &ours {
+        assert!(!f.exists(), "{} is ours and goes", f.display());
+    }
+    for f in &users {
+        assert!(f.is_file(), "{} is the user's and stays", f.display());
+    }
+    assert!(run.path(RUN).is_file());
+    assert!(!run.path("tb").exists(), "a folder left empty by our files goes");
 }
 
 #[test]
@@ -308,6 +394,7 @@ fn discovery_lists_planned_and_started_runs() {
         group: "base".into(),
         seed: 1,
         overrides: BTreeMap::new(),
+        group_settings_sha256: None,
     };
     exp.write_record(&ExperimentRecord {
         format: EXPERIMENT_FORMAT,
@@ -341,6 +428,13 @@ fn discovery_lists_planned_and_started_runs() {
         ]
     );
     assert!(view.runs[2].problem.as_ref().unwrap().contains("run.json"));
+    // Issue #22 (10): a finished run's damaged summary is said, not hidden
+    // (`status` and the dashboard read runs through this).
+    std::fs::write(a.path(SUMMARY), "{\"format\": \"1.1\", \"meth").unwrap();
+    let view = &experiments(dir.path()).unwrap()[0];
+    assert_eq!(view.runs[0].state(), None);
+    assert!(view.runs[0].problem.as_ref().unwrap().contains("summary.json"));
+    a.write_summary(&SummaryRecord::default()).unwrap();
     // An experiment's own folder reads as that experiment, with or without
     // its plan.
     std::fs::remove_file(exp.root().join(EXPERIMENT)).unwrap();
@@ -357,15 +451,23 @@ fn a_dead_writer_shows_as_interrupted() {
     r.writer = Some(Writer {
         host: records::host_name(),
         pid: u32::MAX - 1,
+        started: None,
     });
     if Path::new("/proc/self").exists() {
         assert_eq!(r.state(), RunState::Interrupted);
         r.writer = Some(Writer::this_process());
         assert_eq!(r.state(), RunState::Running);
+        // Issue #22 (10): the pid now names another process (reused).
+        let mut reused = Writer::this_process();
+        assert!(reused.started.is_some());
+        reused.started = Some("another-boot:12345".into());
+        r.writer = Some(reused);
+        assert_eq!(r.state(), RunState::Interrupted);
     }
     r.writer = Some(Writer {
         host: "another-host".into(),
         pid: 1,
+        started: None,
     });
     assert_eq!(r.state(), RunState::Running);
 }

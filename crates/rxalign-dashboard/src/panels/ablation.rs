@@ -260,6 +260,22 @@ impl AblationPanel {
             runs.len(),
             table.split
         ));
+        // Why DDI rates are n/a: runs whose data had no DDI graph.
+        let without: Vec<&str> = store
+            .runs_of(exp)
+            .filter_map(|r| r.drugs.value.as_ref())
+            .filter(|d| d.ddi.is_empty())
+            .map(|d| d.ddi_origin.as_str())
+            .collect();
+        if let Some(origin) = without.first() {
+            ui.colored_label(
+                Color32::from_rgb(200, 120, 0),
+                format!(
+                    "ddi_rate and ddi_rate_pooled are n/a for {} run(s): their dataset has no DDI graph ({origin}), so no list's interactions are measured.",
+                    without.len()
+                ),
+            );
+        }
         ui.horizontal(|ui| {
             let exports: [(&str, Render); 3] = [
                 ("CSV", AblationTable::csv),

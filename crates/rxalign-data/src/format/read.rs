@@ -91,6 +91,12 @@ pub fn load_dataset(dir: &Path) -> Result<Cohort, DataError> {
             let d = drugs
                 .get(c)
                 .ok_or_else(|| err("drugs", format!("drug code `{c}` is not in {DRUGS}")))?;
+            if set.contains(d) {
+                return Err(err(
+                    "drugs",
+                    format!("drug code `{c}` is listed twice (a visit's drugs are a set)"),
+                ));
+            }
             set.insert(d);
         }
         visits.push(Visit {
@@ -220,6 +226,15 @@ fn read_code_names(path: &Path) -> Result<Option<Vocab>, DataError> {
         let record = record.map_err(|e| csv_error(path, &e, "row"))?;
         let line = record.position().map_or(0, |p| p.line() as usize);
         let code = record[0].trim();
+        if record.iter().any(|f| f.contains('\n') || f.contains('\r')) {
+            return Err(CoreError::input(
+                path,
+                line,
+                "row",
+                "a field runs over a line break: a quote (`\"`) that is not closed on its line?",
+            )
+            .into());
+        }
         if code.is_empty() {
             return Err(CoreError::input(path, line, "code", "empty code").into());
         }

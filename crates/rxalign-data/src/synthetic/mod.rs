@@ -59,8 +59,9 @@ pub const CLINIC_JSON: &str = "clinic.json";
 
 /// Which world the synthetic clinic draws from; written as a string in
 /// experiment files (`"clinic"`, `"icu"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schemars(with = "String")]
 pub enum Preset {
     /// The quickstart's clinic: multimorbid outpatients and a clinician
     /// rule (`assets/clinic/*.ron` but `icu.ron`).

@@ -24,7 +24,7 @@ pub const EXPECTED_POTENTIAL: &str = "expected_potential";
 pub const THRESHOLD: &str = "threshold";
 
 /// Settings of the `headroom` stage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeadroomConfig {
     /// The best-list search adds only drugs whose exact marginal is at least

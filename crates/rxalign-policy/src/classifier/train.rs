@@ -61,6 +61,9 @@ impl Default for ClassifierSettings {
 }
 
 impl ClassifierSettings {
+    /// Most folds of [`Self::cross_fit`].
+    pub const MAX_FOLDS: usize = 20;
+
     pub fn validate(&self) -> Result<(), PolicyError> {
         let bad = |field, message: &str| {
             Err(PolicyError::Config {
@@ -91,6 +94,24 @@ impl ClassifierSettings {
         }
         if self.cross_fit == 1 {
             return bad("cross_fit", "needs at least 2 folds (0 turns it off)");
+        }
+        // Before the data is known: the hidden layer and one batch of it.
+        let h = self.hidden as u128;
+        crate::device::check_memory(
+            "classifier",
+            "hidden",
+            self.hidden,
+            crate::device::training_bytes(h * h + h, self.batch_size as u128 * h * 3),
+        )?;
+        if self.cross_fit > Self::MAX_FOLDS {
+            return bad(
+                "cross_fit",
+                &format!(
+                    "{} folds is more than {} (each fold trains a classifier of its own)",
+                    self.cross_fit,
+                    Self::MAX_FOLDS
+                ),
+            );
         }
         Ok(())
     }
@@ -195,6 +216,21 @@ pub fn train_classifier_with<B: AutodiffBackend>(
     if train.is_empty() {
         return Err(PolicyError::Invalid("the training split is empty".into()));
     }
+    // The whole network on this data, before anything is allocated.
+    let (h, f, d) = (
+        settings.hidden as u128,
+        features.size() as u128,
+        features.drugs as u128,
+    );
+    crate::device::check_memory(
+        "classifier",
+        "hidden",
+        settings.hidden,
+        crate::device::training_bytes(
+            f * h + h * h + h + h * d + d,
+            settings.batch_size as u128 * (f + 3 * h + d),
+        ),
+    )?;
     let features = features.clone();
     let mut init_rng = seeded_rng(seed, "classifier-init");
     let mut dropout_rng = seeded_rng(seed, "classifier-dropout");
@@ -313,6 +349,15 @@ pub fn cross_fit<B: AutodiffBackend>(
         .collect();
     patients.sort_unstable();
     patients.dedup();
+    if k > patients.len() {
+        return Err(PolicyError::Config {
+            field: "cross_fit",
+            message: format!(
+                "{k} folds for {} training patients: each fold needs a patient",
+                patients.len()
+            ),
+        });
+    }
     patients.shuffle(&mut seeded_rng(seed, "classifier-cross-fit"));
     let fold_of: std::collections::HashMap<&str, usize> =
         patients.iter().enumerate().map(|(i, p)| (*p, i % k)).collect();
@@ -330,7 +375,7 @@ pub fn cross_fit<B: AutodiffBackend>(
             &rest,
             val,
             settings,
-            seed + 1 + f as u64,
+            seed.wrapping_add(1 + f as u64),
             device,
         )?;
         out.by_visit.extend(model.predict(cohort, &held).by_visit);

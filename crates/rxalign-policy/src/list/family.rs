@@ -55,12 +55,34 @@ impl SetEncoderConfig {
                 message: format!("must lie in [0, 1) (found {})", self.dropout),
             });
         }
-        Ok(())
+        // Before the data is known: the hidden layer alone (`2·hidden ×
+        // hidden`); [`Self::build`] checks the whole network.
+        let h = self.hidden as u128;
+        crate::device::check_memory(
+            "list policy",
+            "hidden",
+            self.hidden,
+            crate::device::training_bytes(2 * h * h + h, 0),
+        )
+    }
+
+    /// Parameters of the list policy over `features` visit features and
+    /// `drugs` drugs (see [`crate::list::ListPolicyConfig::init`]).
+    fn parameters(&self, features: usize, drugs: usize) -> u128 {
+        let (h, f, d) = (self.hidden as u128, features as u128, drugs as u128);
+        let actions = 2 * d + 1;
+        f * h + (d + 1) * h + 2 * h * h + h + h * actions + actions
     }
 
     /// The family for a run's features.
     pub fn build(&self, features: &VisitFeatures) -> Result<SetEncoder, PolicyError> {
         self.validate()?;
+        crate::device::check_memory(
+            "list policy",
+            "hidden",
+            self.hidden,
+            crate::device::training_bytes(self.parameters(features.size(), features.drugs), 0),
+        )?;
         Ok(SetEncoder {
             features: features.clone(),
             hidden: self.hidden,
