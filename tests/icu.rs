@@ -186,11 +186,17 @@ fn the_trainer_captures_half_the_headroom_of_the_positive_control_every_seed() {
         // start lists (the extras removed).
         let headroom = summary_metric(&run, "test", "ground_truth", "reward/outcome");
         assert!(headroom > 0.1, "seed {seed}: headroom {headroom}");
+        let sft = summary_metric(&run, "test", "sft", "reward/outcome");
         for method in ["grpo", "step_grpo"] {
             let gained = summary_metric(&run, "test", method, "reward/outcome");
             assert!(
                 gained >= 0.5 * headroom,
                 "seed {seed}: {method} gains {gained:.4} of the headroom {headroom:.4} on unseen patients"
+            );
+            // What SFT could not know (which extras interact), GRPO found.
+            assert!(
+                gained > sft + 0.05,
+                "seed {seed}: {method} gains {gained:.4}, SFT {sft:.4}"
             );
         }
     }
