@@ -92,7 +92,7 @@ fn a_misspelt_field_points_at_its_line_and_column() {
         e.contains("x.ron:4:") && e.contains("unknown field `patient` of dataset source `synthetic`"),
         "{e}"
     );
-    assert!(e.contains("known fields: patients, seed"), "{e}");
+    assert!(e.contains("known fields: preset, patients, seed"), "{e}");
     let e = error_of(&GOOD.replace(
         "(kind: \"ddi_rate\", weight: 0.2)",
         "(kind: \"ddi_rate\", wieght: 0.2)",
@@ -114,7 +114,7 @@ fn an_unknown_kind_lists_the_known_ones() {
     let e = error_of(&GOOD.replace("(kind: \"baselines\")", "(kind: \"gpro\")"));
     assert!(
         e.contains("x.ron:9:")
-            && e.contains("unknown stage kind `gpro`; known kinds: baselines, classifier, references, sft, grpo, step_grpo, start_from"),
+            && e.contains("unknown stage kind `gpro`; known kinds: baselines, classifier, references, headroom, sft, grpo, step_grpo, start_from"),
         "{e}"
     );
 }
