@@ -6,7 +6,7 @@
 //! file. Byte-level mutations of experiment files and dataset folders are
 //! `tests/readers.rs`'s.
 //!
-//! `tests/data/fuzz/` keeps the cases found so far (each once refused too
+//! `tests/fuzz-corpus/` keeps the cases found so far (each once refused too
 //! late, silently or by a panic); they are replayed first. Failing cases
 //! proptest finds are kept by proptest in `fuzz_inputs.proptest-regressions`.
 
@@ -19,7 +19,7 @@ use rxalign_experiment::runner::{Outcome, RunOptions, run_all, write_plan};
 use rxalign_experiment::{Plugins, load};
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/fuzz")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz-corpus")
 }
 
 /// One of the given texts; with `good`, one of the first `n` only (the

@@ -150,7 +150,9 @@ fn the_best_list_is_worth_at_least_the_best_per_drug_decision() {
     .unwrap();
     rxalign(&["run", file.to_str().unwrap(), "--out", "runs"], tmp.path());
     let run = tmp.path().join("runs/headroom/base.seed=0");
-    for split in ["val", "test"] {
+    // The best list is searched for the test visits only.
+    {
+        let split = "test";
         let per_drug = summary_metric(&run, split, "posterior_per_drug", "expected_potential");
         let best = summary_metric(&run, split, "posterior_best_list", "expected_potential");
         // Every threshold list is a prefix of the drugs by marginal, one of

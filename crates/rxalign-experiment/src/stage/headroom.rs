@@ -112,8 +112,11 @@ impl Stage for HeadroomStage {
         let mut best = Predictions::default();
         let mut per_drug_value = PerVisitMetrics::new();
         let mut best_value = PerVisitMetrics::new();
-        let test: std::collections::HashSet<usize> =
-            ctx.split.indices(SplitName::Test, data.cohort.visits.len()).into_iter().collect();
+        let test: std::collections::HashSet<usize> = ctx
+            .split
+            .indices(SplitName::Test, data.cohort.visits.len())
+            .into_iter()
+            .collect();
         let total = test.len() as u64;
         let mut searched = 0;
         for &i in &visits {
