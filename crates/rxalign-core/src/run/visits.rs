@@ -222,7 +222,7 @@ impl Lexicon {
         l
     }
 
-    /// Adds the phrases that say there is no allergy ([`NO_ALLERGY`]), as
+    /// Adds the phrases that say there is no allergy (`NO_ALLERGY`), as
     /// negated allergy mentions; [`Lexicon::of`] has them.
     pub fn add_no_allergy_phrases(&mut self) {
         for phrase in NO_ALLERGY {

@@ -527,7 +527,7 @@ impl SyntheticClinic {
         self.references.first().map_or(&[], |r| &r.lists)
     }
 
-    /// The metrics of a per-visit list (such as [`Self::rule`]) against the
+    /// The metrics of a per-visit list (such as [`Self::ceiling`]) against the
     /// ground truth, over the given visits.
     pub fn score(&self, lists: &[DrugSet], visits: &[usize]) -> MetricReport {
         evaluate(visits.iter().map(|&i| MetricInput {
