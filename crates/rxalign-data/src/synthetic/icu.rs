@@ -603,18 +603,8 @@ impl IcuWorld {
         state.iter_mut().for_each(|p| *p /= z);
         let mut marginals = vec![0.0; self.drugs.len()];
         for (i, &pi) in state.iter().enumerate() {
-            let u = self.states[i].unit;
-            for s in &self.slots {
-                let on = match s.order_set {
-                    Some((k, _)) => {
-                        let ph = present[i][k];
-                        (1.0 - ph) * s.ordered(i, false) + ph * s.ordered(i, true)
-                    }
-                    None => s.ordered(i, false),
-                };
-                for (&d, &q) in s.drugs.iter().zip(&s.choice[u]) {
-                    marginals[d] += pi * on * q;
-                }
+            for (m, c) in marginals.iter_mut().zip(self.state_marginals(i, &present[i])) {
+                *m += pi * c;
             }
         }
         IcuPosterior {
@@ -623,6 +613,27 @@ impl IcuWorld {
             present,
             marginals,
         }
+    }
+}
+
+impl IcuWorld {
+    /// `P(d ∈ G | latent state, evidence)` for every drug, given each
+    /// problem's posterior presence on that state.
+    fn state_marginals(&self, state: usize, present: &[f64]) -> Vec<f64> {
+        let u = self.states[state].unit;
+        let mut marginals = vec![0.0; self.drugs.len()];
+        for s in &self.slots {
+            let on = match s.order_set {
+                Some((k, _)) => {
+                    (1.0 - present[k]) * s.ordered(state, false) + present[k] * s.ordered(state, true)
+                }
+                None => s.ordered(state, false),
+            };
+            for (&d, &q) in s.drugs.iter().zip(&s.choice[u]) {
+                marginals[d] = on * q;
+            }
+        }
+        marginals
     }
 }
 
@@ -659,29 +670,12 @@ impl ListPosterior for IcuPosterior<'_> {
 
     /// One component per latent state with posterior weight at least 1e-3.
     fn components(&self) -> Vec<(f64, Vec<f64>)> {
-        let w = self.world;
-        let mut out = Vec::new();
-        for (i, &pi) in self.state.iter().enumerate() {
-            if pi < 1e-3 {
-                continue;
-            }
-            let u = w.states[i].unit;
-            let mut marginals = vec![0.0; w.drugs.len()];
-            for s in &w.slots {
-                let on = match s.order_set {
-                    Some((k, _)) => {
-                        let ph = self.present[i][k];
-                        (1.0 - ph) * s.ordered(i, false) + ph * s.ordered(i, true)
-                    }
-                    None => s.ordered(i, false),
-                };
-                for (&d, &q) in s.drugs.iter().zip(&s.choice[u]) {
-                    marginals[d] = on * q;
-                }
-            }
-            out.push((pi, marginals));
-        }
-        out
+        self.state
+            .iter()
+            .enumerate()
+            .filter(|(_, pi)| **pi >= 1e-3)
+            .map(|(i, &pi)| (pi, self.world.state_marginals(i, &self.present[i])))
+            .collect()
     }
 
     fn overlap(&self, list: &DrugSet) -> Overlap {
