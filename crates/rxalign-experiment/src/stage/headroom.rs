@@ -97,13 +97,18 @@ impl Stage for HeadroomStage {
         visits.extend(&val);
         visits.sort_unstable();
         visits.dedup();
+        // Each visit's posterior, computed once.
+        let posteriors: std::collections::HashMap<usize, _> = visits
+            .iter()
+            .map(|&i| (i, icu.world.posterior(&icu.stays[i].1)))
+            .collect();
         let thresholds: Vec<f64> = (1..20).map(|k| f64::from(k) * 0.05).collect();
         // The threshold is chosen on the validation visits only.
         let mut on_val = vec![0.0; thresholds.len()];
-        for &i in &val {
-            let post = icu.world.posterior(&icu.stays[i].1);
+        for i in &val {
+            let post = &posteriors[i];
             for (sum, &t) in on_val.iter_mut().zip(&thresholds) {
-                *sum += expected_potential(reward, &post, &threshold_list(post.marginals(), t), ddi);
+                *sum += expected_potential(reward, post, &threshold_list(post.marginals(), t), ddi);
             }
         }
         let best_t = (0..thresholds.len()).fold(0, |b, k| if on_val[k] > on_val[b] { k } else { b });
@@ -120,10 +125,10 @@ impl Stage for HeadroomStage {
         let total = test.len() as u64;
         let mut searched = 0;
         for &i in &visits {
-            let post = icu.world.posterior(&icu.stays[i].1);
+            let post = &posteriors[&i];
             let marginals = post.marginals();
             let list = threshold_list(marginals, threshold);
-            let value = expected_potential(reward, &post, &list, ddi);
+            let value = expected_potential(reward, post, &list, ddi);
             per_drug_value.insert(
                 i,
                 BTreeMap::from([
@@ -142,7 +147,7 @@ impl Stage for HeadroomStage {
             if !test.contains(&i) {
                 continue;
             }
-            let (list, value) = best_list(reward, &post, ddi, self.0.floor);
+            let (list, value) = best_list(reward, post, ddi, self.0.floor);
             best_value.insert(i, BTreeMap::from([(EXPECTED_POTENTIAL.to_string(), value)]));
             best.by_visit.insert(
                 i,
