@@ -51,32 +51,10 @@ const TOLERANCES: [(&str, f64); 6] = [
 
 #[test]
 fn the_icu_preset_is_in_the_regime_of_the_mimic_demo() {
-    let s = common::data();
     let tmp = tempfile::tempdir().unwrap();
     let demo = tmp.path().join("demo");
-    rxalign(
-        &[
-            "data",
-            "mimic3",
-            "--root",
-            s.join("mimic-iii-demo-1.4").to_str().unwrap(),
-            "--out",
-            demo.to_str().unwrap(),
-            "--ndc-map",
-            s.join("code-maps-gamenet-safedrug/ndc2atc3_molerec.csv")
-                .to_str()
-                .unwrap(),
-            "--ddi",
-            s.join("ddi-atc3-twosides/gamenet_ddi_atc3_edges.csv")
-                .to_str()
-                .unwrap(),
-            "--min-visits",
-            "1",
-            "--top-drugs",
-            "0",
-        ],
-        tmp.path(),
-    );
+    let args = common::mimic3_demo_import_args(&demo);
+    rxalign(&args.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
     let icu = tmp.path().join("icu");
     rxalign(
         &[

@@ -325,29 +325,10 @@ fn gzip_and_upper_case_headers_import_alike_and_bad_input_is_named() {
 
 #[test]
 fn the_mimic3_experiment_runs_on_the_imported_demo() {
-    let s = data();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data/mimic3-atc3");
-    let o = rxalign(&[
-        "data",
-        "mimic3",
-        "--root",
-        s.join("mimic-iii-demo-1.4").to_str().unwrap(),
-        "--out",
-        data.to_str().unwrap(),
-        "--ndc-map",
-        s.join("code-maps-gamenet-safedrug/ndc2atc3_molerec.csv")
-            .to_str()
-            .unwrap(),
-        "--ddi",
-        s.join("ddi-atc3-twosides/gamenet_ddi_atc3_edges.csv")
-            .to_str()
-            .unwrap(),
-        "--min-visits",
-        "1",
-        "--top-drugs",
-        "0",
-    ]);
+    let args = common::mimic3_demo_import_args(&data);
+    let o = rxalign(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments/mimic3-atc3.ron");
     let run = Command::new(env!("CARGO_BIN_EXE_rxalign"))

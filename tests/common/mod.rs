@@ -2,12 +2,36 @@
 
 #![allow(dead_code, reason = "each test binary uses some of the helpers")]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The real data kept in the repository for the tests (`tests/data`, see its
 /// PROVENANCE.md): present in every clone.
 pub fn data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+}
+
+/// The arguments of `rxalign` that import the MIMIC-III demo of `tests/data`
+/// at ATC level 3 with GAMENet's DDI graph into `out`, keeping every
+/// patient and every drug (`--min-visits 1 --top-drugs 0`).
+pub fn mimic3_demo_import_args(out: &Path) -> Vec<String> {
+    let s = data();
+    let path = |p: PathBuf| p.to_string_lossy().into_owned();
+    vec![
+        "data".into(),
+        "mimic3".into(),
+        "--root".into(),
+        path(s.join("mimic-iii-demo-1.4")),
+        "--out".into(),
+        path(out.to_path_buf()),
+        "--ndc-map".into(),
+        path(s.join("code-maps-gamenet-safedrug/ndc2atc3_molerec.csv")),
+        "--ddi".into(),
+        path(s.join("ddi-atc3-twosides/gamenet_ddi_atc3_edges.csv")),
+        "--min-visits".into(),
+        "1".into(),
+        "--top-drugs".into(),
+        "0".into(),
+    ]
 }
 
 /// The environment variable that names a folder of data that may not be
