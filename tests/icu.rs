@@ -1,4 +1,5 @@
-//! The `icu` preset: what the README claims of it. Its structure lies
+//! The `icu` preset: what the guide claims of it (`docs/data.md`,
+//! `docs/data-use.md`). Its structure lies
 //! within the stated tolerances of the MIMIC-III demo's (computed by the
 //! same command on the demo imported here), its exact references behave as
 //! the headroom's definition says, and the trainer passes the positive
@@ -38,7 +39,7 @@ fn stats(dir: &Path, cwd: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The tolerances the README states, field by field: (field, the preset's
+/// The tolerances `docs/data.md` states, field by field: (field, the preset's
 /// value may differ from the demo's by at most this much, absolute).
 const TOLERANCES: [(&str, f64); 6] = [
     ("list_size_mean", 2.5),

@@ -70,8 +70,8 @@ fn test_data_files_match_their_checksums() {
     }
 }
 
-/// The MiniLM WordPiece tokenizer (the README's example of a tokenizer an
-/// experiment names) reads and splits clinical words into pieces of its
+/// The MiniLM WordPiece tokenizer (the guide's example of a tokenizer an
+/// experiment names, `docs/policies-and-trainer.md`) reads and splits clinical words into pieces of its
 /// 30,522-token vocabulary.
 #[test]
 fn the_minilm_tokenizer_reads_and_splits_notes() {

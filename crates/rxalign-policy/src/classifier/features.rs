@@ -84,7 +84,7 @@ impl VisitFeatures {
 /// indices. Multiplying it by a table sums the table's rows at those
 /// indices: an embedding bag. On `flex` one matrix product (forward and
 /// backward) is several times faster than gathering and scattering the rows
-/// (measured by `benches/train_throughput.rs`: see the README).
+/// (measured by `benches/train_throughput.rs`: see `docs/policies-and-trainer.md`).
 ///
 /// # Shapes
 /// - output: `[visits.len(), features.size()]`
