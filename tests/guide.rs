@@ -574,7 +574,8 @@ fn the_dashboard_command_accepts_its_arguments_and_needs_only_a_display() {
 }
 
 /// Every guide page is linked from the README; every relative link of the
-/// README and the guide reaches a file, and its `#anchor` a heading there.
+/// README, the guide and `experiments/README.md` (which points into the
+/// guide) reaches a file, and its `#anchor` a heading there.
 #[test]
 fn every_page_is_linked_from_the_readme_and_every_link_resolves() {
     let pages = pages();
@@ -591,7 +592,10 @@ fn every_page_is_linked_from_the_readme_and_every_link_resolves() {
             problems.push(format!("README.md does not link {other}"));
         }
     }
-    for (page, text) in &pages {
+    let mut checked = pages.clone();
+    let experiments = "experiments/README.md";
+    checked.push((experiments.into(), read(&root().join(experiments))));
+    for (page, text) in &checked {
         let base = root().join(page).parent().unwrap().to_path_buf();
         for (line, target) in links(text) {
             if target.starts_with("http://")
