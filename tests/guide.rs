@@ -9,7 +9,8 @@
 //! then either
 //!
 //! - **run here for real** ([`runs_here`]: the cheap subcommands, on the
-//!   repository's own files), in page order, in one temporary folder per page
+//!   repository's own files or on the stand-ins of [`ON_STAND_INS`] for
+//!   data a clone may not hold), in page order, in one temporary folder per page
 //!   holding copies of `experiments/`, `examples/` and `tests/data/`, with
 //!   the test's `rxalign` first on `PATH`, through `bash` (so redirections
 //!   work as a reader's shell runs them); it must succeed and print what the
@@ -76,28 +77,6 @@ const ELSEWHERE: &[Elsewhere] = &[
             holds: "cargo test --workspace --locked",
         }],
         note: "CI runs it in a bare clone of the committed tree",
-    },
-    Elsewhere {
-        command: "rxalign data mimic3 --root mimic-iii-clinical-database-1.4 --out data/mimic3-atc3 --ndc-map ndc2atc3_molerec.csv --ddi gamenet_ddi_atc3_edges.csv --atc-names WHO_ATC-DDD.csv",
-        runners: &[
-            Runner::Test {
-                file: "tests/mimic.rs",
-                function: "the_mimic3_demo_imports_to_the_counts_of_its_raw_tables",
-            },
-            Runner::Test {
-                file: "tests/mimic.rs",
-                function: "gzip_and_upper_case_headers_import_alike_and_bad_input_is_named",
-            },
-        ],
-        note: "the full database needs PhysioNet credentials: the tests run `data mimic3` with `--root`, `--out`, `--ndc-map` and `--ddi` on the demo in tests/data (docs/data.md's next block runs it here); the WHO index of `--atc-names` may not be redistributed, so that flag is checked against `--help` only",
-    },
-    Elsewhere {
-        command: "rxalign data mimic4 --root mimic-iv-3.1 --notes mimic-iv-note-2.2/note --out data/mimic4-2017 --ndc-map ndc2atc3_molerec.csv --anchor-year-groups \"2017 - 2019\"",
-        runners: &[Runner::Test {
-            file: "crates/rxalign-data/src/mimic/tests.rs",
-            function: "mimic4_versions_ages_names_notes_and_temporal_selection",
-        }],
-        note: "MIMIC-IV needs PhysioNet credentials and has no public demo here: the test runs the import this command calls (notes, anchor year groups) on tables it writes; the command's flags are checked against `--help`",
     },
     Elsewhere {
         command: "cargo run --release -p rxalign-cli -- lm generate --model DIR --prompt \"The capital of France is\" --max-tokens 32",
@@ -176,6 +155,132 @@ fn runs_here(command: &str) -> bool {
         "rxalign run experiments/baselines.ron",
     ];
     command.ends_with(" --help") || CHEAP.iter().any(|p| command.starts_with(p))
+}
+
+/// Commands on data a clone may not hold (PhysioNet's credentialed tables,
+/// the WHO ATC index), run here on small stand-ins that the function writes
+/// at the paths the command names: (command prefix, writer of the folder).
+const ON_STAND_INS: &[(&str, StandIns)] = &[
+    (
+        "rxalign data mimic3 --root mimic-iii-clinical-database-1.4 ",
+        mimic3_stand_ins,
+    ),
+    ("rxalign data mimic4 --root mimic-iv-3.1 ", mimic4_stand_ins),
+];
+
+/// Writes a command's stand-ins into the page's working folder.
+type StandIns = fn(&Path);
+
+fn stand_ins(command: &str) -> Option<StandIns> {
+    ON_STAND_INS
+        .iter()
+        .find(|(prefix, _)| command.starts_with(prefix))
+        .map(|&(_, write)| write)
+}
+
+fn write_lines(path: &Path, lines: &[&str]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// The full MIMIC-III's place: the public demo's tables (the same format),
+/// the NDC map and DDI graph of `tests/data` under the names the page uses,
+/// and an ATC index of the WHO's columns naming a few of the demo's classes.
+fn mimic3_stand_ins(dir: &Path) {
+    let data = root().join("tests/data");
+    copy_dir(
+        &data.join("mimic-iii-demo-1.4"),
+        &dir.join("mimic-iii-clinical-database-1.4"),
+    );
+    for (from, to) in [
+        (
+            "code-maps-gamenet-safedrug/ndc2atc3_molerec.csv",
+            "ndc2atc3_molerec.csv",
+        ),
+        (
+            "ddi-atc3-twosides/gamenet_ddi_atc3_edges.csv",
+            "gamenet_ddi_atc3_edges.csv",
+        ),
+    ] {
+        std::fs::copy(data.join(from), dir.join(to)).unwrap();
+    }
+    write_lines(
+        &dir.join("WHO_ATC-DDD.csv"),
+        &[
+            "atc_code,atc_name,ddd,uom,adm_r,note",
+            "A12C,OTHER MINERAL SUPPLEMENTS (stand-in),,,,",
+            "N06B,PSYCHOSTIMULANTS (stand-in),,,,",
+        ],
+    );
+}
+
+/// MIMIC-IV's hosp module and MIMIC-IV-Note's discharge summaries, made
+/// up: three patients, two of them in the anchor year group "2017 - 2019"
+/// with two admissions each (the import's default `--min-visits 2`), NDCs
+/// that `tests/data`'s map sends to A12C and N06B.
+fn mimic4_stand_ins(dir: &Path) {
+    let hosp = dir.join("mimic-iv-3.1/hosp");
+    write_lines(
+        &hosp.join("patients.csv"),
+        &[
+            "subject_id,gender,anchor_age,anchor_year,anchor_year_group,dod",
+            "1,F,60,2150,2008 - 2010,",
+            "2,M,40,2160,2017 - 2019,",
+            "3,F,70,2170,2017 - 2019,",
+        ],
+    );
+    write_lines(
+        &hosp.join("admissions.csv"),
+        &[
+            "subject_id,hadm_id,admittime,dischtime",
+            "1,10,2152-01-01 00:00:00,",
+            "1,11,2153-01-01 00:00:00,",
+            "2,20,2160-06-01 00:00:00,",
+            "2,21,2161-02-01 00:00:00,",
+            "3,30,2170-03-01 00:00:00,",
+            "3,31,2170-09-01 00:00:00,",
+        ],
+    );
+    let mut dx = vec!["subject_id,hadm_id,seq_num,icd_code,icd_version".to_string()];
+    let mut px = vec!["subject_id,hadm_id,seq_num,chartdate,icd_code,icd_version".to_string()];
+    let mut rx = vec!["subject_id,hadm_id,drug_type,drug,ndc".to_string()];
+    for (subject, hadm) in [(1, 10), (1, 11), (2, 20), (2, 21), (3, 30), (3, 31)] {
+        dx.push(format!("{subject},{hadm},1,I10,10"));
+        dx.push(format!("{subject},{hadm},2,4019,9"));
+        px.push(format!("{subject},{hadm},1,,02HV33Z,10"));
+        rx.push(format!("{subject},{hadm},MAIN,calcium,00002202402"));
+        rx.push(format!("{subject},{hadm},MAIN,methylphenidate,00002322930"));
+    }
+    for (name, rows) in [
+        ("diagnoses_icd.csv", dx),
+        ("procedures_icd.csv", px),
+        ("prescriptions.csv", rx),
+    ] {
+        write_lines(
+            &hosp.join(name),
+            &rows.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+    write_lines(
+        &hosp.join("d_icd_diagnoses.csv"),
+        &[
+            "icd_code,icd_version,long_title",
+            "I10,10,Essential (primary) hypertension",
+            "4019,9,Unspecified essential hypertension",
+        ],
+    );
+    write_lines(
+        &dir.join("mimic-iv-note-2.2/note/discharge.csv"),
+        &[
+            "note_id,subject_id,hadm_id,note_type,note_seq,charttime,storetime,text",
+            "n1,2,20,DS,1,,,\"History of Present Illness:\n40M with hypertension.\nDischarge Medications:\n1. Lisinopril\"",
+        ],
+    );
+    std::fs::copy(
+        root().join("tests/data/code-maps-gamenet-safedrug/ndc2atc3_molerec.csv"),
+        dir.join("ndc2atc3_molerec.csv"),
+    )
+    .unwrap();
 }
 
 /// A command a page shows.
@@ -321,7 +426,7 @@ fn cover(command: &str) -> Option<Cover> {
     if let Some(e) = ELSEWHERE.iter().find(|e| e.command == command) {
         return Some(Cover::Elsewhere(e));
     }
-    if command.starts_with("rxalign ") && runs_here(command) {
+    if command.starts_with("rxalign ") && (runs_here(command) || stand_ins(command).is_some()) {
         return Some(Cover::Here);
     }
     let program = command.split_whitespace().next().unwrap_or("");
@@ -471,6 +576,9 @@ fn every_command_the_guide_shows_is_run() {
                     workspace = Some((s.page.clone(), Workspace::new()));
                 }
                 let (_, ws) = workspace.as_ref().unwrap();
+                if let Some(write) = stand_ins(&s.command) {
+                    write(ws.dir.path());
+                }
                 let t = Instant::now();
                 let out = ws.run(&s.command);
                 eprintln!("{at}: {} ({:.1} s)", s.command, t.elapsed().as_secs_f64());
