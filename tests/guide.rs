@@ -656,6 +656,7 @@ fn the_dashboard_command_accepts_its_arguments_and_needs_only_a_display() {
         .current_dir(tmp.path())
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
