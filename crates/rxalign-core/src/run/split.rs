@@ -3,8 +3,8 @@
 //! checked to share a split), and per part the diagnostics that say
 //! whether per-visit means are dominated by a few patients.
 //!
-//! Patient ids themselves are never recorded (a credentialed dataset's
-//! ids stay in the dataset): only SHA-256 digests of the sorted lists.
+//! The record holds no patient id: only SHA-256 digests of the sorted
+//! lists.
 
 use std::collections::BTreeMap;
 
