@@ -71,14 +71,14 @@ fn import_demo(out: &Path) {
     ok(&args);
 }
 
-/// The demo imported smaller, for the language-model smoke runs: its 20
+/// The demo imported smaller, for the language-model smoke runs: its 10
 /// most frequent drugs (`--top-drugs 20`; LAMO asks a question per visit
 /// and drug) and the diagnosis and procedure codes of at least 5 visits
 /// (`--min-code-count 5`; shorter prompts).
 fn import_small_demo(out: &Path) {
     let mut args = common::mimic3_demo_import_args(out);
     let at = args.iter().position(|a| a == "--top-drugs").unwrap();
-    args[at + 1] = "20".into();
+    args[at + 1] = "10".into();
     args.extend(["--min-code-count".into(), "5".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&args);
@@ -310,30 +310,57 @@ fn tiny_llama(dir: &Path, data: &Path) {
     save_pretrained(&model, dir).unwrap();
 }
 
-/// The seed set `"dream"` of a file cut to its first seed (these files'
-/// stages are what the smoke runs check; the seed set is checked above).
-const ONE_SEED: (&str, &str) = ("{\"seed\": \"dream\"}", "{\"seed\": [1203]}");
-
-/// FLAME's pipeline with the language-model editor, at the file's
-/// settings but for the base (a tiny random Llama folder), the device (CPU)
-/// and the sizes (a step or two of each stage, one seed): every stage runs
-/// on the demo and records its method.
-#[test]
-fn the_flame_language_model_file_runs_on_the_demo_with_a_tiny_llama() {
+/// Runs `file` of `experiments/` on the smaller demo import with a tiny
+/// Llama folder as its base (the setting `model` names, written
+/// `model: "DIR"` or `dir: "DIR"`), on CPU, one seed, with `cuts`: `plan`,
+/// then `run`. Returns the temporary folder (kept while it lives) and the
+/// run's folder.
+fn smoke_run_with_a_tiny_llama(
+    file: &str,
+    model: (&str, &str),
+    cuts: &[(&str, &str)],
+) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data/mimic3-atc3");
     import_small_demo(&data);
-    let model = tmp.path().join("tiny-llama");
-    tiny_llama(&model, &data);
+    let llama = tmp.path().join("tiny-llama");
+    tiny_llama(&llama, &data);
     let data_path = format!("path: {:?}", s(&data));
-    let model_path = format!("model: {:?}", s(&model));
-    let file = shrunk(
+    let (setting, placeholder) = model;
+    let model_from = format!("{setting}: {placeholder:?}");
+    let model_to = format!("{setting}: {:?}", s(&llama));
+    let mut replacements = vec![
+        ("path: \"data/mimic3-atc3\"", data_path.as_str()),
+        (model_from.as_str(), model_to.as_str()),
+        ("device: \"cuda:0\"", "device: \"cpu\""),
+        ("{\"seed\": \"dream\"}", "{\"seed\": [1203]}"),
+    ];
+    replacements.extend_from_slice(cuts);
+    let path = shrunk(file, tmp.path(), &replacements);
+    let (plan, _) = ok(&["plan", s(&path)]);
+    assert!(plan.contains("1 run(s) of experiment"), "{plan}");
+    let out = tmp.path().join("runs");
+    let started = std::time::Instant::now();
+    ok(&["run", s(&path), "--out", s(&out)]);
+    eprintln!(
+        "{file} on the demo (tiny Llama, cut): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let name = file.trim_end_matches(".ron");
+    let run = run_dirs(&out.join(name)).remove(0);
+    (tmp, run)
+}
+
+/// FLAME's pipeline with the language-model editor, at the file's
+/// settings but for the base (a tiny random Llama folder), the device (CPU)
+/// and the sizes (a step or two of each stage, one seed; the seed set is
+/// checked above): every stage runs on the demo and records its method.
+#[test]
+fn the_flame_language_model_file_runs_on_the_demo_with_a_tiny_llama() {
+    let (_tmp, run) = smoke_run_with_a_tiny_llama(
         "mimic-flame-lm.ron",
-        tmp.path(),
+        ("model", "models/flame-base"),
         &[
-            ("path: \"data/mimic3-atc3\"", &data_path),
-            ("model: \"models/flame-base\"", &model_path),
-            ("device: \"cuda:0\"", "device: \"cpu\""),
             ("rank: 32", "rank: 4"),
             ("alpha: 64.0", "alpha: 8.0"),
             ("max_lines: 10", "max_lines: 2"),
@@ -348,19 +375,8 @@ fn the_flame_language_model_file_runs_on_the_demo_with_a_tiny_llama() {
             ("eval_every: 500", "eval_every: 1"),
             ("trajectories: 5", "trajectories: 1"),
             ("loggers: [(kind: \"tensorboard\")],", ""),
-            ONE_SEED,
         ],
     );
-    let (plan, _) = ok(&["plan", s(&file)]);
-    assert!(plan.contains("1 run(s) of experiment `mimic-flame-lm`"), "{plan}");
-    let out = tmp.path().join("runs");
-    let started = std::time::Instant::now();
-    ok(&["run", s(&file), "--out", s(&out)]);
-    eprintln!(
-        "mimic-flame-lm.ron on the demo (tiny Llama, cut): {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let run = &run_dirs(&out.join("mimic-flame-lm"))[0];
     let summary = json(&run.join("summary.json"));
     for method in ["classifier", "sft", "grpo", "step_grpo"] {
         let jaccard = summary["methods"][method]["metrics"]["jaccard"].as_f64();
@@ -374,45 +390,24 @@ fn the_flame_language_model_file_runs_on_the_demo_with_a_tiny_llama() {
             "{method}: {summary}"
         );
     }
-    let record = json(&run.join("run.json"));
-    assert_eq!(record["split"]["seed"], 1203);
+    assert_eq!(json(&run.join("run.json"))["split"]["seed"], 1203);
 }
 
 /// LAMO's grouped classifier file, with the tiny Llama folder as its base
 /// (its `Yes` and `No` one token each), on CPU, one epoch, one seed.
 #[test]
 fn the_lamo_file_runs_on_the_demo_with_a_tiny_llama() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data/mimic3-atc3");
-    import_small_demo(&data);
-    let model = tmp.path().join("tiny-llama");
-    tiny_llama(&model, &data);
-    let data_path = format!("path: {:?}", s(&data));
-    let model_dir = format!("dir: {:?}", s(&model));
-    let file = shrunk(
+    let (_tmp, run) = smoke_run_with_a_tiny_llama(
         "mimic-lamo.ron",
-        tmp.path(),
+        ("dir", "models/lamo-base"),
         &[
-            ("path: \"data/mimic3-atc3\"", &data_path),
-            ("dir: \"models/lamo-base\"", &model_dir),
-            ("device: \"cuda:0\"", "device: \"cpu\""),
             ("max_note_chars: 2000", "max_note_chars: 40"),
             ("epochs: 2", "epochs: 1"),
             ("batch_size: 32", "batch_size: 256"),
             ("negatives_per_positive: 1.0", "negatives_per_positive: 0.2"),
             ("trajectories: 5", "trajectories: 1"),
-            ONE_SEED,
         ],
     );
-    ok(&["plan", s(&file)]);
-    let out = tmp.path().join("runs");
-    let started = std::time::Instant::now();
-    ok(&["run", s(&file), "--out", s(&out)]);
-    eprintln!(
-        "mimic-lamo.ron on the demo (tiny Llama, cut): {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let run = &run_dirs(&out.join("mimic-lamo"))[0];
     let summary = json(&run.join("summary.json"));
     let prauc = summary["methods"]["lamo"]["metrics"]["prauc"].as_f64();
     assert!(prauc.is_some_and(|p| p > 0.0 && p <= 1.0), "{summary}");

@@ -262,16 +262,21 @@ impl FromStr for SplitName {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::DrugSet;
 
     fn cohort(patients: usize, visits_each: usize) -> Cohort {
+        cohort_of(&vec![visits_each; patients])
+    }
+
+    /// A cohort of one drug where patient `p{i}` has `visits_of[i]` visits.
+    pub(crate) fn cohort_of(visits_of: &[usize]) -> Cohort {
         let mut drugs = Vocab::new();
         drugs.insert("D", "d");
         let mut visits = Vec::new();
-        for p in 0..patients {
-            for v in 0..visits_each {
+        for (p, &n) in visits_of.iter().enumerate() {
+            for v in 0..n {
                 visits.push(Visit::new(
                     format!("p{p}"),
                     format!("p{p}v{v}"),

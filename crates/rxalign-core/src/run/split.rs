@@ -160,31 +160,8 @@ impl SplitRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DdiGraph, DrugSet, SplitConfig, Visit, Vocab};
-
-    fn cohort(visits_of: &[usize]) -> Cohort {
-        let mut drugs = Vocab::new();
-        drugs.insert("D", "d");
-        let mut visits = Vec::new();
-        for (p, &n) in visits_of.iter().enumerate() {
-            for v in 0..n {
-                visits.push(Visit::new(
-                    format!("p{p}"),
-                    format!("p{p}v{v}"),
-                    DrugSet::empty(1),
-                ));
-            }
-        }
-        Cohort::new(
-            "t",
-            drugs,
-            Vocab::new(),
-            Vocab::new(),
-            visits,
-            DdiGraph::empty(1, "none"),
-        )
-        .unwrap()
-    }
+    use crate::SplitConfig;
+    use crate::cohort::tests::cohort_of as cohort;
 
     #[test]
     fn parts_count_patients_visits_and_the_largest_share() {
