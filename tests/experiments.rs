@@ -165,6 +165,39 @@ fn a_bad_ablation_path_points_at_the_path() {
     assert!(e.contains("x.ron:11:16") && e.contains("weight"), "{e}");
 }
 
+/// Issue #24: the seed axis may name a seed set (`"dream"`: DREAM's five
+/// seeds, in its order); an unknown name, or a name on another axis, is an
+/// error at the axis's path naming the known sets; a split drawn by the run
+/// seed refuses a split seed too.
+#[test]
+fn the_seed_axis_takes_the_dream_seed_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("x.ron");
+    std::fs::write(&path, GOOD.replace("\"seed\": [1, 2]", "\"seed\": \"dream\"")).unwrap();
+    let (_, plans) = load(&path, &Plugins::builtin()).unwrap();
+    let seeds: Vec<u64> = plans
+        .iter()
+        .filter(|p| p.group == plans[0].group)
+        .map(|p| p.seed)
+        .collect();
+    assert_eq!(seeds, rxalign_core::DREAM_SEEDS.to_vec());
+    let e = error_of(&GOOD.replace("\"seed\": [1, 2]", "\"seed\": \"dreams\""));
+    assert!(
+        e.contains("x.ron:11:") && e.contains("unknown seed set `dreams`; known: `dream`"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace("[0.0, 0.5]", "\"dream\""));
+    assert!(
+        e.contains("x.ron:11:16") && e.contains("only the `seed` axis takes"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace(
+        "stages: [",
+        "split: (seed: 3, train: 0.66, val: 0.17, from_run_seed: true),\n    stages: [",
+    ));
+    assert!(e.contains("x.ron:9:") && e.contains("leave out one"), "{e}");
+}
+
 #[test]
 fn newer_and_missing_schema_versions_are_refused() {
     let e = error_of(&GOOD.replace("schema_version: 1", "schema_version: 2"));
