@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Mutex;
 
 mod common;
@@ -31,23 +30,9 @@ use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, ModelWrapper};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `rxalign ARGS` from the repository root (the files' relative paths
-/// start there).
-fn rxalign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rxalign"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the binary runs")
-}
-
 /// Standard output and standard error of a command that must succeed.
 fn ok(args: &[&str]) -> (String, String) {
-    let out = rxalign(args);
+    let out = common::rxalign_at_root(args);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -87,7 +72,7 @@ fn import_small_demo(out: &Path) {
 /// An experiment file of `experiments/` with each `(from, to)` replaced
 /// (each `from` must occur), written into `dir`.
 fn shrunk(name: &str, dir: &Path, replacements: &[(&str, &str)]) -> PathBuf {
-    let mut text = std::fs::read_to_string(root().join("experiments").join(name)).unwrap();
+    let mut text = std::fs::read_to_string(common::root().join("experiments").join(name)).unwrap();
     for (from, to) in replacements {
         assert!(text.contains(from), "{name} has no `{from}`");
         text = text.replace(from, to);
