@@ -205,7 +205,7 @@ fn the_flame_list_policy_file_runs_on_the_demo_over_the_dream_seeds() {
     }
     assert_eq!(fingerprints.len(), 5, "five seeds, five splits");
 
-    let (status, _) = ok(&["status", s(&out)]);
+    let (status, _) = ok(&["status", s(&dir)]);
     assert!(status.contains("5 run(s): 5 finished"), "{status}");
 
     let (table, _) = ok(&["compare", s(&dir)]);
