@@ -42,6 +42,18 @@ fn every_shipped_experiment_file_parses_and_expands() {
             file.display()
         );
         let plugins = Plugins::builtin();
+        // A file for a GPU (the real-data language-model files name
+        // `cuda:0`) is checked on CPU where this build has no CUDA (which
+        // refuses the device, rightly); every other setting as written.
+        let gpu = "device: \"cuda:0\"";
+        let tmp = tempfile::tempdir().unwrap();
+        let file = if !cfg!(feature = "cuda") && text.contains(gpu) {
+            let copy = tmp.path().join(file.file_name().unwrap());
+            std::fs::write(&copy, text.replace(gpu, "device: \"cpu\"")).unwrap();
+            copy
+        } else {
+            file
+        };
         let (exp, plans) = load(&file, &plugins).unwrap_or_else(|e| panic!("{e}"));
         assert!(!plans.is_empty(), "{}", exp.file.name);
         // What `rxalign run` checks before any run starts.
@@ -151,6 +163,39 @@ fn a_bad_ablation_path_points_at_the_path() {
     assert!(e.contains("x.ron:11:16") && e.contains("epochs"), "{e}");
     let e = error_of(&GOOD.replace("[0.0, 0.5]", "[\"a\", 0.5]"));
     assert!(e.contains("x.ron:11:16") && e.contains("weight"), "{e}");
+}
+
+/// Issue #24: the seed axis may name a seed set (`"dream"`: DREAM's five
+/// seeds, in its order); an unknown name, or a name on another axis, is an
+/// error at the axis's path naming the known sets; a split drawn by the run
+/// seed refuses a split seed too.
+#[test]
+fn the_seed_axis_takes_the_dream_seed_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("x.ron");
+    std::fs::write(&path, GOOD.replace("\"seed\": [1, 2]", "\"seed\": \"dream\"")).unwrap();
+    let (_, plans) = load(&path, &Plugins::builtin()).unwrap();
+    let seeds: Vec<u64> = plans
+        .iter()
+        .filter(|p| p.group == plans[0].group)
+        .map(|p| p.seed)
+        .collect();
+    assert_eq!(seeds, rxalign_core::DREAM_SEEDS.to_vec());
+    let e = error_of(&GOOD.replace("\"seed\": [1, 2]", "\"seed\": \"dreams\""));
+    assert!(
+        e.contains("x.ron:11:") && e.contains("unknown seed set `dreams`; known: `dream`"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace("[0.0, 0.5]", "\"dream\""));
+    assert!(
+        e.contains("x.ron:11:16") && e.contains("only the `seed` axis takes"),
+        "{e}"
+    );
+    let e = error_of(&GOOD.replace(
+        "stages: [",
+        "split: (seed: 3, train: 0.66, val: 0.17, from_run_seed: true),\n    stages: [",
+    ));
+    assert!(e.contains("x.ron:9:") && e.contains("leave out one"), "{e}");
 }
 
 #[test]

@@ -10,6 +10,20 @@ pub fn data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
 }
 
+/// The repository's root, where the experiment files' relative paths start.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `rxalign ARGS` run from the repository's root.
+pub fn rxalign_at_root(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rxalign"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the binary runs")
+}
+
 /// The arguments of `rxalign` that import the MIMIC-III demo of `tests/data`
 /// at ATC level 3 with GAMENet's DDI graph into `out`, keeping every
 /// patient and every drug (`--min-visits 1 --top-drugs 0`).

@@ -155,6 +155,18 @@ impl SplitConfig {
         }
     }
 
+    /// The DREAM benchmark's shares (the split behind its published FLAME
+    /// and LAMO rows): 66% of patients train, 17% validation, 17% test.
+    /// DREAM draws a split per seed; an experiment file does the same with
+    /// `split: (train: 0.66, val: 0.17, from_run_seed: true)`.
+    pub fn dream(seed: u64) -> Self {
+        Self {
+            seed,
+            train: 0.66,
+            val: 0.17,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), CoreError> {
         let ok = |x: f64| (0.0..=1.0).contains(&x);
         if !ok(self.train) || !ok(self.val) || self.train + self.val > 1.0 + 1e-9 {
@@ -165,6 +177,31 @@ impl SplitConfig {
         }
         Ok(())
     }
+}
+
+/// The DREAM benchmark's five seeds, in its order.
+pub const DREAM_SEEDS: [u64; 5] = [1203, 2024, 42, 1234, 5678];
+
+/// The named seed sets an experiment file's `seed` axis may name instead of
+/// listing seeds (`ablations: (grid: {"seed": "dream"})`).
+pub const SEED_SETS: [(&str, &[u64]); 1] = [("dream", &DREAM_SEEDS)];
+
+/// The seeds of a named set; the error lists the known names.
+pub fn seed_set(name: &str) -> Result<&'static [u64], CoreError> {
+    SEED_SETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, seeds)| *seeds)
+        .ok_or_else(|| {
+            CoreError::Invalid(format!(
+                "unknown seed set `{name}`; known: {}",
+                SEED_SETS
+                    .iter()
+                    .map(|(n, s)| format!("`{n}` ({s:?})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
 }
 
 /// Visit indices of each side of a split.
@@ -225,16 +262,21 @@ impl FromStr for SplitName {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::DrugSet;
 
     fn cohort(patients: usize, visits_each: usize) -> Cohort {
+        cohort_of(&vec![visits_each; patients])
+    }
+
+    /// A cohort of one drug where patient `p{i}` has `visits_of[i]` visits.
+    pub(crate) fn cohort_of(visits_of: &[usize]) -> Cohort {
         let mut drugs = Vocab::new();
         drugs.insert("D", "d");
         let mut visits = Vec::new();
-        for p in 0..patients {
-            for v in 0..visits_each {
+        for (p, &n) in visits_of.iter().enumerate() {
+            for v in 0..n {
                 visits.push(Visit::new(
                     format!("p{p}"),
                     format!("p{p}v{v}"),
@@ -262,6 +304,59 @@ mod tests {
         assert_eq!(s.test, again.test);
         let other = c.split(&SplitConfig::with_seed(8));
         assert_ne!(s.test, other.test);
+    }
+
+    /// Issue #24: the DREAM benchmark's split puts 66/17/17% of the
+    /// patients in train, val and test (within rounding), no patient in two
+    /// parts, the same patients for the same seed and others for another.
+    #[test]
+    fn the_dream_split_has_its_shares_by_patient() {
+        for (patients, visits_each) in [(100, 2), (997, 1), (30, 3)] {
+            let c = cohort(patients, visits_each);
+            let patients_of =
+                |s: &Split, ix: fn(&Split) -> &Vec<usize>| -> std::collections::BTreeSet<String> {
+                    ix(s).iter().map(|&i| c.visits[i].patient_id.clone()).collect()
+                };
+            for seed in DREAM_SEEDS {
+                let s = c.split(&SplitConfig::dream(seed));
+                let (train, val, test) = (
+                    patients_of(&s, |s| &s.train),
+                    patients_of(&s, |s| &s.val),
+                    patients_of(&s, |s| &s.test),
+                );
+                let n = patients as f64;
+                assert!(
+                    (train.len() as f64 - 0.66 * n).abs() <= 0.5,
+                    "{patients}: train {}",
+                    train.len()
+                );
+                assert!(
+                    (val.len() as f64 - 0.17 * n).abs() <= 0.5,
+                    "{patients}: val {}",
+                    val.len()
+                );
+                assert!(
+                    (test.len() as f64 - 0.17 * n).abs() <= 1.0,
+                    "{patients}: test {}",
+                    test.len()
+                );
+                assert_eq!(train.len() + val.len() + test.len(), patients);
+                assert!(train.is_disjoint(&val) && train.is_disjoint(&test) && val.is_disjoint(&test));
+                let again = c.split(&SplitConfig::dream(seed));
+                assert_eq!(patients_of(&again, |s| &s.test), test);
+                assert_eq!(patients_of(&again, |s| &s.train), train);
+            }
+            let a = c.split(&SplitConfig::dream(DREAM_SEEDS[0]));
+            let b = c.split(&SplitConfig::dream(DREAM_SEEDS[1]));
+            assert_ne!(patients_of(&a, |s| &s.test), patients_of(&b, |s| &s.test));
+        }
+        assert_eq!(seed_set("dream").unwrap(), &DREAM_SEEDS);
+        assert!(
+            seed_set("dreams")
+                .unwrap_err()
+                .to_string()
+                .contains("known: `dream`")
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod visit;
 pub mod vocab;
 
 pub use action::Action;
-pub use cohort::{Cohort, Split, SplitConfig, SplitName};
+pub use cohort::{Cohort, DREAM_SEEDS, SEED_SETS, Split, SplitConfig, SplitName, seed_set};
 pub use ddi::{DdiGraph, DdiSource};
 pub use drug_set::DrugSet;
 pub use error::CoreError;

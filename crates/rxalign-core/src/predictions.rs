@@ -156,7 +156,16 @@ impl Predictions {
     pub fn evaluate(&self, cohort: &Cohort, keep: impl Fn(usize) -> bool) -> MetricReport {
         let mut visits: Vec<usize> = self.by_visit.keys().copied().filter(|&i| keep(i)).collect();
         visits.sort_unstable();
-        evaluate(visits.iter().map(|i| {
+        evaluate(self.inputs(cohort, &visits))
+    }
+
+    /// What the metrics see of `visits` (each predicted).
+    fn inputs<'a>(
+        &'a self,
+        cohort: &'a Cohort,
+        visits: &'a [usize],
+    ) -> impl Iterator<Item = MetricInput<'a>> {
+        visits.iter().map(|i| {
             let p = &self.by_visit[i];
             MetricInput {
                 predicted: &p.drugs,
@@ -164,7 +173,43 @@ impl Predictions {
                 scores: p.scores.as_deref(),
                 ddi: &cohort.ddi,
             }
-        }))
+        })
+    }
+
+    /// The per-patient means of every standard metric over the predicted
+    /// visits that `keep` accepts: each metric computed over each
+    /// patient's visits (as over a split), then averaged over the patients
+    /// where it is defined; so that a patient with many visits weighs as
+    /// much as one with few. Beside [`Self::evaluate`]'s per-visit means.
+    pub fn evaluate_per_patient(
+        &self,
+        cohort: &Cohort,
+        keep: impl Fn(usize) -> bool,
+    ) -> BTreeMap<String, Option<f64>> {
+        let mut by_patient: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for &i in self.by_visit.keys().filter(|&&i| keep(i)) {
+            by_patient
+                .entry(cohort.visits[i].patient_id.as_str())
+                .or_default()
+                .push(i);
+        }
+        let mut sums: BTreeMap<String, (f64, usize)> = crate::metrics::definitions()
+            .into_iter()
+            .map(|(name, _)| (name, (0.0, 0)))
+            .collect();
+        for visits in by_patient.values_mut() {
+            visits.sort_unstable();
+            let report = evaluate(self.inputs(cohort, visits));
+            for v in report.values {
+                if let (Some(x), Some(sum)) = (v.value, sums.get_mut(&v.name)) {
+                    sum.0 += x;
+                    sum.1 += 1;
+                }
+            }
+        }
+        sums.into_iter()
+            .map(|(name, (sum, n))| (name, (n > 0).then(|| sum / n as f64)))
+            .collect()
     }
 
     /// Writes records as JSONL, atomically.
@@ -229,5 +274,56 @@ impl Coverage {
                 self.without_scores, self.predicted
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DdiGraph, Visit};
+
+    /// Issue #24: the per-patient mean averages each patient's visits
+    /// first; the per-visit mean weighs every visit alike.
+    #[test]
+    fn per_patient_means_average_each_patients_visits_first() {
+        let mut drugs = Vocab::new();
+        drugs.insert("A", "a");
+        drugs.insert("B", "b");
+        let both = DrugSet::from_indices(2, [0, 1]);
+        // Patient p holds three visits, all predicted exactly (Jaccard 1);
+        // patient q one visit predicted half right (Jaccard 1/2).
+        let visits = vec![
+            Visit::new("p", "p1", both.clone()),
+            Visit::new("p", "p2", both.clone()),
+            Visit::new("p", "p3", both.clone()),
+            Visit::new("q", "q1", both.clone()),
+        ];
+        let cohort = Cohort::new(
+            "t",
+            drugs,
+            Vocab::new(),
+            Vocab::new(),
+            visits,
+            DdiGraph::empty(2, "none"),
+        )
+        .unwrap();
+        let predictions: Predictions = [
+            (0, both.clone()),
+            (1, both.clone()),
+            (2, both.clone()),
+            (3, DrugSet::from_indices(2, [0])),
+        ]
+        .into_iter()
+        .collect();
+        let per_visit = predictions.evaluate(&cohort, |_| true).get("jaccard").unwrap();
+        let per_patient = predictions.evaluate_per_patient(&cohort, |_| true)["jaccard"].unwrap();
+        assert!((per_visit - (3.0 + 0.5) / 4.0).abs() < 1e-12, "{per_visit}");
+        assert!((per_patient - (1.0 + 0.5) / 2.0).abs() < 1e-12, "{per_patient}");
+        // PRAUC needs scores: undefined for every patient, so undefined.
+        assert_eq!(predictions.evaluate_per_patient(&cohort, |_| true)["prauc"], None);
+        assert_eq!(
+            predictions.evaluate_per_patient(&cohort, |i| i == 3)["jaccard"],
+            Some(0.5)
+        );
     }
 }

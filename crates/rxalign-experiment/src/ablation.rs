@@ -174,6 +174,7 @@ pub fn expand(exp: &Experiment, schemas: std::sync::Arc<Schemas>) -> Result<Vec<
     };
     let mut combos: Vec<Vec<(String, ron::Value)>> = vec![Vec::new()];
     for (path, values) in grid {
+        let values = values.values(path).map_err(|m| error_at(path, m))?;
         if values.is_empty() {
             return Err(error_at(path, "lists no values".into()));
         }

@@ -72,13 +72,8 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
     if let Err(e) = file.device.parse::<rxalign_policy::device::TrainDevice>() {
         out.push((Place::Key("device"), e.to_string()));
     }
-    let split = rxalign_core::SplitConfig {
-        seed: file.split.seed,
-        train: file.split.train,
-        val: file.split.val,
-    };
-    if let Err(e) = split.validate() {
-        out.push((Place::Key("split"), format!("split: {e}")));
+    if let Err(e) = file.split.config(plan.seed) {
+        out.push((Place::Key("split"), e.to_string()));
     }
     match file.eval.split_names() {
         Err(e) => out.push((Place::Key("eval"), e.to_string())),

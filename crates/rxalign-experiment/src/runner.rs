@@ -23,9 +23,9 @@ use rxalign_core::ddi::hex_sha256;
 use rxalign_core::run::{
     Axis, DataFingerprint, DrugsRecord, EXPERIMENT_FORMAT, ExperimentFolder, ExperimentLock,
     ExperimentRecord, InputFile, PlannedRun, RUN_FORMAT, RXALIGN_VERSION, RunFolder, RunLock, RunRecord,
-    RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord, Writer, validate_name,
+    RunStatus, SplitRecord, StageInfo, StageProgress, StageRef, SummaryRecord, Writer, validate_name,
 };
-use rxalign_core::{SplitConfig, seeded_rng};
+use rxalign_core::seeded_rng;
 use rxalign_env::Reward;
 use rxalign_policy::classifier::VisitFeatures;
 
@@ -139,7 +139,13 @@ pub fn experiment_record(exp: &Experiment, plans: &[RunPlan]) -> ExperimentRecor
             .iter()
             .map(|(path, values)| Axis {
                 path: path.clone(),
-                values: values.iter().map(ron_text).collect(),
+                // A seed set as its seeds (expansion checked the name).
+                values: values
+                    .values(path)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ron_text)
+                    .collect(),
             })
             .collect(),
         variants: exp
@@ -572,13 +578,7 @@ struct Inputs {
 fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> {
     let file = &plan.file;
     let data = plugins.data.build(&file.data, &())?.load()?;
-    let split_config = SplitConfig {
-        seed: file.split.seed,
-        train: file.split.train,
-        val: file.split.val,
-    };
-    split_config.validate()?;
-    let split = data.cohort.split(&split_config);
+    let split = data.cohort.split(&file.split.config(plan.seed)?);
     let reward = plugins.reward_of(&file.reward)?;
     let fingerprint = DataFingerprint::of(&data.cohort);
     let named = named_inputs(file)?;
@@ -589,6 +589,47 @@ fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> 
         fingerprint,
         named,
     })
+}
+
+/// One split that planned runs use: the runs, and the split's record
+/// (fingerprint and diagnostics).
+#[derive(Clone, Debug)]
+pub struct PlannedSplit {
+    pub runs: Vec<String>,
+    pub record: SplitRecord,
+}
+
+/// The splits of `plans`, each once (runs with the same data settings and
+/// split share one), in plan order; loads each dataset once. What `plan`
+/// prints, and where it finds the splits one patient dominates.
+pub fn planned_splits(plans: &[RunPlan], plugins: &Plugins) -> Result<Vec<PlannedSplit>, ExperimentError> {
+    let mut data: Vec<(String, LoadedData)> = Vec::new();
+    let mut out: Vec<(String, PlannedSplit)> = Vec::new();
+    for plan in plans {
+        let file = &plan.file;
+        let data_key = ron::to_string(&file.data).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let config = file.split.config(plan.seed)?;
+        let key = format!("{data_key} {config:?}");
+        if let Some((_, split)) = out.iter_mut().find(|(k, _)| *k == key) {
+            split.runs.push(plan.name.clone());
+            continue;
+        }
+        if !data.iter().any(|(k, _)| *k == data_key) {
+            data.push((data_key.clone(), plugins.data.build(&file.data, &())?.load()?));
+        }
+        let Some((_, loaded)) = data.iter().find(|(k, _)| *k == data_key) else {
+            continue;
+        };
+        let record = SplitRecord::of(&loaded.cohort, &loaded.cohort.split(&config));
+        out.push((
+            key,
+            PlannedSplit {
+                runs: vec![plan.name.clone()],
+                record,
+            },
+        ));
+    }
+    Ok(out.into_iter().map(|(_, s)| s).collect())
 }
 
 /// `run.json` of a run that begins now.
@@ -616,6 +657,7 @@ fn new_record(plan: &RunPlan, settings_sha256: &str, stages: Vec<StageInfo>) -> 
         writer: Some(Writer::this_process()),
         group_settings_sha256: Some(group_settings_sha256(plan)),
         inputs: None,
+        split: None,
     }
 }
 
@@ -762,6 +804,11 @@ fn attempt(
     let mut record = new_record(plan, &settings_sha256, infos);
     record.data = Some(inputs.fingerprint.clone());
     record.inputs = Some(inputs.named.clone());
+    let split = SplitRecord::of(&inputs.data.cohort, &inputs.split);
+    for warning in split.warnings() {
+        reporter.note(&plan.name, &format!("warning: {warning}"));
+    }
+    record.split = Some(split);
     let started = Instant::now();
     let mut tracker = RunTracker {
         folder: folder.clone(),

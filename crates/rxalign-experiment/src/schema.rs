@@ -75,14 +75,22 @@ fn default_init_list() -> PluginSpec<StartSlot> {
     PluginSpec::new("empty")
 }
 
-/// How patients are split; the split seed is fixed apart from the run seed,
-/// so seeds vary the training, not the test patients.
+/// How patients are split: shares of patients for training and
+/// validation (the rest is test; by default GAMENet's and SafeDrug's 2/3,
+/// 1/6, 1/6), drawn by `seed`. By default the split seed is fixed apart
+/// from the run seed, so seeds vary the training, not the test patients.
+/// With `from_run_seed: true` each run's seed draws its split, as the DREAM
+/// benchmark does per seed: `split: (train: 0.66, val: 0.17,
+/// from_run_seed: true)` with `grid: {"seed": "dream"}` is its protocol,
+/// and the spread over seeds then includes the split's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SplitSettings {
     pub seed: u64,
     pub train: f64,
     pub val: f64,
+    /// Each run's seed draws the split (`seed` must then be left out).
+    pub from_run_seed: bool,
 }
 
 impl Default for SplitSettings {
@@ -92,7 +100,29 @@ impl Default for SplitSettings {
             seed: c.seed,
             train: c.train,
             val: c.val,
+            from_run_seed: false,
         }
+    }
+}
+
+impl SplitSettings {
+    /// The split of a run seeded `run_seed`, checked.
+    pub fn config(&self, run_seed: u64) -> Result<rxalign_core::SplitConfig, ExperimentError> {
+        if self.from_run_seed && self.seed != 0 {
+            return Err(ExperimentError::Invalid(format!(
+                "split: `seed: {}` and `from_run_seed: true` both say what draws the split; leave out one",
+                self.seed
+            )));
+        }
+        let config = rxalign_core::SplitConfig {
+            seed: if self.from_run_seed { run_seed } else { self.seed },
+            train: self.train,
+            val: self.val,
+        };
+        config
+            .validate()
+            .map_err(|e| ExperimentError::Invalid(format!("split: {e}")))?;
+        Ok(config)
     }
 }
 
@@ -221,8 +251,57 @@ impl EvalSettings {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ablations {
-    pub grid: BTreeMap<String, Vec<ron::Value>>,
+    pub grid: BTreeMap<String, AxisValues>,
     pub variants: Vec<Variant>,
+}
+
+/// The values of one grid axis: a list (`[0.0, 0.5]`), or, for the `seed`
+/// axis, the name of a seed set (`"dream"`: the DREAM benchmark's seeds
+/// 1203, 2024, 42, 1234, 5678; see [`rxalign_core::SEED_SETS`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ron::Value", into = "ron::Value")]
+pub enum AxisValues {
+    List(Vec<ron::Value>),
+    SeedSet(String),
+}
+
+impl TryFrom<ron::Value> for AxisValues {
+    type Error = String;
+    fn try_from(value: ron::Value) -> Result<Self, String> {
+        match value {
+            ron::Value::Seq(items) => Ok(Self::List(items)),
+            ron::Value::String(name) => Ok(Self::SeedSet(name)),
+            other => Err(format!(
+                "an axis takes a list of values, or (the `seed` axis) the name of a seed set such as \"dream\"; found {}",
+                ron::to_string(&other).unwrap_or_default()
+            )),
+        }
+    }
+}
+
+impl From<AxisValues> for ron::Value {
+    fn from(values: AxisValues) -> Self {
+        match values {
+            AxisValues::List(items) => ron::Value::Seq(items),
+            AxisValues::SeedSet(name) => ron::Value::String(name),
+        }
+    }
+}
+
+impl AxisValues {
+    /// The values of the axis at `path`: a seed set is named only by the
+    /// `seed` axis.
+    pub fn values(&self, path: &str) -> Result<Vec<ron::Value>, String> {
+        match self {
+            Self::List(items) => Ok(items.clone()),
+            Self::SeedSet(name) if path == "seed" => rxalign_core::seed_set(name)
+                .map(|seeds| seeds.iter().map(|&s| ron::Value::from(s)).collect())
+                .map_err(|e| e.to_string()),
+            Self::SeedSet(name) => Err(format!(
+                "`\"{name}\"` names a seed set, which only the `seed` axis takes; list this axis's values (`[...]`)"
+            )),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -29,7 +29,7 @@ pub struct BaselineArgs {
 
 pub fn run_one(a: &BaselineArgs) -> anyhow::Result<()> {
     let cohort = load_folder(&a.data)?;
-    let split = a.split_seed.split(&cohort);
+    let split = a.split_seed.split(&cohort)?;
     let mut r = baseline::registry().build(&a.kind, &Value::Null, &())?;
     r.fit(&cohort, &split.train);
     let visits = split.indices(a.split, cohort.visits.len());

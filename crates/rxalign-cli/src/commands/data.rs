@@ -293,7 +293,7 @@ fn method_rows(
     cohort: &Cohort,
     split: &SplitArgs,
 ) -> anyhow::Result<Vec<(String, MetricReport)>> {
-    let s = split.split(cohort);
+    let s = split.split(cohort)?;
     let test: std::collections::HashSet<usize> = s.test.iter().copied().collect();
     let mut rows = vec![(GROUND_TRUTH.to_string(), truth_report(cohort, &s.test))];
     for (name, file) in REFERENCES {
@@ -320,7 +320,8 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
     let all: Vec<usize> = (0..cohort.visits.len()).collect();
     let truth = truth_report(&cohort, &all);
     let rows = method_rows(&a.dir, &cohort, &a.split)?;
-    let s = a.split.split(&cohort);
+    let s = a.split.split(&cohort)?;
+    let split_record = rxalign_core::run::SplitRecord::of(&cohort, &s);
     let ddi = cohort.ddi.source();
     let mean = truth.get("med_count").unwrap_or(0.0);
     let structure = Structure::of(&cohort, &all);
@@ -358,6 +359,11 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
                 "train_visits": s.train.len(),
                 "val_visits": s.val.len(),
                 "test_visits": s.test.len(),
+                "train_share": split_record.train,
+                "val_share": split_record.val,
+                "fingerprint": split_record.fingerprint,
+                "parts": split_record.parts,
+                "warnings": split_record.warnings(),
             },
             "methods_on": SplitName::Test.to_string(),
             "methods": methods,
@@ -434,6 +440,17 @@ fn stats(a: &StatsArgs) -> anyhow::Result<()> {
                 .strongly_coupled_share
                 .map_or_else(|| "n/a".to_string(), |s| format!("{:.1}%", 100.0 * s))
         );
+    }
+    outln!(
+        "\nsplit by patient ({}; fingerprint {}: SHA-256 of each part's sorted patient ids):",
+        a.split.describe(),
+        split_record.short_fingerprint()
+    );
+    for part in &split_record.parts {
+        outln!("  {}", part.describe());
+    }
+    for warning in split_record.warnings() {
+        warnln!("warning: {warning}");
     }
     outln!(
         "\nmethods on the test split ({} visits; {}; baselines fit on the {} train visits):\n",

@@ -41,7 +41,7 @@ pub fn run(a: &EvalArgs) -> anyhow::Result<()> {
     let predictions = Predictions::read(&a.predictions, &cohort)?;
     let scope: Vec<usize> = match a.split {
         SplitName::All => (0..cohort.visits.len()).collect(),
-        name => a.split_seed.split(&cohort).indices(name, cohort.visits.len()),
+        name => a.split_seed.split(&cohort)?.indices(name, cohort.visits.len()),
     };
     let split_words = match a.split {
         SplitName::All => "the dataset".to_string(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::output::{out, outln, warnln};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use rxalign_core::run::aggregate::{Format, compare, no_ddi_graph_note, render_table};
+use rxalign_core::run::aggregate::{Format, Mean, compare, compare_with, no_ddi_graph_note, render_table};
 use rxalign_core::run::{RunEntry, RunState, experiments, finished_runs};
 use rxalign_experiment::progress::TerminalReporter;
 use rxalign_experiment::runner::{Outcome, RunOptions, claim_plan, experiment_dir, run_all};
@@ -84,6 +84,28 @@ pub struct CompareArgs {
     dir: PathBuf,
     #[arg(long, value_enum, default_value = "text")]
     format: FormatArg,
+    /// Which mean of each run's test visits: `per-visit` (every visit
+    /// weighs the same; the papers' convention) or `per-patient` (each
+    /// patient's visits averaged first, then patients; columns named
+    /// `per_patient/<metric>`). Not with `--format json`, which has the
+    /// per-visit means.
+    #[arg(long, value_enum, default_value = "per-visit")]
+    mean: MeanArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MeanArg {
+    PerVisit,
+    PerPatient,
+}
+
+impl From<MeanArg> for Mean {
+    fn from(m: MeanArg) -> Self {
+        match m {
+            MeanArg::PerVisit => Mean::PerVisit,
+            MeanArg::PerPatient => Mean::PerPatient,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -141,7 +163,50 @@ pub fn plan(a: &PlanArgs, plugins: &Plugins) -> anyhow::Result<()> {
             }
         );
     }
+    describe_splits(&plans, plugins);
     Ok(())
+}
+
+/// Each split of the plan once, with its patient lists' fingerprint and
+/// each part's diagnostics; a warning for each part where one patient
+/// holds more than a tenth of the visits. A dataset that cannot be loaded
+/// here (a cluster's login node without the data) is said, not an error.
+fn describe_splits(plans: &[RunPlan], plugins: &Plugins) {
+    let splits = match rxalign_experiment::runner::planned_splits(plans, plugins) {
+        Ok(s) => s,
+        Err(e) => {
+            warnln!("(the splits are not described: the data could not be loaded here: {e})");
+            return;
+        }
+    };
+    outln!(
+        "\nsplits by patient ({} distinct; fingerprint: SHA-256 of each part's sorted patient ids, recorded in each run's run.json):",
+        splits.len()
+    );
+    for split in &splits {
+        let r = &split.record;
+        let runs = if split.runs.len() == plans.len() {
+            "every run".to_string()
+        } else {
+            split.runs.join(", ")
+        };
+        outln!(
+            "  seed {}, shares train {:.4} / val {:.4} / test {:.4}: fingerprint {} ({runs})",
+            r.seed,
+            r.train,
+            r.val,
+            1.0 - r.train - r.val,
+            r.short_fingerprint()
+        );
+        for part in &r.parts {
+            outln!("    {}", part.describe());
+        }
+    }
+    for split in &splits {
+        for warning in split.record.warnings() {
+            warnln!("warning: {warning}");
+        }
+    }
 }
 
 /// The name this command was called by (`rxalign`, `my-rxalign`), without
@@ -240,6 +305,7 @@ pub fn run(a: &RunArgs, plugins: &Plugins) -> anyhow::Result<()> {
     if !runs.is_empty() {
         outln!("\nfinal test metrics (mean ± std over seeds; definitions: `rxalign eval --help`, README):\n");
         out!("{}", compare(&runs).render(Format::Text));
+        outln!("({})", Mean::PerVisit.describe());
         if let Some(note) = no_ddi_graph_note(runs.iter().map(|r| &r.folder)) {
             outln!("{note}");
         }
@@ -262,12 +328,20 @@ pub fn run(a: &RunArgs, plugins: &Plugins) -> anyhow::Result<()> {
 pub fn compare_runs(a: &CompareArgs) -> anyhow::Result<()> {
     let (runs, unfinished) = finished_runs(&a.dir)?;
     anyhow::ensure!(!runs.is_empty(), "no finished run under {}", a.dir.display());
+    let mean = Mean::from(a.mean);
     let Some(format) = a.format.format() else {
+        anyhow::ensure!(
+            mean == Mean::PerVisit,
+            "--format json has the per-visit means only; the per-patient means are in each run's summary.json (`per_patient`)"
+        );
         let report = crate::report::CompareReport::of(&a.dir, &runs, unfinished);
         outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     };
-    out!("{}", compare(&runs).render(format));
+    out!("{}", compare_with(&runs, mean).render(format));
+    if format != Format::Csv {
+        outln!("\n({})", mean.describe());
+    }
     if let Some(note) = no_ddi_graph_note(runs.iter().map(|r| &r.folder)) {
         warnln!("({note})");
     }

@@ -21,26 +21,43 @@ pub fn load_folder(dir: &Path) -> anyhow::Result<Cohort> {
 /// The split shared by every command: by patient, seeded.
 #[derive(Debug, Args)]
 pub struct SplitArgs {
-    /// Seed of the split of patients into train, validation and test
-    /// (2/3, 1/6, 1/6, as GAMENet and SafeDrug).
+    /// Seed of the split of patients into train, validation and test.
     #[arg(long, default_value_t = 0)]
     pub split_seed: u64,
+    /// Share of patients in training (default 2/3, as GAMENet and SafeDrug;
+    /// the DREAM benchmark: 0.66).
+    #[arg(long, default_value_t = 2.0 / 3.0)]
+    pub split_train: f64,
+    /// Share of patients in validation (default 1/6; DREAM: 0.17); the rest
+    /// is test.
+    #[arg(long, default_value_t = 1.0 / 6.0)]
+    pub split_val: f64,
 }
 
 impl SplitArgs {
     pub fn config(&self) -> SplitConfig {
-        SplitConfig::with_seed(self.split_seed)
+        SplitConfig {
+            seed: self.split_seed,
+            train: self.split_train,
+            val: self.split_val,
+        }
     }
 
-    pub fn split(&self, cohort: &Cohort) -> Split {
-        cohort.split(&self.config())
+    /// The split, its shares checked.
+    pub fn split(&self, cohort: &Cohort) -> anyhow::Result<Split> {
+        let config = self.config();
+        config.validate().context("--split-train, --split-val")?;
+        Ok(cohort.split(&config))
     }
 
     /// Words that say which split definition numbers use.
     pub fn describe(&self) -> String {
         format!(
-            "split seed {}: patients 2/3 train, 1/6 val, 1/6 test",
-            self.split_seed
+            "split seed {}: patients {:.4} train, {:.4} val, {:.4} test",
+            self.split_seed,
+            self.split_train,
+            self.split_val,
+            1.0 - self.split_train - self.split_val
         )
     }
 }

@@ -51,6 +51,36 @@ impl Cell {
     }
 }
 
+/// Which mean of each run's test visits a comparison shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mean {
+    /// Each metric averaged over the test visits (every visit weighs the
+    /// same): the papers' convention, and the default.
+    #[default]
+    PerVisit,
+    /// Each metric computed over each patient's test visits, then averaged
+    /// over patients (every patient weighs the same); its columns are
+    /// named `per_patient/<metric>`.
+    PerPatient,
+}
+
+/// The prefix of the per-patient means' columns.
+pub const PER_PATIENT: &str = "per_patient/";
+
+impl Mean {
+    /// One line saying what the table's numbers are.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::PerVisit => {
+                "each cell: mean ± sample std over seeds of the run's per-visit mean on the test split (every test visit weighs the same; `--mean per-patient` averages each patient's visits first)"
+            }
+            Self::PerPatient => {
+                "each cell: mean ± sample std over seeds of the run's per-patient mean on the test split (each metric over each patient's test visits, then averaged over patients; `--mean per-visit` is the papers' convention)"
+            }
+        }
+    }
+}
+
 /// Rows `(group, method)` with a cell per column (`None` when undefined).
 #[derive(Debug)]
 pub struct Comparison {
@@ -107,7 +137,21 @@ pub fn columns(runs: &[FinishedRun]) -> Vec<String> {
 /// a file run into one folder), each settings is a group of its own, named
 /// `group (settings 1a2b3c4d)` after the first hex digits of its digest.
 pub fn compare(runs: &[FinishedRun]) -> Comparison {
-    let columns = columns(runs);
+    compare_with(runs, Mean::PerVisit)
+}
+
+/// [`compare`] with the given [`Mean`]: per patient, the standard
+/// [`COLUMNS`] as `per_patient/<metric>` (runs of builds before run format
+/// 1.3 recorded none: n/a).
+pub fn compare_with(runs: &[FinishedRun], mean: Mean) -> Comparison {
+    let columns = match mean {
+        Mean::PerVisit => columns(runs),
+        Mean::PerPatient => COLUMNS.iter().map(|c| format!("{PER_PATIENT}{c}")).collect(),
+    };
+    let value = |run: &FinishedRun, method: &str, column: &str| match column.strip_prefix(PER_PATIENT) {
+        Some(metric) if mean == Mean::PerPatient => run.summary.per_patient_metric(method, metric),
+        _ => run.summary.metric(method, column),
+    };
     let mut values: BTreeMap<(String, String), Vec<Vec<Option<f64>>>> = BTreeMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
     let mut seeds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -134,7 +178,7 @@ pub fn compare(runs: &[FinishedRun]) -> Comparison {
             if !values.contains_key(&key) {
                 order.push(key.clone());
             }
-            let row = columns.iter().map(|c| run.summary.metric(method, c)).collect();
+            let row = columns.iter().map(|c| value(run, method, c)).collect();
             values.entry(key).or_default().push(row);
         }
     }

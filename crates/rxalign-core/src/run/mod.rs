@@ -6,7 +6,8 @@
 //! runs/<experiment>/
 //!   experiment.json      the plan: file and hash, ablation axes, every planned run
 //!   <run>/
-//!     run.json           status, stages, current stage and step, times, error, version, device, data fingerprint
+//!     run.json           status, stages, current stage and step, times, error, version, device, data fingerprint,
+//!                        the split's fingerprint and diagnostics
 //!     run.lock           held by the one process writing the folder (its pid inside)
 //!     resolved.ron       every setting of this run, ablation values and seed included
 //!     drugs.json         the drug vocabulary with names, and the DDI pairs
@@ -30,6 +31,7 @@ pub mod discover;
 mod fingerprint;
 pub mod lock;
 pub mod records;
+pub mod split;
 pub mod version;
 pub mod visits;
 
@@ -37,7 +39,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use aggregate::{COLUMNS, Cell, Comparison, Format, compare, histogram, pareto_front};
+pub use aggregate::{
+    COLUMNS, Cell, Comparison, Format, Mean, compare, compare_with, histogram, pareto_front,
+};
 pub use discover::{ExperimentView, FinishedRun, RunEntry, experiments, finished_runs, runs_of};
 pub use lock::{EXPERIMENT_LOCK, ExperimentLock, RunLock};
 pub use records::{
@@ -46,6 +50,7 @@ pub use records::{
     RXALIGN_VERSION, RunRecord, RunState, RunStatus, StageInfo, StageProgress, StageRef, SummaryRecord,
     Writer, input_differences,
 };
+pub use split::{DOMINANT_PATIENT_SHARE, SplitPart, SplitRecord};
 pub use version::FormatVersion;
 pub use visits::{Lexicon, Mention, MentionKind, NamedCode, VisitDetails};
 

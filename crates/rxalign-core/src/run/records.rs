@@ -21,8 +21,10 @@ use super::version::FormatVersion;
 /// readers of 1.0 skip both. 1.2 added each method's list-level edit
 /// counts (`edits.lists`, and the `edit/...` metrics), and the record of
 /// which trajectories a method kept (`trajectories`); readers of 1.1 skip
-/// them.
-pub const RUN_FORMAT: FormatVersion = FormatVersion::new(1, 2);
+/// them. 1.3 added `run.json`'s `split` (the split's patient-list
+/// fingerprint and its diagnostics) and each method's `per_patient` means
+/// in `summary.json`; readers of 1.2 skip both.
+pub const RUN_FORMAT: FormatVersion = FormatVersion::new(1, 3);
 
 /// The version of `experiment.json` that this build writes and reads.
 pub const EXPERIMENT_FORMAT: FormatVersion = FormatVersion::new(1, 0);
@@ -252,6 +254,11 @@ pub struct RunRecord {
     /// of older builds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<BTreeMap<String, InputFile>>,
+    /// The split: how it was drawn, its patient lists' fingerprint and
+    /// each part's diagnostics; set once the data is loaded (since format
+    /// 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<super::split::SplitRecord>,
 }
 
 /// A file or folder a run's settings name, as it was when the run read it.
@@ -531,6 +538,12 @@ pub struct MethodSummary {
     /// method that starts from a list (since format 1.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trajectories: Option<KeptTrajectories>,
+    /// The per-patient means of the same metrics: each metric computed
+    /// over each patient's test visits, then averaged over patients, so
+    /// that a patient with many visits weighs as much as one with few
+    /// (`metrics` holds the per-visit means; since format 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_patient: Option<BTreeMap<String, Option<f64>>>,
 }
 
 /// Which test visits a method's trajectories in `trajectories.jsonl` are
@@ -692,6 +705,7 @@ impl SummaryRecord {
                 metrics,
                 edits: None,
                 trajectories: None,
+                per_patient: None,
             },
         );
     }
@@ -706,6 +720,29 @@ impl SummaryRecord {
             }
             None => false,
         }
+    }
+
+    /// Sets the per-patient means of a method already inserted; false when
+    /// there is no such method.
+    pub fn set_per_patient(&mut self, method: &str, means: BTreeMap<String, Option<f64>>) -> bool {
+        match self.methods.get_mut(method) {
+            Some(m) => {
+                m.per_patient = Some(means);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A metric's per-patient mean of a method, where recorded and defined.
+    pub fn per_patient_metric(&self, method: &str, metric: &str) -> Option<f64> {
+        self.methods
+            .get(method)?
+            .per_patient
+            .as_ref()?
+            .get(metric)
+            .copied()
+            .flatten()
     }
 
     /// Method names in the order the run recorded them.

@@ -56,6 +56,7 @@ fn record() -> RunRecord {
                 sha256: "22".repeat(32),
             },
         )])),
+        split: None,
     }
 }
 

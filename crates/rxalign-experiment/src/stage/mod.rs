@@ -355,6 +355,11 @@ impl RunContext<'_> {
         }
         self.summary
             .insert(method, self.stage.clone(), report.visits, summary);
+        let test_visits: HashSet<usize> = test.iter().copied().collect();
+        self.summary.set_per_patient(
+            method,
+            predictions.evaluate_per_patient(cohort, |i| test_visits.contains(&i)),
+        );
         if let Some(edits) = edits {
             self.summary.set_edits(method, edits);
         }
