@@ -227,10 +227,7 @@ fn the_step_weight_makes_no_difference_beyond_the_seed_spread_where_lists_take_s
             .collect();
         let (mean, std) = mean_std(&shares);
         eprintln!("lambda {lambda}: share of the headroom captured {mean:.3} ± {std:.3}");
-        assert!(
-            shares.iter().all(|&s| s > 0.5),
-            "lambda {lambda}: {shares:?}"
-        );
+        assert!(shares.iter().all(|&s| s > 0.5), "lambda {lambda}: {shares:?}");
         captured.push((mean, std));
     }
     // The larger of the two spreads, at least 0.005 of the headroom (three
@@ -276,17 +273,12 @@ fn with_flames_edit_data_the_aligned_editor_beats_its_start_lists_on_the_icu_pre
         let outcomes: Vec<f64> = [1203, 2024, 42]
             .iter()
             .map(|seed| {
-                let run = tmp
-                    .path()
-                    .join(format!("runs/icu-edit-data/run.seed={seed}"));
+                let run = tmp.path().join(format!("runs/icu-edit-data/run.seed={seed}"));
                 summary_metric(&run, "test", method, "reward/outcome")
             })
             .collect();
         let (mean, std) = mean_std(&outcomes);
         eprintln!("{method}: outcome over its start lists {mean:.4} ± {std:.4}");
-        assert!(
-            mean > 2.0 * std && mean > 0.03,
-            "{method}: {outcomes:?}"
-        );
+        assert!(mean > 2.0 * std && mean > 0.03, "{method}: {outcomes:?}");
     }
 }
