@@ -572,13 +572,7 @@ struct Inputs {
 fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> {
     let file = &plan.file;
     let data = plugins.data.build(&file.data, &())?.load()?;
-    let split_config = SplitConfig {
-        seed: file.split.seed,
-        train: file.split.train,
-        val: file.split.val,
-    };
-    split_config.validate()?;
-    let split = data.cohort.split(&split_config);
+    let split = split_of(file, &data.cohort)?;
     let reward = plugins.reward_of(&file.reward)?;
     let fingerprint = DataFingerprint::of(&data.cohort);
     let named = named_inputs(file)?;
@@ -588,6 +582,40 @@ fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> 
         reward,
         fingerprint,
         named,
+    })
+}
+
+/// The file's split of `cohort`.
+pub(crate) fn split_of(
+    file: &crate::ExperimentFile,
+    cohort: &rxalign_core::Cohort,
+) -> Result<rxalign_core::Split, ExperimentError> {
+    let split_config = SplitConfig {
+        seed: file.split.seed,
+        train: file.split.train,
+        val: file.split.val,
+    };
+    split_config.validate()?;
+    Ok(cohort.split(&split_config))
+}
+
+/// The learned methods' visit features, and the note tokenizer's JSON
+/// where the file reads notes (trained on the training split).
+pub(crate) fn features(
+    file: &crate::ExperimentFile,
+    cohort: &rxalign_core::Cohort,
+    split: &rxalign_core::Split,
+) -> Result<(VisitFeatures, Option<String>), ExperimentError> {
+    Ok(match file.notes.tokenizer(cohort, &split.train)? {
+        Some(tokenizer) => {
+            let json = tokenizer
+                .to_json()
+                .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+            let features = VisitFeatures::with_notes(cohort, &tokenizer)
+                .map_err(|e| ExperimentError::Invalid(format!("notes: {e}")))?;
+            (features, Some(json))
+        }
+        None => (VisitFeatures::of(cohort), None),
     })
 }
 
@@ -889,17 +917,10 @@ fn execute(
         .device
         .parse()
         .map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
-    let features = match file.notes.tokenizer(&data.cohort, &split.train)? {
-        Some(tokenizer) => {
-            let json = tokenizer
-                .to_json()
-                .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
-            rxalign_core::run::write_atomic(&folder.path(TOKENIZER_FILE), json.as_bytes())?;
-            VisitFeatures::with_notes(&data.cohort, &tokenizer)
-                .map_err(|e| ExperimentError::Invalid(format!("notes: {e}")))?
-        }
-        None => VisitFeatures::of(&data.cohort),
-    };
+    let (features, note_tokenizer) = features(file, &data.cohort, split)?;
+    if let Some(json) = note_tokenizer {
+        rxalign_core::run::write_atomic(&folder.path(TOKENIZER_FILE), json.as_bytes())?;
+    }
     let policy = plugins
         .policy
         .build(&file.policy, &())?
