@@ -11,7 +11,7 @@
 //! `rxalign-cli`.
 
 pub use rxalign_lm::config::LlamaConfig;
-use rxalign_lm::lora::LoraConfig;
+use rxalign_lm::lora::{LoraConfig, TARGETS};
 
 use crate::PolicyError;
 use crate::flame::LlamaPolicyConfig;
@@ -166,6 +166,8 @@ fn projection(llama: &LlamaConfig, name: &str) -> (u128, u128) {
         "o_proj" => (q, h),
         "gate_proj" | "up_proj" => (h, i),
         "down_proj" => (i, h),
+        // Not a projection of the family (`LlamaPolicyConfig::validate`
+        // refuses such a LoRA target).
         _ => (0, 0),
     }
 }
@@ -176,16 +178,7 @@ fn projection(llama: &LlamaConfig, name: &str) -> (u128, u128) {
 pub fn llama_parameters(llama: &LlamaConfig) -> u128 {
     let h = llama.hidden_size as u128;
     let v = llama.vocab_size as u128;
-    let names = [
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ];
-    let mut layer: u128 = names
+    let mut layer: u128 = TARGETS
         .iter()
         .map(|n| {
             let (i, o) = projection(llama, n);
@@ -201,6 +194,9 @@ pub fn llama_parameters(llama: &LlamaConfig) -> u128 {
     }
     if llama.o_bias() {
         layer += h;
+    }
+    if llama.mlp_bias {
+        layer += 2 * llama.intermediate_size as u128 + h;
     }
     let head = if llama.tie_word_embeddings { 0 } else { v * h };
     v * h + head + h + llama.num_hidden_layers as u128 * layer
@@ -390,7 +386,7 @@ mod tests {
             rank: 32,
             alpha: 64.0,
             dropout: 0.0,
-            targets: rxalign_lm::lora::TARGETS.iter().map(|s| s.to_string()).collect(),
+            targets: TARGETS.iter().map(|s| s.to_string()).collect(),
         };
         // Per layer: 32 × (4096+4096 + 2·(4096+1024) + 4096+4096 + 2·(4096+14336) + 14336+4096).
         let per_layer = 32 * (8192 + 2 * 5120 + 8192 + 2 * 18432 + 18432);
