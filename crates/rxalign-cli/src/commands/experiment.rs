@@ -204,13 +204,13 @@ fn print_resources(plans: &[RunPlan], plugins: &Plugins, prompt_tokens: Option<u
                 b(f.kv_cache_bytes)
             );
             outln!(
-                "    peak {} (state + the larger of activations and caches); {:.3e} FLOPs a {}",
+                "    peak {} (state + the larger of activations and caches); {:.3e} FLOPs {}",
                 b(f.peak_bytes()),
                 f.flops,
                 if s.stage.starts_with("sft") {
-                    "step"
+                    "a step"
                 } else {
-                    "iteration"
+                    "an iteration"
                 }
             );
             let fits: Vec<String> = f
