@@ -13,6 +13,7 @@ pub mod plugin;
 pub mod plugins;
 pub mod progress;
 pub mod resolve;
+pub mod resources;
 pub mod runner;
 pub mod schema;
 pub mod stage;

@@ -578,7 +578,7 @@ struct Inputs {
 fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> {
     let file = &plan.file;
     let data = plugins.data.build(&file.data, &())?.load()?;
-    let split = data.cohort.split(&file.split.config(plan.seed)?);
+    let split = split_of(file, plan.seed, &data.cohort)?;
     let reward = plugins.reward_of(&file.reward)?;
     let fingerprint = DataFingerprint::of(&data.cohort);
     let named = named_inputs(file)?;
@@ -630,6 +630,35 @@ pub fn planned_splits(plans: &[RunPlan], plugins: &Plugins) -> Result<Vec<Planne
         ));
     }
     Ok(out.into_iter().map(|(_, s)| s).collect())
+}
+
+/// The file's split of `cohort` for a run with this seed.
+pub(crate) fn split_of(
+    file: &crate::ExperimentFile,
+    run_seed: u64,
+    cohort: &rxalign_core::Cohort,
+) -> Result<rxalign_core::Split, ExperimentError> {
+    Ok(cohort.split(&file.split.config(run_seed)?))
+}
+
+/// The learned methods' visit features, and the note tokenizer's JSON
+/// where the file reads notes (trained on the training split).
+pub(crate) fn features(
+    file: &crate::ExperimentFile,
+    cohort: &rxalign_core::Cohort,
+    split: &rxalign_core::Split,
+) -> Result<(VisitFeatures, Option<String>), ExperimentError> {
+    Ok(match file.notes.tokenizer(cohort, &split.train)? {
+        Some(tokenizer) => {
+            let json = tokenizer
+                .to_json()
+                .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+            let features = VisitFeatures::with_notes(cohort, &tokenizer)
+                .map_err(|e| ExperimentError::Invalid(format!("notes: {e}")))?;
+            (features, Some(json))
+        }
+        None => (VisitFeatures::of(cohort), None),
+    })
 }
 
 /// `run.json` of a run that begins now.
@@ -936,17 +965,10 @@ fn execute(
         .device
         .parse()
         .map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
-    let features = match file.notes.tokenizer(&data.cohort, &split.train)? {
-        Some(tokenizer) => {
-            let json = tokenizer
-                .to_json()
-                .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
-            rxalign_core::run::write_atomic(&folder.path(TOKENIZER_FILE), json.as_bytes())?;
-            VisitFeatures::with_notes(&data.cohort, &tokenizer)
-                .map_err(|e| ExperimentError::Invalid(format!("notes: {e}")))?
-        }
-        None => VisitFeatures::of(&data.cohort),
-    };
+    let (features, note_tokenizer) = features(file, &data.cohort, split)?;
+    if let Some(json) = note_tokenizer {
+        rxalign_core::run::write_atomic(&folder.path(TOKENIZER_FILE), json.as_bytes())?;
+    }
     let policy = plugins
         .policy
         .build(&file.policy, &())?

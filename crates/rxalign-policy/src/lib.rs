@@ -27,6 +27,7 @@ mod init;
 pub mod lamo;
 pub mod list;
 pub mod notes;
+pub mod resources;
 pub mod select;
 #[doc(hidden)]
 pub mod test_support;

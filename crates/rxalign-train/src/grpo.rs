@@ -448,7 +448,8 @@ pub fn token_advantages<D>(samples: &[Sample<D>], parts: usize) -> Vec<f32> {
 }
 
 /// Update: `ppo_epochs` gradient steps of the clipped surrogate with its KL
-/// and entropy terms on `samples`, at learning rate `lr`.
+/// and entropy terms on `samples`, at learning rate `lr` (each step's
+/// gradients from [`update_gradients`]).
 #[expect(clippy::too_many_arguments, reason = "the inputs of one update")]
 pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>, B>>(
     family: &F,
@@ -460,10 +461,41 @@ pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>,
     lr: f64,
     device: &B::Device,
 ) -> Result<(F::Trainable<B>, UpdateStats), TrainError> {
+    let mut stats = UpdateStats::default();
+    if samples.is_empty() {
+        return Ok((model, stats));
+    }
+    for _ in 0..job.settings.ppo_epochs {
+        let (grads, s) = update_gradients(family, &model, reference, samples, job, device)?;
+        stats = s;
+        let Some(grads) = grads else {
+            return Ok((model, stats));
+        };
+        model = optim.step(lr, model, grads);
+    }
+    Ok((model, stats))
+}
+
+/// The gradients of one gradient step of the update on `samples` (the
+/// clipped surrogate, the KL to `reference` and the entropy bonus, each a
+/// mean over the samples), and its statistics; no gradients where the loss
+/// is not finite. The reference scores the samples on each call.
+///
+/// A batch of samples split into shards gives the same gradients as the
+/// whole when each shard's are weighted by its share of the samples and
+/// summed (every term is a mean over samples; `tests::sharded_gradients_*`).
+pub fn update_gradients<F: PolicyFamily, B: AutodiffBackend>(
+    family: &F,
+    model: &F::Trainable<B>,
+    reference: &F::Model<B::InnerBackend>,
+    samples: &[Sample<F::Decision>],
+    job: &GrpoJob<'_>,
+    device: &B::Device,
+) -> Result<(Option<GradientsParams>, UpdateStats), TrainError> {
     let settings = job.settings;
     let n = samples.len();
     if n == 0 {
-        return Ok((model, UpdateStats::default()));
+        return Ok((None, UpdateStats::default()));
     }
     let cohort = job.cohort;
     let states: Vec<State<'_>> = samples
@@ -525,54 +557,48 @@ pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>,
     };
     let reduction = family.reduction();
     let mut stats = UpdateStats::default();
-    for _ in 0..settings.ppo_epochs {
-        let Scored {
-            logp,
-            mask,
-            distribution,
-        } = family.score(
-            F::as_model(&model),
-            cohort,
-            &states,
-            &decisions,
-            settings.temperature,
-            device,
-        )?;
-        // PPO ratios, clipping and the advantage per part (token).
-        let ratio = (logp.clone() - old.clone()).exp(); // [n, parts]
-        let clipped = ratio.clone().clamp(1.0 - settings.clip, 1.0 + settings.clip);
-        let surrogate = (ratio * adv.clone()).min_pair(clipped * adv.clone()); // [n, parts]
-        let surrogate = reduce(surrogate, mask.clone(), reduction); // [n, 1]
-        let k3 = reduce(kl::k3(logp.clone(), ref_logp.clone()), mask.clone(), reduction).mean(); // [1]
-        let exact = match (&distribution, &ref_dist) {
-            (Some(d), Some(r)) => {
-                Some(reduce(kl::exact(d.clone(), r.clone()), mask.clone(), reduction).mean())
-            }
-            _ => None,
-        };
-        let entropy = match distribution {
-            Some(d) => reduce(kl::entropy(d), mask.clone(), reduction),
-            // The sampled parts' surprisal estimates the entropy.
-            None => reduce(logp.neg(), mask, reduction),
-        }
-        .mean(); // [1]
-        stats.kl_k3 = k3.clone().into_scalar().elem::<f64>();
-        stats.kl_exact = exact.as_ref().map(|e| e.clone().into_scalar().elem::<f64>());
-        let kl = match estimator {
-            KlEstimator::Exact => exact.unwrap_or(k3),
-            KlEstimator::K3 => k3,
-        };
-        stats.kl = kl.clone().into_scalar().elem::<f64>();
-        stats.entropy = entropy.clone().into_scalar().elem::<f64>();
-        let loss = surrogate.mean().neg() + kl * settings.kl - entropy * settings.entropy;
-        stats.loss = loss.clone().into_scalar().elem::<f64>();
-        if !stats.loss.is_finite() {
-            return Ok((model, stats));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
+    let Scored {
+        logp,
+        mask,
+        distribution,
+    } = family.score(
+        F::as_model(model),
+        cohort,
+        &states,
+        &decisions,
+        settings.temperature,
+        device,
+    )?;
+    // PPO ratios, clipping and the advantage per part (token).
+    let ratio = (logp.clone() - old.clone()).exp(); // [n, parts]
+    let clipped = ratio.clone().clamp(1.0 - settings.clip, 1.0 + settings.clip);
+    let surrogate = (ratio * adv.clone()).min_pair(clipped * adv.clone()); // [n, parts]
+    let surrogate = reduce(surrogate, mask.clone(), reduction); // [n, 1]
+    let k3 = reduce(kl::k3(logp.clone(), ref_logp.clone()), mask.clone(), reduction).mean(); // [1]
+    let exact = match (&distribution, &ref_dist) {
+        (Some(d), Some(r)) => Some(reduce(kl::exact(d.clone(), r.clone()), mask.clone(), reduction).mean()),
+        _ => None,
+    };
+    let entropy = match distribution {
+        Some(d) => reduce(kl::entropy(d), mask.clone(), reduction),
+        // The sampled parts' surprisal estimates the entropy.
+        None => reduce(logp.neg(), mask, reduction),
     }
-    Ok((model, stats))
+    .mean(); // [1]
+    stats.kl_k3 = k3.clone().into_scalar().elem::<f64>();
+    stats.kl_exact = exact.as_ref().map(|e| e.clone().into_scalar().elem::<f64>());
+    let kl = match estimator {
+        KlEstimator::Exact => exact.unwrap_or(k3),
+        KlEstimator::K3 => k3,
+    };
+    stats.kl = kl.clone().into_scalar().elem::<f64>();
+    stats.entropy = entropy.clone().into_scalar().elem::<f64>();
+    let loss = surrogate.mean().neg() + kl * settings.kl - entropy * settings.entropy;
+    stats.loss = loss.clone().into_scalar().elem::<f64>();
+    if !stats.loss.is_finite() {
+        return Ok((None, stats));
+    }
+    Ok((Some(GradientsParams::from_grads(loss.backward(), model)), stats))
 }
 
 /// Reduces per-part values to one per decision, padding left out.

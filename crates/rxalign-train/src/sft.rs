@@ -164,6 +164,32 @@ struct Sample<D> {
     decision: D,
 }
 
+/// The gradients of one SFT batch: the mean over its decisions of the
+/// expert decision's negative log-probability (parts reduced as the family
+/// says), and that loss. A family's random choices in training (the list
+/// policy's dropout masks) are drawn from `rng`.
+///
+/// A batch split into shards gives the same gradients as the whole when
+/// each shard's are weighted by its share of the decisions and summed (the
+/// loss is a mean), and the family draws nothing from `rng` (no dropout);
+/// with dropout, each shard's masks follow its own `rng`
+/// (`tests::sharded_gradients_*`).
+pub fn sft_gradients<F: PolicyFamily, B: AutodiffBackend>(
+    family: &F,
+    model: &F::Trainable<B>,
+    cohort: &rxalign_core::Cohort,
+    states: &[State<'_>],
+    decisions: &[F::Decision],
+    rng: &mut Rng,
+    device: &B::Device,
+) -> Result<(GradientsParams, f64), TrainError> {
+    let scored = family.score_train(model, cohort, states, decisions, 1.0, rng, device)?;
+    let logp = grpo::reduce(scored.logp, scored.mask, family.reduction()); // [batch, 1]
+    let loss = logp.mean().neg(); // [1]
+    let value = loss.clone().into_scalar().elem::<f64>();
+    Ok((GradientsParams::from_grads(loss.backward(), model), value))
+}
+
 /// Trains a fresh model of `family` on expert decisions (fresh corruptions
 /// each epoch, seeded), reporting each epoch to `observer`. Returns the
 /// trained model (its `valid()` acts; it is the start and, frozen, the
@@ -241,10 +267,8 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
                 })
                 .collect();
             let decisions: Vec<F::Decision> = chunk.iter().map(|s| s.decision.clone()).collect();
-            let scored = family.score_train(&model, cohort, &states, &decisions, 1.0, &mut rng, device)?;
-            let logp = grpo::reduce(scored.logp, scored.mask, family.reduction()); // [chunk, 1]
-            let loss = logp.mean().neg(); // [1]
-            let value = loss.clone().into_scalar().elem::<f64>();
+            let (grads, value) =
+                sft_gradients(family, &model, cohort, &states, &decisions, &mut rng, device)?;
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     stage: "SFT",
@@ -255,7 +279,6 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
                 });
             }
             total += value * chunk.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(settings.lr, model, grads);
         }
         let mut entry = StepLog {

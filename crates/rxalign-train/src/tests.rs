@@ -605,3 +605,252 @@ fn grpo_selected_by_validation_counts_its_start_as_iteration_zero() {
         / 2.0;
     assert_eq!(Some(handed_on), selection.outcome);
 }
+
+/// Sharded gradients (data parallelism without a second device): the
+/// gradients of a batch split into shards, each weighted by its share of the
+/// batch and summed, against the whole batch's.
+mod sharded {
+    use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+    use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+    use burn::prelude::*;
+
+    use super::*;
+    use crate::grpo::{Sample, update_gradients};
+    use crate::sft::sft_gradients;
+
+    type Model = ListPolicy<CpuTrainBackend>;
+
+    /// `Σ weight · gradient` over the shards, per parameter of `model`.
+    struct WeightedSum<'a> {
+        shards: &'a [(GradientsParams, f64)],
+        out: GradientsParams,
+    }
+
+    impl ModuleVisitor<CpuTrainBackend> for WeightedSum<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<CpuTrainBackend, D>>) {
+            let mut sum: Option<Tensor<Flex, D>> = None;
+            for (grads, weight) in self.shards {
+                if let Some(g) = grads.get::<Flex, D>(param.id) {
+                    let g = g.mul_scalar(*weight);
+                    sum = Some(match sum {
+                        Some(s) => s + g,
+                        None => g,
+                    });
+                }
+            }
+            if let Some(s) = sum {
+                self.out.register(param.id, s);
+            }
+        }
+    }
+
+    fn weighted_sum(model: &Model, shards: &[(GradientsParams, f64)]) -> GradientsParams {
+        let mut v = WeightedSum {
+            shards,
+            out: GradientsParams::new(),
+        };
+        model.visit(&mut v);
+        v.out
+    }
+
+    /// Every parameter's values, in the module's order.
+    struct Flat(Vec<f32>);
+
+    impl ModuleVisitor<Flex> for Flat {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Flex, D>>) {
+            self.0.extend(param.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+
+    /// The parameters after one SGD step of `grads` (SGD: the update is the
+    /// gradient itself, scaled; Adam's first step would hide a wrong scale).
+    fn stepped(model: &Model, grads: GradientsParams) -> Vec<f32> {
+        let mut sgd = SgdConfig::new().init::<CpuTrainBackend, Model>();
+        let next = sgd.step(0.5, model.clone(), grads);
+        let mut flat = Flat(Vec::new());
+        next.valid().visit(&mut flat);
+        flat.0
+    }
+
+    fn assert_same_update(whole: &[f32], sharded: &[f32], before: &[f32]) {
+        assert_eq!(whole.len(), sharded.len());
+        let moved = whole
+            .iter()
+            .zip(before)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(moved > 1e-3, "the step moves the parameters ({moved})");
+        for (i, (a, b)) in whole.iter().zip(sharded).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 + 1e-4 * a.abs(),
+                "parameter {i}: {a} whole, {b} sharded"
+            );
+        }
+    }
+
+    fn init(family: &SetEncoder, seed: u64) -> Model {
+        SetEncoder::into_trainable::<CpuTrainBackend>(
+            family
+                .init(&mut seeded_rng(seed, "shard-init"), &FlexDevice)
+                .unwrap(),
+        )
+    }
+
+    /// Seven decisions of the tiny cohort's two visits (6 drugs: slot `d`
+    /// adds drug `d`, `6 + d` removes it, 12 stops), with their lists.
+    fn decisions() -> Vec<(usize, DrugSet, usize)> {
+        let l = |d: &[usize]| DrugSet::from_indices(6, d.iter().copied());
+        vec![
+            (0, l(&[]), 2),
+            (0, l(&[]), 12),
+            (1, l(&[1, 4]), 7),
+            (1, l(&[1, 4]), 0),
+            (0, l(&[0, 2, 3]), 9),
+            (1, l(&[0, 2, 3]), 5),
+            (1, l(&[0, 2, 3]), 12),
+        ]
+    }
+
+    /// Shards of 3, 2 and 2 decisions.
+    const SHARDS: [std::ops::Range<usize>; 3] = [0..3, 3..5, 5..7];
+
+    fn sft_grads(
+        family: &SetEncoder,
+        model: &Model,
+        part: &[(usize, DrugSet, usize)],
+        rng: &mut Rng,
+    ) -> GradientsParams {
+        let cohort = tiny();
+        let states: Vec<State<'_>> = part.iter().map(|(v, list, _)| State::first(*v, list)).collect();
+        let decisions: Vec<usize> = part.iter().map(|d| d.2).collect();
+        sft_gradients(family, model, &cohort, &states, &decisions, rng, &FlexDevice)
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn sharded_gradients_of_an_sft_step_make_the_whole_batch_s_update() {
+        let family = family(&tiny(), 16); // no dropout: nothing drawn
+        let model = init(&family, 4);
+        let all = decisions();
+        let mut flat = Flat(Vec::new());
+        model.valid().visit(&mut flat);
+        let whole = stepped(
+            &model,
+            sft_grads(&family, &model, &all, &mut seeded_rng(5, "sft")),
+        );
+        let shards: Vec<(GradientsParams, f64)> = SHARDS
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let mut rng = seeded_rng(5, &format!("sft-shard-{k}"));
+                let g = sft_grads(&family, &model, &all[r.clone()], &mut rng);
+                (g, r.len() as f64 / all.len() as f64)
+            })
+            .collect();
+        let sharded = stepped(&model, weighted_sum(&model, &shards));
+        assert_same_update(&whole, &sharded, &flat.0);
+        // Unweighted (each shard's mean counted alike) is another update:
+        // the test can tell the weights apart.
+        let equal: Vec<(GradientsParams, f64)> = SHARDS
+            .iter()
+            .map(|r| {
+                (
+                    sft_grads(&family, &model, &all[r.clone()], &mut seeded_rng(5, "x")),
+                    1.0 / 3.0,
+                )
+            })
+            .collect();
+        let unweighted = stepped(&model, weighted_sum(&model, &equal));
+        assert!(
+            whole.iter().zip(&unweighted).any(|(a, b)| (a - b).abs() > 1e-4),
+            "shards of 3, 2 and 2 weighted alike differ from the whole"
+        );
+    }
+
+    #[test]
+    fn sharded_gradients_with_dropout_follow_each_shard_s_seeded_stream() {
+        let family = SetEncoderConfig {
+            hidden: 16,
+            budget: 8,
+            dropout: 0.3,
+        }
+        .build(&VisitFeatures::of(&tiny()))
+        .unwrap();
+        let model = init(&family, 4);
+        let all = decisions();
+        let run = |seed: u64| {
+            let shards: Vec<(GradientsParams, f64)> = SHARDS
+                .iter()
+                .enumerate()
+                .map(|(k, r)| {
+                    let mut rng = seeded_rng(seed, &format!("sft-shard-{k}"));
+                    let g = sft_grads(&family, &model, &all[r.clone()], &mut rng);
+                    (g, r.len() as f64 / all.len() as f64)
+                })
+                .collect();
+            stepped(&model, weighted_sum(&model, &shards))
+        };
+        assert_eq!(run(5), run(5), "the same seed: the same masks, the same update");
+        assert_ne!(run(5), run(6), "the masks come from the shards' streams");
+    }
+
+    #[test]
+    fn sharded_gradients_of_a_grpo_update_make_the_whole_batch_s_update() {
+        let cohort = tiny();
+        let reward = jaccard_reward();
+        let family = family(&cohort, 16);
+        let model = init(&family, 4);
+        // The KL term's reference: another policy, so that the term counts.
+        let reference = family
+            .init(&mut seeded_rng(8, "shard-reference"), &FlexDevice)
+            .unwrap();
+        let all = decisions();
+        // Old log-probabilities off the current ones by up to ±0.3, so that
+        // some ratios are clipped; advantages of both signs.
+        let states: Vec<State<'_>> = all.iter().map(|(v, list, _)| State::first(*v, list)).collect();
+        let chosen: Vec<usize> = all.iter().map(|d| d.2).collect();
+        let now = family
+            .score(&model.valid(), &cohort, &states, &chosen, 1.0, &FlexDevice)
+            .unwrap()
+            .logp
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let samples: Vec<Sample<usize>> = all
+            .iter()
+            .enumerate()
+            .map(|(i, (visit, list, decision))| Sample {
+                visit: *visit,
+                list: list.clone(),
+                start: list.clone(),
+                earlier: Vec::new(),
+                decision: *decision,
+                old_parts: vec![now[i] + 0.1 * (i as f32 - 3.0)],
+                advantage: [1.2, -0.7, 0.4, -1.5, 0.9, 0.2, -0.3][i],
+            })
+            .collect();
+        let settings = GrpoSettings {
+            kl: 0.1,
+            entropy: 0.01,
+            ..GrpoSettings::default()
+        };
+        let eval = EvalPlan::default();
+        let job = grpo_job(&cohort, &reward, &settings, None, &eval);
+        let grads = |part: &[Sample<usize>]| {
+            update_gradients(&family, &model, &reference, part, &job, &FlexDevice)
+                .unwrap()
+                .0
+                .unwrap()
+        };
+        let mut flat = Flat(Vec::new());
+        model.valid().visit(&mut flat);
+        let whole = stepped(&model, grads(&samples));
+        let shards: Vec<(GradientsParams, f64)> = SHARDS
+            .iter()
+            .map(|r| (grads(&samples[r.clone()]), r.len() as f64 / samples.len() as f64))
+            .collect();
+        let sharded = stepped(&model, weighted_sum(&model, &shards));
+        assert_same_update(&whole, &sharded, &flat.0);
+    }
+}

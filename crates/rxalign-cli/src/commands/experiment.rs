@@ -35,6 +35,20 @@ pub struct PlanArgs {
     /// knows the file's kinds).
     #[arg(long)]
     rxalign: Option<String>,
+    /// After the list, what each training stage needs before it runs, per
+    /// group: parameters, bytes of weights, gradients, Adam's state, the
+    /// KL reference, activations and key/value caches (f32), FLOPs per
+    /// step, and the common GPUs it fits (definitions in
+    /// docs/language-models.md, "Resources before the run").
+    #[arg(long)]
+    resources: bool,
+    /// With --resources: the prompt's length in tokens that a language
+    /// model's estimate assumes (system, patient, start list, question).
+    /// Default: measured, the longest first prompt of the data's visits
+    /// (each with its own drugs as the start list), which loads the data
+    /// and the tokenizer.
+    #[arg(long)]
+    prompt_tokens: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +178,9 @@ pub fn plan(a: &PlanArgs, plugins: &Plugins) -> anyhow::Result<()> {
         );
     }
     describe_splits(&plans, plugins);
+    if a.resources {
+        print_resources(&plans, plugins, a.prompt_tokens)?;
+    }
     Ok(())
 }
 
@@ -207,6 +224,86 @@ fn describe_splits(plans: &[RunPlan], plugins: &Plugins) {
             warnln!("warning: {warning}");
         }
     }
+}
+
+/// `--resources`: the estimate of the first run of each group (seeds
+/// change no size).
+fn print_resources(plans: &[RunPlan], plugins: &Plugins, prompt_tokens: Option<usize>) -> anyhow::Result<()> {
+    use rxalign_experiment::resources::{CARD_SHARE, FLOAT_BYTES, human_bytes};
+    let mut seen = std::collections::BTreeSet::new();
+    let prompts = match prompt_tokens {
+        Some(n) => format!("{n} tokens (--prompt-tokens)"),
+        None => "the data's longest (measured)".into(),
+    };
+    outln!("\nResources (f32, {FLOAT_BYTES} bytes a value; a language model's prompts: {prompts}):");
+    for p in plans {
+        if !seen.insert(p.group.clone()) {
+            continue;
+        }
+        outln!("group {}:", p.group);
+        for s in rxalign_experiment::resources::estimate(p, plugins, prompt_tokens)? {
+            let f = match s.footprint {
+                Ok(f) => f,
+                Err(why) => {
+                    outln!("  {}: {why}", s.stage);
+                    continue;
+                }
+            };
+            let b = |x: u128| human_bytes(x);
+            outln!("  {}: {}", s.stage, f.shape);
+            outln!(
+                "    parameters {} ({} trainable)",
+                thousands(f.parameters),
+                thousands(f.trainable)
+            );
+            outln!(
+                "    weights {}, gradients {}, Adam state {}, KL reference {}",
+                b(f.weight_bytes),
+                b(f.gradient_bytes),
+                b(f.optimizer_bytes),
+                b(f.reference_bytes)
+            );
+            outln!(
+                "    activations {}, rollout KV caches {}",
+                b(f.activation_bytes),
+                b(f.kv_cache_bytes)
+            );
+            outln!(
+                "    peak {} (state + the larger of activations and caches); {:.3e} FLOPs {}",
+                b(f.peak_bytes()),
+                f.flops,
+                if s.stage.starts_with("sft") {
+                    "a step"
+                } else {
+                    "an iteration"
+                }
+            );
+            let fits: Vec<String> = f
+                .fits()
+                .into_iter()
+                .map(|(card, ok)| format!("{card} {}", if ok { "yes" } else { "no" }))
+                .collect();
+            outln!(
+                "    fits (peak <= {:.0}% of the card): {}",
+                CARD_SHARE * 100.0,
+                fits.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `8,030,261,248`.
+fn thousands(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The name this command was called by (`rxalign`, `my-rxalign`), without

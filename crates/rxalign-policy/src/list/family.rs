@@ -68,7 +68,7 @@ impl SetEncoderConfig {
 
     /// Parameters of the list policy over `features` visit features and
     /// `drugs` drugs (see [`crate::list::ListPolicyConfig::init`]).
-    fn parameters(&self, features: usize, drugs: usize) -> u128 {
+    pub(crate) fn parameters(&self, features: usize, drugs: usize) -> u128 {
         let (h, f, d) = (self.hidden as u128, features as u128, drugs as u128);
         let actions = 2 * d + 1;
         f * h + (d + 1) * h + 2 * h * h + h + h * actions + actions

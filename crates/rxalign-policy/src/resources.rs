@@ -1,0 +1,424 @@
+//! What a training stage needs before it runs: parameters, the bytes of
+//! weights, gradients, optimizer state, activations and key/value caches,
+//! and the floating-point operations of one step, for the `set_encoder`
+//! list policy and the `llama` editor (`rxalign plan FILE --resources`).
+//!
+//! Every tensor is 32-bit: the CPU backend and the CUDA build train in f32,
+//! and a bf16 or f16 checkpoint is cast to f32 when loaded
+//! (`rxalign_lm::weights`). The counts are estimates of what our code
+//! keeps, not measurements; each field says what it counts. Peak memory is
+//! checked against measured CPU runs by `tests/resources.rs` of
+//! `rxalign-cli`.
+
+pub use rxalign_lm::config::LlamaConfig;
+use rxalign_lm::lora::{LoraConfig, TARGETS};
+
+use crate::PolicyError;
+use crate::flame::LlamaPolicyConfig;
+use crate::list::SetEncoderConfig;
+
+/// Bytes of one float (f32).
+pub const FLOAT_BYTES: u128 = 4;
+
+/// The cards a plan is checked against: name and memory in bytes as
+/// `nvidia-smi` reports it (24, 40 and 80 GiB; the 141 GB H200 shows 140 GiB).
+pub const CARDS: [(&str, u128); 4] = [
+    ("24 GB (RTX 4090, A10G-class)", 24 << 30),
+    ("40 GB (A100 40GB)", 40 << 30),
+    ("80 GB (A100/H100 80GB)", 80 << 30),
+    ("141 GB (H200)", 140 << 30),
+];
+
+/// A plan fits a card when its peak is at most this share of the card's
+/// memory; the rest is left to the CUDA context and allocator slack.
+pub const CARD_SHARE: f64 = 0.9;
+
+/// What one training step (SFT) or one GRPO iteration works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// One SFT step of `batch` decisions.
+    Sft { batch: usize },
+    /// One GRPO iteration: `visits × group` rollouts, then `ppo_epochs`
+    /// updates on all their decisions at once.
+    Grpo {
+        visits: usize,
+        group: usize,
+        ppo_epochs: usize,
+    },
+}
+
+/// A stage's resources (bytes are f32 bytes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Footprint {
+    pub parameters: u128,
+    pub trainable: u128,
+    /// Every parameter (the frozen base and the adapters).
+    pub weight_bytes: u128,
+    /// One gradient per trainable parameter.
+    pub gradient_bytes: u128,
+    /// Adam's two moments per trainable parameter.
+    pub optimizer_bytes: u128,
+    /// GRPO's KL reference (the SFT policy): its frozen weights are the
+    /// policy's own tensors (reference-counted, never copied), so only a
+    /// copy of the trainable parameters counts; 0 for SFT.
+    pub reference_bytes: u128,
+    /// What autodiff keeps of one forward pass for its backward pass.
+    pub activation_bytes: u128,
+    /// The rollouts' key/value caches at their longest (GRPO of the
+    /// language model; 0 otherwise).
+    pub kv_cache_bytes: u128,
+    /// Floating-point operations of one step (SFT) or one iteration (GRPO).
+    pub flops: f64,
+    /// Sizes the estimate used (tokens, rows), for the reader.
+    pub shape: String,
+}
+
+impl Footprint {
+    /// The estimated peak: the weights, gradients, optimizer state and
+    /// reference, plus the larger of the training pass's activations and
+    /// the rollouts' caches (they are never alive together).
+    pub fn peak_bytes(&self) -> u128 {
+        self.weight_bytes
+            + self.gradient_bytes
+            + self.optimizer_bytes
+            + self.reference_bytes
+            + self.activation_bytes.max(self.kv_cache_bytes)
+    }
+
+    /// The cards of [`CARDS`] whose memory holds the peak (at most
+    /// [`CARD_SHARE`] of it).
+    pub fn fits(&self) -> Vec<(&'static str, bool)> {
+        let peak = self.peak_bytes() as f64;
+        CARDS
+            .iter()
+            .map(|&(name, bytes)| (name, peak <= bytes as f64 * CARD_SHARE))
+            .collect()
+    }
+
+    fn with_state(mut self) -> Self {
+        self.weight_bytes = self.parameters * FLOAT_BYTES;
+        self.gradient_bytes = self.trainable * FLOAT_BYTES;
+        self.optimizer_bytes = 2 * self.trainable * FLOAT_BYTES;
+        self
+    }
+}
+
+impl SetEncoderConfig {
+    /// The list policy over `features` visit features and `drugs` drugs.
+    ///
+    /// Activations per row of a batch (a decision's state): its visit's
+    /// multi-hot features (at most one distinct visit per row), the list's
+    /// multi-hot, the action mask, the logits and their log-softmax (each
+    /// `2·drugs + 1`), and four hidden-width vectors. FLOPs: `2 × parameters`
+    /// per row forward (the multi-hot rows multiply dense tables), `× 3`
+    /// with the backward pass.
+    pub fn footprint(&self, features: usize, drugs: usize, work: Work) -> Footprint {
+        let parameters = self.parameters(features, drugs);
+        let actions = 2 * drugs as u128 + 1;
+        let per_row = features as u128 + drugs as u128 + 1 + 3 * actions + 4 * self.hidden as u128;
+        let (rows, updates, reference, shape) = match work {
+            Work::Sft { batch } => (batch as u128, 1, 0, format!("{batch} decisions a step")),
+            Work::Grpo {
+                visits,
+                group,
+                ppo_epochs,
+            } => {
+                let rows = (visits * group * self.budget) as u128;
+                (
+                    rows,
+                    ppo_epochs as u128,
+                    parameters * FLOAT_BYTES,
+                    format!(
+                        "{visits} visits x {group} rollouts x at most {} decisions = {rows} decisions an update",
+                        self.budget
+                    ),
+                )
+            }
+        };
+        let forward = 2.0 * parameters as f64 * rows as f64;
+        let acting = match work {
+            Work::Sft { .. } => 0.0,
+            // The rollouts' forward passes and the reference's.
+            Work::Grpo { .. } => 2.0 * forward,
+        };
+        Footprint {
+            parameters,
+            trainable: parameters,
+            reference_bytes: reference,
+            activation_bytes: rows * per_row * FLOAT_BYTES,
+            flops: 3.0 * forward * updates as f64 + acting,
+            shape,
+            ..Footprint::default()
+        }
+        .with_state()
+    }
+}
+
+/// The `(inputs, outputs)` of a projection of a Llama layer.
+fn projection(llama: &LlamaConfig, name: &str) -> (u128, u128) {
+    let h = llama.hidden_size as u128;
+    let q = (llama.num_attention_heads * llama.head_dim()) as u128;
+    let kv = (llama.kv_heads() * llama.head_dim()) as u128;
+    let i = llama.intermediate_size as u128;
+    match name {
+        "q_proj" => (h, q),
+        "k_proj" | "v_proj" => (h, kv),
+        "o_proj" => (q, h),
+        "gate_proj" | "up_proj" => (h, i),
+        "down_proj" => (i, h),
+        // Not a projection of the family (`LlamaPolicyConfig::validate`
+        // refuses such a LoRA target).
+        _ => (0, 0),
+    }
+}
+
+/// Parameters of a Llama-family decoder: the token embedding, the output
+/// head unless tied, the final norm, and per layer the seven projections,
+/// their biases where the family has them, and two norms.
+pub fn llama_parameters(llama: &LlamaConfig) -> u128 {
+    let h = llama.hidden_size as u128;
+    let v = llama.vocab_size as u128;
+    let mut layer: u128 = TARGETS
+        .iter()
+        .map(|n| {
+            let (i, o) = projection(llama, n);
+            i * o
+        })
+        .sum::<u128>()
+        + 2 * h;
+    if llama.qkv_bias() {
+        layer += ["q_proj", "k_proj", "v_proj"]
+            .iter()
+            .map(|n| projection(llama, n).1)
+            .sum::<u128>();
+    }
+    if llama.o_bias() {
+        layer += h;
+    }
+    if llama.mlp_bias {
+        layer += 2 * llama.intermediate_size as u128 + h;
+    }
+    let head = if llama.tie_word_embeddings { 0 } else { v * h };
+    v * h + head + h + llama.num_hidden_layers as u128 * layer
+}
+
+/// LoRA's parameters on `llama`: `rank × (inputs + outputs)` per target
+/// projection and layer.
+pub fn lora_parameters(llama: &LlamaConfig, lora: &LoraConfig) -> u128 {
+    let per_layer: u128 = lora
+        .targets
+        .iter()
+        .map(|t| {
+            let (i, o) = projection(llama, t);
+            lora.rank as u128 * (i + o)
+        })
+        .sum();
+    llama.num_hidden_layers as u128 * per_layer
+}
+
+impl LlamaPolicyConfig {
+    /// The model's shape without its weights or tokenizer: the folder's
+    /// `config.json` (checked), or the scratch shape with its vocabulary at
+    /// most `scratch.vocab` (the BPE is trained on the run's prompts).
+    pub fn shape(&self) -> Result<LlamaConfig, PolicyError> {
+        if let Some(dir) = &self.model {
+            let path = dir.join("config.json");
+            let config = LlamaConfig::from_file(&path).map_err(|e| PolicyError::Invalid(e.to_string()))?;
+            config
+                .validate(&path)
+                .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+            return Ok(config);
+        }
+        let s = self.scratch.clone().unwrap_or_default();
+        let mut l = LlamaConfig::tiny(s.vocab, s.layers, s.heads, s.kv_heads, s.head_dim);
+        l.intermediate_size = s.intermediate;
+        Ok(l)
+    }
+
+    /// Tokens of an answer at most: `max_lines` lines of `max_line_tokens`
+    /// tokens and the end-of-answer token.
+    pub fn answer_tokens(&self) -> usize {
+        self.max_lines * self.max_line_tokens + 1
+    }
+
+    /// The editor on `llama` (the model folder's `config.json`, or the
+    /// scratch shape), with prompts of `prompt_tokens` tokens (system,
+    /// patient, start list and question; the data's longest).
+    ///
+    /// A sequence is one question's prompt and its answer (each question
+    /// is a chat of its own): `T = prompt + max_lines × max_line_tokens +
+    /// 1`. Rows: an SFT step scores `batch` decisions
+    /// in at most `batch` rows (the lines of one answer share a row); a
+    /// GRPO update scores every rollout's answers, `visits × group ×
+    /// answers` rows.
+    ///
+    /// Activations, f32 floats a token keeps per layer for the backward
+    /// pass (burn's autodiff, attention not fused), counted from
+    /// `rxalign_lm::llama`'s ops: `4·hidden` (each RMSNorm's input and
+    /// output), `4·(heads + kv_heads)·head_dim` (the projections' outputs,
+    /// queries and keys rotated and their rotated halves, the attention's
+    /// output), `5·intermediate` (the MLP's gate, its sigmoid and SiLU, up,
+    /// and their product) and `2·heads·T` (the softmax's exponentials and
+    /// probabilities), plus `rank` per LoRA target; the head runs on the
+    /// decisions' tokens only, three vocabulary-wide rows each (logits,
+    /// biased logits, log-softmax).
+    ///
+    /// KV cache: `2 × layers × kv_heads × head_dim × T` floats per rollout,
+    /// `min(act_batch, visits × group)` rollouts decoding at once.
+    ///
+    /// FLOPs: forward `2 × (layer parameters) × tokens + 2 × vocab × hidden
+    /// × head tokens + 4 × layers × heads × head_dim × T` per token
+    /// (attention's two products); a training step is `× 3` (`× 2` under
+    /// LoRA: the frozen base has no weight gradients); a GRPO iteration
+    /// adds the rollouts (decoding with the cache: forward of every prompt
+    /// and generated token) and the reference's forward pass.
+    pub fn footprint(&self, llama: &LlamaConfig, prompt_tokens: usize, work: Work) -> Footprint {
+        let base = llama_parameters(llama);
+        let adapters = self.lora.as_ref().map_or(0, |l| lora_parameters(llama, l));
+        let parameters = base + adapters;
+        let trainable = if self.lora.is_some() { adapters } else { base };
+        let answers = self.answers();
+        let t = prompt_tokens + self.answer_tokens();
+        let (h, i, v) = (
+            llama.hidden_size as u128,
+            llama.intermediate_size as u128,
+            llama.vocab_size as u128,
+        );
+        let layers = llama.num_hidden_layers as u128;
+        let heads = llama.num_attention_heads as u128;
+        let head_dim = llama.head_dim() as u128;
+        let kv = llama.kv_heads() as u128;
+        let (rows, decisions, updates, rollouts) = match work {
+            Work::Sft { batch } => (batch as u128, batch as u128, 1u128, 0u128),
+            Work::Grpo {
+                visits,
+                group,
+                ppo_epochs,
+            } => {
+                let rollouts = (visits * group) as u128;
+                (
+                    rollouts * answers as u128,
+                    rollouts * self.budget() as u128,
+                    ppo_epochs as u128,
+                    rollouts,
+                )
+            }
+        };
+        let t128 = t as u128;
+        let lora_floats = self
+            .lora
+            .as_ref()
+            .map_or(0, |l| (l.rank * l.targets.len()) as u128);
+        let per_token =
+            layers * (4 * h + 4 * (heads + kv) * head_dim + 5 * i + 2 * heads * t128 + lora_floats);
+        let head_tokens = decisions * self.max_line_tokens as u128;
+        let activations = rows * t128 * per_token + head_tokens * 3 * v;
+        let kv_cache = if rollouts > 0 {
+            rollouts.min(self.act_batch as u128) * 2 * layers * kv * head_dim * t128 * FLOAT_BYTES
+        } else {
+            0
+        };
+        let layer_parameters = base - v * h * if llama.tie_word_embeddings { 1 } else { 2 };
+        let per_token_flops =
+            2.0 * (layer_parameters + adapters) as f64 + 4.0 * (layers * heads * head_dim * t128) as f64;
+        let forward = per_token_flops * (rows * t128) as f64 + 2.0 * (v * h * head_tokens) as f64;
+        let training = if self.lora.is_some() { 2.0 } else { 3.0 };
+        let mut flops = training * forward * updates as f64;
+        let shape = match work {
+            Work::Sft { batch } => format!(
+                "{batch} decisions in at most {rows} rows of T = {prompt_tokens} prompt + {} answer = {t} tokens",
+                self.answer_tokens()
+            ),
+            Work::Grpo { .. } => {
+                // Rollouts: each prompt once, then every generated token
+                // with the cache; the reference scores the update's rows.
+                let generated = rollouts * (answers * self.answer_tokens()) as u128;
+                flops += per_token_flops * (rollouts * prompt_tokens as u128 + generated) as f64
+                    + 2.0 * (v * h * generated) as f64
+                    + forward;
+                format!(
+                    "{rollouts} rollouts ({} decoding at once), {rows} rows ({answers} answers a rollout) of T = {prompt_tokens} prompt + {} answer = {t} tokens an update",
+                    rollouts.min(self.act_batch as u128),
+                    self.answer_tokens()
+                )
+            }
+        };
+        Footprint {
+            parameters,
+            trainable,
+            reference_bytes: if matches!(work, Work::Grpo { .. }) {
+                trainable * FLOAT_BYTES
+            } else {
+                0
+            },
+            activation_bytes: activations * FLOAT_BYTES,
+            kv_cache_bytes: kv_cache,
+            flops,
+            shape,
+            ..Footprint::default()
+        }
+        .with_state()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn llama_3_8b() -> LlamaConfig {
+        let mut c = LlamaConfig::tiny(128_256, 32, 32, 8, 128);
+        c.hidden_size = 4096;
+        c.intermediate_size = 14_336;
+        c.tie_word_embeddings = false;
+        c
+    }
+
+    #[test]
+    fn llama_3_8b_has_its_published_parameter_count() {
+        // Meta's model card: 8.03 billion parameters.
+        let p = llama_parameters(&llama_3_8b());
+        assert_eq!(p, 8_030_261_248, "{p}");
+    }
+
+    #[test]
+    fn lora_rank_32_on_every_projection_of_llama_3_8b() {
+        let lora = LoraConfig {
+            rank: 32,
+            alpha: 64.0,
+            dropout: 0.0,
+            targets: TARGETS.iter().map(|s| s.to_string()).collect(),
+        };
+        // Per layer: 32 × (4096+4096 + 2·(4096+1024) + 4096+4096 + 2·(4096+14336) + 14336+4096).
+        let per_layer = 32 * (8192 + 2 * 5120 + 8192 + 2 * 18432 + 18432);
+        assert_eq!(lora_parameters(&llama_3_8b(), &lora), 32 * per_layer);
+    }
+
+    #[test]
+    fn adam_keeps_two_moments_of_the_trainable_parameters_only() {
+        let config = LlamaPolicyConfig {
+            lora: Some(LoraConfig {
+                rank: 4,
+                alpha: 8.0,
+                dropout: 0.0,
+                targets: vec!["q_proj".into()],
+            }),
+            ..LlamaPolicyConfig::default()
+        };
+        let f = config.footprint(
+            &llama_3_8b(),
+            100,
+            Work::Grpo {
+                visits: 2,
+                group: 4,
+                ppo_epochs: 1,
+            },
+        );
+        assert_eq!(f.optimizer_bytes, 2 * f.trainable * 4);
+        assert_eq!(f.gradient_bytes, f.trainable * 4);
+        assert_eq!(f.reference_bytes, f.trainable * 4);
+        assert_eq!(f.weight_bytes, f.parameters * 4);
+        assert!(f.kv_cache_bytes > 0 && f.trainable < f.parameters / 100);
+        let sft = config.footprint(&llama_3_8b(), 100, Work::Sft { batch: 8 });
+        assert_eq!((sft.reference_bytes, sft.kv_cache_bytes), (0, 0));
+    }
+}
