@@ -5,36 +5,19 @@
 //! the headroom's definition says, and the trainer passes the positive
 //! control (`experiments/icu-positive-control.ron`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 mod common;
 
+use rxalign_core::run::aggregate::Cell;
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn rxalign(args: &[&str], dir: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_rxalign"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "rxalign {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{ok_in, root};
 
 fn stats(dir: &Path, cwd: &Path) -> Value {
-    let out = rxalign(
-        &["data", "stats", dir.to_str().unwrap(), "--json", "--block", "107"],
+    let out = ok_in(
         cwd,
+        &["data", "stats", dir.to_str().unwrap(), "--json", "--block", "107"],
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -55,9 +38,10 @@ fn the_icu_preset_is_in_the_regime_of_the_mimic_demo() {
     let tmp = tempfile::tempdir().unwrap();
     let demo = tmp.path().join("demo");
     let args = common::mimic3_demo_import_args(&demo);
-    rxalign(&args.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    ok_in(tmp.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
     let icu = tmp.path().join("icu");
-    rxalign(
+    ok_in(
+        tmp.path(),
         &[
             "data",
             "synth",
@@ -68,7 +52,6 @@ fn the_icu_preset_is_in_the_regime_of_the_mimic_demo() {
             "--out",
             icu.to_str().unwrap(),
         ],
-        tmp.path(),
     );
     let (demo, icu) = (stats(&demo, tmp.path()), stats(&icu, tmp.path()));
     // The demo is one block of its 107 visits; the preset is averaged over
@@ -127,7 +110,7 @@ fn the_best_list_is_worth_at_least_the_best_per_drug_decision() {
 )"#,
     )
     .unwrap();
-    rxalign(&["run", file.to_str().unwrap(), "--out", "runs"], tmp.path());
+    ok_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", "runs"]);
     let run = tmp.path().join("runs/headroom/base.seed=0");
     // The best list is searched for the test visits only.
     {
@@ -155,9 +138,9 @@ fn the_best_list_is_worth_at_least_the_best_per_drug_decision() {
 fn the_trainer_captures_half_the_headroom_of_the_positive_control_every_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let file = root().join("experiments/icu-positive-control.ron");
-    rxalign(
-        &["run", file.to_str().unwrap(), "--out", "runs", "--jobs", "2"],
+    ok_in(
         tmp.path(),
+        &["run", file.to_str().unwrap(), "--out", "runs", "--jobs", "2"],
     );
     for seed in [0, 1, 2] {
         let run = tmp
@@ -183,12 +166,11 @@ fn the_trainer_captures_half_the_headroom_of_the_positive_control_every_seed() {
     }
 }
 
-/// Mean and sample standard deviation.
+/// Mean and sample standard deviation over seeds, as `rxalign compare`
+/// computes them.
 fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
+    let cell = Cell::of(xs).expect("at least one seed");
+    (cell.mean, cell.std)
 }
 
 /// `experiments/icu-step-weight.ron` at a CI size (lambda 0 and 1, three of
@@ -209,9 +191,9 @@ fn the_step_weight_makes_no_difference_beyond_the_seed_spread_where_lists_take_s
     );
     let file = tmp.path().join("icu-step-weight.ron");
     std::fs::write(&file, text).unwrap();
-    rxalign(
-        &["run", file.to_str().unwrap(), "--out", "runs", "--jobs", "2"],
+    ok_in(
         tmp.path(),
+        &["run", file.to_str().unwrap(), "--out", "runs", "--jobs", "2"],
     );
     let mut captured = Vec::new();
     for lambda in ["0.0", "1.0"] {
@@ -256,7 +238,8 @@ fn with_flames_edit_data_the_aligned_editor_beats_its_start_lists_on_the_icu_pre
     let text = text.replace(grid, r#"grid: {"seed": [1203, 2024, 42]},"#);
     let file = tmp.path().join("icu-edit-data.ron");
     std::fs::write(&file, text).unwrap();
-    rxalign(
+    ok_in(
+        tmp.path(),
         &[
             "run",
             file.to_str().unwrap(),
@@ -267,7 +250,6 @@ fn with_flames_edit_data_the_aligned_editor_beats_its_start_lists_on_the_icu_pre
             "--only",
             "run",
         ],
-        tmp.path(),
     );
     for method in ["grpo", "step_grpo"] {
         let outcomes: Vec<f64> = [1203, 2024, 42]

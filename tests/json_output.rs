@@ -12,25 +12,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::root;
 use rxalign_cli::report::{CompareReport, StatusReport};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
+/// The standard output of `rxalign ARGS` run in `cwd`, which must succeed.
 fn ok(args: &[&str], cwd: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rxalign"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rxalign {args:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(common::ok_in(cwd, args).stdout).unwrap()
 }
 
 /// Two variants over three seeds of the non-learned baselines (a second or

@@ -15,13 +15,31 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `rxalign ARGS` run from the repository's root.
-pub fn rxalign_at_root(args: &[&str]) -> std::process::Output {
+/// `rxalign ARGS` run in `dir`.
+pub fn rxalign_in(dir: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_rxalign"))
         .args(args)
-        .current_dir(root())
+        .current_dir(dir)
         .output()
         .expect("the binary runs")
+}
+
+/// `rxalign ARGS` run in `dir`, which must succeed (its standard output and
+/// error are shown where it does not).
+pub fn ok_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = rxalign_in(dir, args);
+    assert!(
+        out.status.success(),
+        "rxalign {args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `rxalign ARGS` run from the repository's root.
+pub fn rxalign_at_root(args: &[&str]) -> std::process::Output {
+    rxalign_in(&root(), args)
 }
 
 /// The arguments of `rxalign` that import the MIMIC-III demo of `tests/data`
