@@ -34,6 +34,9 @@ pub enum LmError {
     DuplicateAdapter(String),
     #[error("LoRA target `{target}` is not a projection; known: {known}")]
     UnknownTarget { target: String, known: String },
+    /// Every token's score is NaN or infinite: the model diverged.
+    #[error("{what} are not finite numbers (the model diverged)")]
+    NonFinite { what: &'static str },
     #[error("invalid request: {0}")]
     Request(String),
 }

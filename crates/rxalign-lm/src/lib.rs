@@ -7,7 +7,9 @@
 //! - [`weights`]: Hugging Face safetensors checkpoints (single or sharded)
 //!   through burn-store, and our own checkpoints in the same layout.
 //! - [`tokenizer`]: `tokenizer.json`, chat templates, stop tokens.
-//! - [`generate`](mod@generate): batched, left-padded sampling of several completions per prompt.
+//! - [`generate`](mod@generate): one decoding path: the sampler, the step-wise
+//!   decoder over a caller-owned cache, and batched sampling of several
+//!   completions per prompt.
 //! - [`lora`] and [`peft`]: LoRA adapters, named, switchable per call,
 //!   mergeable, saved alone in PEFT's format.
 
@@ -22,7 +24,9 @@ pub mod weights;
 
 pub use config::LlamaConfig;
 pub use error::{LmError, Result};
-pub use generate::{Completion, GenerateConfig, GenerateStats, Sampling, generate};
+pub use generate::{
+    Completion, DecodeRule, Decoded, GenerateConfig, GenerateStats, Pick, Sampling, decode, generate, pick,
+};
 pub use llama::{CachedRow, KvCache, Llama};
 pub use lora::{Adapter, LoraConfig};
 pub use tokenizer::{ChatTemplate, Message, Tokenizer};

@@ -233,6 +233,44 @@ impl Tokenizer {
     }
 }
 
+/// Trains a byte-level BPE of at most `vocab_size` tokens on `texts`: the
+/// one tokenizer trainer of the models we make from scratch. GPT-2's
+/// pre-tokenizer without a prefix space (so every text has tokens and a
+/// newline is a token of its own), merges of pairs seen at least twice,
+/// and `special` tokens first (ids from 0), never split.
+pub fn train_byte_level_bpe<'a>(
+    texts: impl Iterator<Item = &'a str> + Send,
+    vocab_size: usize,
+    special: &[&str],
+) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::models::TrainerWrapper;
+    use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::{AddedToken, DecoderWrapper, ModelWrapper, PreTokenizerWrapper};
+
+    let fail = |e: tokenizers::Error| LmError::Tokenizer {
+        path: PathBuf::from("(training)"),
+        message: e.to_string(),
+    };
+    let model = BPE::builder().build().map_err(fail)?;
+    let mut tokenizer = tokenizers::Tokenizer::new(ModelWrapper::from(model));
+    tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::from(
+        ByteLevel::default().add_prefix_space(false),
+    )));
+    tokenizer.with_decoder(Some(DecoderWrapper::from(ByteLevel::default())));
+    let mut trainer = TrainerWrapper::from(
+        BpeTrainerBuilder::new()
+            .vocab_size(vocab_size)
+            .min_frequency(2)
+            .show_progress(false)
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .special_tokens(special.iter().map(|t| AddedToken::from(*t, true)).collect())
+            .build(),
+    );
+    tokenizer.train(&mut trainer, texts).map_err(fail)?;
+    Ok(tokenizer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

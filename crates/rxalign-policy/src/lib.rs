@@ -16,6 +16,7 @@
 //! - [`lamo`]: LAMO's point-wise classifier as a language-model family: a
 //!   yes/no question per (visit, drug), one LoRA adapter per drug group.
 //! - [`select`]: which of a training loop's models it hands on.
+//! - [`threshold`]: lists from per-drug scores and the one threshold picker.
 
 pub mod checkpoint;
 pub mod classifier;
@@ -29,6 +30,7 @@ pub mod list;
 pub mod notes;
 pub mod resources;
 pub mod select;
+pub mod threshold;
 #[doc(hidden)]
 pub mod test_support;
 

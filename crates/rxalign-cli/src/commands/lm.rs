@@ -41,6 +41,10 @@ pub struct GenerateArgs {
     /// probability reaches this.
     #[arg(long, default_value_t = 1.0)]
     top_p: f32,
+    /// With --temperature: sample from this many most likely tokens
+    /// only (before --top-p).
+    #[arg(long)]
+    top_k: Option<usize>,
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -61,6 +65,9 @@ fn generate_cmd(a: &GenerateArgs) -> anyhow::Result<()> {
     if !(a.top_p > 0.0 && a.top_p <= 1.0) {
         anyhow::bail!("--top-p must be in (0, 1], got {}", a.top_p);
     }
+    if a.top_k == Some(0) {
+        anyhow::bail!("--top-k must be at least 1");
+    }
     let start = Instant::now();
     let model = load_pretrained::<Flex>(&a.model, &FlexDevice)
         .with_context(|| format!("loading the model {}", a.model.display()))?;
@@ -79,8 +86,9 @@ fn generate_cmd(a: &GenerateArgs) -> anyhow::Result<()> {
     );
     let sampling = match a.temperature {
         None => Sampling::Greedy,
-        Some(temperature) => Sampling::TopP {
+        Some(temperature) => Sampling::Sample {
             temperature,
+            top_k: a.top_k,
             top_p: a.top_p,
         },
     };
@@ -98,8 +106,13 @@ fn generate_cmd(a: &GenerateArgs) -> anyhow::Result<()> {
     stdout.flush()?;
     let sampling = match sampling {
         Sampling::Greedy => "greedy".to_string(),
-        Sampling::TopP { temperature, top_p } => {
-            format!("temperature {temperature}, top-p {top_p}, seed {}", a.seed)
+        Sampling::Sample {
+            temperature,
+            top_k,
+            top_p,
+        } => {
+            let top_k = top_k.map_or(String::new(), |k| format!(", top-k {k}"));
+            format!("temperature {temperature}{top_k}, top-p {top_p}, seed {}", a.seed)
         }
     };
     eprintln!(

@@ -106,10 +106,7 @@ fn batched_groups_match_single_prompt_generation() {
     }
     // Sampling: seeded, so reproducible; the group's members differ.
     let sampled = GenerateConfig {
-        sampling: Sampling::TopP {
-            temperature: 1.5,
-            top_p: 1.0,
-        },
+        sampling: Sampling::at(1.5),
         max_new_tokens: 8,
         ..config.clone()
     };

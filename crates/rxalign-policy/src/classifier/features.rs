@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use burn::prelude::*;
-use rxalign_core::{Cohort, DrugSet};
+use rxalign_core::Cohort;
 
 use crate::PolicyError;
 use crate::notes::NoteTokenizer;
@@ -131,16 +131,4 @@ impl<B: Backend> Batch<B> {
             targets: Tensor::from_data(TensorData::new(targets, [n, drugs]), device),
         }
     }
-}
-
-/// The drugs of a score row at or above a threshold.
-pub fn above(scores: &[f32], threshold: f32) -> DrugSet {
-    DrugSet::from_indices(
-        scores.len(),
-        scores
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| **s >= threshold)
-            .map(|(d, _)| d),
-    )
 }

@@ -9,14 +9,14 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
-use rxalign_core::metrics::{MetricInput, MetricReport, evaluate};
+use rxalign_core::metrics::MetricReport;
 use rxalign_core::{Cohort, Prediction, Predictions, seeded_rng};
 use serde::{Deserialize, Serialize};
 
-use super::features::above;
 use super::model::DropoutMasks;
 use super::{Batch, DrugClassifier, DrugClassifierConfig, VisitFeatures};
 use crate::PolicyError;
+use crate::threshold::{self, above, report};
 
 /// Settings of classifier training, as an experiment file gives them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -161,26 +161,6 @@ fn scores<B: Backend>(
     out
 }
 
-fn report(cohort: &Cohort, visits: &[usize], scores: &[Vec<f32>], threshold: f32) -> MetricReport {
-    let lists: Vec<_> = scores.iter().map(|s| above(s, threshold)).collect();
-    let wide: Vec<Vec<f64>> = scores
-        .iter()
-        .map(|s| s.iter().map(|&x| f64::from(x)).collect())
-        .collect();
-    evaluate(
-        visits
-            .iter()
-            .zip(&lists)
-            .zip(&wide)
-            .map(|((&v, list), s)| MetricInput {
-                predicted: list,
-                truth: &cohort.visits[v].drugs,
-                scores: Some(s),
-                ddi: &cohort.ddi,
-            }),
-    )
-}
-
 /// Trains the classifier on `train`, logging validation metrics each epoch,
 /// keeps the epoch with the best validation Jaccard (early stopping) and
 /// picks its threshold on `val`. The same seed gives the same model.
@@ -284,17 +264,7 @@ pub fn train_classifier_with<B: AutodiffBackend>(
     // Early stopping: the epoch with the best validation Jaccard.
     let (kept_epoch, _, model) = best_epoch.expect("at least one epoch ran");
     let val_scores = scores(&model, &features, cohort, val, device);
-    let mut threshold = 0.5;
-    let mut best = f64::NEG_INFINITY;
-    let mut t = settings.threshold_step;
-    while t < 1.0 - settings.threshold_step / 2.0 {
-        let j = report(cohort, val, &val_scores, t).get("jaccard").unwrap_or(0.0);
-        if j > best {
-            best = j;
-            threshold = t;
-        }
-        t += settings.threshold_step;
-    }
+    let threshold = threshold::pick(cohort, val, &val_scores, settings.threshold_step);
     Ok(TrainedClassifier {
         model,
         features,

@@ -48,12 +48,14 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
-use rand::Rng as _;
 use rxalign_core::{Action, Cohort, DrugSet, Rng};
 use rxalign_lm::config::TokenIds;
 use rxalign_lm::generate::left_pad;
 use rxalign_lm::lora::TARGETS;
-use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LoraConfig, Message, Tokenizer};
+use rxalign_lm::{
+    Adapter, CachedRow, DecodeRule, KvCache, Llama, LlamaConfig, LmError, LoraConfig, Message, Sampling,
+    Tokenizer, decode,
+};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -499,22 +501,18 @@ impl LlamaPolicy {
     /// its new tokens are read; the memo then holds this call's rows.
     ///
     /// # Shapes
-    /// The new tokens `[rows, new]` after the cached `[rows, kv_heads,
-    /// cached, head_dim]` keys and values; per step, the last position's
-    /// logits `[rows, vocab]` come to the host.
+    /// As [`decode`]: each context's unread tokens after its cached
+    /// `[rows, kv_heads, cached, head_dim]` keys and values.
     fn generate<B: Backend>(
         &self,
         model: &Llama<B>,
         contexts: &[Vec<u32>],
         mode: ActMode,
         rng: &mut Rng,
-        device: &B::Device,
         mut memo: Option<&mut ActMemo>,
     ) -> Result<Vec<Generated>, PolicyError> {
-        let rows = contexts.len();
-        let mut out: Vec<Generated> = vec![(Vec::new(), Vec::new()); rows];
-        if rows == 0 {
-            return Ok(out);
+        if contexts.is_empty() {
+            return Ok(Vec::new());
         }
         let kept: Vec<(Vec<u32>, CachedRow<B>)> = memo
             .as_deref_mut()
@@ -540,53 +538,23 @@ impl LlamaPolicy {
             .zip(&reuse)
             .map(|(c, r)| &c[r.map_or(0, |(_, n)| n)..])
             .collect();
-        let (ids, real, width) = left_pad(&suffixes, self.eos);
-        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, width]), device);
-        let adapter = self.adapter();
-        let h = model.hidden(tokens, Some(&real), Some(&mut cache), adapter); // [rows, width, hidden]
-        let mut logits = model.head(h.narrow(1, width - 1, 1)); // [rows, 1, vocab]
-        let vocab = self.llama.vocab_size;
-        let temperature = match mode {
-            ActMode::Greedy => 1.0,
-            ActMode::Sample { temperature } => temperature as f32,
+        let stop = |t: u32| t == self.eos || self.ends_line.get(t as usize).copied().unwrap_or(false);
+        let rule = DecodeRule {
+            max_new_tokens: self.config.max_line_tokens,
+            sampling: match mode {
+                ActMode::Greedy => Sampling::Greedy,
+                ActMode::Sample { temperature } => Sampling::at(temperature as f32),
+            },
+            stop: &stop,
+            // The end of the answer begins a line or nothing.
+            banned_after_first: &[self.eos],
+            pad: self.eos,
         };
-        let mut done = vec![false; rows];
-        for k in 0..self.config.max_line_tokens {
-            let flat: Vec<f32> = logits
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .map_err(|e| PolicyError::Invalid(format!("reading logits: {e:?}")))?;
-            let mut next = Vec::with_capacity(rows);
-            for r in 0..rows {
-                if done[r] {
-                    next.push(self.eos as i64);
-                    continue;
-                }
-                let row = &flat[r * vocab..(r + 1) * vocab];
-                let lp = log_probs(row, temperature, (k > 0).then_some(self.eos as usize))?;
-                let token = match mode {
-                    ActMode::Greedy => argmax(&lp),
-                    ActMode::Sample { .. } => sample(&lp, rng),
-                };
-                out[r].0.push(token as u32);
-                out[r].1.push(lp[token]);
-                if token as u32 == self.eos || self.ends_line.get(token).copied().unwrap_or(false) {
-                    done[r] = true;
-                }
-                next.push(token as i64);
-            }
-            if done.iter().all(|&d| d) || k + 1 == self.config.max_line_tokens {
-                break;
-            }
-            // A row that has ended reads padding: its cache keeps what it
-            // wrote while it was live (all its tokens but the last).
-            let live: Vec<bool> = done.iter().map(|d| !d).collect();
-            let next = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [rows, 1]), device);
-            logits = model.head(model.hidden(next, Some(&live), Some(&mut cache), adapter));
-        }
+        let (decoded, _) =
+            decode(model, &mut cache, &suffixes, self.adapter(), &rule, rng).map_err(lm_error)?;
+        let out: Vec<Generated> = decoded.into_iter().map(|d| (d.tokens, d.log_probs)).collect();
         if let Some(memo) = memo {
-            let mut rows_kept = Vec::with_capacity(rows);
+            let mut rows_kept = Vec::with_capacity(contexts.len());
             for (r, (context, (tokens, _))) in contexts.iter().zip(&out).enumerate() {
                 let read = [context.as_slice(), &tokens[..tokens.len().saturating_sub(1)]].concat();
                 if let Some(row) = cache.row(r)
@@ -602,7 +570,6 @@ impl LlamaPolicy {
 
     /// One line per state (the end of the answer where `max_lines` are
     /// written), generated with `memo` when the runner keeps one.
-    #[expect(clippy::too_many_arguments, reason = "act's inputs and the memo")]
     fn act_lines<B: Backend>(
         &self,
         model: &Llama<B>,
@@ -610,7 +577,6 @@ impl LlamaPolicy {
         states: &[State<'_>],
         mode: ActMode,
         rng: &mut Rng,
-        device: &B::Device,
         memo: Option<&mut ActMemo>,
     ) -> Result<Vec<Acted<Line>>, PolicyError> {
         let mut free = Vec::new();
@@ -622,7 +588,7 @@ impl LlamaPolicy {
             }
         }
         let mut generated = self
-            .generate(model, &contexts, mode, rng, device, memo)?
+            .generate(model, &contexts, mode, rng, memo)?
             .into_iter();
         let mut free = free.into_iter().peekable();
         let mut out = Vec::with_capacity(states.len());
@@ -776,46 +742,13 @@ struct Kept<B: Backend> {
     rows: Vec<(Vec<u32>, CachedRow<B>)>,
 }
 
-/// `log softmax(row / temperature)`, with `banned` at −∞ (probability 0).
-fn log_probs(row: &[f32], temperature: f32, banned: Option<usize>) -> Result<Vec<f32>, PolicyError> {
-    let mut z: Vec<f32> = row.iter().map(|l| l / temperature).collect();
-    if let Some(b) = banned
-        && let Some(slot) = z.get_mut(b)
-    {
-        *slot = f32::NEG_INFINITY;
+/// A language-model error as the policy's: a diverged model stays a
+/// divergence (the runner isolates it), anything else is invalid.
+fn lm_error(e: LmError) -> PolicyError {
+    match e {
+        LmError::NonFinite { what } => PolicyError::NonFinite { what },
+        e => PolicyError::Invalid(e.to_string()),
     }
-    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return Err(PolicyError::NonFinite { what: "token logits" });
-    }
-    let sum: f32 = z.iter().map(|x| (x - max).exp()).sum();
-    let log_sum = max + sum.ln();
-    Ok(z.iter().map(|x| x - log_sum).collect())
-}
-
-fn argmax(lp: &[f32]) -> usize {
-    lp.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
-}
-
-/// A token drawn from the distribution `lp` (log-probabilities).
-fn sample(lp: &[f32], rng: &mut Rng) -> usize {
-    let u: f64 = rng.random();
-    let mut acc = 0.0f64;
-    let mut last = 0;
-    for (i, l) in lp.iter().enumerate() {
-        let p = f64::from(l.exp());
-        if p > 0.0 {
-            last = i;
-        }
-        acc += p;
-        if u < acc {
-            return i;
-        }
-    }
-    last
 }
 
 /// `model` frozen under a fresh adapter (`B = 0`), its `A` matrices drawn
@@ -870,9 +803,10 @@ impl PolicyFamily for LlamaPolicy {
         states: &[State<'_>],
         mode: ActMode,
         rng: &mut Rng,
-        device: &B::Device,
+        _device: &B::Device,
     ) -> Result<Vec<Acted<Line>>, PolicyError> {
-        self.act_lines(model, cohort, states, mode, rng, device, None)
+        // The model's own device: `decode` builds its tensors there.
+        self.act_lines(model, cohort, states, mode, rng, None)
     }
 
     fn act_with_memo<B: Backend>(
@@ -882,10 +816,10 @@ impl PolicyFamily for LlamaPolicy {
         states: &[State<'_>],
         mode: ActMode,
         rng: &mut Rng,
-        device: &B::Device,
+        _device: &B::Device,
         memo: &mut ActMemo,
     ) -> Result<Vec<Acted<Line>>, PolicyError> {
-        self.act_lines(model, cohort, states, mode, rng, device, Some(memo))
+        self.act_lines(model, cohort, states, mode, rng, Some(memo))
     }
 
     fn score<B: Backend>(

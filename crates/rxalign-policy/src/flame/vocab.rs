@@ -3,12 +3,8 @@
 //! trained with the `tokenizers` crate on the run's prompt texts, with
 //! ChatML's special tokens, so the model's chat template is ChatML.
 
+use rxalign_lm::tokenizer::train_byte_level_bpe;
 use rxalign_lm::{ChatTemplate, Tokenizer};
-use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::models::TrainerWrapper;
-use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, DecoderWrapper, ModelWrapper, PreTokenizerWrapper};
 
 use crate::PolicyError;
 
@@ -20,23 +16,8 @@ pub fn train<'a>(
     texts: impl Iterator<Item = &'a str> + Send,
     vocab_size: usize,
 ) -> Result<Tokenizer, PolicyError> {
-    let fail = |e: tokenizers::Error| PolicyError::Invalid(format!("training the prompt tokenizer: {e}"));
-    let model = BPE::builder().build().map_err(fail)?;
-    let mut tokenizer = tokenizers::Tokenizer::new(ModelWrapper::from(model));
-    tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::from(
-        ByteLevel::default().add_prefix_space(false),
-    )));
-    tokenizer.with_decoder(Some(DecoderWrapper::from(ByteLevelDecoder::default())));
-    let mut trainer = TrainerWrapper::from(
-        BpeTrainerBuilder::new()
-            .vocab_size(vocab_size)
-            .min_frequency(2)
-            .show_progress(false)
-            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
-            .special_tokens(SPECIAL.iter().map(|t| AddedToken::from(*t, true)).collect())
-            .build(),
-    );
-    tokenizer.train(&mut trainer, texts).map_err(fail)?;
+    let tokenizer = train_byte_level_bpe(texts, vocab_size, &SPECIAL)
+        .map_err(|e| PolicyError::Invalid(format!("training the prompt tokenizer: {e}")))?;
     let end = tokenizer
         .token_to_id("<|im_end|>")
         .ok_or_else(|| PolicyError::Invalid("the prompt tokenizer lost `<|im_end|>`".into()))?;

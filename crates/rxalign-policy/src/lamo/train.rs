@@ -6,17 +6,16 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
-use rxalign_core::metrics::{MetricInput, MetricReport, evaluate};
-use rxalign_core::{Cohort, DrugSet, Prediction, Predictions, seeded_rng};
+use rxalign_core::metrics::MetricReport;
+use rxalign_core::{Cohort, Prediction, Predictions, seeded_rng};
 use rxalign_lm::generate::left_pad;
 use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LmError, Message};
-use tokenizers::models::TrainerWrapper;
-use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, ModelWrapper};
+use rxalign_lm::tokenizer::train_byte_level_bpe;
+use tokenizers::AddedToken;
 
 use super::{DrugGroups, LamoModel, LamoSettings, PromptTemplate};
 use crate::PolicyError;
+use crate::threshold::{self, above, report};
 use crate::Select;
 use crate::init::{Redraw, RedrawAdapters};
 
@@ -42,22 +41,12 @@ impl Encoder {
     /// Trains a byte-level BPE tokenizer of at most `vocab_size` tokens on
     /// `corpus`, then adds each of `whole` as a token of its own.
     pub fn train_tiny(corpus: &[String], vocab_size: usize, whole: &[&str]) -> Result<Self, PolicyError> {
-        let fail =
-            |e: tokenizers::Error| PolicyError::Invalid(format!("training the question tokenizer: {e}"));
-        let bpe = BPE::builder().build().map_err(fail)?;
-        let mut tok = tokenizers::Tokenizer::new(ModelWrapper::from(bpe));
-        tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
-        tok.with_decoder(Some(ByteLevel::default()));
-        let mut trainer = TrainerWrapper::from(
-            BpeTrainerBuilder::new()
-                .vocab_size(vocab_size.saturating_sub(whole.len()))
-                .min_frequency(2)
-                .show_progress(false)
-                .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
-                .build(),
-        );
-        tok.train(&mut trainer, corpus.iter().map(String::as_str))
-            .map_err(fail)?;
+        let mut tok = train_byte_level_bpe(
+            corpus.iter().map(String::as_str),
+            vocab_size.saturating_sub(whole.len()),
+            &[],
+        )
+        .map_err(|e| PolicyError::Invalid(format!("training the question tokenizer: {e}")))?;
         let added: Vec<AddedToken> = whole.iter().map(|w| AddedToken::from(*w, false)).collect();
         tok.add_tokens(&added);
         Ok(Encoder::Trained(tok))
@@ -395,37 +384,6 @@ fn score_visits<B: Backend>(
     Ok(out)
 }
 
-fn above(scores: &[f32], threshold: f32) -> DrugSet {
-    DrugSet::from_indices(
-        scores.len(),
-        scores
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| **s >= threshold)
-            .map(|(d, _)| d),
-    )
-}
-
-fn report(cohort: &Cohort, visits: &[usize], scores: &[Vec<f32>], threshold: f32) -> MetricReport {
-    let lists: Vec<DrugSet> = scores.iter().map(|s| above(s, threshold)).collect();
-    let wide: Vec<Vec<f64>> = scores
-        .iter()
-        .map(|s| s.iter().map(|&x| f64::from(x)).collect())
-        .collect();
-    evaluate(
-        visits
-            .iter()
-            .zip(&lists)
-            .zip(&wide)
-            .map(|((&v, list), s)| MetricInput {
-                predicted: list,
-                truth: &cohort.visits[v].drugs,
-                scores: Some(s),
-                ddi: &cohort.ddi,
-            }),
-    )
-}
-
 /// The mean cross-entropy of each group's validation questions.
 pub(super) fn group_losses(
     cohort: &Cohort,
@@ -717,17 +675,7 @@ pub fn train_lamo_with<B: AutodiffBackend>(
         ),
     };
     // The threshold: the best validation Jaccard of the kept adapters' scores.
-    let mut threshold = 0.5;
-    let mut best = f64::NEG_INFINITY;
-    let mut t = settings.threshold_step;
-    while t < 1.0 - settings.threshold_step / 2.0 {
-        let j = report(cohort, val, &val_scores, t).get("jaccard").unwrap_or(0.0);
-        if j > best {
-            best = j;
-            threshold = t;
-        }
-        t += settings.threshold_step;
-    }
+    let threshold = threshold::pick(cohort, val, &val_scores, settings.threshold_step);
     Ok(TrainedLamo {
         model,
         encoder,
