@@ -13,11 +13,14 @@
 //! - [`start`]: start lists (empty, previous visit, corrupted ground truth,
 //!   a predictions file).
 //! - [`baseline`]: non-learned recommenders that write predictions files.
+//! - [`line`]: the parser that turns a generated line into an edit of the
+//!   list or a refusal.
 
 pub mod baseline;
 pub mod episode;
 pub mod error;
 pub mod headroom;
+pub mod line;
 pub mod reward;
 pub mod start;
 pub mod trajectory;

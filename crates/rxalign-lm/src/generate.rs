@@ -436,7 +436,10 @@ mod tests {
         let logits = [1.0f32, 0.0];
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let frac = |t: f32, rng: &mut ChaCha8Rng| {
-            (0..4000).filter(|_| token(&logits, Sampling::at(t), rng) == 0).count() as f64 / 4000.0
+            (0..4000)
+                .filter(|_| token(&logits, Sampling::at(t), rng) == 0)
+                .count() as f64
+                / 4000.0
         };
         let p1 = 1.0 / (1.0 + (-1.0f64).exp());
         assert!((frac(1.0, &mut rng) - p1).abs() < 0.03);

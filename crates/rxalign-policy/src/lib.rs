@@ -30,9 +30,9 @@ pub mod list;
 pub mod notes;
 pub mod resources;
 pub mod select;
-pub mod threshold;
 #[doc(hidden)]
 pub mod test_support;
+pub mod threshold;
 
 pub use error::PolicyError;
 pub use select::Select;

@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::generate::{GenerateConfig, Sampling, generate};
+use crate::generate::{DecodeRule, GenerateConfig, Sampling, decode, generate};
 
 type B = Flex;
 
@@ -120,6 +120,49 @@ fn batched_groups_match_single_prompt_generation() {
     assert_eq!(a, b);
     assert!(a[..4].iter().any(|c| c.tokens != a[0].tokens));
     assert_ne!(a, run(8));
+}
+
+#[test]
+fn decoding_a_continued_cache_equals_decoding_the_whole_prompt() {
+    let m = tiny();
+    let prompt: Vec<u32> = SEQ.iter().map(|&t| t as u32).collect();
+    let never = |_: u32| false;
+    let rule = DecodeRule {
+        max_new_tokens: 5,
+        sampling: Sampling::Greedy,
+        stop: &never,
+        banned_after_first: &[],
+        pad: 0,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut whole = KvCache::new(2);
+    let (want, stats) = decode(&m, &mut whole, &[&prompt], Adapter::Off, &rule, &mut rng).unwrap();
+    assert_eq!(stats.prefill_tokens, 7);
+    assert_eq!(want[0].tokens.len(), 5);
+    // The first four tokens read into a cache, taken out as a row and
+    // continued with the last three: the same tokens and log-probabilities.
+    let mut head = KvCache::new(2);
+    let _ = decode(&m, &mut head, &[&prompt[..4]], Adapter::Off, &rule, &mut rng).unwrap();
+    let row = head.row(0).unwrap();
+    let mut cache = KvCache::from_rows(2, &[Some((&row, 4))]);
+    let (got, stats) = decode(&m, &mut cache, &[&prompt[4..]], Adapter::Off, &rule, &mut rng).unwrap();
+    assert_eq!(stats.prefill_tokens, 3);
+    assert_eq!(got[0].tokens, want[0].tokens);
+    assert!(max_diff(&got[0].log_probs, &want[0].log_probs) < 1e-4);
+    // A token banned after the first never follows it.
+    let banned = [want[0].tokens[1]];
+    let rule = DecodeRule {
+        banned_after_first: &banned,
+        ..rule
+    };
+    let mut fresh = KvCache::new(2);
+    let (other, _) = decode(&m, &mut fresh, &[&prompt], Adapter::Off, &rule, &mut rng).unwrap();
+    assert_eq!(other[0].tokens[0], want[0].tokens[0]);
+    assert!(
+        !other[0].tokens[1..].contains(&banned[0]),
+        "{:?}",
+        other[0].tokens
+    );
 }
 
 #[test]

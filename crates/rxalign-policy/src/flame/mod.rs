@@ -37,7 +37,6 @@
 //! would pull GRPO back to the model before SFT; it equals the start only
 //! where GRPO starts from a fresh adapter (`B = 0`).
 
-mod parse;
 mod pretrained;
 mod prompt;
 #[cfg(test)]
@@ -59,8 +58,8 @@ use rxalign_lm::{
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub use parse::{DrugNames, LineKind, Refused, fold, parse_line};
 pub use prompt::{PLACEHOLDERS, TemplateFiles, Templates, render};
+pub use rxalign_env::line::{DrugNames, LineKind, Refused, fold, parse_line};
 
 use crate::PolicyError;
 use crate::family::{ActMemo, ActMode, Acted, Effect, PartReduction, PolicyFamily, Scored, State};
@@ -271,7 +270,7 @@ impl LlamaPolicyConfig {
             return pretrained::build(self, dir, cohort);
         }
         let templates = self.templates.load()?;
-        let names = DrugNames::new(&cohort.drugs)?;
+        let names = DrugNames::new(&cohort.drugs).map_err(|e| PolicyError::Invalid(e.to_string()))?;
         let all = DrugSet::from_indices(cohort.drug_count(), 0..cohort.drug_count());
         let mut texts: Vec<String> = Vec::new();
         for v in 0..cohort.visits.len() {
@@ -587,9 +586,7 @@ impl LlamaPolicy {
                 contexts.push(self.context(cohort, s)?);
             }
         }
-        let mut generated = self
-            .generate(model, &contexts, mode, rng, memo)?
-            .into_iter();
+        let mut generated = self.generate(model, &contexts, mode, rng, memo)?.into_iter();
         let mut free = free.into_iter().peekable();
         let mut out = Vec::with_capacity(states.len());
         for (i, s) in states.iter().enumerate() {

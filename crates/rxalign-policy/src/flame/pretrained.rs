@@ -57,7 +57,7 @@ pub(super) fn build(
         check_header(&file)?;
     }
     let templates = config.templates.load()?;
-    let names = DrugNames::new(&cohort.drugs)?;
+    let names = DrugNames::new(&cohort.drugs).map_err(|e| PolicyError::Invalid(e.to_string()))?;
     let family = LlamaPolicy::new(config.clone(), llama, tokenizer, templates, names)?;
     if family.eos as usize >= family.llama.vocab_size {
         return Err(bad(format!(

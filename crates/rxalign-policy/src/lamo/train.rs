@@ -9,15 +9,15 @@ use rand::seq::SliceRandom;
 use rxalign_core::metrics::MetricReport;
 use rxalign_core::{Cohort, Prediction, Predictions, seeded_rng};
 use rxalign_lm::generate::left_pad;
-use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LmError, Message};
 use rxalign_lm::tokenizer::train_byte_level_bpe;
+use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LmError, Message};
 use tokenizers::AddedToken;
 
 use super::{DrugGroups, LamoModel, LamoSettings, PromptTemplate};
 use crate::PolicyError;
-use crate::threshold::{self, above, report};
 use crate::Select;
 use crate::init::{Redraw, RedrawAdapters};
+use crate::threshold::{self, above, report};
 
 fn lm_err(what: &str) -> impl FnOnce(LmError) -> PolicyError + '_ {
     move |e| PolicyError::Invalid(format!("{what}: {e}"))

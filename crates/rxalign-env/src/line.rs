@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use rxalign_core::{Action, DrugSet, Vocab};
 
-use crate::PolicyError;
+use crate::EnvError;
 
 /// Which edit a line makes when its drug is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,15 +65,15 @@ pub fn fold(name: &str) -> String {
 impl DrugNames {
     /// The names of `drugs`; two drugs whose names fold to the same text
     /// are an error (a line could not tell them apart).
-    pub fn new(drugs: &Vocab) -> Result<Self, PolicyError> {
+    pub fn new(drugs: &Vocab) -> Result<Self, EnvError> {
         let mut index = HashMap::new();
         for (i, code, name) in drugs.iter() {
             let key = fold(name);
             if key.is_empty() {
-                return Err(PolicyError::Invalid(format!("drug `{code}` has an empty name")));
+                return Err(EnvError::Config(format!("drug `{code}` has an empty name")));
             }
             if let Some(j) = index.insert(key, i) {
-                return Err(PolicyError::Invalid(format!(
+                return Err(EnvError::Config(format!(
                     "drugs `{}` and `{code}` have the same name up to case and spaces (`{name}`)",
                     drugs.code(j)
                 )));
