@@ -23,9 +23,8 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::IndexedRandom;
-use rxalign_core::{DrugSet, Rng, seeded_rng};
+use rxalign_core::{DrugSet, Rng};
 use rxalign_env::Reward;
-use rxalign_policy::checkpoint;
 use rxalign_policy::family::{ActMode, Effect, PartReduction, PolicyFamily, Scored, State};
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +34,9 @@ use crate::episodes::{EpisodeResult, Episodes};
 use crate::error::{at_least, non_negative, positive};
 use crate::job::Job;
 use crate::kl::{self, KlEstimator};
-use crate::observer::{self, StepLog, TrainObserver};
-use crate::select::{self, Keeper, Select};
+use crate::learner::{LoopPlan, run_loop};
+use crate::observer::{StepLog, TrainObserver};
+use crate::select::{self, Select};
 
 /// Settings of (step-wise) GRPO.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -249,46 +249,14 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
             (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
         )
         .init();
-    let (mut model, mut optim, mut rng, mut log, first) = checkpoint::resume(
-        job.checkpoint,
-        policy,
-        optim,
-        seeded_rng(job.seed, "grpo"),
-        device,
-    )?;
     let last = settings.last();
-    for entry in &log {
-        observer.step(entry, last).map_err(TrainError::Observer)?;
-    }
-    let mut keeper = Keeper::new(
-        settings.select,
-        settings.patience,
-        job.checkpoint,
-        family.checkpoint_keeps(),
-    );
-    keeper.restore(&log);
-    if first == 1 && settings.select == Select::Validation {
-        // The start (the SFT policy) is a candidate too: iteration 0.
-        let entry = StepLog {
-            step: 0,
-            evals: observer::evaluate(
-                family,
-                &model.valid(),
-                job.cohort,
-                job.reward,
-                job.budget,
-                job.eval,
-                0,
-                observer,
-                device,
-            )?,
-            ..StepLog::default()
-        };
-        observer.step(&entry, last).map_err(TrainError::Observer)?;
-        keeper.step(&entry, &model, &optim, &rng)?;
-        log.push(entry);
-    }
-    let first = if keeper.stopped() { last + 1 } else { first };
+    let plan = LoopPlan {
+        stream: "grpo",
+        last,
+        select: settings.select,
+        patience: settings.patience,
+        start_is_candidate: true,
+    };
     let diverged = |e: TrainError, iteration| {
         e.diverged_if_non_finite(
             "GRPO",
@@ -297,14 +265,13 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
             "try a smaller `lr`, a smaller `grad_norm` or a larger `kl`",
         )
     };
-    for iteration in first..=last {
+    let iteration = |model: F::Trainable<B>, optim: &mut _, rng: &mut Rng, iteration: usize| {
         let rollouts =
-            collect(family, &model.valid(), job, &mut rng, device).map_err(|e| diverged(e, iteration))?;
+            collect(family, &model.valid(), job, rng, device).map_err(|e| diverged(e, iteration))?;
         let samples = advantages(&rollouts, settings);
         let lr = settings.lr_at(iteration);
-        let (next, stats) = update(family, model, &mut optim, &reference, &samples, job, lr, device)
+        let (model, stats) = update(family, model, optim, &reference, &samples, job, lr, device)
             .map_err(|e| diverged(e, iteration))?;
-        model = next;
         if !stats.loss.is_finite() {
             return Err(TrainError::Diverged {
                 stage: "GRPO",
@@ -314,7 +281,7 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
                 hint: "try a smaller `lr`, a smaller `grad_norm` or a larger `kl`",
             });
         }
-        let mut entry = iteration_log(
+        let entry = iteration_log(
             iteration,
             settings.group,
             &rollouts,
@@ -323,36 +290,9 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
             lr,
             job.reward,
         );
-        if job.eval.due(iteration, last) {
-            entry.evals = observer::evaluate(
-                family,
-                &model.valid(),
-                job.cohort,
-                job.reward,
-                job.budget,
-                job.eval,
-                iteration,
-                observer,
-                device,
-            )?;
-        }
-        observer.step(&entry, last).map_err(TrainError::Observer)?;
-        let stop = keeper.step(&entry, &model, &optim, &rng)?;
-        log.push(entry);
-        checkpoint::save_loop(
-            job.checkpoint,
-            family.checkpoint_keeps(),
-            &model,
-            &optim,
-            iteration,
-            &rng,
-            &log,
-        )?;
-        if stop {
-            break;
-        }
-    }
-    let chosen = keeper.finish(model, &optim, &rng, &log, last, observer, device)?;
+        Ok((model, entry))
+    };
+    let chosen = run_loop(family, job, plan, policy, optim, iteration, observer, device)?;
     Ok(chosen.valid())
 }
 
@@ -702,6 +642,7 @@ fn iteration_log<D>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rxalign_core::seeded_rng;
 
     #[test]
     fn advantages_match_a_hand_computation() {

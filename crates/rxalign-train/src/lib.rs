@@ -10,7 +10,9 @@
 //! - [`sft`]: supervised fine-tuning on expert decisions.
 //! - [`grpo`]: GRPO and step-wise GRPO (FLAME Eq. 6), split into collect,
 //!   advantages, update and log.
-//! - [`job`]: what a loop is given (data, settings, checkpoint, evaluation).
+//! - [`job`]: what a loop is given (data, settings, checkpoint, evaluation);
+//!   one loop (`learner`) owns resume, evaluation, selection, checkpoints and
+//!   the observer for SFT and GRPO, which supply only their step.
 //! - [`kl`]: the KL estimators (exact, k3).
 //! - [`observer`]: what a loop reports after each epoch or iteration, and
 //!   the evaluations it makes along the way.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod grpo;
 pub mod job;
 pub mod kl;
+mod learner;
 pub mod observer;
 pub mod plugin;
 pub mod select;

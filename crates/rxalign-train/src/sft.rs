@@ -5,7 +5,6 @@
 //! index, then stops); the loss is the mean negative log-probability of the
 //! expert decisions.
 
-use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -14,15 +13,15 @@ use rand::seq::SliceRandom;
 use rxalign_core::{Action, DrugSet, Rng, seeded_rng};
 use rxalign_env::StartList;
 use rxalign_env::start::{CorruptedStart, CorruptedStartConfig, EditProfile};
-use rxalign_policy::checkpoint;
 use rxalign_policy::family::{Effect, PolicyFamily, State};
 use serde::{Deserialize, Serialize};
 
 use crate::data::PatientPart;
 use crate::error::{at_least, non_negative, positive, rate};
 use crate::job::Job;
-use crate::observer::{self, StepLog, TrainObserver};
-use crate::select::{self, Keeper, Select};
+use crate::learner::{LoopPlan, run_loop};
+use crate::observer::{StepLog, TrainObserver};
+use crate::select::{self, Select};
 use crate::{TrainError, grpo};
 
 /// Settings of SFT, as an experiment file gives them.
@@ -222,37 +221,20 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
         .init(cohort)?;
         (corrupt, None)
     };
-    let (mut model, mut optim, mut rng, mut log, first) = checkpoint::resume(
-        job.checkpoint,
-        model,
-        optim,
-        seeded_rng(job.seed, "sft-data"),
-        device,
-    )?;
-    for entry in &log {
-        observer
-            .step(entry, settings.epochs)
-            .map_err(TrainError::Observer)?;
-    }
-    let mut keeper = Keeper::new(
-        settings.select,
-        settings.patience,
-        job.checkpoint,
-        family.checkpoint_keeps(),
-    );
-    keeper.restore(&log);
-    let first = if keeper.stopped() {
-        settings.epochs + 1
-    } else {
-        first
+    let plan = LoopPlan {
+        stream: "sft-data",
+        last: settings.epochs,
+        select: settings.select,
+        patience: settings.patience,
+        start_is_candidate: false,
     };
-    for epoch in first..=settings.epochs {
-        let episodes = expert_samples(family, job, &corrupt, &mut rng)?;
+    let epoch = |mut model: F::Trainable<B>, optim: &mut _, rng: &mut Rng, epoch: usize| {
+        let episodes = expert_samples(family, job, &corrupt, rng)?;
         let (samples, batches) = batches(
             episodes,
             settings.batch_size,
             family.scores_episodes_together(),
-            &mut rng,
+            rng,
         );
         let mut total = 0.0;
         for range in batches {
@@ -267,8 +249,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
                 })
                 .collect();
             let decisions: Vec<F::Decision> = chunk.iter().map(|s| s.decision.clone()).collect();
-            let (grads, value) =
-                sft_gradients(family, &model, cohort, &states, &decisions, &mut rng, device)?;
+            let (grads, value) = sft_gradients(family, &model, cohort, &states, &decisions, rng, device)?;
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     stage: "SFT",
@@ -279,7 +260,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
                 });
             }
             total += value * chunk.len() as f64;
-            model = optim.step(settings.lr, model, grads);
+            model = Optimizer::step(optim, settings.lr, model, grads);
         }
         let mut entry = StepLog {
             step: epoch,
@@ -297,39 +278,9 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
                 .train
                 .insert("edit_data/extra_rate".into(), profile.extra_rate());
         }
-        if job.eval.due(epoch, settings.epochs) {
-            entry.evals = observer::evaluate(
-                family,
-                &model.valid(),
-                job.cohort,
-                job.reward,
-                job.budget,
-                job.eval,
-                epoch,
-                observer,
-                device,
-            )?;
-        }
-        observer
-            .step(&entry, settings.epochs)
-            .map_err(TrainError::Observer)?;
-        let stop = keeper.step(&entry, &model, &optim, &rng)?;
-        log.push(entry);
-        checkpoint::save_loop(
-            job.checkpoint,
-            family.checkpoint_keeps(),
-            &model,
-            &optim,
-            epoch,
-            &rng,
-            &log,
-        )?;
-        if stop {
-            break;
-        }
-    }
-    let chosen = keeper.finish(model, &optim, &rng, &log, settings.epochs, observer, device)?;
-    Ok(chosen)
+        Ok((model, entry))
+    };
+    run_loop(family, job, plan, model, optim, epoch, observer, device)
 }
 
 /// The corruption that follows the errors of the run's start lists on the
