@@ -126,7 +126,7 @@ fn an_unknown_kind_lists_the_known_ones() {
     let e = error_of(&GOOD.replace("(kind: \"baselines\")", "(kind: \"gpro\")"));
     assert!(
         e.contains("x.ron:9:")
-            && e.contains("unknown stage kind `gpro`; known kinds: baselines, classifier, references, headroom, sft, grpo, step_grpo, start_from"),
+            && e.contains("unknown stage kind `gpro`; did you mean `grpo`?; known kinds: baselines, classifier, references, headroom, sft, grpo, step_grpo, start_from"),
         "{e}"
     );
 }

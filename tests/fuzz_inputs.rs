@@ -49,6 +49,7 @@ fn stage(good: bool) -> impl Strategy<Value = String> {
                 "[]",
                 "[\"nope\"]",
                 "[\"most_frequent\", \"most_frequent\"]",
+                "[\"cooccurence\"]",
             ]
         )
         .prop_map(|m| format!("(kind: \"baselines\", methods: {m})")),
@@ -60,8 +61,18 @@ fn stage(good: bool) -> impl Strategy<Value = String> {
             .prop_map(|(e, c, h)| format!(
                 "(kind: \"classifier\", epochs: {e}, cross_fit: {c}, hidden: {h})"
             )),
-        pick(2, &["classifier", "most_frequent", "nope", "ground_truth"])
-            .prop_map(|m| format!("(kind: \"start_from\", method: \"{m}\")")),
+        pick(
+            2,
+            &[
+                "classifier",
+                "most_frequent",
+                "nope",
+                "ground_truth",
+                "clasifier",
+                "most_frequnt"
+            ]
+        )
+        .prop_map(|m| format!("(kind: \"start_from\", method: \"{m}\")")),
         (
             pick(1, &["1", "0"]),
             pick(2, &["", ", name: \"sft_b\"", ", name: \"\""]),
@@ -69,7 +80,7 @@ fn stage(good: bool) -> impl Strategy<Value = String> {
         )
             .prop_map(|(e, n, lr)| format!("(kind: \"sft\", epochs: {e}, lr: {lr}{n})")),
         (
-            pick(2, &["grpo", "step_grpo"]),
+            pick(2, &["grpo", "step_grpo", "grpoo"]),
             pick(1, &["1", "0"]),
             pick(1, &["2", "1", "0"]),
             numbers(good)
@@ -94,7 +105,7 @@ fn experiment(good: bool) -> impl Strategy<Value = String> {
         ),
         (pick(1, &["8", "0", "100000000"]), pick(1, &["5", "0"])),
         proptest::collection::vec(
-            (pick(3, &["jaccard", "ddi_rate", "overprescription", "nope"]), numbers(good)),
+            (pick(3, &["jaccard", "ddi_rate", "overprescription", "nope", "jacard"]), numbers(good)),
             usize::from(good)..3,
         ),
         proptest::collection::vec(stage(good), usize::from(good)..5),
@@ -137,17 +148,63 @@ fn located(message: &str, file: &str) -> bool {
 
 /// Plans `text` as `dir/x.ron`: `Ok(true)` when planned, `Ok(false)` when
 /// refused with a located message, `Err` otherwise (a panic, or a message
-/// without file and line).
+/// without file and line, or one that blames a stage for an earlier one).
 fn plan(dir: &Path, text: &str) -> Result<bool, String> {
+    plan_message(dir, text).map(|m| m.is_none())
+}
+
+/// As [`plan`], with the refusal's message (`None` when planned).
+fn plan_message(dir: &Path, text: &str) -> Result<Option<String>, String> {
     let file = dir.join("x.ron");
     std::fs::write(&file, text).unwrap();
     let result = catch_unwind(AssertUnwindSafe(|| load(&file, &Plugins::builtin())));
     match result {
         Err(_) => Err(format!("plan panicked on\n{text}")),
-        Ok(Ok(_)) => Ok(true),
-        Ok(Err(e)) if located(&e.to_string(), "x.ron") => Ok(false),
+        Ok(Ok(_)) => Ok(None),
+        Ok(Err(e)) if located(&e.to_string(), "x.ron") => {
+            let message = e.to_string();
+            said_once(text, &message).map_err(|e| format!("{e}\nin\n{message}\non\n{text}"))?;
+            Ok(Some(message))
+        }
         Ok(Err(e)) => Err(format!("not located: {e}\non\n{text}")),
     }
+}
+
+/// A stage that is present, if invalid, is reported once: no later stage
+/// is said to miss what it gives (a method it records, the policy `sft`
+/// trains).
+fn said_once(text: &str, message: &str) -> Result<(), String> {
+    let lines: Vec<&str> = text.lines().collect();
+    for said in message.lines() {
+        let Some(line) = said
+            .split("x.ron:")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let earlier = &lines[..line.saturating_sub(1).min(lines.len())];
+        let earlier_stage = |kind_or_name: &str| {
+            earlier.iter().any(|l| {
+                l.trim_start().starts_with("(kind:")
+                    && (l.contains(&format!("kind: \"{kind_or_name}\""))
+                        || l.contains(&format!("name: \"{kind_or_name}\"")))
+            })
+        };
+        if said.contains("put an `sft` stage before it") && earlier_stage("sft") {
+            return Err(format!("line {line} is blamed for an earlier `sft` stage"));
+        }
+        if let Some(method) = said
+            .split("reads method `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            && earlier_stage(method)
+        {
+            return Err(format!("line {line} is blamed for an earlier stage's `{method}`"));
+        }
+    }
+    Ok(())
 }
 
 /// Runs a planned file in `dir`; every run finishes, or fails with a
@@ -202,7 +259,9 @@ fn leftovers(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The kept cases: each is refused by `plan` with file and line, but
-/// those named `run-*.ron`, which plan and run cleanly.
+/// those named `run-*.ron`, which plan and run cleanly. A case's
+/// `// expect: TEXT` lines must each be in the refusal, its `// lines: N`
+/// is the number of problems it must report (each once).
 #[test]
 fn the_corpus_of_found_cases_is_refused_at_plan_or_runs() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpus())
@@ -218,7 +277,31 @@ fn the_corpus_of_found_cases_is_refused_at_plan_or_runs() {
         let runs = file
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("run-"));
-        assert_eq!(plan(tmp.path(), &text), Ok(runs), "{}", file.display());
+        let message = plan_message(tmp.path(), &text);
+        assert_eq!(
+            message.as_ref().map(Option::is_none),
+            Ok(runs),
+            "{}",
+            file.display()
+        );
+        let message = message.unwrap().unwrap_or_default();
+        for line in text.lines() {
+            if let Some(expected) = line.trim().strip_prefix("// expect: ") {
+                assert!(
+                    message.contains(expected),
+                    "{}: `{expected}` not said:\n{message}",
+                    file.display()
+                );
+            }
+            if let Some(n) = line.trim().strip_prefix("// lines: ") {
+                assert_eq!(
+                    message.matches("x.ron:").count(),
+                    n.parse::<usize>().unwrap(),
+                    "{}:\n{message}",
+                    file.display()
+                );
+            }
+        }
         if runs {
             run(tmp.path()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         }

@@ -668,3 +668,104 @@ fn the_inputs_of_a_run_are_the_paths_its_settings_name() {
     assert_eq!(keys, ["init_list.path", "notes.tokenizer"]);
     assert_eq!(named["notes.tokenizer"].path, at("tok.json"));
 }
+
+/// Item 8, second pass: a misspelt method got no suggestion, and a stage
+/// that is there but invalid was reported again by the next stage as
+/// missing (`start_from` after an invalid `classifier`, `grpo` after an
+/// invalid `sft`).
+#[test]
+fn a_misspelling_is_told_its_name_and_an_invalid_stage_is_said_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The file's head, then one stage a line from line 7.
+    let head =
+        "(\n    schema_version: 1,\n    name: \"once\",\n    data: (kind: \"synthetic\", patients: 60),\n";
+    let stages = [
+        r#"(kind: "classifier", cross_fit: 1000)"#,
+        r#"(kind: "start_from", method: "classifier")"#,
+        r#"(kind: "start_from", method: "clasifier")"#,
+        r#"(kind: "baselines", methods: ["cooccurence"])"#,
+        r#"(kind: "sft", epochs: 1, lr: -1.0)"#,
+        r#"(kind: "grpo", iterations: 1, group: 2)"#,
+    ];
+    let e = plan_fails(
+        tmp.path(),
+        &format!(
+            "{head}    reward: [(kind: \"jaccard\", weight: 1.0)],\n    stages: [\n        {},\n    ],\n)",
+            stages.join(",\n        ")
+        ),
+    );
+    says_at(&e, 7, "cross_fit");
+    says_at(&e, 9, "did you mean `classifier`?");
+    says_at(&e, 10, "did you mean `cooccurrence`?");
+    says_at(&e, 11, "lr");
+    // Each invalid stage once; the stages after them are not blamed.
+    assert!(!e.contains("x.ron:8:") && !e.contains("x.ron:12:"), "{e}");
+    assert_eq!(e.matches("x.ron:").count(), 4, "{e}");
+    // A misspelt kind and field are told theirs too.
+    let e = plan_fails(
+        tmp.path(),
+        &format!(
+            "{head}    reward: [(kind: \"jacard\", weight: 1.0)],\n    stages: [(kind: \"sft\", epoch: 1)],\n)"
+        ),
+    );
+    assert!(
+        e.contains("did you mean `jaccard`?") || e.contains("did you mean `epochs`?"),
+        "{e}"
+    );
+}
+
+/// Item 3, second pass: every command that writes a folder or a file
+/// refuses to write over what is there without `--overwrite` (`plot --out`
+/// replaced figures in a folder of the user's, `baseline --out` replaced a
+/// predictions file).
+#[test]
+fn plot_and_baseline_write_over_nothing_without_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    finished_quick(dir);
+    std::fs::create_dir(dir.join("figs")).unwrap();
+    std::fs::write(dir.join("figs/learning_curves.png"), "mine").unwrap();
+    let e = fails_in(dir, &["plot", "runs/st", "--out", "figs"]);
+    assert!(e.contains("not empty") && e.contains("--overwrite"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("figs/learning_curves.png")).unwrap(),
+        "mine"
+    );
+    ok_in(dir, &["plot", "runs/st", "--out", "new-figs"]);
+    ok_in(dir, &["plot", "runs/st", "--out", "figs", "--overwrite"]);
+    assert_ne!(
+        std::fs::read(dir.join("figs/learning_curves.png")).unwrap(),
+        b"mine"
+    );
+
+    ok_in(dir, &["data", "synth", "--patients", "20", "--out", "d"]);
+    std::fs::write(dir.join("p.jsonl"), "mine\n").unwrap();
+    let args = ["baseline", "most_frequent", "--data", "d", "--out", "p.jsonl"];
+    let e = fails_in(dir, &args);
+    assert!(e.contains("p.jsonl") && e.contains("--overwrite"), "{e}");
+    assert_eq!(std::fs::read_to_string(dir.join("p.jsonl")).unwrap(), "mine\n");
+    let mut again = args.to_vec();
+    again.push("--overwrite");
+    ok_in(dir, &again);
+
+    // The MIMIC imports refuse a folder that is not empty before reading
+    // any table (the guarantee in docs/reliability.md).
+    for command in ["mimic3", "mimic4"] {
+        let args = [
+            "data",
+            command,
+            "--root",
+            "no-tables",
+            "--ndc-map",
+            "no-map.csv",
+            "--out",
+            "d",
+        ];
+        let e = fails_in(dir, &args);
+        assert!(
+            e.contains("not empty") && e.contains("--overwrite"),
+            "{command}: {e}"
+        );
+    }
+    assert!(dir.join("d/visits.jsonl").exists());
+}

@@ -261,7 +261,8 @@ fn a_run_is_not_kept_or_resumed_on_other_data_and_says_why() {
     let mut record = run.read_record().unwrap();
     record.status = RunStatus::Running;
     run.write_record(&record).unwrap();
-    std::fs::write(run.checkpoints().join("00-x.ckpt"), "old").unwrap();
+    // A checkpoint of the run's stage 0 (`baselines`), as its run.json lists it.
+    std::fs::write(run.checkpoints().join("00-baselines.ckpt"), "old").unwrap();
     std::fs::remove_dir_all(&data).unwrap();
     write_clinic(&data, 3);
     let (_, o) = run_text(&text, tmp.path(), false, &notes);
@@ -272,7 +273,7 @@ fn a_run_is_not_kept_or_resumed_on_other_data_and_says_why() {
             .contains("running afresh (running before, with other settings or data: data: visits SHA-256")),
         "{said:?}"
     );
-    assert!(!run.checkpoints().join("00-x.ckpt").exists());
+    assert!(!run.checkpoints().join("00-baselines.ckpt").exists());
 }
 
 #[test]

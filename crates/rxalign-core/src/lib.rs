@@ -16,6 +16,7 @@ pub mod predictions;
 pub mod registry;
 pub mod run;
 pub mod structure;
+pub mod suggest;
 pub mod trajectory;
 pub mod visit;
 pub mod vocab;

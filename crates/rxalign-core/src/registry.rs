@@ -69,8 +69,9 @@ impl<P: ?Sized, C> Registry<P, C> {
     pub fn build(&self, kind: &str, params: &Value, context: &C) -> Result<Box<P>, CoreError> {
         let (_, build) = self.entries.iter().find(|(k, _)| k == kind).ok_or_else(|| {
             CoreError::Invalid(format!(
-                "unknown {} kind `{kind}`; known kinds: {}",
+                "unknown {} kind `{kind}`{}; known kinds: {}",
                 self.what,
+                crate::suggest::did_you_mean(kind, self.kinds()),
                 self.kinds().join(", ")
             ))
         })?;
@@ -136,7 +137,7 @@ mod tests {
         assert_eq!(r.build("hello", &Value::Null, &()).unwrap().greet(), "hello ");
         let err = r.build("helo", &Value::Null, &()).err().unwrap().to_string();
         assert!(
-            err.contains("unknown greeter kind `helo`; known kinds: hello"),
+            err.contains("unknown greeter kind `helo`; did you mean `hello`?; known kinds: hello"),
             "{err}"
         );
         let err = r

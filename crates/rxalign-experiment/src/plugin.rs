@@ -377,8 +377,9 @@ fn find_schema<S: Slot>(schemas: Option<&Schemas>, kind: &str) -> Result<Option<
         None => {
             let names: Vec<&str> = known.iter().map(|p| p.kind.as_str()).collect();
             Err(format!(
-                "unknown {} kind `{kind}`; known kinds: {}",
+                "unknown {} kind `{kind}`{}; known kinds: {}",
                 S::NAME,
+                rxalign_core::suggest::did_you_mean(kind, names.iter().copied()),
                 if names.is_empty() {
                     "(none registered yet)".to_string()
                 } else {
@@ -400,8 +401,9 @@ fn check_entry<S: Slot>(
     let Some(schema) = schema else { return Ok(value) };
     if !schema.fields.contains(&key) {
         return Err(format!(
-            "unknown field `{key}` of {} `{kind}`; known fields: {}",
+            "unknown field `{key}` of {} `{kind}`{}; known fields: {}",
             S::NAME,
+            rxalign_core::suggest::did_you_mean(key, schema.fields.iter().copied()),
             schema.fields.join(", ")
         ));
     }

@@ -238,7 +238,8 @@ impl Plugins {
                 let known = rxalign_env::baseline::registry();
                 if let Some(bad) = c.methods.iter().find(|m| !known.kinds().contains(&m.as_str())) {
                     return Err(format!(
-                        "unknown baseline `{bad}`; known baselines: {}",
+                        "unknown baseline `{bad}`{}; known baselines: {}",
+                        rxalign_core::suggest::did_you_mean(bad, known.kinds()),
                         known.kinds().join(", ")
                     ));
                 }

@@ -12,6 +12,7 @@ use rxalign_core::run::validate_name;
 
 use crate::ExperimentError;
 use crate::ablation::RunPlan;
+use crate::plugin::{PluginSpec, StageSlot};
 use crate::plugins::Plugins;
 use crate::schema::Experiment;
 
@@ -124,11 +125,22 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
         ));
     }
     for (i, spec) in file.stages.iter().enumerate() {
-        let stage = match plugins.stage.build(spec, &()) {
-            Ok(stage) => stage,
+        let (stage, valid) = match plugins.stage.build(spec, &()) {
+            Ok(stage) => (stage, true),
             Err(e) => {
                 out.push((Place::Stage(i), format!("stages[{i}]: {e}")));
-                continue;
+                // The stage is there, only wrong: the later stages are
+                // checked against what it would give with its defaults (so
+                // it is reported once, not again as missing by the next
+                // stage); when even that cannot be told, not checked.
+                match stand_in(spec, plugins) {
+                    Some(stage) => (stage, false),
+                    None => {
+                        trained = true;
+                        recorded = None;
+                        continue;
+                    }
+                }
             }
         };
         let contract = stage.contract();
@@ -136,7 +148,10 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
             .records
             .clone()
             .unwrap_or_else(|| vec![stage.method().to_string()]);
-        for method in methods {
+        // A stand-in's methods are its defaults', not the file's: they
+        // count as recorded, but are not said to clash (nor are its needs
+        // checked: the stage is said once, by its own error).
+        for method in methods.into_iter().filter(|_| valid) {
             let taken = if method == crate::runner::GROUND_TRUTH {
                 Some("the ground truth's rows".to_string())
             } else {
@@ -155,7 +170,7 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
                 }
             }
         }
-        if contract.needs_policy && !trained {
+        if valid && contract.needs_policy && !trained {
             out.push((
                 Place::Stage(i),
                 format!(
@@ -164,14 +179,15 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
                 ),
             ));
         }
-        if let Some(known) = &recorded {
+        if let Some(known) = recorded.as_ref().filter(|_| valid) {
             for method in &contract.needs_methods {
                 if !known.contains(method) {
                     out.push((
                         Place::Stage(i),
                         format!(
-                            "stages[{i}]: stage `{}` reads method `{method}`, which no earlier stage records; earlier stages record: {}",
+                            "stages[{i}]: stage `{}` reads method `{method}`, which no earlier stage records{}; earlier stages record: {}",
                             spec.kind,
+                            rxalign_core::suggest::did_you_mean(method, known.iter().map(String::as_str)),
                             known.iter().cloned().collect::<Vec<_>>().join(", ")
                         ),
                     ));
@@ -185,6 +201,25 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
         }
     }
     out
+}
+
+/// A stage of the same kind and `name` as `spec` with default settings:
+/// what an invalid stage would give the later ones, once corrected.
+fn stand_in(spec: &PluginSpec<StageSlot>, plugins: &Plugins) -> Option<Box<dyn crate::stage::Stage>> {
+    let mut bare = PluginSpec::<StageSlot>::new(&spec.kind);
+    if let Some(name) = spec.param("name") {
+        bare.params
+            .insert(ron::Value::String("name".into()), name.clone());
+    }
+    plugins
+        .stage
+        .build(&bare, &())
+        .or_else(|_| {
+            plugins
+                .stage
+                .build(&PluginSpec::<StageSlot>::new(&spec.kind), &())
+        })
+        .ok()
 }
 
 /// The line and column of a place in the file's text (1-based): a

@@ -488,7 +488,6 @@ pub fn clean_stale_temporaries(path: &Path) -> Result<Vec<std::path::PathBuf>, P
     };
     let name = name.to_string_lossy();
     let prefix = format!(".{name}.tmp-");
-    let own = std::process::id().to_string();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -502,7 +501,11 @@ pub fn clean_stale_temporaries(path: &Path) -> Result<Vec<std::path::PathBuf>, P
             continue;
         };
         let stale = match file_name.strip_prefix(&prefix) {
-            Some(pid) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => pid != own,
+            Some(pid) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
+                pid.parse().is_ok_and(|pid| {
+                    rxalign_core::run::writer_is_gone(&rxalign_core::run::records::host_name(), pid)
+                })
+            }
             _ => {
                 rxalign_core::run::parse_temporary(file_name).is_some_and(|(of, ..)| of == name)
                     && rxalign_core::run::is_stale_temporary(file_name)
@@ -659,6 +662,34 @@ mod tests {
         for f in &foreign {
             assert!(f.exists(), "{} is not ours", f.display());
         }
+    }
+
+    /// Issue #22, second pass: a temporary of another process on this
+    /// machine was removed while that process still ran; only those whose
+    /// writer is gone are.
+    #[test]
+    fn a_temporary_of_a_live_process_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = written(dir.path());
+        let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let host = rxalign_core::run::records::host_name();
+        let of_live = [
+            dir.path().join(format!(".0-sft.ckpt.tmp-{host}-{}-0", live.id())),
+            dir.path().join(format!(".0-sft.ckpt.tmp-{}", live.id())),
+        ];
+        let of_dead = dir.path().join(format!(".0-sft.ckpt.tmp-{host}-4242424-0"));
+        for f in of_live.iter().chain([&of_dead]) {
+            std::fs::write(f, b"x").unwrap();
+        }
+        resume_from(&path).unwrap();
+        let kept = of_live.iter().all(|f| f.exists());
+        live.kill().unwrap();
+        live.wait().unwrap();
+        assert!(kept, "a live writer's temporaries stay");
+        assert!(!of_dead.exists(), "a dead writer's temporary is removed");
+        // Once the writer is gone, they are removed too.
+        resume_from(&path).unwrap();
+        assert!(of_live.iter().all(|f| !f.exists()));
     }
 
     /// A frozen layer and a trainable one: a base under an adapter.

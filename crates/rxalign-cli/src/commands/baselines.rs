@@ -17,9 +17,12 @@ pub struct BaselineArgs {
     /// The dataset folder.
     #[arg(long)]
     data: PathBuf,
-    /// Where to write the predictions (JSONL).
+    /// Where to write the predictions (JSONL): a new file.
     #[arg(long)]
     out: PathBuf,
+    /// Replace the file at --out if it exists.
+    #[arg(long)]
+    overwrite: bool,
     /// Which visits to predict (the baseline always fits on the train split).
     #[arg(long, default_value = "all")]
     split: SplitName,
@@ -28,6 +31,7 @@ pub struct BaselineArgs {
 }
 
 pub fn run_one(a: &BaselineArgs) -> anyhow::Result<()> {
+    super::refuse_existing(&a.out, a.overwrite)?;
     let cohort = load_folder(&a.data)?;
     let split = a.split_seed.split(&cohort)?;
     let mut r = baseline::registry().build(&a.kind, &Value::Null, &())?;

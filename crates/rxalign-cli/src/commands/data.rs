@@ -162,35 +162,8 @@ pub fn run(command: DataCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Refuses to write a dataset into a folder that is not empty, unless
-/// `overwrite`: a dataset (or anything else) already there would be
-/// replaced without asking.
-fn refuse_non_empty(dir: &Path, overwrite: bool) -> anyhow::Result<()> {
-    if overwrite || !dir.exists() {
-        return Ok(());
-    }
-    anyhow::ensure!(dir.is_dir(), "{}: exists and is not a folder", dir.display());
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    names.sort();
-    let shown = if names.len() > 5 {
-        format!("{}, ... ({} entries)", names[..5].join(", "), names.len())
-    } else {
-        names.join(", ")
-    };
-    anyhow::bail!(
-        "{}: the folder is not empty ({shown}); nothing written: choose an empty or new folder, or pass --overwrite to replace the dataset files in it",
-        dir.display()
-    )
-}
-
 fn import(a: &MimicArgs, v4: Option<&Mimic4Args>) -> anyhow::Result<()> {
-    refuse_non_empty(&a.out, a.overwrite)?;
+    super::refuse_non_empty(&a.out, a.overwrite, "the dataset files")?;
     let options = MimicOptions {
         min_visits: a.min_visits,
         top_drugs: a.top_drugs,
@@ -247,7 +220,7 @@ fn import(a: &MimicArgs, v4: Option<&Mimic4Args>) -> anyhow::Result<()> {
 }
 
 fn synth(a: &SynthArgs) -> anyhow::Result<()> {
-    refuse_non_empty(&a.out, a.overwrite)?;
+    super::refuse_non_empty(&a.out, a.overwrite, "the dataset files")?;
     let config = SyntheticConfig {
         preset: a.preset,
         patients: a.patients,

@@ -612,12 +612,17 @@ pub fn status(a: &StatusArgs) -> anyhow::Result<()> {
 pub struct PlotArgs {
     /// The folder of an experiment's runs (runs/<experiment name>).
     dir: PathBuf,
-    /// Where to write the figures (PNG and SVG).
+    /// Where to write the figures (PNG and SVG): a new or empty folder.
     #[arg(long)]
     out: PathBuf,
+    /// Write into a folder that is not empty, replacing the figures of
+    /// the same names (nothing else in it is touched).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn plot(a: &PlotArgs) -> anyhow::Result<()> {
+    super::refuse_non_empty(&a.out, a.overwrite, "the figures")?;
     let files = rxalign_experiment::plot::plot_experiment(&a.dir, &a.out)?;
     for f in files {
         outln!("wrote {}", f.display());

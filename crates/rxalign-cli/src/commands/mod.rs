@@ -79,3 +79,40 @@ pub fn truth_report(cohort: &Cohort, visits: &[usize]) -> MetricReport {
         }
     }))
 }
+
+/// Refuses to write into a folder that is not empty, unless `overwrite`
+/// (then `what` is written over whatever has its names; nothing else is
+/// touched): files already there would be replaced without asking.
+pub(crate) fn refuse_non_empty(dir: &Path, overwrite: bool, what: &str) -> anyhow::Result<()> {
+    if overwrite || !dir.exists() {
+        return Ok(());
+    }
+    anyhow::ensure!(dir.is_dir(), "{}: exists and is not a folder", dir.display());
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let shown = if names.len() > 5 {
+        format!("{}, ... ({} entries)", names[..5].join(", "), names.len())
+    } else {
+        names.join(", ")
+    };
+    anyhow::bail!(
+        "{}: the folder is not empty ({shown}); nothing written: choose an empty or new folder, or pass --overwrite to replace {what} in it",
+        dir.display()
+    )
+}
+
+/// Refuses to write a file that exists, unless `overwrite`.
+pub(crate) fn refuse_existing(file: &Path, overwrite: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        overwrite || !file.exists(),
+        "{}: exists; nothing written: choose another path, or pass --overwrite to replace it",
+        file.display()
+    );
+    Ok(())
+}

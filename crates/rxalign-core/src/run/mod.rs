@@ -149,12 +149,27 @@ pub fn parse_temporary(file_name: &str) -> Option<(&str, &str, u32)> {
     Some((name, host, pid.parse().ok()?))
 }
 
-/// Whether `file_name` is a temporary of [`write_atomic`] left by a process
-/// other than this one (a writer killed between writing and renaming). Only
-/// the folder's one writer (its [`RunLock`]) may remove such files.
+/// Whether `file_name` is a temporary of [`write_atomic`] whose writer is
+/// gone (killed between writing and renaming): on this machine, a process
+/// that no longer runs; on another, any (the caller holds the folder's
+/// [`RunLock`], so no other process writes there now). Only the folder's
+/// one writer may remove such files.
 pub fn is_stale_temporary(file_name: &str) -> bool {
-    parse_temporary(file_name)
-        .is_some_and(|(_, host, pid)| !(host == records::host_name() && pid == std::process::id()))
+    parse_temporary(file_name).is_some_and(|(_, host, pid)| writer_is_gone(host, pid))
+}
+
+/// Whether the process `pid` on `host` that wrote a temporary is gone (see
+/// [`is_stale_temporary`]); this process never is.
+pub fn writer_is_gone(host: &str, pid: u32) -> bool {
+    if host != records::host_name() {
+        return true;
+    }
+    let writer = Writer {
+        host: host.to_string(),
+        pid,
+        started: None,
+    };
+    pid != std::process::id() && writer.is_alive() != Some(true)
 }
 
 /// Appends records to a JSON-lines file, one line each, in one write. A
@@ -393,17 +408,27 @@ impl RunFolder {
     /// record of [this module](self) but `run.json` (rewritten as the run
     /// starts) and the lock, each method's predictions, TensorBoard's event
     /// files wherever a logger put them, leftover temporaries of killed
-    /// writers and, unless `keep_checkpoints`, the checkpoints. Anything
+    /// writers and, unless `keep_checkpoints`, the checkpoints of the
+    /// stages its record lists (`NN-kind.ckpt`, `NN-kind.best.ckpt`). Anything
     /// else (a file a user put there) is left alone and returned, so the
     /// caller can say so. Refuses a folder without a readable `run.json`
     /// (not ours, or of an unknown format).
     pub fn clear(&self, keep_checkpoints: bool) -> Result<Vec<PathBuf>, CoreError> {
-        self.read_record().map_err(|e| {
+        let record = self.read_record().map_err(|e| {
             CoreError::file(
                 &self.root,
                 format!("not emptied: this does not look like a run folder rxalign made ({e})"),
             )
         })?;
+        // The checkpoints its stages wrote (`NN-kind.ckpt`, and the best
+        // one `NN-kind.best.ckpt`), by the stages its record lists.
+        let is_checkpoint = |name: &str| {
+            record.stages.iter().any(|s| {
+                let stem = format!("{:02}-{}", s.index, s.kind);
+                name.strip_prefix(stem.as_str())
+                    .is_some_and(|rest| rest == ".ckpt" || rest == ".best.ckpt")
+            })
+        };
         let ours_at_top = [RESOLVED, DRUGS, METRICS, TRAJECTORIES, VISITS, SUMMARY, TOKENIZER];
         let mut left = Vec::new();
         for entry in list_dir(&self.root)? {
@@ -412,7 +437,7 @@ impl RunFolder {
                 continue;
             }
             if is_dir {
-                let (ours, kept): (&NameTest, &NameTest) = match name.as_str() {
+                let (ours, kept): (&NameTest<'_>, &NameTest<'_>) = match name.as_str() {
                     CHECKPOINTS if keep_checkpoints => (&is_stale_temporary, &is_checkpoint),
                     CHECKPOINTS => (
                         &|n: &str| is_checkpoint(n) || is_stale_temporary(n),
@@ -436,12 +461,7 @@ impl RunFolder {
 }
 
 /// Which file names a rule accepts.
-type NameTest = dyn Fn(&str) -> bool;
-
-/// Whether a file name is a checkpoint's (`NN-kind.ckpt`, `.best.ckpt`).
-fn is_checkpoint(name: &str) -> bool {
-    name.ends_with(".ckpt")
-}
+type NameTest<'a> = dyn Fn(&str) -> bool + 'a;
 
 /// The prefix of TensorBoard's event files.
 const TFEVENTS: &str = "events.out.tfevents.";
@@ -467,7 +487,12 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, String, bool)>, CoreError> {
 /// Removes the files under `dir` whose names `ours` accepts, then `dir`
 /// itself where that left it empty; files `keep` accepts stay unsaid, any
 /// other is added to `left`.
-fn clear_dir(dir: &Path, ours: &NameTest, keep: &NameTest, left: &mut Vec<PathBuf>) -> Result<(), CoreError> {
+fn clear_dir(
+    dir: &Path,
+    ours: &NameTest<'_>,
+    keep: &NameTest<'_>,
+    left: &mut Vec<PathBuf>,
+) -> Result<(), CoreError> {
     let mut removed = false;
     let mut kept = false;
     for (path, name, is_dir) in list_dir(dir)? {

@@ -331,7 +331,13 @@ fn only_our_folders_are_emptied_and_the_lock_stays() {
 fn clearing_a_run_folder_removes_only_what_runs_write() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunFolder::create(dir.path().join("r")).unwrap();
-    run.write_record(&record()).unwrap();
+    let mut two_stages = record();
+    two_stages.stages.push(StageInfo {
+        index: 1,
+        kind: "grpo".into(),
+        method: "grpo".into(),
+    });
+    run.write_record(&two_stages).unwrap();
     let ours = [
         run.path(RESOLVED),
         run.path(METRICS),
@@ -349,6 +355,11 @@ fn clearing_a_run_folder_removes_only_what_runs_write() {
         run.path("predictions/my-own.csv"),
         run.path("checkpoints/README"),
         run.path("tensorboard/annotations.txt"),
+        // Second pass: checkpoints are the run's stages' only (its
+        // record lists them), not any `.ckpt` file.
+        run.path("checkpoints/mine.ckpt"),
+        run.path("checkpoints/02-sft.ckpt"),
+        run.path("checkpoints/00-sft.ckpt.bak"),
     ];
     for f in ours.iter().chain(&users) {
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
@@ -688,4 +699,29 @@ fn edit_metrics_get_a_table_of_their_own_with_definitions_over_seeds() {
         ..finished(1, 1.0)
     };
     assert!(!compare(&[plain]).render(Format::Text).contains("edits of"));
+}
+
+/// Issue #22, second pass: a temporary of another process of this machine
+/// was removed while that process still ran; only a gone writer's are.
+#[test]
+fn a_live_writers_temporary_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunFolder::create(dir.path().join("r")).unwrap();
+    run.write_record(&record()).unwrap();
+    let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let host = records::host_name();
+    let of_live = run.path(&format!(".summary.json.tmp-{host}-{}-0", live.id()));
+    let of_dead = run.path(&format!(".summary.json.tmp-{host}-4242424-0"));
+    for f in [&of_live, &of_dead] {
+        std::fs::write(f, "x").unwrap();
+    }
+    let left = run.clear(false).unwrap();
+    let kept = of_live.exists();
+    live.kill().unwrap();
+    live.wait().unwrap();
+    assert!(kept, "a live writer's temporary stays");
+    assert_eq!(left, vec![of_live.clone()], "and is named");
+    assert!(!of_dead.exists(), "a gone writer's temporary is removed");
+    run.clear(false).unwrap();
+    assert!(!of_live.exists(), "once its writer is gone, it is removed");
 }
