@@ -273,3 +273,97 @@ fn integer_and_non_finite_weights_are_refused_naming_the_tensor() {
         }
     }
 }
+
+/// `f32` tensors of `file` rewritten as `dtype` (bf16 or f16), as a half
+/// precision checkpoint ships.
+fn to_half(file: &Path, dtype: Dtype) {
+    let bytes = std::fs::read(file).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let converted: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let data: Vec<u8> = view
+                .data()
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    let x = f32::from_le_bytes(c.try_into().unwrap());
+                    floats(dtype, x, 1)
+                })
+                .collect();
+            (name, view.shape().to_vec(), data)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = converted
+        .iter()
+        .map(|(n, shape, data)| (n.clone(), TensorView::new(dtype, shape.clone(), data).unwrap()))
+        .collect();
+    std::fs::write(file, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// A bf16 (or f16) checkpoint loaded with `precision` of its own dtype keeps
+/// its weight matrices 2 bytes a value (norms f32), computes the logits of
+/// the same checkpoint widened to f32 (a half value widens exactly, and the
+/// forward pass casts each matrix to f32 where it is used), and trains LoRA
+/// adapters in f32 with finite gradients; the base keeps its dtype.
+#[test]
+fn half_precision_weights_stay_two_bytes_and_compute_the_f32_logits() {
+    use burn::backend::Autodiff;
+    use burn::tensor::DType;
+    use rxalign_lm::{Precision, load_pretrained_in};
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = LlamaConfig::tiny(37, 2, 4, 2, 4).init::<Flex>(&FlexDevice);
+    for (precision, dtype, burn_dtype) in [
+        (Precision::Bf16, Dtype::BF16, DType::BF16),
+        (Precision::F16, Dtype::F16, DType::F16),
+    ] {
+        let half = dir.path().join(precision.to_string());
+        save_pretrained(&model, &half).unwrap();
+        to_half(&half.join("model.safetensors"), dtype);
+        let wide = load_pretrained::<Flex>(&half, &FlexDevice).unwrap();
+        let kept = load_pretrained_in::<Flex>(&half, &FlexDevice, precision).unwrap();
+        let layer = &kept.model.layers[0];
+        assert_eq!(layer.self_attn.q_proj.base.weight.val().dtype(), burn_dtype);
+        assert_eq!(kept.model.embed_tokens.weight.val().dtype(), burn_dtype);
+        assert_eq!(layer.input_layernorm.gamma.val().dtype(), DType::F32);
+        assert_eq!(
+            wide.model.layers[0].self_attn.q_proj.base.weight.val().dtype(),
+            DType::F32
+        );
+        let (a, b) = (logits(&wide), logits(&kept));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5, "{precision}: logits differ by {worst}");
+
+        // A LoRA step on the half-precision base: adapters and their
+        // gradients f32, the base untouched in its dtype.
+        type A = Autodiff<Flex>;
+        let base = load_pretrained_in::<A>(&half, &FlexDevice, precision)
+            .unwrap()
+            .freeze();
+        let lora = LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+            targets: vec!["q_proj".into(), "down_proj".into()],
+        };
+        let m = base.add_adapter("a", lora).unwrap();
+        let tokens =
+            Tensor::<A, 2, Int>::from_data(TensorData::new(vec![3i64, 1, 4, 1, 5, 9], [1, 6]), &FlexDevice);
+        let score = [false, false, false, true, true, true];
+        let lp = m.token_logprobs(tokens, None, &score, Adapter::On(0));
+        let grads = lp.sum().neg().backward();
+        let pair = m.model.layers[1].self_attn.q_proj.adapters[0].as_ref().unwrap();
+        let g = pair.a.val().grad(&grads).unwrap();
+        assert_eq!(g.dtype(), DType::F32);
+        assert!(g.into_data().iter::<f32>().all(f32::is_finite), "{precision}");
+        assert_eq!(
+            m.model.layers[1].mlp.down_proj.base.weight.val().dtype(),
+            burn_dtype
+        );
+    }
+}

@@ -35,7 +35,7 @@ use crate::episodes::{EpisodeResult, Episodes};
 use crate::error::{at_least, non_negative, positive};
 use crate::job::Job;
 use crate::kl::{self, KlEstimator};
-use crate::observer::{self, StepLog, TrainObserver};
+use crate::observer::{self, StepLog, Throughput, TrainObserver};
 use crate::select::{self, Keeper, Select};
 
 /// Settings of (step-wise) GRPO.
@@ -298,13 +298,30 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
         )
     };
     for iteration in first..=last {
+        let started = std::time::Instant::now();
         let rollouts =
             collect(family, &model.valid(), job, &mut rng, device).map_err(|e| diverged(e, iteration))?;
+        let rollout_time = started.elapsed();
         let samples = advantages(&rollouts, settings);
         let lr = settings.lr_at(iteration);
+        let started = std::time::Instant::now();
         let (next, stats) = update(family, model, &mut optim, &reference, &samples, job, lr, device)
             .map_err(|e| diverged(e, iteration))?;
         model = next;
+        observer
+            .throughput(&Throughput {
+                iteration,
+                rollouts: rollouts.len(),
+                rollout_time,
+                parts: samples.iter().map(|s| s.old_parts.len()).sum(),
+                epochs: if samples.is_empty() {
+                    0
+                } else {
+                    settings.ppo_epochs
+                },
+                update_time: started.elapsed(),
+            })
+            .map_err(TrainError::Observer)?;
         if !stats.loss.is_finite() {
             return Err(TrainError::Diverged {
                 stage: "GRPO",

@@ -11,7 +11,9 @@ use rxalign_core::{DrugSet, Predictions, SplitName};
 use rxalign_policy::family::ActMode;
 use rxalign_train::episodes::GREEDY_BATCH;
 use rxalign_train::episodes::{Episodes, Recording};
-use rxalign_train::observer::{EvalPlan, EvalSet, FinalList, ObserverError, StepLog, TrainObserver};
+use rxalign_train::observer::{
+    EvalPlan, EvalSet, FinalList, ObserverError, StepLog, Throughput, TrainObserver,
+};
 use rxalign_train::select::{Select, Selection};
 
 use super::RunContext;
@@ -120,6 +122,12 @@ impl TrainObserver for StageObserver<'_, '_> {
             self.ctx
                 .log_histogram(&format!("{}/train/{name}", self.method), step, values)?;
         }
+        Ok(())
+    }
+
+    /// Shown beside the progress (`rxalign run`'s output), never recorded.
+    fn throughput(&mut self, throughput: &Throughput) -> Result<(), ObserverError> {
+        self.ctx.tracker.note(&format!("{}: {throughput}", self.method));
         Ok(())
     }
 
