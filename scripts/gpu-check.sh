@@ -19,7 +19,9 @@
 # 2. `rxalign lm generate` on the device: the greedy text (plain and chat
 #    prompts, 32 tokens) equal to the CPU's, character for character.
 # 3. One LoRA GRPO iteration of the SmolLM2 list editor (lm-smollm2.ron's
-#    policy, 8 visits x 8 rollouts, FLAME's group, after one SFT epoch): rollouts/s and training
+#    policy with `precision: "bf16"`: weight matrices stored in bf16,
+#    computed in f32; 8 visits x 8 rollouts, FLAME's group, after one SFT
+#    epoch): rollouts/s and training
 #    tokens/s (from `rxalign run`'s throughput line), the peak memory
 #    (nvidia-smi's memory of the process, sampled every 0.5 s; the host's
 #    peak resident memory beside it) and the share of the card's dense
@@ -217,6 +219,7 @@ cat >"$grpo" <<EOF
             targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         ),
         prompts: "add_remove",
+        precision: "bf16",
         max_lines: 3,
         max_line_tokens: 8,
         note_chars: 60,
