@@ -144,6 +144,15 @@ fn floats(dtype: Dtype, x: f32, n: usize) -> Vec<u8> {
     one.repeat(n)
 }
 
+/// A crafted tensor: its case name, dtype, bytes for a count of values, and
+/// the words its error must hold.
+type Case = (
+    &'static str,
+    Dtype,
+    Box<dyn Fn(usize) -> Vec<u8>>,
+    &'static [&'static str],
+);
+
 /// Issue #22 (7): `lm generate` panicked ("Expected float dtype, got I32")
 /// and then segfaulted on an integer weight, and took NaN weights silently.
 /// Each crafted tensor is refused with its file, its name and what is
@@ -156,7 +165,7 @@ fn integer_and_non_finite_weights_are_refused_naming_the_tensor() {
     let good = dir.path().join("good");
     save_pretrained(&model, &good).unwrap();
     let name = "model.layers.1.self_attn.k_proj.weight";
-    let cases: [(&str, Dtype, Box<dyn Fn(usize) -> Vec<u8>>, &[&str]); 7] = [
+    let cases: [Case; 7] = [
         (
             "i32",
             Dtype::I32,
