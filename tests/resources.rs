@@ -200,24 +200,35 @@ fn smollm2_sft_peak_memory_matches_the_estimate_within_30_percent() {
 
 /// The guide's 8B plan: Llama-3-8B's published parameter count, LoRA's,
 /// read from the folder's config.json alone (no weights, no tokenizer).
-#[test]
-fn an_8b_llama_is_planned_from_its_config_json() {
-    let out = rxalign()
+/// `rxalign plan FILE --resources --prompt-tokens 512` from the root.
+fn plan(file: &Path) -> std::process::Output {
+    rxalign()
         .args([
             "plan",
-            "experiments/llama-3-8b-editor.ron",
+            file.to_str().unwrap(),
             "--resources",
             "--prompt-tokens",
             "512",
         ])
         .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+        .unwrap()
+}
+
+/// [`plan`]'s standard output; it must succeed.
+fn planned(file: &Path) -> String {
+    let out = plan(file);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+#[test]
+fn an_8b_llama_is_planned_from_its_config_json() {
+    let text = planned(Path::new("experiments/llama-3-8b-editor.ron"));
     // 8,030,261,248 (Meta's 8.03B) + 83,886,080 adapters of rank 32.
     assert!(
         text.contains("parameters 8,114,147,328 (83,886,080 trainable)"),
@@ -253,25 +264,7 @@ fn editor_with(dir: &Path, precision: &str, lora: bool) -> PathBuf {
 #[test]
 fn bf16_weights_halve_the_plan_and_bad_precisions_are_refused_at_plan() {
     let tmp = tempfile::tempdir().unwrap();
-    let plan = |file: &Path| {
-        rxalign()
-            .args([
-                "plan",
-                file.to_str().unwrap(),
-                "--resources",
-                "--prompt-tokens",
-                "512",
-            ])
-            .output()
-            .unwrap()
-    };
-    let out = plan(&editor_with(tmp.path(), "\"bf16\"", true));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = planned(&editor_with(tmp.path(), "\"bf16\"", true));
     assert!(
         text.contains("weight matrices in bf16 (2 bytes a value)"),
         "{text}"
