@@ -52,7 +52,12 @@ pub(crate) struct StageObserver<'c, 'a> {
     method: String,
     /// The model the loop handed on, once it has ended.
     selection: Option<Selection>,
+    /// When the last throughput line was shown.
+    throughput_shown: Option<std::time::Instant>,
 }
+
+/// At most one throughput line a minute after a stage's first.
+const THROUGHPUT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<'c, 'a> StageObserver<'c, 'a> {
     pub(crate) fn new(ctx: &'c mut RunContext<'a>, method: &str) -> Self {
@@ -60,6 +65,7 @@ impl<'c, 'a> StageObserver<'c, 'a> {
             ctx,
             method: method.to_string(),
             selection: None,
+            throughput_shown: None,
         }
     }
 
@@ -125,9 +131,16 @@ impl TrainObserver for StageObserver<'_, '_> {
         Ok(())
     }
 
-    /// Shown beside the progress (`rxalign run`'s output), never recorded.
+    /// Shown beside the progress (`rxalign run`'s output), never recorded:
+    /// a stage's first iteration, then at most one a minute.
     fn throughput(&mut self, throughput: &Throughput) -> Result<(), ObserverError> {
-        self.ctx.tracker.note(&format!("{}: {throughput}", self.method));
+        if self
+            .throughput_shown
+            .is_none_or(|t| t.elapsed() >= THROUGHPUT_EVERY)
+        {
+            self.throughput_shown = Some(std::time::Instant::now());
+            self.ctx.tracker.note(&format!("{}: {throughput}", self.method));
+        }
         Ok(())
     }
 
