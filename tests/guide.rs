@@ -91,6 +91,21 @@ const ELSEWHERE: &[Elsewhere] = &[
         note: "with DIR the SmolLM2-135M-Instruct folder that .ci/run converts (the test's plain prompt and budget are these); the other test runs it on a tiny folder it writes",
     },
     Elsewhere {
+        command: "cargo build --release --locked -p rxalign-cli --features cuda",
+        runners: &[Runner::Ci {
+            holds: "cargo build --release --locked -p rxalign-cli --features cuda",
+        }],
+        note: "CI builds it (it compiles burn's CUDA backend; nothing runs it on a GPU)",
+    },
+    Elsewhere {
+        command: "scripts/gpu-check.sh --out gpu-check target/release/rxalign ~/.cache/rxalign/smollm2-135m-instruct",
+        runners: &[Runner::Test {
+            file: "tests/lm_generate.rs",
+            function: "gpu_check_dry_run_passes_every_step_on_cpu",
+        }],
+        note: "needs an NVIDIA GPU and has never run on one; the test runs the same script with --dry-run (every step on cpu, smaller sizes) on a tiny model it writes",
+    },
+    Elsewhere {
         command: "rxalign dashboard runs",
         runners: &[Runner::Test {
             file: "tests/guide.rs",

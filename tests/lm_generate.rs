@@ -475,3 +475,53 @@ fn integer_or_nan_weights_are_refused_naming_the_tensor() {
         }
     }
 }
+
+/// `scripts/gpu-check.sh --dry-run` end to end on the tiny model: every
+/// step of the GPU check (the quickstart on both sides compared, greedy
+/// text on both sides compared, the LoRA GRPO iteration with its
+/// throughput, peak memory and FLOPs rate) with the device replaced by
+/// `cpu`, so that a GPU machine tries only the device. About a minute in
+/// the test profile, most of it the two shrunken quickstarts.
+#[test]
+fn gpu_check_dry_run_passes_every_step_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    tiny_folder(&model);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gpu-check.sh");
+    let check = |out: &Path| {
+        Command::new("bash")
+            .arg(&script)
+            .args([
+                "--dry-run",
+                "--out",
+                s(out),
+                env!("CARGO_BIN_EXE_rxalign"),
+                s(&model),
+            ])
+            .output()
+            .expect("bash runs")
+    };
+    let out = check(&dir.path().join("check"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "quickstart: PASS",
+        "largest difference 0 ",
+        "lm generate (plain): PASS",
+        "lm generate (chat): PASS",
+        "grpo: iteration 1: 4 rollouts in",
+        "rollouts/s",
+        "training tokens/s",
+        "peak host memory",
+        "TFLOP/s",
+        "every check passed",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in\n{stdout}\n{stderr}");
+    }
+    // Nothing is written into a folder that holds something already.
+    let out = check(&model);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+}

@@ -200,24 +200,35 @@ fn smollm2_sft_peak_memory_matches_the_estimate_within_30_percent() {
 
 /// The guide's 8B plan: Llama-3-8B's published parameter count, LoRA's,
 /// read from the folder's config.json alone (no weights, no tokenizer).
-#[test]
-fn an_8b_llama_is_planned_from_its_config_json() {
-    let out = rxalign()
+/// `rxalign plan FILE --resources --prompt-tokens 512` from the root.
+fn plan(file: &Path) -> std::process::Output {
+    rxalign()
         .args([
             "plan",
-            "experiments/llama-3-8b-editor.ron",
+            file.to_str().unwrap(),
             "--resources",
             "--prompt-tokens",
             "512",
         ])
         .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+        .unwrap()
+}
+
+/// [`plan`]'s standard output; it must succeed.
+fn planned(file: &Path) -> String {
+    let out = plan(file);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+#[test]
+fn an_8b_llama_is_planned_from_its_config_json() {
+    let text = planned(Path::new("experiments/llama-3-8b-editor.ron"));
     // 8,030,261,248 (Meta's 8.03B) + 83,886,080 adapters of rank 32.
     assert!(
         text.contains("parameters 8,114,147,328 (83,886,080 trainable)"),
@@ -226,4 +237,53 @@ fn an_8b_llama_is_planned_from_its_config_json() {
     assert!(text.contains("Adam state 640.0 MiB"), "{text}");
     assert!(text.contains("weights 30.2 GiB"), "{text}");
     assert!(!std::fs::exists(root().join("experiments/llama-3-8b/model.safetensors")).unwrap());
+}
+
+/// `experiments/llama-3-8b-editor.ron` with `precision` set in its policy.
+fn editor_with(dir: &Path, precision: &str, lora: bool) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("experiments/llama-3-8b-editor.ron")).unwrap();
+    let mut text = text.replacen(
+        "        prompts: \"add_remove\",",
+        &format!("        prompts: \"add_remove\",\n        precision: {precision},"),
+        1,
+    );
+    if !lora {
+        let start = text.find("        lora: (").unwrap();
+        let end = start + text[start..].find("        ),\n").unwrap() + "        ),\n".len();
+        text.replace_range(start..end, "");
+    }
+    let file = dir.join(format!("editor-{}.ron", precision.trim_matches('"')));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// Issue #25: `precision: "bf16"` keeps the 8B editor's weight matrices in 2
+/// bytes (15.3 GiB of weights instead of 30.2), and `plan` refuses, with
+/// the file and line, a precision without LoRA (every weight trains) or
+/// one that does not exist.
+#[test]
+fn bf16_weights_halve_the_plan_and_bad_precisions_are_refused_at_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = planned(&editor_with(tmp.path(), "\"bf16\"", true));
+    assert!(
+        text.contains("weight matrices in bf16 (2 bytes a value)"),
+        "{text}"
+    );
+    // (8,030,261,248 - 65 norms of 4096) x 2 + (266,240 + 83,886,080) x 4 bytes.
+    assert!(text.contains("weights 15.3 GiB"), "{text}");
+
+    for (precision, lora, words) in [
+        ("\"bf16\"", false, ["precision", "needs `model` and `lora`"]),
+        ("\"fp8\"", true, ["precision", "unknown precision `fp8`"]),
+    ] {
+        let file = editor_with(tmp.path(), precision, lora);
+        let out = plan(&file);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        // FILE:LINE:COLUMN of the policy.
+        assert!(err.contains(&format!("{}:", file.display())), "{err}");
+        for w in words {
+            assert!(err.contains(w), "no `{w}` in {err}");
+        }
+    }
 }

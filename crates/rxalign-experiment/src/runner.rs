@@ -941,6 +941,11 @@ impl RunTracker<'_> {
         }
         Ok(())
     }
+
+    /// A line for the reader (the progress display), not recorded.
+    pub(crate) fn note(&self, message: &str) {
+        self.reporter.note(&self.record.run, message);
+    }
 }
 
 /// The stages of a run, in order, with everything they need; returns the

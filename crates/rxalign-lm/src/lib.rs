@@ -12,6 +12,7 @@
 //!   completions per prompt.
 //! - [`lora`] and [`peft`]: LoRA adapters, named, switchable per call,
 //!   mergeable, saved alone in PEFT's format.
+//! - [`precision`]: weight matrices kept in f32, bf16 or f16.
 
 pub mod config;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod generate;
 pub mod llama;
 pub mod lora;
 pub mod peft;
+pub mod precision;
 pub mod tokenizer;
 pub mod weights;
 
@@ -29,5 +31,6 @@ pub use generate::{
 };
 pub use llama::{CachedRow, KvCache, Llama};
 pub use lora::{Adapter, LoraConfig};
+pub use precision::Precision;
 pub use tokenizer::{ChatTemplate, Message, Tokenizer};
-pub use weights::{load_pretrained, save_pretrained};
+pub use weights::{load_pretrained, load_pretrained_in, save_pretrained};

@@ -17,6 +17,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::config::LlamaConfig;
 use crate::error::{LmError, Result};
 use crate::lora::{Adapter, LoraConfig, LoraLinear, LoraPair, TARGETS};
+use crate::precision::cast_to;
 
 /// A score added to masked attention logits: finite, so that a row with no
 /// allowed key (a padding query) gives a uniform, not a NaN, distribution.
@@ -421,7 +422,12 @@ impl<B: Backend> Llama<B> {
         assert_eq!(real.len(), b * s, "`real` must have batch * seq entries");
         let past: &[Vec<bool>] = cache.as_ref().map_or(&[], |c| &c.real);
         let layout = self.layout(b, s, real, past);
-        let mut x = self.model.embed_tokens.forward(tokens);
+        // Activations are in the backend's float type, whatever the
+        // embedding's storage (crate::Precision).
+        let mut x = cast_to(
+            self.model.embed_tokens.forward(tokens),
+            <B::FloatElem as burn::tensor::Element>::dtype(),
+        );
         for (i, layer) in self.model.layers.iter().enumerate() {
             let slot = cache.as_mut().map(|c| &mut c.layers[i]);
             let a = layer.self_attn.forward(
@@ -465,10 +471,13 @@ impl<B: Backend> Llama<B> {
     /// `[batch, seq, hidden]` → `[batch, seq, vocab]`
     pub fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(head) => head.forward(h),
+            Some(head) => {
+                let dtype = h.dtype();
+                burn::tensor::module::linear(h, cast_to(head.weight.val(), dtype), None)
+            }
             None => {
                 let [b, s, d] = h.dims();
-                let w = self.model.embed_tokens.weight.val();
+                let w = cast_to(self.model.embed_tokens.weight.val(), h.dtype());
                 h.reshape([b * s, d])
                     .matmul(w.transpose())
                     .reshape([b, s, self.config.vocab_size])
@@ -491,7 +500,8 @@ impl<B: Backend> Llama<B> {
             // The embedding: `[vocab, hidden]`.
             None => self.model.embed_tokens.weight.val().select(0, ids).transpose(),
         };
-        h.matmul(w)
+        let dtype = h.dtype();
+        h.matmul(cast_to(w, dtype))
     }
 
     /// The training forward: the log-probability of each token given those

@@ -15,6 +15,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::precision::cast_to;
+
 /// The projections an adapter can target, by their Hugging Face names.
 pub const TARGETS: [&str; 7] = [
     "q_proj",
@@ -127,11 +129,22 @@ impl<B: Backend> LoraLinear<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>, adapter: Adapter) -> Tensor<B, D> {
         match adapter {
             Adapter::On(i) => match self.adapters.get(i).and_then(Option::as_ref) {
-                Some(pair) => self.base.forward(x.clone()) + pair.forward(x),
-                None => self.base.forward(x),
+                Some(pair) => self.base_forward(x.clone()) + pair.forward(x),
+                None => self.base_forward(x),
             },
-            Adapter::Off => self.base.forward(x),
+            Adapter::Off => self.base_forward(x),
         }
+    }
+
+    /// The base projection in the input's dtype: a weight stored in half
+    /// precision ([`crate::Precision`]) is cast for this product only.
+    fn base_forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dtype = x.dtype();
+        burn::tensor::module::linear(
+            x,
+            cast_to(self.base.weight.val(), dtype),
+            self.base.bias.as_ref().map(|b| cast_to(b.val(), dtype)),
+        )
     }
 
     pub fn dims(&self) -> [usize; 2] {
@@ -144,7 +157,11 @@ impl<B: Backend> LoraLinear<B> {
         let delta = adapters.into_iter().nth(i).flatten().map(|p| p.delta());
         let base = match delta {
             Some(delta) => Linear {
-                weight: base.weight.map(|w| w + delta),
+                // In the weight's own precision.
+                weight: base.weight.map(|w| {
+                    let dtype = w.dtype();
+                    cast_to(cast_to(w, delta.dtype()) + delta, dtype)
+                }),
                 bias: base.bias,
             },
             None => base,

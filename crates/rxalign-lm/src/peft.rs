@@ -173,7 +173,7 @@ pub fn load_adapter<B: Backend>(model: Llama<B>, name: &str, dir: &Path) -> Resu
     let weights = dir.join("adapter_model.safetensors");
     let float = <B::FloatElem as Element>::dtype();
     let mut store = SafetensorsStore::from_file(&weights)
-        .with_from_adapter(TransposeLora.chain(CastFloats(float)))
+        .with_from_adapter(TransposeLora.chain(CastFloats::all(float)))
         .remap(
             KeyRemapper::from_patterns(vec![
                 (

@@ -9,8 +9,10 @@
 //! burn's `gamma` (burn-store's PyTorch adapter renames LayerNorm's and
 //! BatchNorm's `weight` but not RMSNorm's). The PyTorch adapter transposes
 //! linear weights (`[out, in]` in PyTorch, `[in, out]` in burn). Tensors keep
-//! the file's dtype when loaded, so every tensor is cast explicitly to the
-//! backend's float type ([`CastFloats`]); bf16 and f16 checkpoints load that way.
+//! the file's dtype when loaded, so every tensor is cast explicitly
+//! ([`CastFloats`]): weight matrices to the [`Precision`] asked for (f32 by
+//! default; bf16 and f16 checkpoints stay 2 bytes a value under `bf16` or
+//! `f16`), norms and biases to the backend's float type.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,19 +29,39 @@ use serde::Deserialize;
 use crate::config::LlamaConfig;
 use crate::error::{LmError, Result, io, read_json};
 use crate::llama::Llama;
+use crate::precision::Precision;
 
-/// Casts every floating-point tensor to one dtype while loading, and
-/// checks each: a tensor of another dtype (an integer tensor where a weight
-/// belongs) or with NaN or infinite values is a load error naming the
-/// tensor, never a panic of the backend or a model that computes NaN.
+/// Casts every floating-point tensor while loading (matrices, of two or
+/// more dimensions, to `matrices`; vectors such as norms and biases to
+/// `vectors`), and checks each: a tensor of another dtype (an integer
+/// tensor where a weight belongs) or with NaN or infinite values is a load
+/// error naming the tensor, never a panic of the backend or a model that
+/// computes NaN.
 #[derive(Debug, Clone, Copy)]
-pub struct CastFloats(pub DType);
+pub struct CastFloats {
+    pub matrices: DType,
+    pub vectors: DType,
+}
+
+impl CastFloats {
+    /// Every float tensor to `dtype`.
+    pub fn all(dtype: DType) -> Self {
+        Self {
+            matrices: dtype,
+            vectors: dtype,
+        }
+    }
+}
 
 impl ModuleAdapter for CastFloats {
     fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
         let from = snapshot.dtype;
         let is_float = matches!(from, DType::F64 | DType::F32 | DType::F16 | DType::BF16);
-        let to = if is_float { self.0 } else { from };
+        let to = match (is_float, snapshot.shape.len() >= 2) {
+            (false, _) => from,
+            (true, true) => self.matrices,
+            (true, false) => self.vectors,
+        };
         let data = snapshot.clone_data_fn();
         let checked = move || {
             if !is_float {
@@ -132,26 +154,62 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Loads the model of a Hugging Face folder (`config.json` and its
-/// safetensors) onto `device`. Every parameter of the model must be found;
-/// tensors the model does not use (a tied head stored anyway) are ignored.
+/// safetensors) onto `device`, every weight in f32. Every parameter of the
+/// model must be found; tensors the model does not use (a tied head stored
+/// anyway) are ignored.
 pub fn load_pretrained<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>> {
+    load_pretrained_in(dir, device, Precision::F32)
+}
+
+/// [`load_pretrained`] with the weight matrices stored in `precision`
+/// (refused where the backend cannot store it on `device`).
+pub fn load_pretrained_in<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+    precision: Precision,
+) -> Result<Llama<B>> {
+    if !precision.supported_by::<B>(device) {
+        return Err(LmError::Request(format!(
+            "precision `{precision}`: the {} backend cannot store {:?} tensors on this device",
+            B::name(device),
+            precision.dtype()
+        )));
+    }
     let config = LlamaConfig::from_file(&dir.join("config.json"))?;
     let files = weight_files(dir)?;
     let mut model = config.init::<B>(device);
-    load_weights(&mut model, &files)?;
+    load_weights_in(&mut model, &files, precision)?;
     Ok(model)
 }
 
-/// Applies safetensors files to a model; all its parameters must be covered.
+/// Applies safetensors files to a model, every weight in f32; all its
+/// parameters must be covered.
 pub fn load_weights<B: Backend>(model: &mut Llama<B>, files: &[PathBuf]) -> Result<()> {
+    load_weights_in(model, files, Precision::F32)
+}
+
+/// [`load_weights`] with the weight matrices stored in `precision`.
+pub fn load_weights_in<B: Backend>(
+    model: &mut Llama<B>,
+    files: &[PathBuf],
+    precision: Precision,
+) -> Result<()> {
     let float = <B::FloatElem as Element>::dtype();
+    let cast = CastFloats {
+        matrices: if precision == Precision::F32 {
+            float
+        } else {
+            precision.dtype()
+        },
+        vectors: float,
+    };
     let mut missing: Option<BTreeSet<String>> = None;
     for file in files {
         if !file.is_file() {
             return Err(weights_err(file, "no such file"));
         }
         let mut store = SafetensorsStore::from_file(file)
-            .with_from_adapter(PyTorchToBurnAdapter.chain(CastFloats(float)))
+            .with_from_adapter(PyTorchToBurnAdapter.chain(cast))
             .remap(hf_to_ours())
             .allow_partial(true)
             .validate(true);

@@ -3,9 +3,10 @@
 //! and the floating-point operations of one step, for the `set_encoder`
 //! list policy and the `llama` editor (`rxalign plan FILE --resources`).
 //!
-//! Every tensor is 32-bit: the CPU backend and the CUDA build train in f32,
-//! and a bf16 or f16 checkpoint is cast to f32 when loaded
-//! (`rxalign_lm::weights`). The counts are estimates of what our code
+//! Every tensor is 32-bit except the `llama` editor's weight matrices under
+//! `precision: "bf16"` or `"f16"` (2 bytes a value; `rxalign_lm::precision`):
+//! the CPU backend and the CUDA build compute in f32, and by default a bf16
+//! or f16 checkpoint is cast to f32 when loaded (`rxalign_lm::weights`). The counts are estimates of what our code
 //! keeps, not measurements; each field says what it counts. Peak memory is
 //! checked against measured CPU runs by `tests/resources.rs` of
 //! `rxalign-cli`.
@@ -202,6 +203,22 @@ pub fn llama_parameters(llama: &LlamaConfig) -> u128 {
     v * h + head + h + llama.num_hidden_layers as u128 * layer
 }
 
+/// The parameters of `llama`'s weight matrices (the projections, the
+/// embedding and an untied head): what a half [`rxalign_lm::Precision`]
+/// stores in 2 bytes.
+pub fn llama_matrices(llama: &LlamaConfig) -> u128 {
+    let (h, v) = (llama.hidden_size as u128, llama.vocab_size as u128);
+    let layer: u128 = TARGETS
+        .iter()
+        .map(|n| {
+            let (i, o) = projection(llama, n);
+            i * o
+        })
+        .sum();
+    let head = if llama.tie_word_embeddings { 0 } else { v * h };
+    v * h + head + llama.num_hidden_layers as u128 * layer
+}
+
 /// LoRA's parameters on `llama`: `rank × (inputs + outputs)` per target
 /// projection and layer.
 pub fn lora_parameters(llama: &LlamaConfig, lora: &LoraConfig) -> u128 {
@@ -343,7 +360,19 @@ impl LlamaPolicyConfig {
                 )
             }
         };
-        Footprint {
+        // Weight matrices in the setting's precision; norms, biases and
+        // adapters in f32. A half-precision matrix is widened to f32 where
+        // it is used, and autodiff keeps the widened copy of every matrix
+        // for the backward pass (the input gradients need it): a training
+        // step holds them all.
+        let matrices = llama_matrices(llama);
+        let p = self.precision.bytes();
+        let widened = if p == FLOAT_BYTES {
+            0
+        } else {
+            matrices * FLOAT_BYTES
+        };
+        let mut footprint = Footprint {
             parameters,
             trainable,
             reference_bytes: if matches!(work, Work::Grpo { .. }) {
@@ -351,13 +380,21 @@ impl LlamaPolicyConfig {
             } else {
                 0
             },
-            activation_bytes: activations * FLOAT_BYTES,
+            activation_bytes: activations * FLOAT_BYTES + widened,
             kv_cache_bytes: kv_cache,
             flops,
             shape,
             ..Footprint::default()
         }
-        .with_state()
+        .with_state();
+        footprint.weight_bytes = matrices * p + (parameters - matrices) * FLOAT_BYTES;
+        if widened > 0 {
+            footprint.shape.push_str(&format!(
+                "; weight matrices in {} ({p} bytes a value), widened to f32 where used",
+                self.precision
+            ));
+        }
+        footprint
     }
 }
 
@@ -420,5 +457,40 @@ mod tests {
         assert!(f.kv_cache_bytes > 0 && f.trainable < f.parameters / 100);
         let sft = config.footprint(&llama_3_8b(), 100, Work::Sft { batch: 8 });
         assert_eq!((sft.reference_bytes, sft.kv_cache_bytes), (0, 0));
+    }
+
+    #[test]
+    fn half_precision_halves_the_matrices_and_keeps_their_widened_copies() {
+        use rxalign_lm::Precision;
+        let llama = llama_3_8b();
+        let f32_config = LlamaPolicyConfig {
+            model: Some("m".into()),
+            lora: Some(LoraConfig {
+                rank: 32,
+                alpha: 64.0,
+                dropout: 0.0,
+                targets: TARGETS.iter().map(|s| s.to_string()).collect(),
+            }),
+            ..LlamaPolicyConfig::default()
+        };
+        let bf16_config = LlamaPolicyConfig {
+            precision: Precision::Bf16,
+            ..f32_config.clone()
+        };
+        let work = Work::Sft { batch: 8 };
+        let (full, half) = (
+            f32_config.footprint(&llama, 512, work),
+            bf16_config.footprint(&llama, 512, work),
+        );
+        let matrices = llama_matrices(&llama);
+        // Llama 3 8B: everything but 65 norms of 4096 is a matrix.
+        assert_eq!(llama_parameters(&llama) - matrices, 65 * 4096);
+        assert_eq!(full.weight_bytes - half.weight_bytes, 2 * matrices);
+        assert_eq!(half.activation_bytes - full.activation_bytes, 4 * matrices);
+        assert_eq!(
+            (half.gradient_bytes, half.optimizer_bytes),
+            (full.gradient_bytes, full.optimizer_bytes)
+        );
+        assert_eq!(half.flops, full.flops);
     }
 }

@@ -35,7 +35,7 @@ use crate::error::{at_least, non_negative, positive};
 use crate::job::Job;
 use crate::kl::{self, KlEstimator};
 use crate::learner::{LoopPlan, run_loop};
-use crate::observer::{StepLog, TrainObserver};
+use crate::observer::{StepLog, Throughput, TrainObserver};
 use crate::select::{self, Select};
 
 /// Settings of (step-wise) GRPO.
@@ -265,13 +265,34 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
             "try a smaller `lr`, a smaller `grad_norm` or a larger `kl`",
         )
     };
-    let iteration = |model: F::Trainable<B>, optim: &mut _, rng: &mut Rng, iteration: usize| {
+    let iteration = |model: F::Trainable<B>,
+                     optim: &mut _,
+                     rng: &mut Rng,
+                     iteration: usize,
+                     observer: &mut dyn TrainObserver| {
+        let started = std::time::Instant::now();
         let rollouts =
             collect(family, &model.valid(), job, rng, device).map_err(|e| diverged(e, iteration))?;
+        let rollout_time = started.elapsed();
         let samples = advantages(&rollouts, settings);
         let lr = settings.lr_at(iteration);
+        let started = std::time::Instant::now();
         let (model, stats) = update(family, model, optim, &reference, &samples, job, lr, device)
             .map_err(|e| diverged(e, iteration))?;
+        observer
+            .throughput(&Throughput {
+                iteration,
+                rollouts: rollouts.len(),
+                rollout_time,
+                parts: samples.iter().map(|s| s.old_parts.len()).sum(),
+                epochs: if samples.is_empty() {
+                    0
+                } else {
+                    settings.ppo_epochs
+                },
+                update_time: started.elapsed(),
+            })
+            .map_err(TrainError::Observer)?;
         if !stats.loss.is_finite() {
             return Err(TrainError::Diverged {
                 stage: "GRPO",

@@ -32,8 +32,10 @@ pub(crate) struct LoopPlan {
 
 /// Runs steps `1..=plan.last` of a loop over `model` and `optim` (resumed
 /// from `job.checkpoint` where one is written), `step` making each: it is
-/// given the model, the optimizer, the loop's generator and the step's
-/// number, and returns the next model with the step's training metrics.
+/// given the model, the optimizer, the loop's generator, the step's number
+/// and the observer (for what the step reports as it goes, such as its
+/// throughput), and returns the next model with the step's training
+/// metrics.
 /// Returns the model selected to hand on.
 #[expect(
     clippy::too_many_arguments,
@@ -50,6 +52,7 @@ pub(crate) fn run_loop<F, B, O, S>(
         &mut O,
         &mut Rng,
         usize,
+        &mut dyn TrainObserver,
     ) -> Result<(F::Trainable<B>, StepLog), TrainError>,
     observer: &mut dyn TrainObserver,
     device: &B::Device,
@@ -98,7 +101,7 @@ where
     }
     let first = if keeper.stopped() { last + 1 } else { first };
     for n in first..=last {
-        let (next, mut entry) = step(model, &mut optim, &mut rng, n)?;
+        let (next, mut entry) = step(model, &mut optim, &mut rng, n, observer)?;
         model = next;
         if job.eval.due(n, last) {
             entry.evals = evaluate(&model, n, observer)?;

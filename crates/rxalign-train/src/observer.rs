@@ -60,10 +60,62 @@ pub trait TrainObserver {
     /// A finished step of `total` (or one restored from a checkpoint).
     fn step(&mut self, log: &StepLog, total: usize) -> Result<(), ObserverError>;
 
+    /// How fast a GRPO iteration went. Shown to the reader only: wall
+    /// times differ between reruns, and the records must not.
+    fn throughput(&mut self, throughput: &Throughput) -> Result<(), ObserverError> {
+        let _ = throughput;
+        Ok(())
+    }
+
     /// The model the loop hands on, once it has ended.
     fn selected(&mut self, selection: &Selection) -> Result<(), ObserverError> {
         let _ = selection;
         Ok(())
+    }
+}
+
+/// The work and wall time of one GRPO iteration: its rollouts (sampling
+/// with the policy), then its update (`epochs` gradient steps over every
+/// trained part: a token of a language model's line, an action of the list
+/// policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Throughput {
+    pub iteration: usize,
+    pub rollouts: usize,
+    pub rollout_time: std::time::Duration,
+    /// Parts trained by one gradient step (the policy chose them; forced
+    /// decisions are not trained).
+    pub parts: usize,
+    pub epochs: usize,
+    pub update_time: std::time::Duration,
+}
+
+impl Throughput {
+    pub fn rollouts_per_s(&self) -> f64 {
+        self.rollouts as f64 / self.rollout_time.as_secs_f64().max(1e-9)
+    }
+
+    /// Parts trained per second, over every epoch of the update.
+    pub fn parts_per_s(&self) -> f64 {
+        (self.parts * self.epochs) as f64 / self.update_time.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for Throughput {
+    /// `iteration 3: 64 rollouts in 2.10 s (30.5 rollouts/s); update: 1 epoch(s) of 1200 trained parts in 0.80 s (1500.0 parts/s)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "iteration {}: {} rollouts in {:.2} s ({:.1} rollouts/s); update: {} epoch(s) of {} trained parts in {:.2} s ({:.1} parts/s)",
+            self.iteration,
+            self.rollouts,
+            self.rollout_time.as_secs_f64(),
+            self.rollouts_per_s(),
+            self.epochs,
+            self.parts,
+            self.update_time.as_secs_f64(),
+            self.parts_per_s()
+        )
     }
 }
 

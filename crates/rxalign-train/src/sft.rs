@@ -228,7 +228,11 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
         patience: settings.patience,
         start_is_candidate: false,
     };
-    let epoch = |mut model: F::Trainable<B>, optim: &mut _, rng: &mut Rng, epoch: usize| {
+    let epoch = |mut model: F::Trainable<B>,
+                 optim: &mut _,
+                 rng: &mut Rng,
+                 epoch: usize,
+                 _: &mut dyn TrainObserver| {
         let episodes = expert_samples(family, job, &corrupt, rng)?;
         let (samples, batches) = batches(
             episodes,

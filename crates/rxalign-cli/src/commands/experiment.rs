@@ -235,7 +235,9 @@ fn print_resources(plans: &[RunPlan], plugins: &Plugins, prompt_tokens: Option<u
         Some(n) => format!("{n} tokens (--prompt-tokens)"),
         None => "the data's longest (measured)".into(),
     };
-    outln!("\nResources (f32, {FLOAT_BYTES} bytes a value; a language model's prompts: {prompts}):");
+    outln!(
+        "\nResources (f32, {FLOAT_BYTES} bytes a value, unless a stage names its weight matrices' precision; a language model's prompts: {prompts}):"
+    );
     for p in plans {
         if !seen.insert(p.group.clone()) {
             continue;

@@ -7,10 +7,12 @@ use std::time::Instant;
 use anyhow::Context as _;
 use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
+use burn::tensor::backend::Backend;
 use clap::{Args, Subcommand};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rxalign_lm::{Adapter, GenerateConfig, Message, Sampling, Tokenizer, generate, load_pretrained};
+use rxalign_policy::device::TrainDevice;
 
 #[derive(Debug, Subcommand)]
 pub enum LmCommand {
@@ -48,6 +50,10 @@ pub struct GenerateArgs {
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Where the model runs: `cpu` (burn's flex backend) or, in a build
+    /// with `--features cuda`, `cuda:N` (burn's CUDA backend on GPU `N`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn run(command: LmCommand) -> anyhow::Result<()> {
@@ -68,8 +74,27 @@ fn generate_cmd(a: &GenerateArgs) -> anyhow::Result<()> {
     if a.top_k == Some(0) {
         anyhow::bail!("--top-k must be at least 1");
     }
+    let device: TrainDevice = a.device.parse().context("--device")?;
+    match device {
+        TrainDevice::Cpu => generate_on::<Flex>(a, &FlexDevice, "CPU, burn flex"),
+        #[cfg(feature = "cuda")]
+        TrainDevice::Cuda(index) => generate_on::<burn::backend::Cuda>(
+            a,
+            &burn::backend::cuda::CudaDevice { index },
+            &format!("cuda:{index}, burn CUDA"),
+        ),
+        #[cfg(not(feature = "cuda"))]
+        TrainDevice::Cuda(_) => {
+            unreachable!("`cuda:N` is refused when the device is parsed in a build without CUDA")
+        }
+    }
+}
+
+/// Loads the model onto `device` and completes the prompt there; `place`
+/// names the device and backend in the rate line.
+fn generate_on<B: Backend>(a: &GenerateArgs, device: &B::Device, place: &str) -> anyhow::Result<()> {
     let start = Instant::now();
-    let model = load_pretrained::<Flex>(&a.model, &FlexDevice)
+    let model = load_pretrained::<B>(&a.model, device)
         .with_context(|| format!("loading the model {}", a.model.display()))?;
     let tok = Tokenizer::from_dir(&a.model, &model.config)?;
     let ids = if a.chat {
@@ -116,7 +141,7 @@ fn generate_cmd(a: &GenerateArgs) -> anyhow::Result<()> {
         }
     };
     eprintln!(
-        "{} new tokens ({}; {}): prefill {:.1} tokens/s, decode {:.1} tokens/s (CPU, burn flex, batch 1, KV cache)",
+        "{} new tokens ({}; {}): prefill {:.1} tokens/s, decode {:.1} tokens/s ({place}, batch 1, KV cache)",
         out[0].tokens.len(),
         if out[0].stopped {
             "stop token"

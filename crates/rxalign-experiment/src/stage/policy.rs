@@ -11,7 +11,9 @@ use rxalign_core::{DrugSet, Predictions, SplitName};
 use rxalign_policy::family::ActMode;
 use rxalign_train::episodes::GREEDY_BATCH;
 use rxalign_train::episodes::{Episodes, Recording};
-use rxalign_train::observer::{EvalPlan, EvalSet, FinalList, ObserverError, StepLog, TrainObserver};
+use rxalign_train::observer::{
+    EvalPlan, EvalSet, FinalList, ObserverError, StepLog, Throughput, TrainObserver,
+};
 use rxalign_train::select::{Select, Selection};
 
 use super::RunContext;
@@ -50,7 +52,12 @@ pub(crate) struct StageObserver<'c, 'a> {
     method: String,
     /// The model the loop handed on, once it has ended.
     selection: Option<Selection>,
+    /// When the last throughput line was shown.
+    throughput_shown: Option<std::time::Instant>,
 }
+
+/// At most one throughput line a minute after a stage's first.
+const THROUGHPUT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<'c, 'a> StageObserver<'c, 'a> {
     pub(crate) fn new(ctx: &'c mut RunContext<'a>, method: &str) -> Self {
@@ -58,6 +65,7 @@ impl<'c, 'a> StageObserver<'c, 'a> {
             ctx,
             method: method.to_string(),
             selection: None,
+            throughput_shown: None,
         }
     }
 
@@ -119,6 +127,19 @@ impl TrainObserver for StageObserver<'_, '_> {
         for (name, values) in &log.histograms {
             self.ctx
                 .log_histogram(&format!("{}/train/{name}", self.method), step, values)?;
+        }
+        Ok(())
+    }
+
+    /// Shown beside the progress (`rxalign run`'s output), never recorded:
+    /// a stage's first iteration, then at most one a minute.
+    fn throughput(&mut self, throughput: &Throughput) -> Result<(), ObserverError> {
+        if self
+            .throughput_shown
+            .is_none_or(|t| t.elapsed() >= THROUGHPUT_EVERY)
+        {
+            self.throughput_shown = Some(std::time::Instant::now());
+            self.ctx.tracker.note(&format!("{}: {throughput}", self.method));
         }
         Ok(())
     }

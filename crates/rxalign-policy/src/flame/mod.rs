@@ -52,8 +52,8 @@ use rxalign_lm::config::TokenIds;
 use rxalign_lm::generate::left_pad;
 use rxalign_lm::lora::TARGETS;
 use rxalign_lm::{
-    Adapter, CachedRow, DecodeRule, KvCache, Llama, LlamaConfig, LmError, LoraConfig, Message, Sampling,
-    Tokenizer, decode,
+    Adapter, CachedRow, DecodeRule, KvCache, Llama, LlamaConfig, LmError, LoraConfig, Message, Precision,
+    Sampling, Tokenizer, decode,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -158,6 +158,12 @@ pub struct LlamaPolicyConfig {
     /// At most this many answers are generated at once (each keeps its
     /// keys and values while the batch decodes).
     pub act_batch: usize,
+    /// How the pretrained model's weight matrices are stored: `"f32"`
+    /// (default), or `"bf16"`/`"f16"` (2 bytes a value: a half-precision
+    /// checkpoint kept as it is). Needs `model` and `lora` (the base stays
+    /// frozen; the adapters and Adam's state are f32). Computation is f32
+    /// ([`rxalign_lm::precision`]).
+    pub precision: Precision,
 }
 
 impl Default for LlamaPolicyConfig {
@@ -172,6 +178,7 @@ impl Default for LlamaPolicyConfig {
             max_line_tokens: 12,
             note_chars: 300,
             act_batch: 64,
+            precision: Precision::F32,
         }
     }
 }
@@ -225,6 +232,15 @@ impl LlamaPolicyConfig {
             return Err(PolicyError::Config {
                 field: "scratch.vocab",
                 message: "must be at least 300 (the 256 bytes and the special tokens)".into(),
+            });
+        }
+        if self.precision != Precision::F32 && (self.model.is_none() || self.lora.is_none()) {
+            return Err(PolicyError::Config {
+                field: "precision",
+                message: format!(
+                    "`{}` keeps a pretrained model's frozen weights in half precision: it needs `model` and `lora` (without LoRA every weight trains, and Adam's updates need f32 weights); use \"f32\"",
+                    self.precision
+                ),
             });
         }
         if let Some(l) = &self.lora {
@@ -784,7 +800,7 @@ impl PolicyFamily for LlamaPolicy {
 
     fn init<B: Backend>(&self, rng: &mut Rng, device: &B::Device) -> Result<Llama<B>, PolicyError> {
         let model = match &self.config.model {
-            Some(dir) => pretrained::load(dir, device)?,
+            Some(dir) => pretrained::load(dir, device, self.config.precision)?,
             None => self.llama.init::<B>(device).map(&mut Redraw { rng }),
         };
         match &self.config.lora {

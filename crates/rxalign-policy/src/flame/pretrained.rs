@@ -18,8 +18,8 @@ use std::path::Path;
 
 use burn::prelude::*;
 use rxalign_core::Cohort;
-use rxalign_lm::weights::{load_pretrained, weight_files};
-use rxalign_lm::{Llama, LlamaConfig, Tokenizer};
+use rxalign_lm::weights::{load_pretrained_in, weight_files};
+use rxalign_lm::{Llama, LlamaConfig, Precision, Tokenizer};
 
 use super::{DrugNames, LlamaPolicy, LlamaPolicyConfig};
 use crate::PolicyError;
@@ -109,9 +109,14 @@ fn check_header(file: &Path) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// The pretrained model of `dir` (the family adds its adapter, if any).
-pub(super) fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Llama<B>, PolicyError> {
-    load_pretrained::<B>(dir, device).map_err(bad)
+/// The pretrained model of `dir`, its weight matrices in `precision` (the
+/// family adds its adapter, if any).
+pub(super) fn load<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+    precision: Precision,
+) -> Result<Llama<B>, PolicyError> {
+    load_pretrained_in::<B>(dir, device, precision).map_err(bad)
 }
 
 #[cfg(test)]
@@ -121,7 +126,7 @@ mod tests {
     use burn::module::{Module, ModuleVisitor, Param};
     use rand::SeedableRng as _;
     use rxalign_core::Rng;
-    use rxalign_lm::LoraConfig;
+    use rxalign_lm::{LoraConfig, load_pretrained};
 
     use super::*;
     use crate::CpuTrainBackend;
