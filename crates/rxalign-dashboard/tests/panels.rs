@@ -110,6 +110,18 @@ fn recorded(run: &str) -> Vec<rxalign_core::Trajectory> {
         .unwrap()
 }
 
+/// The trajectories of run `rid` as the dashboard's store holds them.
+fn held(h: &Harness<'static, Dashboard>, rid: &RunId) -> Vec<rxalign_core::Trajectory> {
+    h.state()
+        .store
+        .run(rid)
+        .unwrap()
+        .trajectories
+        .value
+        .clone()
+        .unwrap()
+}
+
 fn id(run: &str) -> RunId {
     RunId {
         experiment: "tiny".into(),
@@ -727,15 +739,7 @@ fn the_interacting_filter_lists_exactly_the_visits_whose_final_list_gained_an_in
     h.get_by_label("where it added an interacting pair").click();
     h.run();
     assert_eq!(h.state().trajectory.filter, VisitFilter::AddedInteracting);
-    let ts = h
-        .state()
-        .store
-        .run(&rid)
-        .unwrap()
-        .trajectories
-        .value
-        .clone()
-        .unwrap();
+    let ts = held(&h, &rid);
     let listed: std::collections::BTreeSet<String> = h
         .state()
         .trajectory
@@ -847,20 +851,23 @@ fn every_character_the_panels_draw_is_in_the_bundled_font() {
     let mut h = Harness::builder()
         .with_size(egui::vec2(1600.0, 3000.0))
         .build_ui_state(|ui, d: &mut Dashboard| d.ui(ui), d);
+    h.run();
+    // The box of the issue: the panel drew a generative policy's line
+    // after an arrow (`code  ← "text"`) that the bundled fonts lack; the
+    // text above carries it and two more such characters, so the test
+    // fails wherever one is drawn as it is.
+    let body = egui::TextStyle::Body.resolve(&h.ctx.global_style());
+    h.ctx.fonts_mut(|f| {
+        for c in ['←', '阿', '✓'] {
+            assert!(!f.has_glyph(&body, c), "{c} has a glyph now: pick another");
+        }
+    });
     for tab in Tab::ALL {
         h.state_mut().tab = tab;
         h.run();
         if tab == Tab::Trajectory {
             // The visit whose steps carry the text.
-            let ts = h
-                .state()
-                .store
-                .run(&rid)
-                .unwrap()
-                .trajectories
-                .value
-                .clone()
-                .unwrap();
+            let ts = held(&h, &rid);
             let i = ts
                 .iter()
                 .position(|t| t.steps.iter().any(|s| s.text.is_some()))
