@@ -684,7 +684,7 @@ fn edit_metrics_get_a_table_of_their_own_with_definitions_over_seeds() {
     assert!(csv.lines().next().unwrap().ends_with("edit/jaccard_improved_std"));
     // Per patient too: the edit metrics are counted over the lists as a
     // whole, the same whichever mean the other columns take.
-    let per_patient = super::compare_with(&[finished(1, 20.0), finished(2, 30.0)], super::Mean::PerPatient);
+    let per_patient = compare_with(&[finished(1, 20.0), finished(2, 30.0)], Mean::PerPatient);
     assert_eq!(
         per_patient.columns[COLUMNS.len()..],
         ["edit/lists_changed", "edit/jaccard_improved"]
