@@ -708,7 +708,7 @@ fn the_interacting_filter_lists_exactly_the_visits_whose_final_list_gained_an_in
         predicted_in(tmp.path(), &rid, "step_grpo"),
         predicted_in(tmp.path(), &rid, "classifier"),
     );
-    let ddi: std::collections::BTreeSet<(String, String)> = RunFolder::at(&tmp.path().join("old/r.seed=1"))
+    let ddi: std::collections::BTreeSet<(String, String)> = RunFolder::at(tmp.path().join("old/r.seed=1"))
         .read_drugs()
         .unwrap()
         .ddi
