@@ -113,6 +113,27 @@ fn the_quickstart_learns_more_than_the_baselines_and_aligned_editors_improve_on_
             };
             assert!(same, "{editor} {key}: summary {recorded:?}, counted {value:?}");
         }
+        // FLAME's per-drug figure: each drug's additions and removals, right
+        // and wrong, as the summary keeps them (`edits.drugs`).
+        let per_drug = &summary["methods"][editor]["edits"]["drugs"];
+        let direct = direct_drug_edits(&run, editor);
+        assert!(!direct.is_empty(), "{editor} edited no drug");
+        assert_eq!(
+            per_drug.as_object().unwrap().len(),
+            direct.len(),
+            "{editor}: {per_drug}"
+        );
+        for (code, counts) in &direct {
+            let recorded = ["added_right", "added_wrong", "removed_right", "removed_wrong"].map(|k| {
+                per_drug[code][k]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{editor} {code} {k}")) as usize
+            });
+            assert_eq!(
+                &recorded, counts,
+                "{editor} {code}: added right, wrong; removed right, wrong"
+            );
+        }
         // What was changed was kept, to be opened.
         let kept = &summary["methods"][editor]["trajectories"];
         assert_eq!(
@@ -128,30 +149,58 @@ fn the_quickstart_learns_more_than_the_baselines_and_aligned_editors_improve_on_
     assert!(stdout.contains("edit/jaccard_improved: "), "{stdout}");
 }
 
+/// The predictions file of `method` in `run`: each visit's list, by visit id.
+fn lists(
+    run: &std::path::Path,
+    method: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    std::fs::read_to_string(run.join(format!("predictions/{method}.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let drugs = v["drugs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect();
+            (v["visit_id"].as_str().unwrap().to_string(), drugs)
+        })
+        .collect()
+}
+
+/// Per drug, counted from the predictions files of `method`, of the
+/// classifier (its start lists) and of the ground truth: `[added and
+/// prescribed, added and not prescribed, removed and not prescribed,
+/// removed and prescribed]`.
+fn direct_drug_edits(run: &std::path::Path, method: &str) -> std::collections::BTreeMap<String, [usize; 4]> {
+    let (finals, starts, truth) = (
+        lists(run, method),
+        lists(run, "classifier"),
+        lists(run, "ground_truth"),
+    );
+    let mut out: std::collections::BTreeMap<String, [usize; 4]> = std::collections::BTreeMap::new();
+    for (visit, end) in &finals {
+        let (start, g) = (&starts[visit], &truth[visit]);
+        for d in end.difference(start) {
+            out.entry(d.clone()).or_default()[if g.contains(d) { 0 } else { 1 }] += 1;
+        }
+        for d in start.difference(end) {
+            out.entry(d.clone()).or_default()[if g.contains(d) { 3 } else { 2 }] += 1;
+        }
+    }
+    out
+}
+
 /// The edit metrics of `method` counted directly from the run's files:
 /// `predictions/<method>.jsonl` (final lists), `predictions/classifier.jsonl`
 /// (start lists), `predictions/ground_truth.jsonl` and the DDI pairs of
 /// `drugs.json`, with the quickstart's reward (Jaccard 1, DDI rate 1,
 /// overprescription 0.5) for the outcome.
 fn direct_edit_counts(run: &std::path::Path, method: &str) -> Vec<(&'static str, Option<f64>)> {
-    use std::collections::{BTreeMap, BTreeSet};
-    type Lists = BTreeMap<String, BTreeSet<String>>;
-    let read = |m: &str| -> Lists {
-        std::fs::read_to_string(run.join(format!("predictions/{m}.jsonl")))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let drugs = v["drugs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.as_str().unwrap().to_string())
-                    .collect();
-                (v["visit_id"].as_str().unwrap().to_string(), drugs)
-            })
-            .collect()
-    };
+    use std::collections::BTreeSet;
+    let read = |m: &str| lists(run, m);
     let drugs: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("drugs.json")).unwrap()).unwrap();
     let ddi: BTreeSet<(String, String)> = drugs["ddi"]

@@ -82,6 +82,8 @@ fn a_run_with_the_tensorboard_logger_writes_one_event_file() {
         "step_grpo/test/edit/lists_changed",
         "step_grpo/test/edits",
         "share of the changed lists whose Jaccard against the ground truth rose",
+        // FLAME's per-drug figure, in the same text.
+        "| drug | added | added right | removed | removed right |",
         "_hparams_/session_start_info",
         // A one-off method's final numbers: in HParams, not charted.
         "final/cooccurrence/jaccard",

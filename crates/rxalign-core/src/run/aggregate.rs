@@ -142,11 +142,17 @@ pub fn compare(runs: &[FinishedRun]) -> Comparison {
 
 /// [`compare`] with the given [`Mean`]: per patient, the standard
 /// [`COLUMNS`] as `per_patient/<metric>` (runs of builds before run format
-/// 1.3 recorded none: n/a).
+/// 1.3 recorded none: n/a), then the edit metrics as they are (counted
+/// over the test lists as a whole, the `_per_visit` ones per visit: the
+/// same whichever mean the other columns take).
 pub fn compare_with(runs: &[FinishedRun], mean: Mean) -> Comparison {
     let columns = match mean {
         Mean::PerVisit => columns(runs),
-        Mean::PerPatient => COLUMNS.iter().map(|c| format!("{PER_PATIENT}{c}")).collect(),
+        Mean::PerPatient => COLUMNS
+            .iter()
+            .map(|c| format!("{PER_PATIENT}{c}"))
+            .chain(columns(runs).into_iter().filter(|c| is_edit_metric(c)))
+            .collect(),
     };
     let value = |run: &FinishedRun, method: &str, column: &str| match column.strip_prefix(PER_PATIENT) {
         Some(metric) if mean == Mean::PerPatient => run.summary.per_patient_metric(method, metric),

@@ -693,6 +693,18 @@ fn edit_metrics_get_a_table_of_their_own_with_definitions_over_seeds() {
     let csv = c.render(Format::Csv);
     assert_eq!(csv.lines().count(), 3);
     assert!(csv.lines().next().unwrap().ends_with("edit/jaccard_improved_std"));
+    // Per patient too: the edit metrics are counted over the lists as a
+    // whole, the same whichever mean the other columns take.
+    let per_patient = compare_with(&[finished(1, 20.0), finished(2, 30.0)], Mean::PerPatient);
+    assert_eq!(
+        per_patient.columns[COLUMNS.len()..],
+        ["edit/lists_changed", "edit/jaccard_improved"]
+    );
+    assert!(
+        per_patient.render(Format::Text).contains("25.0000 ± 7.0711"),
+        "{}",
+        per_patient.render(Format::Text)
+    );
     // Without an editor, no second table.
     let plain = FinishedRun {
         methods: vec!["classifier".into()],

@@ -408,12 +408,21 @@ impl DrugsPanel {
             .id_salt(("edit metrics", &run.id, &method))
             .default_open(true)
             .show(ui, |ui| {
-                egui::Grid::new(("edit metrics grid", &method))
-                    .striped(true)
-                    .show(ui, |ui| {
-                        for (name, definition) in rxalign_core::metrics::EDIT_METRICS {
-                            let value = m.metrics.get(name).copied().flatten();
+                // The definitions are long: the table scrolls sideways, the
+                // metric's name in place.
+                let metrics = rxalign_core::metrics::EDIT_METRICS;
+                super::pinned_table(ui, "edit metrics grid", metrics.len() + 1, 3, |ui, row, col| {
+                    if row == 0 {
+                        ui.strong(["metric", "value", "definition"][col]);
+                        return;
+                    }
+                    let (name, definition) = metrics[row - 1];
+                    match col {
+                        0 => {
                             ui.label(name);
+                        }
+                        1 => {
+                            let value = m.metrics.get(name).copied().flatten();
                             // Counts as counts, shares and sums to four places.
                             ui.label(value.map_or_else(
                                 || "n/a".into(),
@@ -425,10 +434,12 @@ impl DrugsPanel {
                                     }
                                 },
                             ));
-                            ui.label(definition);
-                            ui.end_row();
                         }
-                    });
+                        _ => {
+                            ui.label(definition);
+                        }
+                    }
+                });
                 if let Some(kept) = &m.trajectories {
                     ui.label(kept.describe());
                 }

@@ -37,8 +37,8 @@ pub fn drawable(ui: &egui::Ui, text: &str) -> String {
 }
 
 /// A table whose first column stays in place while the others scroll
-/// horizontally: `cell(ui, row, column)` draws one cell, row 0 being the
-/// header. Cells are one line each (a label or a button), so the rows of
+/// horizontally, within the visible width: `cell(ui, row, column)` draws
+/// one cell, row 0 being the header. Cells are one line each (a label or a button), so the rows of
 /// the two halves line up.
 pub fn pinned_table(
     ui: &mut egui::Ui,
@@ -63,8 +63,15 @@ pub fn pinned_table(
                     ui.end_row();
                 }
             });
+        // The scrolled half ends where the window (or the panel's view)
+        // does: a wider line above the table (a definition in a grid, say)
+        // widens the ui past the window, and a scroll area that took that
+        // width would be cut at the window's edge with its scroll bar out
+        // of sight.
+        let visible = (ui.clip_rect().right() - ui.cursor().left()).max(4.0 * height);
         egui::ScrollArea::horizontal()
             .id_salt((id, "scrolled"))
+            .max_width(visible)
             .show(ui, |ui| {
                 egui::Grid::new((id, "scrolled grid"))
                     .striped(true)

@@ -345,12 +345,18 @@ impl RunContext<'_> {
         let report = test_report.unwrap_or_else(|| predictions.evaluate(cohort, |i| test.contains(&i)));
         let mut summary: BTreeMap<String, Option<f64>> =
             report.values.iter().map(|v| (v.name.clone(), v.value)).collect();
-        if let Some(lists) = edits.as_ref().and_then(|e| e.lists.as_ref()) {
+        if let Some(counted) = edits.as_ref()
+            && let Some(lists) = &counted.lists
+        {
             summary.extend(lists.metrics().into_iter().map(|(n, v)| (n.to_string(), v)));
             self.log_text(
                 &crate::logger::metric_tag(method, "test", "edits"),
                 step,
-                &edits_markdown(method, lists),
+                &format!(
+                    "{}\n{}",
+                    edits_markdown(method, lists),
+                    drug_edits_markdown(counted, &cohort.drugs)
+                ),
             )?;
         }
         self.summary
@@ -451,6 +457,45 @@ pub fn edits_markdown(method: &str, lists: &rxalign_core::metrics::ListEdits) ->
     {
         let value = value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
         out.push_str(&format!("| {name} | {value} | {definition} |\n"));
+    }
+    out
+}
+
+/// FLAME's per-drug figure as a Markdown table: for each drug a method
+/// edited, how often it was added and removed, and the share of each that
+/// was right (an added drug in the ground truth, a removed one not in it);
+/// the drugs edited most first (the rest of TensorBoard's text of
+/// `<method>/test/edits`).
+pub fn drug_edits_markdown(counted: &rxalign_core::run::EditCounts, drugs: &Vocab) -> String {
+    let mut rows: Vec<(&String, &rxalign_core::run::DrugEditCounts)> = counted.drugs.iter().collect();
+    let edits = |c: &rxalign_core::run::DrugEditCounts| {
+        c.added_right + c.added_wrong + c.removed_right + c.removed_wrong
+    };
+    rows.sort_by(|a, b| edits(b.1).cmp(&edits(a.1)).then(a.0.cmp(b.0)));
+    let share = |right: usize, all: usize| {
+        if all == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{right} of {all} ({:.0}%)", 100.0 * right as f64 / all as f64)
+        }
+    };
+    let mut out = format!(
+        "Per drug, over the {} test lists: **added** is in the final list and not in the start list, right when in the ground truth; **removed** is in the start list and not in the final list, right when not in the ground truth.\n\n| drug | added | added right | removed | removed right |\n|---|---|---|---|---|\n",
+        counted.visits
+    );
+    if rows.is_empty() {
+        out.push_str("| (no drug edited) | 0 | n/a | 0 | n/a |\n");
+    }
+    for (code, c) in rows {
+        let name = drugs
+            .get(code)
+            .map_or_else(|| code.clone(), |i| format!("{code} ({})", drugs.name(i)));
+        let (added, removed) = (c.added_right + c.added_wrong, c.removed_right + c.removed_wrong);
+        out.push_str(&format!(
+            "| {name} | {added} | {} | {removed} | {} |\n",
+            share(c.added_right, added),
+            share(c.removed_right, removed)
+        ));
     }
     out
 }
@@ -561,4 +606,39 @@ pub fn trajectories_markdown(trajectories: &[Trajectory], drugs: &Vocab) -> Stri
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use rxalign_core::{DrugSet, Vocab};
+
+    #[test]
+    fn the_per_drug_table_counts_each_drugs_edits_with_the_share_right_most_edited_first() {
+        let mut drugs = Vocab::new();
+        for (code, name) in [("A", "aspirin"), ("B", "bisoprolol"), ("C", "captopril")] {
+            drugs.insert(code, name);
+        }
+        let set = |ix: &[usize]| DrugSet::from_indices(3, ix.iter().copied());
+        let mut counted = rxalign_core::run::EditCounts::of_editor("test", "the classifier's lists");
+        let truth = set(&[0, 1]);
+        // B added rightly twice; C removed rightly once, added wrongly once;
+        // A removed wrongly once.
+        counted.count(&set(&[0, 2]), &set(&[0, 1]), &truth, &drugs, None);
+        counted.count(&set(&[0]), &set(&[0, 1, 2]), &truth, &drugs, None);
+        counted.count(&set(&[0, 1]), &set(&[1]), &truth, &drugs, None);
+        let text = super::drug_edits_markdown(&counted, &drugs);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| drug"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "| B (bisoprolol) | 2 | 2 of 2 (100%) | 0 | n/a |",
+                "| C (captopril) | 1 | 0 of 1 (0%) | 1 | 1 of 1 (100%) |",
+                "| A (aspirin) | 0 | n/a | 1 | 0 of 1 (0%) |",
+            ]
+        );
+        assert!(text.contains("over the 3 test lists"), "{text}");
+    }
 }
