@@ -81,7 +81,9 @@ fn a_misspelt_field_of_its_reward_term_is_refused_at_its_line() {
     assert!(!out.status.success());
     assert!(
         err.contains(&format!("my-experiment.ron:{line}:"))
-            && err.contains("unknown field `bta` of reward term `f_beta`; known fields: weight, beta"),
+            && err.contains(
+                "unknown field `bta` of reward term `f_beta`; did you mean `beta`?; known fields: weight, beta"
+            ),
         "{err}"
     );
 }
