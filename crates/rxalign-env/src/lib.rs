@@ -13,7 +13,7 @@
 //! - [`start`]: start lists (empty, previous visit, corrupted ground truth,
 //!   a predictions file).
 //! - [`baseline`]: non-learned recommenders that write predictions files.
-//! - [`line`]: the parser that turns a generated line into an edit of the
+//! - [`line`](mod@line): the parser that turns a generated line into an edit of the
 //!   list or a refusal.
 
 pub mod baseline;
