@@ -41,10 +41,10 @@ pub fn report(cohort: &Cohort, visits: &[usize], scores: &[Vec<f32>], threshold:
 }
 
 /// The threshold of best mean Jaccard over `visits` among `step`, `2 step`,
-/// ... below 1 (the first of equals; 0.5 when no visit is given or nothing
-/// scores).
+/// ... below 1 (the first of equals: `step` itself when no visit is given,
+/// since every threshold then scores alike).
 pub fn pick(cohort: &Cohort, visits: &[usize], scores: &[Vec<f32>], step: f32) -> f32 {
-    let mut threshold = 0.5;
+    let mut threshold = step;
     let mut best = f64::NEG_INFINITY;
     let mut t = step;
     while t < 1.0 - step / 2.0 {
