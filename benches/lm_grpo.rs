@@ -58,11 +58,11 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use rxalign_core::{DrugSet, SplitConfig, seeded_rng};
 use rxalign_data::synthetic::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::{RewardConfig, RewardTermSpec};
+use rxalign_llama::{Line, LlamaPolicy, LlamaPolicyConfig};
 use rxalign_lm::LoraConfig;
 use rxalign_lm::lora::TARGETS;
 use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::family::{Effect, PolicyFamily, State};
-use rxalign_policy::flame::{Line, LlamaPolicy, LlamaPolicyConfig};
 use rxalign_train::episodes::EpisodeResult;
 use rxalign_train::grpo::{GrpoJob, GrpoSettings, Sample, advantages, collect, update};
 use rxalign_train::observer::EvalPlan;

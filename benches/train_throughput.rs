@@ -26,10 +26,10 @@ use rxalign_core::{DrugSet, SplitConfig, seeded_rng};
 use rxalign_data::synthetic::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::{RewardConfig, RewardTermSpec};
 use rxalign_policy::CpuTrainBackend;
-use rxalign_policy::classifier::VisitFeatures;
 use rxalign_policy::family::PolicyFamily;
-use rxalign_policy::list::SetEncoderConfig;
-use rxalign_policy::notes::NoteTokenizer;
+use rxalign_policy::features::VisitFeatures;
+use rxalign_set_encoder::SetEncoderConfig;
+use rxalign_set_encoder::notes::NoteTokenizer;
 use rxalign_train::grpo::{GrpoJob, GrpoSettings, train_grpo};
 use rxalign_train::observer::{EvalPlan, Silent};
 use rxalign_train::sft::{SftJob, SftSettings, train_sft};
@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
         .filter_map(|&v| cohort.visits[v].note.as_deref())
         .collect();
     let tokenizer = NoteTokenizer::train(notes.into_iter(), 2000, 2).unwrap();
-    let features = VisitFeatures::with_notes(&cohort, &tokenizer).unwrap();
+    let features = tokenizer.visit_features(&cohort).unwrap();
     let train: Vec<usize> = split.train.iter().copied().take(SFT_VISITS).collect();
     write_workload(&cohort, &features, &train);
 

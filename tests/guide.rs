@@ -877,3 +877,100 @@ fn commands_are_read_from_fenced_blocks_and_unknown_ones_are_named() {
     let e = flags_are_known(&["plan".into(), "--emitt".into()]).unwrap_err();
     assert!(e.contains("--emitt"), "{e}");
 }
+
+/// The workspace's `rxalign-*` and example crates with the workspace crates
+/// each links as a normal dependency, from `cargo metadata`.
+fn workspace_edges() -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages = metadata["packages"].as_array().unwrap();
+    let members: BTreeSet<String> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    packages
+        .iter()
+        .map(|p| {
+            let links = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_string())
+                .filter(|name| members.contains(name))
+                .collect();
+            (p["name"].as_str().unwrap().to_string(), links)
+        })
+        .collect()
+}
+
+/// The crate table of `docs/architecture.md`: each row's floor (`None` for
+/// an example), crate and the crates it says it links.
+fn crate_table() -> Vec<(Option<u32>, String, BTreeSet<String>)> {
+    let text = read(&root().join("docs/architecture.md"));
+    let ticked =
+        |cell: &str| -> Vec<String> { cell.split('`').skip(1).step_by(2).map(str::to_string).collect() };
+    text.lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| floor") && !l.starts_with("| ---"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 4, "docs/architecture.md: a row of 4 cells: {l}");
+            let name = ticked(cells[1])
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| panic!("no crate in {l}"));
+            (
+                cells[0].parse().ok(),
+                name,
+                ticked(cells[3]).into_iter().collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_crate_table_holds_every_dependency_edge() {
+    let edges = workspace_edges();
+    let table = crate_table();
+    let listed: BTreeSet<&String> = table.iter().map(|(_, name, _)| name).collect();
+    let members: BTreeSet<&String> = edges.keys().collect();
+    assert_eq!(
+        listed, members,
+        "docs/architecture.md's crates against the workspace's"
+    );
+    let floor_of: std::collections::BTreeMap<&String, Option<u32>> =
+        table.iter().map(|(floor, name, _)| (name, *floor)).collect();
+    let mut last = 0;
+    for (floor, name, links) in &table {
+        assert_eq!(
+            links, &edges[name],
+            "docs/architecture.md: `{name}` links these workspace crates (cargo metadata)"
+        );
+        match floor {
+            Some(floor) => {
+                assert!(
+                    *floor >= last,
+                    "docs/architecture.md: `{name}` out of floor order"
+                );
+                last = *floor;
+                for link in links {
+                    let below = floor_of[link].is_some_and(|f| f < *floor);
+                    assert!(
+                        below,
+                        "`{name}` (floor {floor}) links `{link}`, not on a floor below"
+                    );
+                }
+            }
+            None => assert!(
+                links.iter().all(|l| floor_of[l].is_some()),
+                "an example links only floors"
+            ),
+        }
+    }
+}

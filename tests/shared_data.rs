@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use rxalign_core::ddi::{UnknownCodes, hex_sha256};
 use rxalign_core::{DdiGraph, Vocab};
 use rxalign_data::World;
-use rxalign_policy::notes::NoteTokenizer;
+use rxalign_set_encoder::notes::NoteTokenizer;
 
 mod common;
 use common::{data, shared_file};

@@ -12,7 +12,8 @@ use rxalign_core::Cohort;
 use rxalign_core::registry::{Registry, params};
 use rxalign_data::SyntheticConfig;
 use rxalign_env::{RewardTerm, StartList};
-use rxalign_train::plugin::{FamilyConfig, FamilyKind, PolicyKind};
+use rxalign_policy::family::FamilyConfig;
+use rxalign_train::plugin::{FamilyKind, PolicyKind};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -113,9 +114,6 @@ impl PluginKinds<dyn PolicyKind, ()> {
         })
     }
 }
-
-/// The policy family of a file without a `policy`: the list policy.
-pub const SET_ENCODER: &str = "set_encoder";
 
 /// A reward term's parameters when it has none but its weight.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -247,7 +245,7 @@ impl Plugins {
             })
             .expect(ok);
         p.stage
-            .register::<rxalign_policy::classifier::ClassifierSettings>("classifier", |c, _| {
+            .register::<rxalign_set_encoder::classifier::ClassifierSettings>("classifier", |c, _| {
                 c.validate().map_err(|e| e.to_string())?;
                 Ok(Box::new(crate::stage::ClassifierStage::new(c)) as Box<dyn Stage>)
             })
@@ -264,10 +262,10 @@ impl Plugins {
             })
             .expect(ok);
         p.policy
-            .register_family::<rxalign_policy::list::SetEncoderConfig>(SET_ENCODER)
+            .register_family::<rxalign_set_encoder::SetEncoderConfig>(rxalign_set_encoder::KIND)
             .expect(ok);
         p.policy
-            .register_family::<rxalign_policy::flame::LlamaPolicyConfig>(rxalign_policy::flame::KIND)
+            .register_family::<rxalign_llama::LlamaPolicyConfig>(rxalign_llama::KIND)
             .expect(ok);
         p.stage
             .register::<rxalign_train::sft::SftSettings>("sft", |c, _| {
@@ -290,7 +288,7 @@ impl Plugins {
             })
             .expect(ok);
         p.stage
-            .register::<rxalign_policy::lamo::LamoSettings>("lamo", |c, _| {
+            .register::<rxalign_llama::lamo::LamoSettings>("lamo", |c, _| {
                 c.validate().map_err(|e| e.to_string())?;
                 Ok(Box::new(crate::stage::LamoStage::new(c)) as Box<dyn Stage>)
             })

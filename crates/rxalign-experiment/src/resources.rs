@@ -10,16 +10,16 @@
 //! policy's size depends on the data's codes and drugs, so its data is
 //! loaded too.
 
+use rxalign_llama::resources::LlamaConfig;
+use rxalign_llama::{KIND as LLAMA, LlamaPolicyConfig};
 pub use rxalign_policy::device::human_bytes;
-use rxalign_policy::flame::{KIND as LLAMA, LlamaPolicyConfig};
-use rxalign_policy::list::SetEncoderConfig;
+use rxalign_policy::resources::Work;
 pub use rxalign_policy::resources::{CARD_SHARE, CARDS, FLOAT_BYTES, Footprint};
-use rxalign_policy::resources::{LlamaConfig, Work};
+use rxalign_set_encoder::SetEncoderConfig;
 use rxalign_train::grpo::GrpoSettings;
 use rxalign_train::sft::SftSettings;
 
 use crate::plugin::PluginSpec;
-use crate::plugins::SET_ENCODER;
 use crate::{ExperimentError, Plugins, RunPlan};
 
 /// One stage's estimate, or why there is none.
@@ -78,7 +78,7 @@ fn family(
             };
             Ok(Some(Family::Llama(Box::new((c, llama)), prompt)))
         }
-        SET_ENCODER => {
+        rxalign_set_encoder::KIND => {
             let c: SetEncoderConfig = params(policy)?;
             let data = plugins.data.build(&plan.file.data, &())?.load()?;
             let split = crate::runner::split_of(&plan.file, plan.seed, &data.cohort)?;

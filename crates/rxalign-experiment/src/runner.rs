@@ -27,7 +27,7 @@ use rxalign_core::run::{
 };
 use rxalign_core::seeded_rng;
 use rxalign_env::Reward;
-use rxalign_policy::classifier::VisitFeatures;
+use rxalign_policy::features::VisitFeatures;
 
 use crate::ExperimentError;
 use crate::ablation::{ResolvedRun, RunPlan};
@@ -653,7 +653,8 @@ pub(crate) fn features(
             let json = tokenizer
                 .to_json()
                 .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
-            let features = VisitFeatures::with_notes(cohort, &tokenizer)
+            let features = tokenizer
+                .visit_features(cohort)
                 .map_err(|e| ExperimentError::Invalid(format!("notes: {e}")))?;
             (features, Some(json))
         }
@@ -977,7 +978,7 @@ fn execute(
     let policy = plugins
         .policy
         .build(&file.policy, &())?
-        .build(&rxalign_train::plugin::FamilyContext {
+        .build(&rxalign_policy::family::FamilyContext {
             cohort: &data.cohort,
             features: &features,
         })?;

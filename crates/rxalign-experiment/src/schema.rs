@@ -68,7 +68,7 @@ fn default_device() -> String {
 }
 
 fn default_policy() -> PluginSpec<PolicySlot> {
-    PluginSpec::new(crate::plugins::SET_ENCODER)
+    PluginSpec::new(rxalign_set_encoder::KIND)
 }
 
 fn default_init_list() -> PluginSpec<StartSlot> {
@@ -175,8 +175,8 @@ impl NoteSettings {
         &self,
         cohort: &rxalign_core::Cohort,
         train: &[usize],
-    ) -> Result<Option<rxalign_policy::notes::NoteTokenizer>, ExperimentError> {
-        use rxalign_policy::notes::NoteTokenizer;
+    ) -> Result<Option<rxalign_set_encoder::notes::NoteTokenizer>, ExperimentError> {
+        use rxalign_set_encoder::notes::NoteTokenizer;
         let invalid =
             |e: rxalign_policy::PolicyError| ExperimentError::Invalid(format!("notes.tokenizer: {e}"));
         match self.tokenizer.as_str() {

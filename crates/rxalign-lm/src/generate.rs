@@ -3,7 +3,7 @@
 //! with its log-probability) and a step-wise decoder over a caller-owned
 //! KV cache ([`decode`]). [`generate`] samples several completions per
 //! prompt with it (GRPO samples a group of G at once); the list editor of
-//! `rxalign-policy` decodes its lines with it, continuing cached prompts.
+//! `rxalign-llama` decodes its lines with it, continuing cached prompts.
 
 use std::time::{Duration, Instant};
 

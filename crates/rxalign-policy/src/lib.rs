@@ -1,33 +1,30 @@
-//! Policies of rxalign on burn. Model code is generic over `B: Backend`;
-//! the CPU default is burn's pure-Rust `flex` backend with `simd`, and the
-//! `cuda` feature adds burn's CUDA backend ([`device`]).
+//! The floor of rxalign's policies: what every policy family is written
+//! against and what the shared trainer (`rxalign-train`) needs of it, and
+//! nothing of any one family. It links neither a language model nor a
+//! tokenizer, so a researcher's own family compiles only this, burn and
+//! `rxalign-core`. Model code is generic over `B: Backend`; the CPU default
+//! is burn's pure-Rust `flex` backend with `simd`, and the `cuda` feature
+//! adds burn's CUDA backend ([`device`]).
 //!
-//! - [`notes`]: note tokens from the `tokenizers` crate.
-//! - [`classifier`]: the drug-level classifier (FLAME's first stage, LAMO's
-//!   point-wise recommender): a score per drug from the visit's codes,
-//!   previous drugs and note tokens, trained with binary cross-entropy, its
-//!   threshold chosen on validation.
-//! - [`family`]: the policy-family trait the trainer (`rxalign-train`) is
-//!   written over.
-//! - [`list`]: the action-head list policy, the `set_encoder` family.
-//! - [`flame`]: FLAME's list editor, a language model answering in drug
-//!   names (the `llama` family).
+//! - [`family`]: the policy-family trait, a family's settings
+//!   ([`family::FamilyConfig`]) and acting over action slots.
+//! - [`features`]: a visit's codes, previous drugs and note tokens as
+//!   feature indices, what a family is built from.
 //! - [`checkpoint`]: training checkpoints that a loop resumes from.
-//! - [`lamo`]: LAMO's point-wise classifier as a language-model family: a
-//!   yes/no question per (visit, drug), one LoRA adapter per drug group.
+//! - [`device`]: the training device and the backend behind it.
 //! - [`select`]: which of a training loop's models it hands on.
 //! - [`threshold`]: lists from per-drug scores and the one threshold picker.
+//! - [`resources`]: the terms a family sizes a training stage in.
+//!
+//! The built-in families are crates of their own: `rxalign-set-encoder`
+//! (the `set_encoder` list policy and the drug-level classifier) and
+//! `rxalign-llama` (FLAME's list editor, the `llama` family, and LAMO).
 
 pub mod checkpoint;
-pub mod classifier;
 pub mod device;
 pub mod error;
 pub mod family;
-pub mod flame;
-mod init;
-pub mod lamo;
-pub mod list;
-pub mod notes;
+pub mod features;
 pub mod resources;
 pub mod select;
 #[doc(hidden)]

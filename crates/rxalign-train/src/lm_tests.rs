@@ -7,10 +7,10 @@ use burn::backend::flex::FlexDevice;
 use burn::module::AutodiffModule;
 use rxalign_core::{Action, DrugSet, Rng, seeded_rng};
 use rxalign_env::{Reward, RewardConfig, RewardTermSpec};
+use rxalign_llama::{LlamaPolicy, LlamaPolicyConfig, PromptStyle, ScratchModel};
 use rxalign_lm::LoraConfig;
 use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::family::{ActMode, Acted, Effect};
-use rxalign_policy::flame::{LlamaPolicy, LlamaPolicyConfig, PromptStyle, ScratchModel};
 use rxalign_policy::test_support::tiny;
 
 use crate::episodes::{EpisodeResult, EpisodeStep, Episodes, Recording};

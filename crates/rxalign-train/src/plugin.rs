@@ -5,21 +5,18 @@
 //! family the file names through [`TrainablePolicy`]; models pass from
 //! stage to stage as checkpoints, so no stage holds a backend's tensors.
 //!
-//! A researcher's own family implements
-//! [`rxalign_policy::family::PolicyFamily`] and [`FamilyConfig`] in their
-//! own crate and registers the config under its kind (see
-//! `tests/policy_family_plugin.rs`).
+//! A family (built in or a researcher's own) implements
+//! [`PolicyFamily`] and [`FamilyConfig`] (both in the floor,
+//! `rxalign-policy`) in its own crate and registers the config under its
+//! kind (see `examples/tabular-family`).
 
 use std::fmt;
 use std::path::Path;
 
-use rxalign_core::{Action, Cohort, DrugSet, Rng, Trajectory, seeded_rng};
+use rxalign_core::{Action, DrugSet, Rng, Trajectory, seeded_rng};
 use rxalign_policy::checkpoint;
-use rxalign_policy::classifier::VisitFeatures;
 use rxalign_policy::device::TrainDevice;
-use rxalign_policy::family::{Effect, PolicyFamily};
-use rxalign_policy::flame::{LlamaPolicy, LlamaPolicyConfig};
-use rxalign_policy::list::{SetEncoder, SetEncoderConfig};
+use rxalign_policy::family::{Effect, FamilyConfig, FamilyContext, PolicyFamily};
 use rxalign_policy::{PolicyError, with_backend};
 
 use crate::TrainError;
@@ -27,64 +24,6 @@ use crate::episodes::Episodes;
 use crate::grpo::{GrpoJob, train_grpo};
 use crate::observer::TrainObserver;
 use crate::sft::{SftJob, train_sft};
-
-/// What a family is built from: the run's cohort and the visit features of
-/// its learned methods (codes, previous drugs, note tokens).
-#[derive(Clone, Copy, Debug)]
-pub struct FamilyContext<'a> {
-    /// The run's cohort.
-    pub cohort: &'a Cohort,
-    /// The learned methods' features of every visit (codes, previous
-    /// drugs, note tokens where the run reads notes).
-    pub features: &'a VisitFeatures,
-}
-
-/// A family's settings in the experiment file (a plain serde struct with
-/// `deny_unknown_fields`).
-pub trait FamilyConfig: Clone + fmt::Debug + Send + Sync + 'static {
-    type Family: PolicyFamily + 'static;
-
-    /// Checks every setting; the error names the field.
-    fn validate(&self) -> Result<(), PolicyError>;
-
-    /// At most this many decisions per episode.
-    fn budget(&self) -> usize;
-
-    /// The family on a run's data.
-    fn build(&self, ctx: &FamilyContext<'_>) -> Result<Self::Family, PolicyError>;
-}
-
-impl FamilyConfig for SetEncoderConfig {
-    type Family = SetEncoder;
-
-    fn validate(&self) -> Result<(), PolicyError> {
-        SetEncoderConfig::validate(self)
-    }
-
-    fn budget(&self) -> usize {
-        self.budget
-    }
-
-    fn build(&self, ctx: &FamilyContext<'_>) -> Result<SetEncoder, PolicyError> {
-        SetEncoderConfig::build(self, ctx.features)
-    }
-}
-
-impl FamilyConfig for LlamaPolicyConfig {
-    type Family = LlamaPolicy;
-
-    fn validate(&self) -> Result<(), PolicyError> {
-        LlamaPolicyConfig::validate(self)
-    }
-
-    fn budget(&self) -> usize {
-        LlamaPolicyConfig::budget(self)
-    }
-
-    fn build(&self, ctx: &FamilyContext<'_>) -> Result<LlamaPolicy, PolicyError> {
-        LlamaPolicyConfig::build(self, ctx.cohort)
-    }
-}
 
 /// The `policy` slot's plugin: settings checked when the file is read, a
 /// family built for each run.

@@ -9,10 +9,10 @@ use burn::module::AutodiffModule;
 use rxalign_core::{Action, Cohort, DrugSet, Rng, SplitName, seeded_rng};
 use rxalign_env::{Reward, RewardConfig, RewardTermSpec};
 use rxalign_policy::CpuTrainBackend;
-use rxalign_policy::classifier::VisitFeatures;
 use rxalign_policy::family::{ActMode, Effect, PolicyFamily, State};
-use rxalign_policy::list::{ListPolicy, SetEncoder, SetEncoderConfig};
+use rxalign_policy::features::VisitFeatures;
 use rxalign_policy::test_support::tiny;
+use rxalign_set_encoder::{ListPolicy, SetEncoder, SetEncoderConfig};
 
 use crate::TrainError;
 use crate::episodes::{EpisodeResult, Episodes};

@@ -6,9 +6,9 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use rxalign_core::{Action, Cohort, Rng};
 use rxalign_policy::PolicyError;
+use rxalign_policy::family::act_on_slots;
 use rxalign_policy::family::{ActMode, Acted, Effect, PolicyFamily, Scored, State};
-use rxalign_policy::list::act_on_slots;
-use rxalign_train::plugin::{FamilyConfig, FamilyContext};
+use rxalign_policy::family::{FamilyConfig, FamilyContext};
 use serde::Deserialize;
 
 /// The family's `kind` in experiment files.

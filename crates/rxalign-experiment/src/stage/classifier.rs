@@ -1,6 +1,6 @@
 use rxalign_core::run::MetricsRecord;
-use rxalign_policy::classifier::{ClassifierSettings, EpochLog, cross_fit, train_classifier_with};
 use rxalign_policy::with_backend;
+use rxalign_set_encoder::classifier::{ClassifierSettings, EpochLog, cross_fit, train_classifier_with};
 
 use super::{RunContext, Stage};
 use crate::ExperimentError;

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use rxalign_core::run::MetricsRecord;
-use rxalign_policy::lamo::{LamoEpochLog, LamoSettings, train_lamo_with};
+use rxalign_llama::lamo::{LamoEpochLog, LamoSettings, train_lamo_with};
 use rxalign_policy::with_backend;
 
 use super::{RunContext, Stage};
@@ -10,7 +10,7 @@ use crate::ExperimentError;
 /// Questions scored per forward call when predicting.
 const EVAL_BATCH: usize = 64;
 
-/// LAMO's grouped yes/no classifier (`rxalign_policy::lamo`): one LoRA
+/// LAMO's grouped yes/no classifier (`rxalign_llama::lamo`): one LoRA
 /// adapter per drug group trained on the training visits' questions, then
 /// every visit scored (`p(yes)` per drug) and listed at the threshold chosen
 /// on validation, recorded as method `lamo`. As each epoch but the last

@@ -91,7 +91,7 @@ pub struct RunContext<'a> {
     pub reward: &'a Reward,
     /// The learned methods' features: codes, previous drugs and, where the
     /// run reads notes, note tokens.
-    pub features: rxalign_policy::classifier::VisitFeatures,
+    pub features: rxalign_policy::features::VisitFeatures,
     /// Where episodes start; a `start_from` stage may replace it.
     pub start: std::sync::Arc<dyn StartList>,
     /// Each recorded method's predictions, for later stages.

@@ -1,0 +1,330 @@
+use burn::backend::Flex;
+use burn::backend::flex::FlexDevice;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+use rxalign_data::synthetic::{SyntheticClinic, SyntheticConfig};
+
+use super::train::{answer_logits, group_losses, shared_prefix};
+use super::*;
+use rxalign_policy::CpuTrainBackend;
+
+fn corpus(words: &[&str]) -> Vec<String> {
+    words.iter().cycle().take(60).map(|w| w.to_string()).collect()
+}
+
+#[test]
+fn yes_no_ids_come_from_the_tokenizer() {
+    // Two tokenizers trained on different text give the answers other ids.
+    let a = Encoder::train_tiny(
+        &corpus(&["aspirin and warfarin", "metformin at home"]),
+        300,
+        &["Yes", "No"],
+    )
+    .unwrap();
+    let b = Encoder::train_tiny(&corpus(&["penicillin allergy noted"]), 320, &["No", "Yes"]).unwrap();
+    let (Encoder::Trained(ta), Encoder::Trained(tb)) = (&a, &b) else {
+        unreachable!("train_tiny trains")
+    };
+    let (ya, yb) = (
+        Answers::look_up(&a, "Yes", "No").unwrap(),
+        Answers::look_up(&b, "Yes", "No").unwrap(),
+    );
+    assert_eq!(
+        (ya.yes, ya.no),
+        (ta.token_to_id("Yes").unwrap(), ta.token_to_id("No").unwrap())
+    );
+    assert_eq!(
+        (yb.yes, yb.no),
+        (tb.token_to_id("Yes").unwrap(), tb.token_to_id("No").unwrap())
+    );
+    assert_ne!(ya, yb);
+    // An answer that is several tokens, or the same answer twice, is refused.
+    let e = Answers::look_up(&a, "Yes", "Not at all").unwrap_err().to_string();
+    assert!(e.contains("`Not at all`") && e.contains("one token"), "{e}");
+    let e = Answers::look_up(&a, "No", "No").unwrap_err().to_string();
+    assert!(e.contains("same token"), "{e}");
+}
+
+#[test]
+fn the_score_is_the_softmax_of_the_two_answers_full_logits() {
+    let enc =
+        Encoder::train_tiny(&corpus(&["should the patient take aspirin"]), 300, &["Yes", "No"]).unwrap();
+    let answers = Answers::look_up(&enc, "Yes", "No").unwrap();
+    let mut config = rxalign_lm::LlamaConfig::tiny(enc.vocab_size(), 2, 4, 2, 8);
+    config.tie_word_embeddings = true; // the head is the embedding, as in SmolLM2
+    let model = config.init::<Flex>(&FlexDevice);
+    let questions = vec![
+        enc.question("should the patient take aspirin").unwrap(),
+        enc.question("take aspirin").unwrap(),
+    ];
+    let two = answer_logits(&model, &questions, rxalign_lm::Adapter::Off, answers);
+    let p: Vec<f32> = softmax(two, 1).into_data().into_vec().unwrap();
+    for (r, q) in questions.iter().enumerate() {
+        let ids: Vec<i64> = q.iter().map(|&t| i64::from(t)).collect();
+        let t = Tensor::<Flex, 2, Int>::from_data(TensorData::new(ids, [1, q.len()]), &FlexDevice);
+        let logits: Vec<f32> = model
+            .forward(t, None, None, rxalign_lm::Adapter::Off)
+            .narrow(1, q.len() - 1, 1)
+            .into_data()
+            .into_vec()
+            .unwrap();
+        let (y, n) = (logits[answers.yes as usize], logits[answers.no as usize]);
+        let want = 1.0 / (1.0 + (n - y).exp());
+        assert!(
+            (p[2 * r] - want).abs() < 1e-5,
+            "row {r}: {} against {want}",
+            p[2 * r]
+        );
+    }
+}
+
+fn clinic(patients: usize) -> Cohort {
+    SyntheticClinic::generate(&SyntheticConfig {
+        patients,
+        ..SyntheticConfig::default()
+    })
+    .unwrap()
+    .cohort
+}
+
+fn tiny_settings() -> LamoSettings {
+    LamoSettings {
+        model: LamoModel::Tiny {
+            layers: 1,
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 8,
+            vocab_size: 400,
+        },
+        max_note_chars: 40,
+        groups: Grouping::Frequency { k: 3 },
+        lora: LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: vec!["q_proj".into(), "v_proj".into(), "o_proj".into()],
+        },
+        epochs: 2,
+        batch_size: 128,
+        lr: 1e-2,
+        ..LamoSettings::default()
+    }
+}
+
+use rxalign_core::Cohort;
+use rxalign_lm::LoraConfig;
+
+#[test]
+fn a_tiny_grouped_run_learns_and_predicts_with_scores() {
+    let cohort = clinic(5);
+    let n = cohort.visits.len();
+    let train: Vec<usize> = (0..n * 2 / 3).collect();
+    let val: Vec<usize> = (n * 2 / 3..n).collect();
+    let settings = tiny_settings();
+    // A short question keeps the test fast (the default one, with the
+    // note and the previous drugs, is some 250 tokens of this small BPE).
+    let template = PromptTemplate::new("{age} {sex}; {diagnoses}. Give {drug}?", 40).unwrap();
+    let run = |lr: f64, seen: &mut Vec<usize>| {
+        let settings = LamoSettings {
+            lr,
+            ..settings.clone()
+        };
+        train_lamo_with::<CpuTrainBackend>(
+            &cohort,
+            &train,
+            &val,
+            &settings,
+            &template,
+            7,
+            &FlexDevice,
+            256,
+            &mut |log| {
+                seen.push(log.epoch);
+                Ok(())
+            },
+        )
+        .unwrap()
+    };
+    let mut seen = Vec::new();
+    let trained = run(settings.lr, &mut seen);
+    assert_eq!(seen, [1, 2]);
+    assert_eq!(trained.groups.len(), 3);
+    // The same seed with a learning rate too small to move anything: the
+    // fresh adapters' (that is, the frozen base's) validation loss.
+    let fresh = run(1e-12, &mut Vec::new());
+    let log = &trained.log;
+    assert_eq!(log[0].group_loss.len(), 3);
+    // About 10% of the questions are positive: the adapters learn at least
+    // the base rate, so every group's validation cross-entropy falls well
+    // below the frozen base's.
+    assert!(log[1].loss < log[0].loss, "{} then {}", log[0].loss, log[1].loss);
+    for ((name, l), (_, l0)) in log[1].group_val_loss.iter().zip(&fresh.log[1].group_val_loss) {
+        let (l, l0) = (l.unwrap(), l0.unwrap());
+        eprintln!("group {name}: validation cross-entropy {l0:.4} fresh, {l:.4} trained");
+        assert!(
+            l < l0 - 0.05,
+            "group {name}: validation cross-entropy {l0} fresh, {l} trained"
+        );
+    }
+    // Scoring reads each visit's shared part once and continues it: the
+    // same scores as every whole question read alone (batches of 7 mix
+    // visits and split them).
+    let scores = trained.scores(&cohort, &val, 7).unwrap();
+    for (g, (_, drugs)) in trained.groups.groups.iter().enumerate() {
+        for (i, &v) in val.iter().enumerate() {
+            let questions: Vec<Vec<u32>> = drugs
+                .iter()
+                .map(|&d| trained.encoder.question(&template.render(&cohort, v, d)).unwrap())
+                .collect();
+            // Group `g`'s adapter is the model's `g`-th.
+            let logits = answer_logits(
+                &trained.model,
+                &questions,
+                rxalign_lm::Adapter::On(g),
+                trained.answers,
+            );
+            let whole: Vec<f32> = softmax(logits, 1).into_data().into_vec().unwrap();
+            for (k, &d) in drugs.iter().enumerate() {
+                let (cached, alone) = (scores[i][d], whole[2 * k]);
+                assert!(
+                    (cached - alone).abs() < 1e-5,
+                    "visit {v} drug {d}: {cached} continued, {alone} whole"
+                );
+            }
+        }
+    }
+    let predictions = trained.predict(&cohort, &val, 256).unwrap();
+    assert_eq!(predictions.by_visit.len(), val.len());
+    let report = predictions.evaluate(&cohort, |_| true);
+    assert!(report.get("prauc").is_some(), "{report:?}");
+    for p in predictions.by_visit.values() {
+        let s = p.scores.as_ref().unwrap();
+        assert_eq!(s.len(), cohort.drug_count());
+        assert!(s.iter().all(|&x| x > 0.0 && x < 1.0));
+        let listed: Vec<usize> = p.drugs.iter().collect();
+        let want: Vec<usize> = (0..s.len())
+            .filter(|&d| s[d] >= f64::from(trained.threshold))
+            .collect();
+        assert_eq!(listed, want);
+    }
+}
+
+/// With `select: "validation"` each group keeps the adapter of its epoch
+/// with the lowest validation cross-entropy, and the kept model scores
+/// validation as that epoch did.
+#[test]
+fn each_group_keeps_its_best_validation_epoch() {
+    let cohort = clinic(5);
+    let n = cohort.visits.len();
+    let train: Vec<usize> = (0..n * 2 / 3).collect();
+    let val: Vec<usize> = (n * 2 / 3..n).collect();
+    let settings = LamoSettings {
+        epochs: 4,
+        lr: 0.05,
+        select: Select::Validation,
+        ..tiny_settings()
+    };
+    let template = PromptTemplate::new("{age} {sex}; {diagnoses}. Give {drug}?", 40).unwrap();
+    let trained =
+        train_lamo::<CpuTrainBackend>(&cohort, &train, &val, &settings, &template, 7, &FlexDevice, 256)
+            .unwrap();
+    let scores = trained.scores(&cohort, &val, 256).unwrap();
+    let now = group_losses(&cohort, &val, &scores, &trained.groups);
+    let mut kept = Vec::new();
+    for (g, (name, epoch)) in trained.kept_epochs.iter().enumerate() {
+        let losses: Vec<f64> = trained
+            .log
+            .iter()
+            .map(|l| l.group_val_loss[g].1.unwrap())
+            .collect();
+        let best = (0..losses.len()).fold(0, |b, e| if losses[e] < losses[b] { e } else { b });
+        assert_eq!(*epoch, best + 1, "group {name}: {losses:?}");
+        let l = now[g].1.unwrap();
+        assert!(
+            (l - losses[best]).abs() < 1e-6,
+            "group {name}: {l} now, {} at epoch {epoch}",
+            losses[best]
+        );
+        kept.push(*epoch);
+    }
+    eprintln!("kept epochs {kept:?}");
+    assert!(
+        kept.iter().any(|&e| e < 4),
+        "some group keeps an earlier epoch: {kept:?}"
+    );
+    // Without validation visits, selection is refused before training.
+    let e = train_lamo::<CpuTrainBackend>(&cohort, &train, &[], &settings, &template, 7, &FlexDevice, 256)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("select"), "{e}");
+}
+
+#[test]
+fn questions_share_their_common_beginning_but_their_last_token() {
+    assert_eq!(shared_prefix(&[vec![1, 2, 3, 4], vec![1, 2, 5, 4]]), 2);
+    // One question: all of it but the token that predicts the answer.
+    assert_eq!(shared_prefix(&[vec![1, 2, 3]]), 2);
+    // A question that begins another keeps its last token.
+    assert_eq!(shared_prefix(&[vec![1, 2, 3], vec![1, 2, 3, 4]]), 2);
+    assert_eq!(shared_prefix(&[vec![7, 2], vec![1, 2]]), 0);
+    assert_eq!(shared_prefix(&[]), 0);
+}
+
+#[test]
+fn settings_are_checked() {
+    let ok = LamoSettings::default();
+    ok.validate().unwrap();
+    let cases: Vec<(LamoSettings, &str)> = vec![
+        (
+            LamoSettings {
+                epochs: 0,
+                ..ok.clone()
+            },
+            "epochs",
+        ),
+        (
+            LamoSettings {
+                no: "Yes".into(),
+                ..ok.clone()
+            },
+            "yes",
+        ),
+        (
+            LamoSettings {
+                threshold_step: 0.5,
+                ..ok.clone()
+            },
+            "threshold_step",
+        ),
+        (
+            LamoSettings {
+                negatives_per_positive: -1.0,
+                ..ok.clone()
+            },
+            "negatives_per_positive",
+        ),
+        (
+            LamoSettings {
+                model: LamoModel::Tiny {
+                    layers: 1,
+                    heads: 3,
+                    kv_heads: 2,
+                    head_dim: 8,
+                    vocab_size: 400,
+                },
+                ..ok.clone()
+            },
+            "kv_heads",
+        ),
+    ];
+    for (s, field) in cases {
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains(field), "{field}: {e}");
+    }
+    let s: LamoSettings = ron::from_str("(select: \"validation\")").unwrap();
+    assert_eq!(s.select, Select::Validation);
+    let e = ron::from_str::<LamoSettings>("(select: \"best\")")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("last, validation"), "{e}");
+}

@@ -1,0 +1,689 @@
+//! Training and scoring the grouped yes/no classifier.
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::backend::AutodiffBackend;
+use rand::seq::SliceRandom;
+use rxalign_core::metrics::MetricReport;
+use rxalign_core::{Cohort, Prediction, Predictions, seeded_rng};
+use rxalign_lm::generate::left_pad;
+use rxalign_lm::tokenizer::train_byte_level_bpe;
+use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LmError, Message};
+use tokenizers::AddedToken;
+
+use super::{DrugGroups, LamoModel, LamoSettings, PromptTemplate};
+use crate::init::{Redraw, RedrawAdapters};
+use rxalign_policy::PolicyError;
+use rxalign_policy::Select;
+use rxalign_policy::threshold::{self, above, report};
+
+fn lm_err(what: &str) -> impl FnOnce(LmError) -> PolicyError + '_ {
+    move |e| PolicyError::Invalid(format!("{what}: {e}"))
+}
+
+/// Text to token ids for the questions and the answers.
+#[derive(Clone, Debug)]
+pub enum Encoder {
+    /// A pretrained model's tokenizer; with `chat`, a question is a user
+    /// message in its chat template, ending with the assistant's header.
+    Pretrained {
+        tokenizer: rxalign_lm::Tokenizer,
+        chat: bool,
+    },
+    /// A byte-level BPE trained here (tiny models): questions are encoded
+    /// as they are, nothing added.
+    Trained(tokenizers::Tokenizer),
+}
+
+impl Encoder {
+    /// Trains a byte-level BPE tokenizer of at most `vocab_size` tokens on
+    /// `corpus`, then adds each of `whole` as a token of its own.
+    pub fn train_tiny(corpus: &[String], vocab_size: usize, whole: &[&str]) -> Result<Self, PolicyError> {
+        let mut tok = train_byte_level_bpe(
+            corpus.iter().map(String::as_str),
+            vocab_size.saturating_sub(whole.len()),
+            &[],
+        )
+        .map_err(|e| PolicyError::Invalid(format!("training the question tokenizer: {e}")))?;
+        let added: Vec<AddedToken> = whole.iter().map(|w| AddedToken::from(*w, false)).collect();
+        tok.add_tokens(&added);
+        Ok(Encoder::Trained(tok))
+    }
+
+    /// Every token id is below this.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Encoder::Pretrained { tokenizer, .. } => tokenizer.vocab_size(),
+            Encoder::Trained(t) => t.get_vocab_size(true),
+        }
+    }
+
+    /// The token ids of a question: the model reads them and answers next.
+    pub fn question(&self, text: &str) -> Result<Vec<u32>, PolicyError> {
+        match self {
+            Encoder::Pretrained {
+                tokenizer,
+                chat: true,
+            } => tokenizer
+                .encode_chat(&[Message::user(text)])
+                .map_err(lm_err("encoding a question")),
+            Encoder::Pretrained {
+                tokenizer,
+                chat: false,
+            } => tokenizer
+                .encode(text, true)
+                .map_err(lm_err("encoding a question")),
+            Encoder::Trained(t) => t
+                .encode(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| PolicyError::Invalid(format!("encoding a question: {e}"))),
+        }
+    }
+
+    /// The id of `text` when the tokenizer makes it one token.
+    pub fn single_token(&self, text: &str) -> Result<u32, PolicyError> {
+        let ids = match self {
+            Encoder::Pretrained { tokenizer, .. } => tokenizer
+                .encode(text, false)
+                .map_err(lm_err("encoding an answer"))?,
+            Encoder::Trained(t) => t
+                .encode(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| PolicyError::Invalid(format!("encoding an answer: {e}")))?,
+        };
+        match ids[..] {
+            [one] => Ok(one),
+            _ => Err(PolicyError::Invalid(format!(
+                "the answer `{text}` is {} tokens ({ids:?}) for this tokenizer; a yes/no answer must be one token (choose another text, e.g. with or without a leading space)",
+                ids.len()
+            ))),
+        }
+    }
+}
+
+/// The token ids of the two answers, looked up in the tokenizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answers {
+    pub yes: u32,
+    pub no: u32,
+}
+
+impl Answers {
+    pub fn look_up(encoder: &Encoder, yes: &str, no: &str) -> Result<Self, PolicyError> {
+        let answers = Answers {
+            yes: encoder.single_token(yes)?,
+            no: encoder.single_token(no)?,
+        };
+        if answers.yes == answers.no {
+            return Err(PolicyError::Invalid(format!(
+                "the answers `{yes}` and `{no}` are the same token"
+            )));
+        }
+        Ok(answers)
+    }
+}
+
+/// The logits of the two answers after each question, one adapter for all.
+///
+/// # Shapes
+/// `questions`: `rows` token-id lists → `[rows, 2]` (yes, no)
+pub(super) fn answer_logits<B: Backend>(
+    model: &Llama<B>,
+    questions: &[Vec<u32>],
+    adapter: Adapter,
+    answers: Answers,
+) -> Tensor<B, 2> {
+    let refs: Vec<&[u32]> = questions.iter().map(Vec::as_slice).collect();
+    answer_logits_after(model, &refs, None, adapter, answers)
+}
+
+/// The logits of the two answers after each row of `tokens`, which
+/// continue `cache`'s rows (`None`: from nothing).
+///
+/// # Shapes
+/// `tokens`: `rows` token-id lists (each non-empty) → `[rows, 2]` (yes, no)
+fn answer_logits_after<B: Backend>(
+    model: &Llama<B>,
+    tokens: &[&[u32]],
+    cache: Option<&mut KvCache<B>>,
+    adapter: Adapter,
+    answers: Answers,
+) -> Tensor<B, 2> {
+    let rows = tokens.len();
+    let (ids, real, width) = left_pad(tokens, 0);
+    let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, width]), &model.device());
+    let h = model.hidden(tokens, Some(&real), cache, adapter); // [rows, width, hidden]
+    let d = h.dims()[2];
+    // Left padding: the last position is every row's last real token.
+    let last = h.narrow(1, width - 1, 1).reshape([rows, d]);
+    model.head_of(last, &[answers.yes, answers.no])
+}
+
+/// How many leading tokens every question shares, at most one less than
+/// the shortest (so that each question keeps a token of its own, whose
+/// position predicts the answer).
+pub(super) fn shared_prefix(questions: &[Vec<u32>]) -> usize {
+    let Some((first, rest)) = questions.split_first() else {
+        return 0;
+    };
+    let mut n = first.len();
+    for q in rest {
+        n = n.min(first.iter().zip(q).take_while(|(a, b)| a == b).count());
+    }
+    let shortest = questions.iter().map(Vec::len).min().unwrap_or(0);
+    n.min(shortest.saturating_sub(1))
+}
+
+/// What one epoch did.
+#[derive(Clone, Debug)]
+pub struct LamoEpochLog {
+    pub epoch: usize,
+    /// The mean yes/no cross-entropy (nats per question) over the epoch's
+    /// training questions, each group's adapter at the time.
+    pub loss: f64,
+    /// Per group (its name): the mean training cross-entropy of its questions.
+    pub group_loss: Vec<(String, f64)>,
+    /// Per group: the mean cross-entropy of every validation question about
+    /// its drugs after the epoch (`None` without validation visits).
+    pub group_val_loss: Vec<(String, Option<f64>)>,
+    /// Validation metrics of the lists at threshold 0.5.
+    pub val: MetricReport,
+}
+
+/// A trained grouped classifier.
+#[derive(Debug)]
+pub struct TrainedLamo<B: Backend> {
+    pub model: Llama<B>,
+    pub encoder: Encoder,
+    pub template: PromptTemplate,
+    pub answers: Answers,
+    pub groups: DrugGroups,
+    /// The threshold on `p(yes)` that maximised validation Jaccard.
+    pub threshold: f32,
+    /// Per group (its name): the epoch whose adapter it keeps.
+    pub kept_epochs: Vec<(String, usize)>,
+    pub log: Vec<LamoEpochLog>,
+}
+
+/// The questions (visit, drug, prescribed) of one group's training epoch:
+/// every positive, and every negative or `ratio` per positive drawn afresh.
+fn training_questions(
+    cohort: &Cohort,
+    train: &[usize],
+    drugs: &[usize],
+    ratio: f64,
+    rng: &mut rxalign_core::Rng,
+) -> Vec<(usize, usize, bool)> {
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for &v in train {
+        for &d in drugs {
+            if cohort.visits[v].drugs.contains(d) {
+                positives.push((v, d, true));
+            } else {
+                negatives.push((v, d, false));
+            }
+        }
+    }
+    if ratio > 0.0 {
+        let keep = ((positives.len() as f64 * ratio).round() as usize).min(negatives.len());
+        negatives.shuffle(rng);
+        negatives.truncate(keep);
+    }
+    positives.extend(negatives);
+    positives.shuffle(rng);
+    positives
+}
+
+impl<B: Backend> TrainedLamo<B> {
+    /// `p(yes)` of every drug for each visit.
+    ///
+    /// # Shapes
+    /// Returns `visits.len()` rows of `drugs` scores.
+    pub fn scores(
+        &self,
+        cohort: &Cohort,
+        visits: &[usize],
+        batch: usize,
+    ) -> Result<Vec<Vec<f32>>, PolicyError> {
+        score_visits(
+            &self.model,
+            &self.encoder,
+            &self.template,
+            self.answers,
+            &self.groups,
+            cohort,
+            visits,
+            batch,
+        )
+    }
+
+    /// Predictions with scores; the list holds the drugs scoring at least
+    /// the threshold.
+    pub fn predict(
+        &self,
+        cohort: &Cohort,
+        visits: &[usize],
+        batch: usize,
+    ) -> Result<Predictions, PolicyError> {
+        let scores = self.scores(cohort, visits, batch)?;
+        Ok(Predictions {
+            by_visit: visits
+                .iter()
+                .zip(scores)
+                .map(|(&v, row)| {
+                    let drugs = above(&row, self.threshold);
+                    let scores = Some(row.into_iter().map(f64::from).collect());
+                    (v, Prediction { drugs, scores })
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The adapter of group `g` (adapters are added in group order).
+fn adapter_of(g: usize) -> Adapter {
+    Adapter::On(g)
+}
+
+/// `p(yes)` of every drug for each of `visits`, each group's drugs with
+/// its adapter.
+///
+/// The questions about one visit differ only where the drug is named: for
+/// each visit and group, the tokens all its questions share (the patient
+/// part, [`shared_prefix`]; found on the tokens, so nothing is assumed of
+/// the tokenizer or the template) are read once and their keys and values
+/// continue every question's own tokens, `batch` questions per forward
+/// call. The scores equal those of each whole question read alone.
+#[expect(clippy::too_many_arguments, reason = "the pieces of a scorer, each distinct")]
+fn score_visits<B: Backend>(
+    model: &Llama<B>,
+    encoder: &Encoder,
+    template: &PromptTemplate,
+    answers: Answers,
+    groups: &DrugGroups,
+    cohort: &Cohort,
+    visits: &[usize],
+    batch: usize,
+) -> Result<Vec<Vec<f32>>, PolicyError> {
+    let n = cohort.drug_count();
+    let layers = model.config.num_hidden_layers;
+    let batch = batch.max(1);
+    let mut out = vec![vec![0.0f32; n]; visits.len()];
+    let positions: Vec<usize> = (0..visits.len()).collect();
+    for (g, (_, drugs)) in groups.groups.iter().enumerate() {
+        if drugs.is_empty() {
+            continue;
+        }
+        let adapter = adapter_of(g);
+        // About `batch` questions per chunk of visits.
+        for chunk in positions.chunks((batch / drugs.len()).max(1)) {
+            let questions = chunk
+                .iter()
+                .map(|&i| {
+                    drugs
+                        .iter()
+                        .map(|&d| encoder.question(&template.render(cohort, visits[i], d)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let shared: Vec<usize> = questions.iter().map(|q| shared_prefix(q)).collect();
+            // Each visit's shared part, read once (visits sharing nothing
+            // are left out and read whole below).
+            let read: Vec<usize> = (0..chunk.len()).filter(|&r| shared[r] > 0).collect();
+            let mut prefixes: Vec<Option<CachedRow<B>>> = vec![None; chunk.len()];
+            if !read.is_empty() {
+                let heads: Vec<&[u32]> = read.iter().map(|&r| &questions[r][0][..shared[r]]).collect();
+                let (ids, real, width) = left_pad(&heads, 0);
+                let tokens = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(ids, [read.len(), width]),
+                    &model.device(),
+                );
+                let mut cache = KvCache::new(layers);
+                let _ = model.hidden(tokens, Some(&real), Some(&mut cache), adapter);
+                for (k, &r) in read.iter().enumerate() {
+                    prefixes[r] = cache.row(k);
+                }
+            }
+            let pairs: Vec<(usize, usize)> = (0..chunk.len())
+                .flat_map(|r| (0..drugs.len()).map(move |k| (r, k)))
+                .collect();
+            for part in pairs.chunks(batch) {
+                let continued: Vec<Option<(&CachedRow<B>, usize)>> = part
+                    .iter()
+                    .map(|&(r, _)| prefixes[r].as_ref().map(|c| (c, shared[r])))
+                    .collect();
+                let rest: Vec<&[u32]> = part
+                    .iter()
+                    .map(|&(r, k)| {
+                        let from = if prefixes[r].is_some() { shared[r] } else { 0 };
+                        &questions[r][k][from..]
+                    })
+                    .collect();
+                let mut cache = KvCache::from_rows(layers, &continued);
+                let logits = answer_logits_after(model, &rest, Some(&mut cache), adapter, answers);
+                let p = softmax(logits, 1).narrow(1, 0, 1);
+                let p: Vec<f32> = p
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .map_err(|e| PolicyError::Invalid(format!("reading scores: {e:?}")))?;
+                for (&(r, k), &s) in part.iter().zip(&p) {
+                    if !s.is_finite() {
+                        return Err(PolicyError::NonFinite {
+                            what: "the yes/no scores",
+                        });
+                    }
+                    out[chunk[r]][drugs[k]] = s;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The mean cross-entropy of each group's validation questions.
+pub(super) fn group_losses(
+    cohort: &Cohort,
+    visits: &[usize],
+    scores: &[Vec<f32>],
+    groups: &DrugGroups,
+) -> Vec<(String, Option<f64>)> {
+    groups
+        .groups
+        .iter()
+        .map(|(name, drugs)| {
+            let mut sum = 0.0;
+            let mut n = 0usize;
+            for (row, &v) in scores.iter().zip(visits) {
+                for &d in drugs {
+                    let p = f64::from(row[d]).clamp(1e-12, 1.0 - 1e-12);
+                    sum -= if cohort.visits[v].drugs.contains(d) {
+                        p.ln()
+                    } else {
+                        (1.0 - p).ln()
+                    };
+                    n += 1;
+                }
+            }
+            (name.clone(), (n > 0).then(|| sum / n as f64))
+        })
+        .collect()
+}
+
+/// The model and its encoder: loaded from a folder, or a tiny random Llama
+/// (its weights drawn from `rng`) with a tokenizer trained on the training
+/// visits' questions.
+fn build<B: Backend>(
+    settings: &LamoSettings,
+    template: &PromptTemplate,
+    cohort: &Cohort,
+    train: &[usize],
+    rng: &mut rxalign_core::Rng,
+    device: &B::Device,
+) -> Result<(Llama<B>, Encoder), PolicyError> {
+    match &settings.model {
+        LamoModel::Pretrained { dir } => {
+            let model = rxalign_lm::load_pretrained::<B>(dir, device).map_err(lm_err("loading the model"))?;
+            let tokenizer = rxalign_lm::Tokenizer::from_dir(dir, &model.config)
+                .map_err(lm_err("loading the tokenizer"))?;
+            if settings.chat && tokenizer.chat.is_none() {
+                return Err(PolicyError::Config {
+                    field: "chat",
+                    message: format!("the tokenizer of {} has no chat template", dir.display()),
+                });
+            }
+            Ok((
+                model,
+                Encoder::Pretrained {
+                    tokenizer,
+                    chat: settings.chat,
+                },
+            ))
+        }
+        LamoModel::Tiny {
+            layers,
+            heads,
+            kv_heads,
+            head_dim,
+            vocab_size,
+        } => {
+            if settings.chat {
+                return Err(PolicyError::Config {
+                    field: "chat",
+                    message: "a tiny model's trained tokenizer has no chat template".into(),
+                });
+            }
+            let n = cohort.drug_count();
+            // Every training visit's question about one drug (drugs in turn),
+            // and every drug's name, so that names are in the vocabulary.
+            let mut corpus: Vec<String> = train
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| template.render(cohort, v, k % n.max(1)))
+                .collect();
+            corpus.extend((0..n).map(|d| cohort.drugs.name(d).to_string()));
+            let encoder = Encoder::train_tiny(&corpus, *vocab_size, &[&settings.yes, &settings.no])?;
+            let mut config = LlamaConfig::tiny(encoder.vocab_size(), *layers, *heads, *kv_heads, *head_dim);
+            config.bos_token_id = None;
+            config.eos_token_id = None;
+            config.max_position_embeddings = 4096;
+            Ok((config.init::<B>(device).map(&mut Redraw { rng }), encoder))
+        }
+    }
+}
+
+/// With `select: "validation"`: the adapters kept so far, each group's
+/// from its best epoch, their validation scores (a group's scores depend
+/// on its own adapter only) and each group's (epoch, validation loss).
+struct Kept<B: Backend> {
+    model: Llama<B>,
+    val_scores: Vec<Vec<f32>>,
+    best: Vec<(usize, f64)>,
+}
+
+impl<B: Backend> Kept<B> {
+    /// Everything of the first epoch.
+    fn new(model: Llama<B>, entry: &LamoEpochLog, val_scores: &[Vec<f32>]) -> Self {
+        let best = entry
+            .group_val_loss
+            .iter()
+            .map(|(_, l)| (entry.epoch, l.unwrap_or(f64::INFINITY)))
+            .collect();
+        Kept {
+            model,
+            val_scores: val_scores.to_vec(),
+            best,
+        }
+    }
+
+    /// Takes from `model` (after `entry`'s epoch) the adapter and scores
+    /// of each group whose validation loss fell below its best.
+    fn update(
+        &mut self,
+        model: &Llama<B>,
+        entry: &LamoEpochLog,
+        val_scores: &[Vec<f32>],
+        groups: &DrugGroups,
+    ) -> Result<(), PolicyError> {
+        for (g, (name, loss)) in entry.group_val_loss.iter().enumerate() {
+            let Some(loss) = *loss else { continue };
+            if loss < self.best[g].1 {
+                self.best[g] = (entry.epoch, loss);
+                self.model
+                    .copy_adapter_from(model, name)
+                    .map_err(lm_err("keeping an adapter"))?;
+                for (row, now) in self.val_scores.iter_mut().zip(val_scores) {
+                    for &d in &groups.groups[g].1 {
+                        row[d] = now[d];
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`train_lamo_with`] without a per-epoch callback.
+#[expect(clippy::too_many_arguments, reason = "the inputs of training, each distinct")]
+pub fn train_lamo<B: AutodiffBackend>(
+    cohort: &Cohort,
+    train: &[usize],
+    val: &[usize],
+    settings: &LamoSettings,
+    template: &PromptTemplate,
+    seed: u64,
+    device: &B::Device,
+    eval_batch: usize,
+) -> Result<TrainedLamo<B::InnerBackend>, PolicyError> {
+    train_lamo_with::<B>(
+        cohort,
+        train,
+        val,
+        settings,
+        template,
+        seed,
+        device,
+        eval_batch,
+        &mut |_| Ok(()),
+    )
+}
+
+/// Trains one adapter per drug group on the `train` visits' questions (the
+/// base frozen), scoring the `val` visits after each epoch (handed to
+/// `on_epoch` at once; an error from it stops training). Each group keeps
+/// its last epoch's adapter, or with `select: "validation"` its best
+/// epoch's; the threshold is then picked on the kept adapters' `val`
+/// scores. Scoring runs `eval_batch` questions at a time. The same seed
+/// gives the same model.
+#[expect(clippy::too_many_arguments, reason = "the inputs of training, each distinct")]
+pub fn train_lamo_with<B: AutodiffBackend>(
+    cohort: &Cohort,
+    train: &[usize],
+    val: &[usize],
+    settings: &LamoSettings,
+    template: &PromptTemplate,
+    seed: u64,
+    device: &B::Device,
+    eval_batch: usize,
+    on_epoch: &mut dyn FnMut(&LamoEpochLog) -> Result<(), String>,
+) -> Result<TrainedLamo<B::InnerBackend>, PolicyError> {
+    settings.validate()?;
+    if train.is_empty() {
+        return Err(PolicyError::Invalid("the training split is empty".into()));
+    }
+    let select = settings.select == Select::Validation;
+    if select && val.is_empty() {
+        return Err(PolicyError::Config {
+            field: "select",
+            message: "\"validation\" needs validation visits; the validation split is empty".into(),
+        });
+    }
+    let groups = DrugGroups::new(&settings.groups, cohort, train)?;
+    // Weights and adapters are drawn from the run's seeded generator (never
+    // the backend's, shared by runs side by side); LoRA dropout, if any,
+    // draws its masks from the backend's, seeded here.
+    B::seed(device, seed);
+    let mut init = seeded_rng(seed, "lamo-model");
+    let (model, encoder) = build::<B>(settings, template, cohort, train, &mut init, device)?;
+    let answers = Answers::look_up(&encoder, &settings.yes, &settings.no)?;
+    let mut model = model.freeze();
+    for (name, _) in &groups.groups {
+        model = model
+            .add_adapter(name, settings.lora.clone())
+            .map_err(lm_err("adding an adapter"))?;
+    }
+    let mut model = model.map(&mut RedrawAdapters::new(&mut init));
+    let mut optim = AdamConfig::new().init();
+    let mut rng = seeded_rng(seed, "lamo-questions");
+    let mut log: Vec<LamoEpochLog> = Vec::with_capacity(settings.epochs);
+    let mut val_scores = Vec::new();
+    let mut kept: Option<Kept<B::InnerBackend>> = None;
+    for epoch in 1..=settings.epochs {
+        let mut group_loss = Vec::with_capacity(groups.len());
+        let (mut total, mut count) = (0.0, 0usize);
+        for (g, (name, drugs)) in groups.groups.iter().enumerate() {
+            let questions =
+                training_questions(cohort, train, drugs, settings.negatives_per_positive, &mut rng);
+            let mut sum = 0.0;
+            for chunk in questions.chunks(settings.batch_size) {
+                let ids = chunk
+                    .iter()
+                    .map(|&(v, d, _)| encoder.question(&template.render(cohort, v, d)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let rows = chunk.len();
+                // The right answer's column: 0 for yes, 1 for no.
+                let target: Vec<i64> = chunk.iter().map(|&(_, _, yes)| i64::from(!yes)).collect();
+                let target = Tensor::<B, 2, Int>::from_data(TensorData::new(target, [rows, 1]), device);
+                let logits = answer_logits(&model, &ids, adapter_of(g), answers); // [rows, 2]
+                let loss = log_softmax(logits, 1).gather(1, target).mean().neg(); // [1]
+                let value = loss.clone().into_scalar().elem::<f64>();
+                if !value.is_finite() {
+                    return Err(PolicyError::NonFinite {
+                        what: "the yes/no losses",
+                    });
+                }
+                sum += value * rows as f64;
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(settings.lr, model, grads);
+            }
+            group_loss.push((name.clone(), sum / questions.len().max(1) as f64));
+            total += sum;
+            count += questions.len();
+        }
+        let inner = model.valid();
+        val_scores = score_visits(
+            &inner, &encoder, template, answers, &groups, cohort, val, eval_batch,
+        )?;
+        let entry = LamoEpochLog {
+            epoch,
+            loss: total / count.max(1) as f64,
+            group_loss,
+            group_val_loss: group_losses(cohort, val, &val_scores, &groups),
+            val: report(cohort, val, &val_scores, 0.5),
+        };
+        if select {
+            match &mut kept {
+                Some(k) => k.update(&inner, &entry, &val_scores, &groups)?,
+                None => kept = Some(Kept::new(inner, &entry, &val_scores)),
+            }
+        }
+        on_epoch(&entry).map_err(PolicyError::Invalid)?;
+        log.push(entry);
+    }
+    let (model, val_scores, kept_epochs) = match kept {
+        Some(k) => (
+            k.model,
+            k.val_scores,
+            groups
+                .groups
+                .iter()
+                .zip(&k.best)
+                .map(|((n, _), (e, _))| (n.clone(), *e))
+                .collect(),
+        ),
+        None => (
+            model.valid(),
+            val_scores,
+            groups
+                .groups
+                .iter()
+                .map(|(n, _)| (n.clone(), settings.epochs))
+                .collect(),
+        ),
+    };
+    // The threshold: the best validation Jaccard of the kept adapters' scores.
+    let threshold = threshold::pick(cohort, val, &val_scores, settings.threshold_step);
+    Ok(TrainedLamo {
+        model,
+        encoder,
+        template: template.clone(),
+        answers,
+        groups,
+        threshold,
+        kept_epochs,
+        log,
+    })
+}

@@ -1,0 +1,53 @@
+//! The action-head trait: what every action-head list network gives for a
+//! batch of states (masked logits, log-probabilities, entropy); the
+//! `set_encoder` family acts through it (drawing a slot with the floor's
+//! [`rxalign_policy::family::act_on_slots`]).
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use crate::StateBatch;
+use rxalign_policy::PolicyError;
+use rxalign_policy::family::LOG_FLOOR;
+
+/// A policy over the decision process's actions (add drug `d` at slot
+/// `d`, remove it at `drugs + d`, stop at `2·drugs`).
+pub trait ActionPolicy<B: Backend> {
+    /// The logits of every action, invalid ones masked (about
+    /// [`crate::MASKED`]).
+    ///
+    /// # Shapes
+    /// - output: `[batch, 2·drugs + 1]`
+    fn logits(&self, state: StateBatch<B>) -> Tensor<B, 2>;
+
+    /// `log π(a | s)` of every action at `temperature`.
+    ///
+    /// # Shapes
+    /// - output: `[batch, 2·drugs + 1]`
+    fn log_probs(&self, state: StateBatch<B>, temperature: f64) -> Tensor<B, 2> {
+        log_softmax(self.logits(state) / temperature, 1)
+    }
+
+    /// The entropy of each state's action distribution at `temperature`.
+    ///
+    /// # Shapes
+    /// - output: `[batch]`
+    fn entropy(&self, state: StateBatch<B>, temperature: f64) -> Tensor<B, 1> {
+        let logp = self.log_probs(state, temperature); // [batch, actions]
+        (logp.clone().exp() * logp.clamp_min(LOG_FLOOR))
+            .sum_dim(1)
+            .squeeze_dim::<1>(1)
+            .neg()
+    }
+}
+
+/// The rows of a `[batch, actions]` tensor.
+pub(crate) fn rows<B: Backend>(t: Tensor<B, 2>) -> Result<Vec<Vec<f32>>, PolicyError> {
+    let [_, width] = t.dims();
+    let values: Vec<f32> = t
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| PolicyError::Invalid(format!("reading log-probabilities: {e:?}")))?;
+    Ok(values.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
+}
