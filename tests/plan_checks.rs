@@ -131,7 +131,10 @@ fn an_invalid_sft_stage_is_reported_once_not_as_missing_within_a_second() {
     .unwrap();
     let (e, took) = fails_timed(tmp.path(), &["plan", "x.ron"]);
     says_at(&e, "x.ron", 7, "epochs");
-    assert!(!e.contains("x.ron:8:"), "grpo was blamed for the invalid sft:\n{e}");
+    assert!(
+        !e.contains("x.ron:8:"),
+        "grpo was blamed for the invalid sft:\n{e}"
+    );
     assert_eq!(e.matches("x.ron:").count(), 1, "{e}");
     assert!(took.as_secs_f64() < 1.0, "plan took {took:?}");
     std::fs::write(
