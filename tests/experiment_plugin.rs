@@ -119,13 +119,23 @@ impl rxalign_experiment::stage::Stage for FitCap {
     fn contract(&self) -> rxalign_experiment::stage::Contract {
         rxalign_experiment::stage::Contract {
             records: Some(Vec::new()),
-            gives: vec![rxalign_experiment::stage::ArtifactId::of::<CapModel>(&self.0.name)],
+            gives: vec![rxalign_experiment::stage::ArtifactId::of::<CapModel>(
+                &self.0.name,
+            )],
             ..Default::default()
         }
     }
-    fn run(&self, ctx: &mut rxalign_experiment::stage::RunContext<'_>) -> Result<(), rxalign_experiment::ExperimentError> {
+    fn run(
+        &self,
+        ctx: &mut rxalign_experiment::stage::RunContext<'_>,
+    ) -> Result<(), rxalign_experiment::ExperimentError> {
         let cohort = ctx.cohort();
-        let mut sizes: Vec<usize> = ctx.split.train.iter().map(|&v| cohort.visits[v].drugs.len()).collect();
+        let mut sizes: Vec<usize> = ctx
+            .split
+            .train
+            .iter()
+            .map(|&v| cohort.visits[v].drugs.len())
+            .collect();
         sizes.sort_unstable();
         let cap = sizes.get(sizes.len() / 2).copied().unwrap_or(1).max(1);
         ctx.artifacts.give(&self.0.name, CapModel(cap));
@@ -155,7 +165,10 @@ impl rxalign_experiment::stage::Stage for Capped {
             ..Default::default()
         }
     }
-    fn run(&self, ctx: &mut rxalign_experiment::stage::RunContext<'_>) -> Result<(), rxalign_experiment::ExperimentError> {
+    fn run(
+        &self,
+        ctx: &mut rxalign_experiment::stage::RunContext<'_>,
+    ) -> Result<(), rxalign_experiment::ExperimentError> {
         let cap = ctx.artifacts.get::<CapModel>(&self.0.from)?.0;
         let cohort = ctx.cohort();
         let predictions: rxalign_core::Predictions = cohort
@@ -204,7 +217,9 @@ fn a_stage_of_ones_own_hands_a_new_kind_of_artifact_to_a_later_stage() {
     let e = load(&path, &plugins).unwrap_err().to_string();
     assert!(
         e.contains("cap.ron:7:")
-            && e.contains("reads cap model `median`, which no earlier stage gives (stages[1] gives it, after this stage"),
+            && e.contains(
+                "reads cap model `median`, which no earlier stage gives (stages[1] gives it, after this stage"
+            ),
         "{e}"
     );
     assert!(
@@ -222,7 +237,12 @@ fn a_stage_of_ones_own_hands_a_new_kind_of_artifact_to_a_later_stage() {
     let lists = std::fs::read_to_string(tmp.path().join("run/predictions/capped.jsonl")).unwrap();
     let sizes: Vec<usize> = lists
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["drugs"].as_array().unwrap().len())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["drugs"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
         .collect();
     let cap = *sizes.iter().max().unwrap();
     assert!(cap >= 1 && sizes.len() > 1, "{lists}");

@@ -354,9 +354,8 @@ impl Plugins {
             weight: f64,
         }
         let term = self.reward.build(spec, &())?;
-        let Weight { weight } = serde_json::from_value(spec.params_json()).map_err(|e| {
-            crate::ExperimentError::Invalid(format!("reward term `{}`: {e}", spec.kind))
-        })?;
+        let Weight { weight } = serde_json::from_value(spec.params_json())
+            .map_err(|e| crate::ExperimentError::Invalid(format!("reward term `{}`: {e}", spec.kind)))?;
         Ok((weight, term))
     }
 

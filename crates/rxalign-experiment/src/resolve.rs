@@ -151,7 +151,11 @@ fn resolve_run(plan: &RunPlan, plugins: &Plugins) -> Result<TypedPlan, Vec<(Plac
     }
     let notes = part(file.notes.source(), Place::Key("notes"), &mut out);
     let data = part(plugins.data.build(&file.data, &()), Place::Key("data"), &mut out);
-    let policy = part(plugins.policy.build(&file.policy, &()), Place::Key("policy"), &mut out);
+    let policy = part(
+        plugins.policy.build(&file.policy, &()),
+        Place::Key("policy"),
+        &mut out,
+    );
     let terms: Vec<_> = file
         .reward
         .iter()
@@ -268,7 +272,11 @@ fn stages_of(
             }
         }
         if let Some(known) = given.as_ref().filter(|_| *valid) {
-            for need in contract.needs.iter().filter(|n| !known.iter().any(|id| n.met_by(id))) {
+            for need in contract
+                .needs
+                .iter()
+                .filter(|n| !known.iter().any(|id| n.met_by(id)))
+            {
                 let later = built
                     .iter()
                     .enumerate()

@@ -173,7 +173,11 @@ pub fn experiment_record<P: AsRef<RunPlan>>(exp: &Experiment, plans: &[P]) -> Ex
 /// Writes `experiment.json` into `dir` (every planned run, whichever of
 /// them this process runs: processes of a cluster job array write the same
 /// record).
-pub fn write_plan<P: AsRef<RunPlan>>(dir: &Path, exp: &Experiment, plans: &[P]) -> Result<(), ExperimentError> {
+pub fn write_plan<P: AsRef<RunPlan>>(
+    dir: &Path,
+    exp: &Experiment,
+    plans: &[P],
+) -> Result<(), ExperimentError> {
     Ok(ExperimentFolder::at(dir).write_record(&experiment_record(exp, plans))?)
 }
 
@@ -946,12 +950,10 @@ fn execute(
     if let Some(json) = note_tokenizer {
         rxalign_core::run::write_atomic(&folder.path(TOKENIZER_FILE), json.as_bytes())?;
     }
-    let policy = typed
-        .policy
-        .build(&rxalign_train::plugin::FamilyContext {
-            cohort: &data.cohort,
-            features: &features,
-        })?;
+    let policy = typed.policy.build(&rxalign_train::plugin::FamilyContext {
+        cohort: &data.cohort,
+        features: &features,
+    })?;
     let start = plugins.init_list.build(&file.init_list, &data.cohort)?;
     let loggers = file
         .loggers

@@ -200,7 +200,10 @@ mod tests {
         a.give("sft_long", PolicyCheckpoint("b.ckpt".into()));
         // One name, two kinds: each its own.
         assert_eq!(a.get::<RewardModel>("sft").unwrap(), &RewardModel(1));
-        assert_eq!(a.get::<PolicyCheckpoint>("sft").unwrap().0, PathBuf::from("a.ckpt"));
+        assert_eq!(
+            a.get::<PolicyCheckpoint>("sft").unwrap().0,
+            PathBuf::from("a.ckpt")
+        );
         let (name, last) = a.latest::<PolicyCheckpoint>().unwrap();
         assert_eq!((name, last.0.to_str()), ("sft_long", Some("b.ckpt")));
         // Given again, it is the latest.
@@ -213,7 +216,10 @@ mod tests {
             e.contains("policy checkpoint `sfft`") && e.contains("did you mean `sft`?"),
             "{e}"
         );
-        let e = Artifacts::default().latest::<RewardModel>().unwrap_err().to_string();
+        let e = Artifacts::default()
+            .latest::<RewardModel>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("put a `reward_model` stage before it"), "{e}");
     }
 
