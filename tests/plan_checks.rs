@@ -73,12 +73,15 @@ fn says_at(stderr: &str, file: &str, line: usize, needle: &str) {
     );
 }
 
-/// A file of one head and `stages`, one a line from line 7.
-fn with_stages(name: &str, stages: &[&str]) -> String {
-    format!(
+/// Writes `file` into `dir`: an experiment named as the file, of one head
+/// and `stages`, one a line from line 7.
+fn write_stages(dir: &std::path::Path, file: &str, stages: &[&str]) {
+    let name = file.trim_end_matches(".ron");
+    let text = format!(
         "(\n    schema_version: 1,\n    name: \"{name}\",\n    data: (kind: \"synthetic\", patients: 60),\n    reward: [(kind: \"jaccard\", weight: 1.0)],\n    stages: [\n        {},\n    ],\n)",
         stages.join(",\n        ")
-    )
+    );
+    std::fs::write(dir.join(file), text).unwrap();
 }
 
 /// Issue #23: a misspelt `start_from` method passed `plan` and failed only
@@ -88,18 +91,15 @@ fn with_stages(name: &str, stages: &[&str]) -> String {
 #[test]
 fn a_misspelt_start_from_method_is_named_at_its_line_with_a_suggestion_within_a_second() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("x.ron"),
-        with_stages(
-            "misspelt",
-            &[
-                r#"(kind: "classifier", epochs: 1)"#,
-                r#"(kind: "start_from", method: "clasifier")"#,
-                r#"(kind: "sft", epochs: 1)"#,
-            ],
-        ),
-    )
-    .unwrap();
+    write_stages(
+        tmp.path(),
+        "x.ron",
+        &[
+            r#"(kind: "classifier", epochs: 1)"#,
+            r#"(kind: "start_from", method: "clasifier")"#,
+            r#"(kind: "sft", epochs: 1)"#,
+        ],
+    );
     let (e, took) = fails_timed(tmp.path(), &["plan", "x.ron"]);
     says_at(&e, "x.ron", 8, "method `clasifier`");
     says_at(&e, "x.ron", 8, "did you mean `classifier`?");
@@ -109,6 +109,17 @@ fn a_misspelt_start_from_method_is_named_at_its_line_with_a_suggestion_within_a_
     says_at(&e, "x.ron", 8, "did you mean `classifier`?");
     assert!(took.as_secs_f64() < 1.0, "run took {took:?}");
     assert!(!tmp.path().join("runs").exists(), "run started work");
+    // A method recorded only by a later stage: the order is named.
+    write_stages(
+        tmp.path(),
+        "z.ron",
+        &[
+            r#"(kind: "start_from", method: "classifier")"#,
+            r#"(kind: "classifier", epochs: 1)"#,
+        ],
+    );
+    let (e, _) = fails_timed(tmp.path(), &["plan", "z.ron"]);
+    says_at(&e, "z.ron", 7, "stages[1] gives it, after this stage");
 }
 
 /// Issue #23: a stage that is present but invalid made the next stage
@@ -118,17 +129,14 @@ fn a_misspelt_start_from_method_is_named_at_its_line_with_a_suggestion_within_a_
 #[test]
 fn an_invalid_sft_stage_is_reported_once_not_as_missing_within_a_second() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("x.ron"),
-        with_stages(
-            "once",
-            &[
-                r#"(kind: "sft", epochs: 0)"#,
-                r#"(kind: "grpo", iterations: 1, group: 2)"#,
-            ],
-        ),
-    )
-    .unwrap();
+    write_stages(
+        tmp.path(),
+        "x.ron",
+        &[
+            r#"(kind: "sft", epochs: 0)"#,
+            r#"(kind: "grpo", iterations: 1, group: 2)"#,
+        ],
+    );
     let (e, took) = fails_timed(tmp.path(), &["plan", "x.ron"]);
     says_at(&e, "x.ron", 7, "epochs");
     assert!(
@@ -137,11 +145,11 @@ fn an_invalid_sft_stage_is_reported_once_not_as_missing_within_a_second() {
     );
     assert_eq!(e.matches("x.ron:").count(), 1, "{e}");
     assert!(took.as_secs_f64() < 1.0, "plan took {took:?}");
-    std::fs::write(
-        tmp.path().join("y.ron"),
-        with_stages("missing", &[r#"(kind: "grpo", iterations: 1, group: 2)"#]),
-    )
-    .unwrap();
+    write_stages(
+        tmp.path(),
+        "y.ron",
+        &[r#"(kind: "grpo", iterations: 1, group: 2)"#],
+    );
     let (e, _) = fails_timed(tmp.path(), &["plan", "y.ron"]);
     says_at(&e, "y.ron", 7, "put an `sft` stage before it");
 }
