@@ -222,6 +222,7 @@ fn run(dir: &Path) -> Result<(), String> {
         &rxalign_experiment::progress::Silent,
     );
     for (plan, outcome) in plans.iter().zip(outcomes) {
+        let plan = &plan.plan;
         let folder = RunFolder::at(out.join(&plan.name));
         let record = folder.read_record().map_err(|e| e.to_string())?;
         match outcome {

@@ -663,7 +663,7 @@ fn the_inputs_of_a_run_are_the_paths_its_settings_name() {
     std::fs::write(dir.join("x.ron"), text).unwrap();
     let (_, plans) =
         rxalign_experiment::load(&dir.join("x.ron"), &rxalign_experiment::Plugins::builtin()).unwrap();
-    let named = rxalign_experiment::runner::named_inputs(&plans[0].file).unwrap();
+    let named = rxalign_experiment::runner::named_inputs(&plans[0].plan.file).unwrap();
     let keys: Vec<&str> = named.keys().map(String::as_str).collect();
     assert_eq!(keys, ["init_list.path", "notes.tokenizer"]);
     assert_eq!(named["notes.tokenizer"].path, at("tok.json"));

@@ -99,7 +99,7 @@ fn lm_file(dir: &Path, visits: usize, group: usize) -> PathBuf {
 fn estimate(file: &Path, kind: &str) -> u64 {
     let plugins = Plugins::builtin();
     let (_, plans) = load(file, &plugins).unwrap();
-    let stages = rxalign_experiment::resources::estimate(&plans[0], &plugins, None).unwrap();
+    let stages = rxalign_experiment::resources::estimate(&plans[0], None).unwrap();
     let stage = stages.iter().find(|s| s.stage.starts_with(kind)).unwrap();
     u64::try_from(stage.footprint.as_ref().unwrap().peak_bytes()).unwrap()
 }

@@ -12,7 +12,7 @@ use rxalign_core::run::{
     ExperimentFolder, RunFolder, RunLock, RunState, RunStatus, experiments, read_jsonl_live,
 };
 use rxalign_experiment::progress::Reporter;
-use rxalign_experiment::runner::{Outcome, RunOptions, check_plan, run_all, write_plan};
+use rxalign_experiment::runner::{Outcome, RunOptions, run_all, write_plan};
 use rxalign_experiment::stage::{RunContext, Stage};
 use rxalign_experiment::{Plugins, load};
 use serde::Deserialize;
@@ -102,12 +102,11 @@ fn run_text(text: &str, out: &Path, overwrite: bool, notes: &Notes) -> (Vec<Stri
     std::fs::write(&file, text).unwrap();
     let plugins = plugins();
     let (exp, plans) = load(&file, &plugins).unwrap();
-    check_plan(&exp, &plans, &plugins).unwrap();
     let dir = out.join(&exp.file.name);
     write_plan(&dir, &exp, &plans).unwrap();
     let options = RunOptions { jobs: 2, overwrite };
     let outcomes = run_all(&plans, &plugins, &dir, &options, notes);
-    (plans.into_iter().map(|p| p.name).collect(), outcomes)
+    (plans.into_iter().map(|p| p.plan.name).collect(), outcomes)
 }
 
 const GRID: &str = r#"(

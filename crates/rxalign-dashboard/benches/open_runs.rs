@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
     let (_, plans) = load(&file, &plugins).unwrap();
     let made = tmp.path().join("made");
     run_all(&plans, &plugins, &made, &RunOptions::default(), &Silent);
-    let source = made.join(&plans[0].name);
+    let source = made.join(&plans[0].plan.name);
     let runs = tmp.path().join("runs");
     let exp = ExperimentFolder::at(runs.join("many"));
     for i in 0..200 {

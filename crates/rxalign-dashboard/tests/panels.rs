@@ -56,7 +56,7 @@ fn runs() -> &'static Path {
         write_plan(&dir, &exp, &plans).unwrap();
         let run: Vec<_> = plans
             .iter()
-            .filter(|p| p.name != "clean.seed=3")
+            .filter(|p| p.plan.name != "clean.seed=3")
             .cloned()
             .collect();
         let outcomes = run_all(

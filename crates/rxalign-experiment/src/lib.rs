@@ -24,15 +24,17 @@ use std::path::Path;
 pub use ablation::{RunPlan, expand};
 pub use error::ExperimentError;
 pub use plugins::Plugins;
+pub use resolve::TypedPlan;
 pub use schema::{Experiment, ExperimentFile, SCHEMA_VERSION};
 
 /// Reads, checks and expands an experiment file against `plugins`, and
-/// resolves every run before anything trains ([`resolve::check`]).
-pub fn load(path: &Path, plugins: &Plugins) -> Result<(Experiment, Vec<RunPlan>), ExperimentError> {
+/// resolves every run into its typed plan before anything trains
+/// ([`resolve::resolve`]): what `rxalign run` runs.
+pub fn load(path: &Path, plugins: &Plugins) -> Result<(Experiment, Vec<TypedPlan>), ExperimentError> {
     let text = rxalign_core::jsonl::read_text(path)?;
     let schemas = plugins.schemas();
     let exp = schema::parse(path, &text, schemas.clone())?;
     let plans = expand(&exp, schemas)?;
-    resolve::check(&exp, &plans, plugins)?;
-    Ok((exp, plans))
+    let typed = resolve::resolve(&exp, &plans, plugins)?;
+    Ok((exp, typed))
 }

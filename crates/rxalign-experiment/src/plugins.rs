@@ -328,27 +328,33 @@ impl Plugins {
         p
     }
 
-    /// The reward of a file's `reward` list: each term built by its plugin,
-    /// with its `weight` read as a number (every reward term's parameters
-    /// carry one), checked as a whole (`Reward::from_terms`).
+    /// The reward of a file's `reward` list: each term built by its plugin
+    /// ([`Plugins::reward_term`]), checked as a whole (`Reward::from_terms`).
     pub fn reward_of(
         &self,
         specs: &[crate::plugin::PluginSpec<crate::plugin::RewardSlot>],
     ) -> Result<rxalign_env::Reward, crate::ExperimentError> {
+        let terms = specs
+            .iter()
+            .map(|spec| self.reward_term(spec))
+            .collect::<Result<Vec<_>, crate::ExperimentError>>()?;
+        Ok(rxalign_env::Reward::from_terms(terms)?)
+    }
+
+    /// One term of a file's `reward` list, built by its plugin, with its
+    /// `weight` read as a number (every reward term's parameters carry one).
+    pub fn reward_term(
+        &self,
+        spec: &crate::plugin::PluginSpec<crate::plugin::RewardSlot>,
+    ) -> Result<(f64, Box<dyn RewardTerm>), crate::ExperimentError> {
         #[derive(Deserialize)]
         struct Weight {
             weight: f64,
         }
-        let terms = specs
-            .iter()
-            .map(|spec| {
-                let Weight { weight } = serde_json::from_value(spec.params_json()).map_err(|e| {
-                    crate::ExperimentError::Invalid(format!("reward term `{}`: {e}", spec.kind))
-                })?;
-                Ok((weight, self.reward.build(spec, &())?))
-            })
-            .collect::<Result<Vec<_>, crate::ExperimentError>>()?;
-        Ok(rxalign_env::Reward::from_terms(terms)?)
+        let term = self.reward.build(spec, &())?;
+        let Weight { weight } = serde_json::from_value(spec.params_json())
+            .map_err(|e| crate::ExperimentError::Invalid(format!("reward term `{}`: {e}", spec.kind)))?;
+        Ok((weight, term))
     }
 
     /// The schemas of every slot, for reading files.

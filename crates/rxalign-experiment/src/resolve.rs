@@ -1,20 +1,66 @@
-//! Resolving a file's runs into validated plans before anything trains (as
-//! ripgrep resolves its arguments before it searches): every plugin is
-//! built with its settings checked, the device and splits parsed, and the
-//! stage order checked against what each stage needs and gives. Every
-//! problem of every run is reported at once, each at the line of the
-//! setting at fault.
+//! Resolving a file's runs into typed plans before anything trains (as
+//! ripgrep turns its low-level arguments into high-level ones): every
+//! plugin is built once with its settings checked, the device, split and
+//! note tokenizer's source parsed, and the stages checked against the
+//! artifacts each reads and the earlier ones give. Every problem of every
+//! run is reported at once, each at the line of the setting at fault; what
+//! is built is what the runner runs ([`TypedPlan`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use rxalign_core::SplitName;
 use rxalign_core::run::validate_name;
+use rxalign_core::{Predictions, SplitConfig, SplitName};
+use rxalign_env::Reward;
+use rxalign_policy::device::TrainDevice;
+use rxalign_train::plugin::PolicyKind;
 
 use crate::ExperimentError;
 use crate::ablation::RunPlan;
+use crate::data::DataSource;
 use crate::plugin::{PluginSpec, StageSlot};
 use crate::plugins::Plugins;
-use crate::schema::Experiment;
+use crate::schema::{Experiment, NoteSource};
+use crate::stage::{ArtifactId, Need, Stage};
+
+/// One run, resolved once before anything trains: its settings as plain
+/// data (`plan`, what `resolved.ron` records) and everything built from
+/// them, which the runner uses as they are: no plugin is built twice and
+/// no setting parsed twice. The start list and the loggers are built when
+/// the run starts (on its cohort and in its folder), from settings checked
+/// when the file was read.
+#[derive(Clone, Debug)]
+pub struct TypedPlan {
+    /// The run's settings.
+    pub plan: RunPlan,
+    /// Where its learned methods train.
+    pub device: TrainDevice,
+    /// How its patients are split (the run's seed applied where the file
+    /// says so).
+    pub split: SplitConfig,
+    /// Where its note tokenizer comes from.
+    pub notes: NoteSource,
+    /// Its dataset source.
+    pub data: Arc<dyn DataSource>,
+    /// Its policy family's settings, built on the run's data when it starts.
+    pub policy: Arc<dyn PolicyKind>,
+    /// The list potential.
+    pub reward: Arc<Reward>,
+    /// Its stages, in order.
+    pub stages: Vec<Arc<dyn Stage>>,
+}
+
+impl AsRef<RunPlan> for TypedPlan {
+    fn as_ref(&self) -> &RunPlan {
+        &self.plan
+    }
+}
+
+impl AsRef<RunPlan> for RunPlan {
+    fn as_ref(&self) -> &RunPlan {
+        self
+    }
+}
 
 /// Where in the file a problem lies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,21 +72,37 @@ enum Place {
 
 /// Checks every run of `exp`; all problems at once, or nothing.
 pub fn check(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Result<(), ExperimentError> {
+    resolve(exp, plans, plugins).map(|_| ())
+}
+
+/// Resolves every run of `exp` into its typed plan; all problems of all
+/// runs at once, or the plans.
+pub fn resolve(
+    exp: &Experiment,
+    plans: &[RunPlan],
+    plugins: &Plugins,
+) -> Result<Vec<TypedPlan>, ExperimentError> {
     // The same problem in several runs of a grid is said once, with its runs.
     let mut problems: Vec<(Place, String, Vec<String>)> = Vec::new();
     if let Err(e) = validate_name("experiment name", &exp.file.name) {
         problems.push((Place::Key("name"), e.to_string(), Vec::new()));
     }
+    let mut typed = Vec::with_capacity(plans.len());
     for plan in plans {
-        for (place, message) in problems_of(plan, plugins) {
-            match problems.iter_mut().find(|(p, m, _)| *p == place && *m == message) {
-                Some((.., runs)) => runs.push(plan.name.clone()),
-                None => problems.push((place, message, vec![plan.name.clone()])),
+        match resolve_run(plan, plugins) {
+            Ok(t) => typed.push(t),
+            Err(found) => {
+                for (place, message) in found {
+                    match problems.iter_mut().find(|(p, m, _)| *p == place && *m == message) {
+                        Some((.., runs)) => runs.push(plan.name.clone()),
+                        None => problems.push((place, message, vec![plan.name.clone()])),
+                    }
+                }
             }
         }
     }
     if problems.is_empty() {
-        return Ok(());
+        return Ok(typed);
     }
     problems.sort_by_key(|(place, ..)| line_of(&exp.text, *place));
     let errors = problems
@@ -63,19 +125,19 @@ pub fn check(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Result<(
     Err(ExperimentError::Many(errors))
 }
 
-/// Every problem of one run's plan.
-fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
+/// One run's typed plan, or every problem of it.
+fn resolve_run(plan: &RunPlan, plugins: &Plugins) -> Result<TypedPlan, Vec<(Place, String)>> {
     let file = &plan.file;
     let mut out = Vec::new();
+    // Each part, where it resolves; the plan is whole when every part is.
+    fn part<T, E: ToString>(r: Result<T, E>, place: Place, out: &mut Vec<(Place, String)>) -> Option<T> {
+        r.map_err(|e| out.push((place, e.to_string()))).ok()
+    }
     if let Err(e) = validate_name("run name", &plan.name) {
         out.push((Place::Key("ablations"), e.to_string()));
     }
-    if let Err(e) = file.device.parse::<rxalign_policy::device::TrainDevice>() {
-        out.push((Place::Key("device"), e.to_string()));
-    }
-    if let Err(e) = file.split.config(plan.seed) {
-        out.push((Place::Key("split"), e.to_string()));
-    }
+    let device = part(file.device.parse::<TrainDevice>(), Place::Key("device"), &mut out);
+    let split = part(file.split.config(plan.seed), Place::Key("split"), &mut out);
     match file.eval.split_names() {
         Err(e) => out.push((Place::Key("eval"), e.to_string())),
         Ok(splits) if !splits.contains(&SplitName::Test) => out.push((
@@ -87,61 +149,100 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
         )),
         Ok(_) => {}
     }
-    if let Err(e) = file.notes.check() {
-        out.push((Place::Key("notes"), e.to_string()));
-    }
-    if let Err(e) = plugins.data.build(&file.data, &()) {
-        out.push((Place::Key("data"), e.to_string()));
-    }
-    if let Err(e) = plugins.policy.build(&file.policy, &()) {
-        out.push((Place::Key("policy"), e.to_string()));
-    }
-    let mut terms_built = true;
-    for (i, spec) in file.reward.iter().enumerate() {
-        if let Err(e) = plugins.reward.build(spec, &()) {
-            out.push((Place::Reward(i), e.to_string()));
-            terms_built = false;
-        }
-    }
+    let notes = part(file.notes.source(), Place::Key("notes"), &mut out);
+    let data = part(plugins.data.build(&file.data, &()), Place::Key("data"), &mut out);
+    let policy = part(
+        plugins.policy.build(&file.policy, &()),
+        Place::Key("policy"),
+        &mut out,
+    );
+    let terms: Vec<_> = file
+        .reward
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| part(plugins.reward_term(spec), Place::Reward(i), &mut out))
+        .collect();
     // The reward as a whole (weights, names), once its terms build.
-    if terms_built && let Err(e) = plugins.reward_of(&file.reward) {
-        let place = if file.reward.is_empty() {
-            Place::Key("reward")
-        } else {
-            Place::Reward(0)
-        };
-        out.push((place, format!("reward: {e}")));
+    let reward = match terms.into_iter().collect::<Option<Vec<_>>>() {
+        Some(terms) => match Reward::from_terms(terms) {
+            Ok(reward) => Some(reward),
+            Err(e) => {
+                let place = if file.reward.is_empty() {
+                    Place::Key("reward")
+                } else {
+                    Place::Reward(0)
+                };
+                out.push((place, format!("reward: {e}")));
+                None
+            }
+        },
+        None => None,
+    };
+    let stages = stages_of(file, plugins, &mut out);
+    match (device, split, notes, data, policy, reward, stages) {
+        (Some(device), Some(split), Some(notes), Some(data), Some(policy), Some(reward), Some(stages))
+            if out.is_empty() =>
+        {
+            Ok(TypedPlan {
+                plan: plan.clone(),
+                device,
+                split,
+                notes,
+                data: Arc::from(data),
+                policy: Arc::from(policy),
+                reward: Arc::new(reward),
+                stages,
+            })
+        }
+        _ if out.is_empty() => Err(vec![(
+            Place::Key("name"),
+            "the run could not be resolved, and no setting was said to be at fault (a bug of rxalign's: please report it)".into(),
+        )]),
+        _ => Err(out),
     }
-    // The stage order: what each stage needs, from what the earlier gave.
-    let mut trained = false;
-    let mut recorded: Option<BTreeSet<String>> = Some([crate::runner::GROUND_TRUTH.to_string()].into());
-    // Which stage records each method: one method, one stage (its
-    // predictions file and summary row are the method's).
-    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
+}
+
+/// The stages of `file`, each built once, and checked in order: every
+/// artifact a stage reads is given by a stage before it, and no two stages
+/// record one method. `None` where a stage is invalid (said once, at its
+/// line: the later stages are checked against what it would give once
+/// corrected, not said to miss it).
+fn stages_of(
+    file: &crate::ExperimentFile,
+    plugins: &Plugins,
+    out: &mut Vec<(Place, String)>,
+) -> Option<Vec<Arc<dyn Stage>>> {
     if file.stages.is_empty() {
         out.push((
             Place::Key("stages"),
             "stages: the list is empty; a run needs at least one stage (`references`, `baselines`, `classifier`, `sft`, ...)".into(),
         ));
     }
-    for (i, spec) in file.stages.iter().enumerate() {
-        let (stage, valid) = match plugins.stage.build(spec, &()) {
-            Ok(stage) => (stage, true),
+    // Each stage, or for an invalid one a stand-in of its kind and name
+    // (`false`: what it would give once corrected; `None`: not even that).
+    let built: Vec<Option<(Arc<dyn Stage>, bool)>> = file
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| match plugins.stage.build(spec, &()) {
+            Ok(stage) => Some((Arc::from(stage), true)),
             Err(e) => {
                 out.push((Place::Stage(i), format!("stages[{i}]: {e}")));
-                // The stage is there, only wrong: the later stages are
-                // checked against what it would give with its defaults (so
-                // it is reported once, not again as missing by the next
-                // stage); when even that cannot be told, not checked.
-                match stand_in(spec, plugins) {
-                    Some(stage) => (stage, false),
-                    None => {
-                        trained = true;
-                        recorded = None;
-                        continue;
-                    }
-                }
+                stand_in(spec, plugins).map(|s| (Arc::from(s), false))
             }
+        })
+        .collect();
+    // What the stages so far give; `None` once a stage's gifts are not
+    // known before it runs (nothing after it is then checked).
+    let mut given: Option<Vec<ArtifactId>> =
+        Some(vec![ArtifactId::of::<Predictions>(crate::runner::GROUND_TRUTH)]);
+    // Which stage records each method: one method, one stage (its
+    // predictions file and summary row are the method's).
+    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, (spec, stage)) in file.stages.iter().zip(&built).enumerate() {
+        let Some((stage, valid)) = stage else {
+            given = None;
+            continue;
         };
         let contract = stage.contract();
         let methods = contract
@@ -149,9 +250,9 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
             .clone()
             .unwrap_or_else(|| vec![stage.method().to_string()]);
         // A stand-in's methods are its defaults', not the file's: they
-        // count as recorded, but are not said to clash (nor are its needs
+        // count as given, but are not said to clash (nor are its needs
         // checked: the stage is said once, by its own error).
-        for method in methods.into_iter().filter(|_| valid) {
+        for method in methods.into_iter().filter(|_| *valid) {
             let taken = if method == crate::runner::GROUND_TRUTH {
                 Some("the ground truth's rows".to_string())
             } else {
@@ -170,42 +271,87 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
                 }
             }
         }
-        if valid && contract.needs_policy && !trained {
-            out.push((
-                Place::Stage(i),
-                format!(
-                    "stages[{i}]: stage `{}` starts from a trained policy: put an `sft` stage before it",
-                    spec.kind
-                ),
-            ));
-        }
-        if let Some(known) = recorded.as_ref().filter(|_| valid) {
-            for method in &contract.needs_methods {
-                if !known.contains(method) {
-                    out.push((
-                        Place::Stage(i),
-                        format!(
-                            "stages[{i}]: stage `{}` reads method `{method}`, which no earlier stage records{}; earlier stages record: {}",
-                            spec.kind,
-                            rxalign_core::suggest::did_you_mean(method, known.iter().map(String::as_str)),
-                            known.iter().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
+        if let Some(known) = given.as_ref().filter(|_| *valid) {
+            for need in contract
+                .needs
+                .iter()
+                .filter(|n| !known.iter().any(|id| n.met_by(id)))
+            {
+                let later = built
+                    .iter()
+                    .enumerate()
+                    .skip(i + 1)
+                    .find(|(_, s)| {
+                        s.as_ref()
+                            .is_some_and(|(s, _)| gifts(s.as_ref()).iter().any(|id| need.met_by(id)))
+                    })
+                    .map(|(j, _)| j);
+                out.push((Place::Stage(i), unmet(i, &spec.kind, need, known, later)));
             }
         }
-        trained |= contract.trains_policy;
-        match (&mut recorded, contract.records) {
-            (Some(known), Some(methods)) => known.extend(methods),
-            (recorded, _) => *recorded = None,
+        match (&mut given, contract.records.is_some()) {
+            (Some(known), true) => known.extend(gifts(stage.as_ref())),
+            (given, _) => *given = None,
         }
     }
-    out
+    built
+        .into_iter()
+        .map(|s| s.and_then(|(stage, valid)| valid.then_some(stage)))
+        .collect()
+}
+
+/// The artifacts a stage says it gives: its methods' predictions and the
+/// rest of its gifts.
+fn gifts(stage: &dyn Stage) -> Vec<ArtifactId> {
+    let contract = stage.contract();
+    contract
+        .records
+        .unwrap_or_default()
+        .into_iter()
+        .map(ArtifactId::of::<Predictions>)
+        .chain(contract.gives)
+        .collect()
+}
+
+/// What stage `i` (of kind `kind`) is told of a need no earlier stage
+/// meets, given what the earlier stages give (`known`) and the first later
+/// stage that would (`later`).
+fn unmet(i: usize, kind: &str, need: &Need, known: &[ArtifactId], later: Option<usize>) -> String {
+    let after = later.map_or(String::new(), |j| {
+        format!(" (stages[{j}] gives it, after this stage: stages run in the order listed)")
+    });
+    match need {
+        Need::Named(id) => {
+            let names: Vec<&str> = known
+                .iter()
+                .filter(|k| k.kind == id.kind)
+                .map(|k| k.name.as_str())
+                .collect();
+            let (what, verb) = if id.kind == <Predictions as crate::stage::Artifact>::KIND {
+                (format!("method `{}`", id.name), "records")
+            } else {
+                (id.to_string(), "gives")
+            };
+            format!(
+                "stages[{i}]: stage `{kind}` reads {what}, which no earlier stage {verb}{}{after}; earlier stages {}: {}",
+                rxalign_core::suggest::did_you_mean(&id.name, names.iter().copied()),
+                if verb == "records" { "record" } else { "give" },
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        }
+        Need::Latest { kind: what, given_by } => format!(
+            "stages[{i}]: stage `{kind}` starts from a {what}, which no earlier stage gives{after}: put {given_by} before it"
+        ),
+    }
 }
 
 /// A stage of the same kind and `name` as `spec` with default settings:
 /// what an invalid stage would give the later ones, once corrected.
-fn stand_in(spec: &PluginSpec<StageSlot>, plugins: &Plugins) -> Option<Box<dyn crate::stage::Stage>> {
+fn stand_in(spec: &PluginSpec<StageSlot>, plugins: &Plugins) -> Option<Box<dyn Stage>> {
     let mut bare = PluginSpec::<StageSlot>::new(&spec.kind);
     if let Some(name) = spec.param("name") {
         bare.params

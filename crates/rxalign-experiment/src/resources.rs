@@ -20,7 +20,7 @@ use rxalign_train::grpo::GrpoSettings;
 use rxalign_train::sft::SftSettings;
 
 use crate::plugin::PluginSpec;
-use crate::{ExperimentError, Plugins, RunPlan};
+use crate::{ExperimentError, TypedPlan};
 
 /// One stage's estimate, or why there is none.
 #[derive(Debug)]
@@ -44,12 +44,8 @@ enum Family {
 
 /// The longest first prompt of the data's visits, each with its own drugs
 /// as the start list.
-fn longest_prompt(
-    c: &LlamaPolicyConfig,
-    plan: &RunPlan,
-    plugins: &Plugins,
-) -> Result<usize, ExperimentError> {
-    let data = plugins.data.build(&plan.file.data, &())?.load()?;
+fn longest_prompt(c: &LlamaPolicyConfig, plan: &TypedPlan) -> Result<usize, ExperimentError> {
+    let data = plan.data.load()?;
     let cohort = &data.cohort;
     let policy = c.build(cohort)?;
     let mut longest = 0;
@@ -60,12 +56,8 @@ fn longest_prompt(
     Ok(longest)
 }
 
-fn family(
-    plan: &RunPlan,
-    plugins: &Plugins,
-    prompt_tokens: Option<usize>,
-) -> Result<Option<Family>, ExperimentError> {
-    let policy = &plan.file.policy;
+fn family(plan: &TypedPlan, prompt_tokens: Option<usize>) -> Result<Option<Family>, ExperimentError> {
+    let policy = &plan.plan.file.policy;
     match policy.kind.as_str() {
         LLAMA => {
             let c: LlamaPolicyConfig = params(policy)?;
@@ -74,15 +66,15 @@ fn family(
                 .map_err(|e| ExperimentError::Invalid(format!("policy: {e}")))?;
             let prompt = match prompt_tokens {
                 Some(n) => n,
-                None => longest_prompt(&c, plan, plugins)?,
+                None => longest_prompt(&c, plan)?,
             };
             Ok(Some(Family::Llama(Box::new((c, llama)), prompt)))
         }
         rxalign_set_encoder::KIND => {
             let c: SetEncoderConfig = params(policy)?;
-            let data = plugins.data.build(&plan.file.data, &())?.load()?;
-            let split = crate::runner::split_of(&plan.file, plan.seed, &data.cohort)?;
-            let features = crate::runner::features(&plan.file, &data.cohort, &split)?.0;
+            let data = plan.data.load()?;
+            let split = data.cohort.split(&plan.split);
+            let features = crate::runner::features(&plan.notes, &data.cohort, &split)?.0;
             Ok(Some(Family::List(c, features.size(), features.drugs)))
         }
         _ => Ok(None),
@@ -94,11 +86,11 @@ fn family(
 /// language model (`None`: measured on the data, see the module's text).
 /// Other stages are listed with why they have none.
 pub fn estimate(
-    plan: &RunPlan,
-    plugins: &Plugins,
+    typed: &TypedPlan,
     prompt_tokens: Option<usize>,
 ) -> Result<Vec<StageResources>, ExperimentError> {
-    let family = family(plan, plugins, prompt_tokens)?;
+    let family = family(typed, prompt_tokens)?;
+    let plan = &typed.plan;
     let mut out = Vec::new();
     for (i, spec) in plan.file.stages.iter().enumerate() {
         let work = match spec.kind.as_str() {

@@ -26,7 +26,6 @@ use rxalign_core::run::{
     RunStatus, SplitRecord, StageInfo, StageProgress, StageRef, SummaryRecord, Writer, validate_name,
 };
 use rxalign_core::seeded_rng;
-use rxalign_env::Reward;
 use rxalign_policy::features::VisitFeatures;
 
 use crate::ExperimentError;
@@ -34,7 +33,8 @@ use crate::ablation::{ResolvedRun, RunPlan};
 use crate::data::LoadedData;
 use crate::plugins::Plugins;
 use crate::progress::{Reporter, Silent};
-use crate::schema::Experiment;
+use crate::resolve::TypedPlan;
+use crate::schema::{Experiment, NoteSource};
 use crate::stage::{RunContext, Stage};
 
 pub use rxalign_core::run::GROUND_TRUTH;
@@ -126,7 +126,7 @@ pub fn check_plan(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Res
 }
 
 /// The plan of an experiment as `experiment.json` records it.
-pub fn experiment_record(exp: &Experiment, plans: &[RunPlan]) -> ExperimentRecord {
+pub fn experiment_record<P: AsRef<RunPlan>>(exp: &Experiment, plans: &[P]) -> ExperimentRecord {
     ExperimentRecord {
         format: EXPERIMENT_FORMAT,
         name: exp.file.name.clone(),
@@ -157,6 +157,7 @@ pub fn experiment_record(exp: &Experiment, plans: &[RunPlan]) -> ExperimentRecor
             .collect(),
         runs: plans
             .iter()
+            .map(AsRef::as_ref)
             .map(|p| PlannedRun {
                 name: p.name.clone(),
                 group: p.group.clone(),
@@ -172,7 +173,11 @@ pub fn experiment_record(exp: &Experiment, plans: &[RunPlan]) -> ExperimentRecor
 /// Writes `experiment.json` into `dir` (every planned run, whichever of
 /// them this process runs: processes of a cluster job array write the same
 /// record).
-pub fn write_plan(dir: &Path, exp: &Experiment, plans: &[RunPlan]) -> Result<(), ExperimentError> {
+pub fn write_plan<P: AsRef<RunPlan>>(
+    dir: &Path,
+    exp: &Experiment,
+    plans: &[P],
+) -> Result<(), ExperimentError> {
     Ok(ExperimentFolder::at(dir).write_record(&experiment_record(exp, plans))?)
 }
 
@@ -185,13 +190,15 @@ pub fn write_plan(dir: &Path, exp: &Experiment, plans: &[RunPlan]) -> Result<(),
 /// unfinished or `overwrite`); otherwise nothing is written and the error
 /// says which runs and what differs. Without this, `compare` would average
 /// runs of other settings as seeds of one group.
-pub fn claim_plan(
+pub fn claim_plan<P: AsRef<RunPlan>>(
     dir: &Path,
     exp: &Experiment,
-    plans: &[RunPlan],
-    selected: &[RunPlan],
+    plans: &[P],
+    selected: &[P],
     overwrite: bool,
 ) -> Result<(), ExperimentError> {
+    let plans: Vec<&RunPlan> = plans.iter().map(AsRef::as_ref).collect();
+    let selected: Vec<&RunPlan> = selected.iter().map(AsRef::as_ref).collect();
     std::fs::create_dir_all(dir).map_err(|e| rxalign_core::CoreError::io(dir, e))?;
     let _lock = ExperimentLock::acquire(dir)?;
     let folder = ExperimentFolder::at(dir);
@@ -273,7 +280,7 @@ pub fn claim_plan(
             conflicts.join(" | ")
         )));
     }
-    folder.write_record(&experiment_record(exp, plans))?;
+    folder.write_record(&experiment_record(exp, &plans))?;
     Ok(())
 }
 
@@ -318,7 +325,7 @@ fn claim_run(plan: &RunPlan, root: &Path) -> Result<RunLock, String> {
 /// tells `reporter` as they go. One run's failure (or panic) leaves the
 /// others.
 pub fn run_all(
-    plans: &[RunPlan],
+    plans: &[TypedPlan],
     plugins: &Plugins,
     dir: &Path,
     options: &RunOptions,
@@ -332,7 +339,7 @@ pub fn run_all(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(plan) = plans.get(i) else { break };
-                    let outcome = run_one_with(plan, plugins, &dir.join(&plan.name), options, reporter);
+                    let outcome = run_one_with(plan, plugins, &dir.join(&plan.plan.name), options, reporter);
                     outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(outcome);
                 }
             });
@@ -348,10 +355,10 @@ pub fn run_all(
 
 /// Runs one plan in `root` with the default options and no progress; a
 /// failed or refused run is an error.
-pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome, ExperimentError> {
+pub fn run_one(plan: &TypedPlan, plugins: &Plugins, root: &Path) -> Result<Outcome, ExperimentError> {
     match run_one_with(plan, plugins, root, &RunOptions::default(), &Silent) {
         Outcome::Failed(message) | Outcome::Refused(message) => Err(ExperimentError::Run {
-            run: plan.name.clone(),
+            run: plan.plan.name.clone(),
             message,
         }),
         ok => Ok(ok),
@@ -361,13 +368,13 @@ pub fn run_one(plan: &RunPlan, plugins: &Plugins, root: &Path) -> Result<Outcome
 /// Runs one plan in `root`. A panic anywhere in it is caught and recorded
 /// as the run's failure.
 pub fn run_one_with(
-    plan: &RunPlan,
+    plan: &TypedPlan,
     plugins: &Plugins,
     root: &Path,
     options: &RunOptions,
     reporter: &dyn Reporter,
 ) -> Outcome {
-    reporter.run_started(&plan.name);
+    reporter.run_started(&plan.plan.name);
     let outcome = match catch_unwind(AssertUnwindSafe(|| {
         attempt(plan, plugins, root, options, reporter)
     })) {
@@ -378,7 +385,7 @@ pub fn run_one_with(
             Outcome::Failed(message)
         }
     };
-    reporter.run_ended(&plan.name, &outcome);
+    reporter.run_ended(&plan.plan.name, &outcome);
     outcome
 }
 
@@ -565,27 +572,23 @@ fn changes(
     out
 }
 
-/// A run's data, split, reward and fingerprint.
+/// A run's data, split and fingerprint.
 struct Inputs {
     data: LoadedData,
     split: rxalign_core::Split,
-    reward: Reward,
     fingerprint: DataFingerprint,
     /// The files and folders the settings name.
     named: BTreeMap<String, InputFile>,
 }
 
-fn inputs(plan: &RunPlan, plugins: &Plugins) -> Result<Inputs, ExperimentError> {
-    let file = &plan.file;
-    let data = plugins.data.build(&file.data, &())?.load()?;
-    let split = split_of(file, plan.seed, &data.cohort)?;
-    let reward = plugins.reward_of(&file.reward)?;
+fn inputs(typed: &TypedPlan) -> Result<Inputs, ExperimentError> {
+    let data = typed.data.load()?;
+    let split = data.cohort.split(&typed.split);
     let fingerprint = DataFingerprint::of(&data.cohort);
-    let named = named_inputs(file)?;
+    let named = named_inputs(&typed.plan.file)?;
     Ok(Inputs {
         data,
         split,
-        reward,
         fingerprint,
         named,
     })
@@ -602,25 +605,25 @@ pub struct PlannedSplit {
 /// The splits of `plans`, each once (runs with the same data settings and
 /// split share one), in plan order; loads each dataset once. What `plan`
 /// prints, and where it finds the splits one patient dominates.
-pub fn planned_splits(plans: &[RunPlan], plugins: &Plugins) -> Result<Vec<PlannedSplit>, ExperimentError> {
+pub fn planned_splits(plans: &[TypedPlan]) -> Result<Vec<PlannedSplit>, ExperimentError> {
     let mut data: Vec<(String, LoadedData)> = Vec::new();
     let mut out: Vec<(String, PlannedSplit)> = Vec::new();
-    for plan in plans {
-        let file = &plan.file;
-        let data_key = ron::to_string(&file.data).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
-        let config = file.split.config(plan.seed)?;
+    for typed in plans {
+        let (plan, config) = (&typed.plan, &typed.split);
+        let data_key =
+            ron::to_string(&plan.file.data).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         let key = format!("{data_key} {config:?}");
         if let Some((_, split)) = out.iter_mut().find(|(k, _)| *k == key) {
             split.runs.push(plan.name.clone());
             continue;
         }
         if !data.iter().any(|(k, _)| *k == data_key) {
-            data.push((data_key.clone(), plugins.data.build(&file.data, &())?.load()?));
+            data.push((data_key.clone(), typed.data.load()?));
         }
         let Some((_, loaded)) = data.iter().find(|(k, _)| *k == data_key) else {
             continue;
         };
-        let record = SplitRecord::of(&loaded.cohort, &loaded.cohort.split(&config));
+        let record = SplitRecord::of(&loaded.cohort, &loaded.cohort.split(config));
         out.push((
             key,
             PlannedSplit {
@@ -632,23 +635,14 @@ pub fn planned_splits(plans: &[RunPlan], plugins: &Plugins) -> Result<Vec<Planne
     Ok(out.into_iter().map(|(_, s)| s).collect())
 }
 
-/// The file's split of `cohort` for a run with this seed.
-pub(crate) fn split_of(
-    file: &crate::ExperimentFile,
-    run_seed: u64,
-    cohort: &rxalign_core::Cohort,
-) -> Result<rxalign_core::Split, ExperimentError> {
-    Ok(cohort.split(&file.split.config(run_seed)?))
-}
-
 /// The learned methods' visit features, and the note tokenizer's JSON
 /// where the file reads notes (trained on the training split).
 pub(crate) fn features(
-    file: &crate::ExperimentFile,
+    notes: &NoteSource,
     cohort: &rxalign_core::Cohort,
     split: &rxalign_core::Split,
 ) -> Result<(VisitFeatures, Option<String>), ExperimentError> {
-    Ok(match file.notes.tokenizer(cohort, &split.train)? {
+    Ok(match notes.tokenizer(cohort, &split.train)? {
         Some(tokenizer) => {
             let json = tokenizer
                 .to_json()
@@ -693,12 +687,13 @@ fn new_record(plan: &RunPlan, settings_sha256: &str, stages: Vec<StageInfo>) -> 
 
 /// One run, start to end; panics are caught by the caller.
 fn attempt(
-    plan: &RunPlan,
+    typed: &TypedPlan,
     plugins: &Plugins,
     root: &Path,
     options: &RunOptions,
     reporter: &dyn Reporter,
 ) -> Outcome {
+    let plan = &typed.plan;
     if let Err(e) = validate_name("run name", &plan.name) {
         return Outcome::Refused(e.to_string());
     }
@@ -744,23 +739,8 @@ fn attempt(
     } else {
         None
     };
-    let stages: Vec<Box<dyn Stage>> = match plan
-        .file
+    let infos: Vec<StageInfo> = typed
         .stages
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            plugins
-                .stage
-                .build(spec, &())
-                .map_err(|e| ExperimentError::Invalid(format!("stages[{i}] `{}`: {e}", spec.kind)))
-        })
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(s) => s,
-        Err(e) => return fail_before_start(&folder, previous, plan, &settings_sha256, Vec::new(), e),
-    };
-    let infos: Vec<StageInfo> = stages
         .iter()
         .enumerate()
         .map(|(index, s)| StageInfo {
@@ -769,7 +749,7 @@ fn attempt(
             method: s.method().to_string(),
         })
         .collect();
-    let inputs = match inputs(plan, plugins) {
+    let inputs = match inputs(typed) {
         Ok(i) => i,
         Err(e) => return fail_before_start(&folder, previous, plan, &settings_sha256, infos, e),
     };
@@ -846,7 +826,7 @@ fn attempt(
         reporter,
         last_write: Instant::now(),
     };
-    let result = execute(plan, plugins, &folder, &resolved, &inputs, stages, &mut tracker);
+    let result = execute(typed, plugins, &folder, &resolved, &inputs, &mut tracker);
     let finished = result.and_then(|summary| {
         folder.write_summary(&summary)?;
         tracker.record.status = RunStatus::Finished;
@@ -952,36 +932,29 @@ impl RunTracker<'_> {
 /// The stages of a run, in order, with everything they need; returns the
 /// summary to write.
 fn execute(
-    plan: &RunPlan,
+    typed: &TypedPlan,
     plugins: &Plugins,
     folder: &RunFolder,
     resolved: &str,
     inputs: &Inputs,
-    stages: Vec<Box<dyn Stage>>,
     tracker: &mut RunTracker<'_>,
 ) -> Result<SummaryRecord, ExperimentError> {
+    let (plan, reward) = (&typed.plan, typed.reward.as_ref());
     let file = &plan.file;
     let root = folder.root();
     RunFolder::create(root)?;
     tracker.write()?;
     folder.write_resolved(resolved)?;
-    let (data, split, reward) = (&inputs.data, &inputs.split, &inputs.reward);
+    let (data, split) = (&inputs.data, &inputs.split);
     folder.write_drugs(&DrugsRecord::of(&data.cohort))?;
-    let device: rxalign_policy::device::TrainDevice = file
-        .device
-        .parse()
-        .map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
-    let (features, note_tokenizer) = features(file, &data.cohort, split)?;
+    let (features, note_tokenizer) = features(&typed.notes, &data.cohort, split)?;
     if let Some(json) = note_tokenizer {
         rxalign_core::run::write_atomic(&folder.path(TOKENIZER_FILE), json.as_bytes())?;
     }
-    let policy = plugins
-        .policy
-        .build(&file.policy, &())?
-        .build(&rxalign_policy::family::FamilyContext {
-            cohort: &data.cohort,
-            features: &features,
-        })?;
+    let policy = typed.policy.build(&rxalign_policy::family::FamilyContext {
+        cohort: &data.cohort,
+        features: &features,
+    })?;
     let start = plugins.init_list.build(&file.init_list, &data.cohort)?;
     let loggers = file
         .loggers
@@ -1003,14 +976,13 @@ fn execute(
         reward,
         features,
         start: std::sync::Arc::from(start),
-        outputs: std::collections::HashMap::new(),
+        artifacts: crate::stage::Artifacts::default(),
         eval: &file.eval,
         folder,
         rng: &mut rng,
         seed: file.seed,
-        device,
+        device: typed.device,
         policy: std::sync::Arc::from(policy),
-        sft: None,
         summary: SummaryRecord::default(),
         trajectories: Vec::new(),
         checkpoint: PathBuf::new(),
@@ -1019,7 +991,7 @@ fn execute(
         tracker: inner,
         curves: std::collections::HashSet::new(),
     };
-    let result = run_stages(&mut ctx, plan, file, stages);
+    let result = run_stages(&mut ctx, plan, file, &typed.stages);
     // What the stages recorded comes back.
     let RunContext {
         tracker: back,
@@ -1035,7 +1007,7 @@ fn run_stages(
     ctx: &mut RunContext<'_>,
     plan: &RunPlan,
     file: &crate::ExperimentFile,
-    stages: Vec<Box<dyn Stage>>,
+    stages: &[std::sync::Arc<dyn Stage>],
 ) -> Result<(), ExperimentError> {
     let folder = ctx.folder;
     let data = ctx.data;

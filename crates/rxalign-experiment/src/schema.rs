@@ -153,24 +153,40 @@ impl Default for NoteSettings {
 }
 
 impl NoteSettings {
-    /// Checks the settings before anything runs: a trained tokenizer's
-    /// size, and that a named tokenizer file exists.
-    pub fn check(&self) -> Result<(), ExperimentError> {
+    /// Where the tokenizer comes from, checked before anything runs: a
+    /// trained tokenizer's size, and that a named tokenizer file exists.
+    pub fn source(&self) -> Result<NoteSource, ExperimentError> {
         match self.tokenizer.as_str() {
-            "none" => Ok(()),
+            "none" => Ok(NoteSource::None),
             "trained" if self.vocab_size == 0 => Err(ExperimentError::Invalid(
                 "notes.vocab_size: must be positive".into(),
             )),
-            "trained" => Ok(()),
+            "trained" => Ok(NoteSource::Trained {
+                vocab_size: self.vocab_size,
+                min_frequency: self.min_frequency,
+            }),
             path if !Path::new(path).is_file() => Err(ExperimentError::Invalid(format!(
                 "notes.tokenizer: `{path}` is neither `trained`, `none` nor a tokenizer.json file (paths are relative to the directory rxalign runs in)"
             ))),
-            _ => Ok(()),
+            path => Ok(NoteSource::File(PathBuf::from(path))),
         }
     }
+}
 
-    /// The tokenizer these settings name, trained on the notes of `train`
-    /// where asked; `None` for `"none"` or a cohort without notes.
+/// Where a run's note tokenizer comes from: [`NoteSettings`] resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NoteSource {
+    /// Notes are not read.
+    None,
+    /// A BPE tokenizer trained on the training split's notes.
+    Trained { vocab_size: usize, min_frequency: u64 },
+    /// A `tokenizer.json` file (a BERT WordPiece tokenizer, ...).
+    File(PathBuf),
+}
+
+impl NoteSource {
+    /// The tokenizer, trained on the notes of `train` where asked; `None`
+    /// for [`NoteSource::None`] or a cohort without notes.
     pub fn tokenizer(
         &self,
         cohort: &rxalign_core::Cohort,
@@ -179,9 +195,12 @@ impl NoteSettings {
         use rxalign_set_encoder::notes::NoteTokenizer;
         let invalid =
             |e: rxalign_policy::PolicyError| ExperimentError::Invalid(format!("notes.tokenizer: {e}"));
-        match self.tokenizer.as_str() {
-            "none" => Ok(None),
-            "trained" => {
+        match self {
+            Self::None => Ok(None),
+            Self::Trained {
+                vocab_size,
+                min_frequency,
+            } => {
                 let notes: Vec<&str> = train
                     .iter()
                     .filter_map(|&v| cohort.visits[v].note.as_deref())
@@ -189,18 +208,11 @@ impl NoteSettings {
                 if notes.is_empty() {
                     return Ok(None);
                 }
-                if self.vocab_size == 0 {
-                    return Err(ExperimentError::Invalid(
-                        "notes.vocab_size: must be positive".into(),
-                    ));
-                }
-                NoteTokenizer::train(notes.into_iter(), self.vocab_size, self.min_frequency)
+                NoteTokenizer::train(notes.into_iter(), *vocab_size, *min_frequency)
                     .map(Some)
                     .map_err(invalid)
             }
-            path => NoteTokenizer::from_file(Path::new(path))
-                .map(Some)
-                .map_err(invalid),
+            Self::File(path) => NoteTokenizer::from_file(path).map(Some).map_err(invalid),
         }
     }
 }

@@ -10,7 +10,7 @@ use rxalign_core::run::aggregate::{Format, Mean, compare, compare_with, no_ddi_g
 use rxalign_core::run::{RunEntry, RunState, experiments, finished_runs};
 use rxalign_experiment::progress::TerminalReporter;
 use rxalign_experiment::runner::{Outcome, RunOptions, claim_plan, experiment_dir, run_all};
-use rxalign_experiment::{Plugins, RunPlan, load};
+use rxalign_experiment::{Plugins, RunPlan, TypedPlan, load};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Emit {
@@ -163,7 +163,7 @@ pub fn plan(a: &PlanArgs, plugins: &Plugins) -> anyhow::Result<()> {
         plans.len(),
         exp.file.name
     );
-    for p in &plans {
+    for p in plans.iter().map(|t| &t.plan) {
         let overrides = overrides_text(p);
         outln!(
             "  {}  (group {}, seed {}){}",
@@ -177,9 +177,9 @@ pub fn plan(a: &PlanArgs, plugins: &Plugins) -> anyhow::Result<()> {
             }
         );
     }
-    describe_splits(&plans, plugins);
+    describe_splits(&plans);
     if a.resources {
-        print_resources(&plans, plugins, a.prompt_tokens)?;
+        print_resources(&plans, a.prompt_tokens)?;
     }
     Ok(())
 }
@@ -188,8 +188,8 @@ pub fn plan(a: &PlanArgs, plugins: &Plugins) -> anyhow::Result<()> {
 /// each part's diagnostics; a warning for each part where one patient
 /// holds more than a tenth of the visits. A dataset that cannot be loaded
 /// here (a cluster's login node without the data) is said, not an error.
-fn describe_splits(plans: &[RunPlan], plugins: &Plugins) {
-    let splits = match rxalign_experiment::runner::planned_splits(plans, plugins) {
+fn describe_splits(plans: &[TypedPlan]) {
+    let splits = match rxalign_experiment::runner::planned_splits(plans) {
         Ok(s) => s,
         Err(e) => {
             warnln!("(the splits are not described: the data could not be loaded here: {e})");
@@ -228,7 +228,7 @@ fn describe_splits(plans: &[RunPlan], plugins: &Plugins) {
 
 /// `--resources`: the estimate of the first run of each group (seeds
 /// change no size).
-fn print_resources(plans: &[RunPlan], plugins: &Plugins, prompt_tokens: Option<usize>) -> anyhow::Result<()> {
+fn print_resources(plans: &[TypedPlan], prompt_tokens: Option<usize>) -> anyhow::Result<()> {
     use rxalign_experiment::resources::{CARD_SHARE, FLOAT_BYTES, human_bytes};
     let mut seen = std::collections::BTreeSet::new();
     let prompts = match prompt_tokens {
@@ -238,12 +238,12 @@ fn print_resources(plans: &[RunPlan], plugins: &Plugins, prompt_tokens: Option<u
     outln!(
         "\nResources (f32, {FLOAT_BYTES} bytes a value, unless a stage names its weight matrices' precision; a language model's prompts: {prompts}):"
     );
-    for p in plans {
-        if !seen.insert(p.group.clone()) {
+    for t in plans {
+        if !seen.insert(t.plan.group.clone()) {
             continue;
         }
-        outln!("group {}:", p.group);
-        for s in rxalign_experiment::resources::estimate(p, plugins, prompt_tokens)? {
+        outln!("group {}:", t.plan.group);
+        for s in rxalign_experiment::resources::estimate(t, prompt_tokens)? {
             let f = match s.footprint {
                 Ok(f) => f,
                 Err(why) => {
@@ -327,7 +327,7 @@ fn quote(s: &str) -> String {
 }
 
 /// A Slurm job-array script: task `i` runs the `i`-th planned run.
-fn slurm_script(file: &Path, name: &str, plans: &[RunPlan], out: &Path, rxalign: &str) -> String {
+fn slurm_script(file: &Path, name: &str, plans: &[TypedPlan], out: &Path, rxalign: &str) -> String {
     let dir = experiment_dir(out, name);
     let mut s = String::new();
     s.push_str("#!/bin/bash\n");
@@ -352,7 +352,7 @@ fn slurm_script(file: &Path, name: &str, plans: &[RunPlan], out: &Path, rxalign:
     ));
     s.push_str("set -euo pipefail\nRUNS=(\n");
     for p in plans {
-        s.push_str(&format!("  {}\n", quote(&p.name)));
+        s.push_str(&format!("  {}\n", quote(&p.plan.name)));
     }
     s.push_str(")\n");
     s.push_str(&format!(
@@ -369,7 +369,8 @@ pub fn run(a: &RunArgs, plugins: &Plugins) -> anyhow::Result<()> {
     // Every run's settings are checked before any work starts.
     let mut plans = all.clone();
     if let Some(only) = &a.only {
-        plans.retain(|p| {
+        plans.retain(|t| {
+            let p = &t.plan;
             &p.group == only || &p.name == only || p.group.split(',').next() == Some(only.as_str())
         });
         anyhow::ensure!(

@@ -3,12 +3,12 @@ use rxalign_train::grpo::{GrpoJob, GrpoSettings};
 use rxalign_train::data::training_visits;
 
 use super::policy::{StageObserver, eval_plan, evaluate_policy};
-use super::{RunContext, Stage};
+use super::{Need, PolicyCheckpoint, RunContext, Stage};
 use crate::ExperimentError;
 
 /// GRPO (`grpo`, λ = 0) or step-wise GRPO (`step_grpo`, λ = 0.5 unless
-/// set) on the policy of the last `sft` stage before it, which is also the
-/// frozen KL reference. Each iteration's statistics go to `metrics.jsonl`
+/// set) on the policy of the last `sft` stage before it (the last
+/// [`PolicyCheckpoint`] given), which is also the frozen KL reference. Each iteration's statistics go to `metrics.jsonl`
 /// as it finishes, on the train split (`loss/grpo`, `rollout/reward/outcome`,
 /// each `rollout/reward/<term>` at the sampled rollouts' final lists, `advantage/mean`,
 /// `advantage/std`, `kl` with `kl/k3` and, where the family enumerates its
@@ -58,19 +58,14 @@ impl Stage for GrpoStage {
 
     fn contract(&self) -> super::Contract {
         super::Contract {
-            needs_policy: true,
+            needs: vec![Need::latest::<PolicyCheckpoint>()],
             records: Some(vec![self.method().to_string()]),
             ..super::Contract::default()
         }
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
-        let Some(from) = ctx.sft.clone() else {
-            return Err(ExperimentError::Invalid(format!(
-                "`{}` needs an `sft` stage before it",
-                self.kind
-            )));
-        };
+        let from = ctx.artifacts.latest::<PolicyCheckpoint>()?.1.0.clone();
         let (data, split, reward) = (ctx.data, ctx.split, ctx.reward);
         let cohort = &data.cohort;
         let policy = ctx.policy.clone();

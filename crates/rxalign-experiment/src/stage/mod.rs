@@ -2,6 +2,7 @@
 //! adds methods: it scores them on the evaluation splits, keeps trajectories
 //! and the test predictions, and adds them to the summary.
 
+pub mod artifact;
 mod baselines;
 mod classifier;
 mod grpo;
@@ -21,6 +22,7 @@ use rxalign_core::{Cohort, DrugSet, Predictions, Rng, Split, SplitName, Trajecto
 use rxalign_env::trajectory::replay_edits;
 use rxalign_env::{Episode, Reward, StartList};
 
+pub use artifact::{Artifact, ArtifactId, Artifacts, Need, PolicyCheckpoint};
 pub use baselines::{BaselinesConfig, BaselinesStage};
 pub use classifier::ClassifierStage;
 pub use grpo::GrpoStage;
@@ -67,17 +69,21 @@ pub trait Stage: Send + Sync + fmt::Debug {
     }
 }
 
-/// A stage's needs and gifts (see [`Stage::contract`]).
+/// A stage's needs and gifts (see [`Stage::contract`]), as named
+/// artifacts (see [`artifact`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Contract {
-    /// Starts from the policy of an earlier `sft` stage.
-    pub needs_policy: bool,
-    /// Trains a policy from scratch that later stages start from (SFT).
-    pub trains_policy: bool,
-    /// Reads the predictions of these methods.
-    pub needs_methods: Vec<String>,
-    /// The methods it records; `None`: not known before it runs.
+    /// The artifacts it reads, each given by a stage before it: a method's
+    /// [`Predictions`] (`start_from`), the [`PolicyCheckpoint`] it starts
+    /// from (`grpo`), a kind of a researcher's own.
+    pub needs: Vec<Need>,
+    /// The methods it records; each method's predictions are an artifact
+    /// of that name. `None`: not known before it runs (nothing is then
+    /// checked of the stages after it).
     pub records: Option<Vec<String>>,
+    /// The artifacts it gives besides its methods' predictions (`sft`: its
+    /// policy checkpoint), each named by its method.
+    pub gives: Vec<ArtifactId>,
 }
 
 /// What a stage works with and writes to.
@@ -94,8 +100,10 @@ pub struct RunContext<'a> {
     pub features: rxalign_policy::features::VisitFeatures,
     /// Where episodes start; a `start_from` stage may replace it.
     pub start: std::sync::Arc<dyn StartList>,
-    /// Each recorded method's predictions, for later stages.
-    pub outputs: std::collections::HashMap<String, Predictions>,
+    /// What the stages so far handed on, by kind and name: every recorded
+    /// method's [`Predictions`], `sft`'s [`PolicyCheckpoint`], a
+    /// researcher's own kinds (see [`Contract`]).
+    pub artifacts: Artifacts,
     /// The file's `eval`: which splits are scored, how many trajectories kept.
     pub eval: &'a EvalSettings,
     /// The run's folder (its files are written through it).
@@ -108,10 +116,6 @@ pub struct RunContext<'a> {
     pub device: rxalign_policy::device::TrainDevice,
     /// The run's policy family (the file's `policy`), built on its data.
     pub policy: std::sync::Arc<dyn rxalign_train::plugin::TrainablePolicy>,
-    /// The checkpoint of the last SFT stage: the start and frozen reference
-    /// of every GRPO stage after it (so that `grpo` and `step_grpo` side by
-    /// side align the same SFT policy).
-    pub sft: Option<std::path::PathBuf>,
     /// The final metrics recorded so far (`summary.json` when the run ends).
     pub summary: SummaryRecord,
     /// The inspected visits' trajectories recorded so far.
@@ -369,7 +373,7 @@ impl RunContext<'_> {
         if let Some(edits) = edits {
             self.summary.set_edits(method, edits);
         }
-        self.outputs.insert(method.to_string(), predictions.clone());
+        self.artifacts.give(method, predictions.clone());
         Ok(report)
     }
 

@@ -3,7 +3,7 @@ use rxalign_train::sft::{SftJob, SftSettings};
 use rxalign_train::data::training_visits;
 
 use super::policy::{StageObserver, eval_plan, evaluate_policy};
-use super::{RunContext, Stage};
+use super::{ArtifactId, PolicyCheckpoint, RunContext, Stage};
 use crate::ExperimentError;
 
 /// Supervised fine-tuning of the run's policy family on expert decisions
@@ -36,8 +36,8 @@ impl Stage for SftStage {
 
     fn contract(&self) -> super::Contract {
         super::Contract {
-            trains_policy: true,
             records: Some(vec![self.method().to_string()]),
+            gives: vec![ArtifactId::of::<PolicyCheckpoint>(self.method())],
             ..super::Contract::default()
         }
     }
@@ -67,7 +67,8 @@ impl Stage for SftStage {
         let mut observer = StageObserver::new(ctx, self.method());
         policy.sft(device, &job, &mut observer)?;
         let step = observer.chosen_step(self.settings.epochs);
-        ctx.sft = Some(checkpoint.clone());
+        ctx.artifacts
+            .give(self.method(), PolicyCheckpoint(checkpoint.clone()));
         evaluate_policy(ctx, self.method(), step, &checkpoint)
     }
 }

@@ -1,7 +1,8 @@
+use rxalign_core::Predictions;
 use rxalign_env::start::PredictionsStart;
 use serde::{Deserialize, Serialize};
 
-use super::{RunContext, Stage};
+use super::{Need, RunContext, Stage};
 use crate::ExperimentError;
 
 /// Settings of the `start_from` stage.
@@ -21,7 +22,7 @@ pub struct StartFromStage(pub StartFromConfig);
 impl Stage for StartFromStage {
     fn contract(&self) -> super::Contract {
         super::Contract {
-            needs_methods: vec![self.0.method.clone()],
+            needs: vec![Need::named::<Predictions>(&self.0.method)],
             records: Some(Vec::new()),
             ..super::Contract::default()
         }
@@ -32,14 +33,7 @@ impl Stage for StartFromStage {
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
-        let Some(predictions) = ctx.outputs.get(&self.0.method) else {
-            let mut known: Vec<&String> = ctx.outputs.keys().collect();
-            known.sort();
-            return Err(ExperimentError::Invalid(format!(
-                "`start_from`: no earlier stage recorded `{}`; recorded so far: {known:?}",
-                self.0.method
-            )));
-        };
+        let predictions = ctx.artifacts.get::<Predictions>(&self.0.method)?;
         ctx.start = std::sync::Arc::new(PredictionsStart::from_predictions(
             predictions.clone(),
             format!("the predictions of `{}`", self.0.method),
