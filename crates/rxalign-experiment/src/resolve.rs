@@ -31,6 +31,13 @@ pub fn check(exp: &Experiment, plans: &[RunPlan], plugins: &Plugins) -> Result<(
     if let Err(e) = validate_name("experiment name", &exp.file.name) {
         problems.push((Place::Key("name"), e.to_string(), Vec::new()));
     }
+    if find_key(&exp.text, "devices").is_some() && find_key(&exp.text, "device").is_some() {
+        problems.push((
+            Place::Key("devices"),
+            "`device` and `devices` both name where the run trains; give one `device`, or several `devices` (data parallel), not both".into(),
+            Vec::new(),
+        ));
+    }
     for plan in plans {
         for (place, message) in problems_of(plan, plugins) {
             match problems.iter_mut().find(|(p, m, _)| *p == place && *m == message) {
@@ -70,8 +77,13 @@ fn problems_of(plan: &RunPlan, plugins: &Plugins) -> Vec<(Place, String)> {
     if let Err(e) = validate_name("run name", &plan.name) {
         out.push((Place::Key("ablations"), e.to_string()));
     }
-    if let Err(e) = file.device.parse::<rxalign_policy::device::TrainDevice>() {
-        out.push((Place::Key("device"), e.to_string()));
+    if let Err(e) = file.train_devices() {
+        let key = if file.devices.is_empty() {
+            "device"
+        } else {
+            "devices"
+        };
+        out.push((Place::Key(key), e.to_string()));
     }
     if let Err(e) = file.split.config(plan.seed) {
         out.push((Place::Key("split"), e.to_string()));

@@ -681,7 +681,7 @@ fn new_record(plan: &RunPlan, settings_sha256: &str, stages: Vec<StageInfo>) -> 
         ended: None,
         error: None,
         rxalign_version: RXALIGN_VERSION.into(),
-        device: plan.file.device.clone(),
+        device: plan.file.device_label(),
         data: None,
         writer: Some(Writer::this_process()),
         group_settings_sha256: Some(group_settings_sha256(plan)),
@@ -966,10 +966,10 @@ fn execute(
     folder.write_resolved(resolved)?;
     let (data, split, reward) = (&inputs.data, &inputs.split, &inputs.reward);
     folder.write_drugs(&DrugsRecord::of(&data.cohort))?;
-    let device: rxalign_policy::device::TrainDevice = file
-        .device
-        .parse()
-        .map_err(|e: rxalign_policy::PolicyError| ExperimentError::Invalid(e.to_string()))?;
+    let devices = file
+        .train_devices()
+        .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+    let device = devices.first();
     let (features, note_tokenizer) = features(file, &data.cohort, split)?;
     if let Some(json) = note_tokenizer {
         rxalign_core::run::write_atomic(&folder.path(TOKENIZER_FILE), json.as_bytes())?;
@@ -1008,6 +1008,7 @@ fn execute(
         rng: &mut rng,
         seed: file.seed,
         device,
+        devices,
         policy: std::sync::Arc::from(policy),
         sft: None,
         summary: SummaryRecord::default(),
