@@ -471,10 +471,11 @@ pub fn group_settings_sha256(plan: &RunPlan) -> String {
 /// The top-level settings whose strings are not paths of inputs: the
 /// dataset (fingerprinted by its contents, [`DataFingerprint`]), names,
 /// splits and the plan itself.
-const NOT_INPUTS: [&str; 7] = [
+const NOT_INPUTS: [&str; 8] = [
     "data",
     "name",
     "device",
+    "devices",
     "seed",
     "schema_version",
     "ablations",

@@ -310,7 +310,7 @@ pub fn train_grpo_on<F: PolicyFamily, B: AutodiffBackend, C: Combine<B>>(
         let samples = advantages(&rollouts, settings);
         let lr = settings.lr_at(iteration);
         let started = std::time::Instant::now();
-        let (model, stats) = update(
+        let (model, stats) = update_sharded(
             family,
             model,
             optim,
@@ -452,11 +452,29 @@ pub fn token_advantages<D>(samples: &[Sample<D>], parts: usize) -> Vec<f32> {
 
 /// Update: `ppo_epochs` gradient steps of the clipped surrogate with its KL
 /// and entropy terms on `samples`, at learning rate `lr` (each step's
-/// gradients from [`update_gradients`], the samples sharded over the
-/// devices of `replicas`, `references[i]` the frozen reference on device
+/// gradients from [`update_gradients`]).
+#[expect(clippy::too_many_arguments, reason = "the inputs of one update")]
+pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>, B>>(
+    family: &F,
+    model: F::Trainable<B>,
+    optim: &mut O,
+    reference: &F::Model<B::InnerBackend>,
+    samples: &[Sample<F::Decision>],
+    job: &GrpoJob<'_>,
+    lr: f64,
+    device: &B::Device,
+) -> Result<(F::Trainable<B>, UpdateStats), TrainError> {
+    let parallel = DataParallel::single(device);
+    let mut replicas = parallel.replicas();
+    let references = std::slice::from_ref(reference);
+    update_sharded(family, model, optim, &mut replicas, references, samples, job, lr)
+}
+
+/// [`update`] with the samples of each gradient step sharded over the
+/// devices of `replicas` (`references[i]`: the frozen reference on device
 /// `i`).
 #[expect(clippy::too_many_arguments, reason = "the inputs of one update")]
-pub fn update<F, B, C, O>(
+pub fn update_sharded<F, B, C, O>(
     family: &F,
     mut model: F::Trainable<B>,
     optim: &mut O,

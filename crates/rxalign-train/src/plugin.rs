@@ -219,9 +219,10 @@ fn required<'p>(checkpoint: Option<&'p Path>, stage: &str) -> Result<&'p Path, T
     checkpoint.ok_or_else(|| TrainError::Invalid(format!("{stage}: a checkpoint path is required")))
 }
 
-/// Data parallel over several CUDA GPUs (builds with the `distributed`
-/// feature): the shards' gradients summed by NCCL's all-reduce.
-#[cfg(feature = "distributed")]
+/// Data parallel over several CUDA GPUs: the shards' gradients summed by
+/// NCCL's all-reduce. Builds without the `distributed` feature refuse a
+/// device list when the file is read; these say so if one gets here all
+/// the same.
 impl<F: PolicyFamily + 'static> Built<F> {
     fn sft_sharded(
         &self,
@@ -229,8 +230,16 @@ impl<F: PolicyFamily + 'static> Built<F> {
         job: &SftJob<'_>,
         observer: &mut dyn TrainObserver,
     ) -> Result<(), TrainError> {
-        train_sft_on::<F, CudaTrainBackend, _>(&self.family, job, observer, &cuda_parallel(devices)?)
-            .map(drop)
+        #[cfg(feature = "distributed")]
+        {
+            let parallel = cuda_parallel(devices)?;
+            train_sft_on::<F, CudaTrainBackend, _>(&self.family, job, observer, &parallel).map(drop)
+        }
+        #[cfg(not(feature = "distributed"))]
+        {
+            let _ = (job, observer);
+            Err(no_data_parallel(devices))
+        }
     }
 
     fn grpo_sharded(
@@ -240,33 +249,17 @@ impl<F: PolicyFamily + 'static> Built<F> {
         job: &GrpoJob<'_>,
         observer: &mut dyn TrainObserver,
     ) -> Result<(), TrainError> {
-        let parallel = cuda_parallel(devices)?;
-        let start = F::into_trainable(load::<F, CudaTrainBackend>(&self.family, from, parallel.first())?);
-        train_grpo_on::<F, CudaTrainBackend, _>(&self.family, start, job, observer, &parallel).map(drop)
-    }
-}
-
-/// Without the `distributed` feature a device list is refused when the
-/// file is read; these say so if one gets here all the same.
-#[cfg(not(feature = "distributed"))]
-impl<F: PolicyFamily + 'static> Built<F> {
-    fn sft_sharded(
-        &self,
-        devices: &TrainDevices,
-        _: &SftJob<'_>,
-        _: &mut dyn TrainObserver,
-    ) -> Result<(), TrainError> {
-        Err(no_data_parallel(devices))
-    }
-
-    fn grpo_sharded(
-        &self,
-        devices: &TrainDevices,
-        _: &Path,
-        _: &GrpoJob<'_>,
-        _: &mut dyn TrainObserver,
-    ) -> Result<(), TrainError> {
-        Err(no_data_parallel(devices))
+        #[cfg(feature = "distributed")]
+        {
+            let parallel = cuda_parallel(devices)?;
+            let start = F::into_trainable(load::<F, CudaTrainBackend>(&self.family, from, parallel.first())?);
+            train_grpo_on::<F, CudaTrainBackend, _>(&self.family, start, job, observer, &parallel).map(drop)
+        }
+        #[cfg(not(feature = "distributed"))]
+        {
+            let _ = (from, job, observer);
+            Err(no_data_parallel(devices))
+        }
     }
 }
 

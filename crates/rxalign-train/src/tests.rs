@@ -77,7 +77,22 @@ fn sft(
     checkpoint: Option<&Path>,
 ) -> (ListPolicy<CpuTrainBackend>, Vec<StepLog>) {
     let mut keep = Keep::default();
-    let job = SftJob {
+    let eval = EvalPlan::default();
+    let job = sft_job(cohort, reward, settings, seed, checkpoint, &eval);
+    let model = train_sft::<_, CpuTrainBackend>(family, &job, &mut keep, &FlexDevice).unwrap();
+    (model, keep.0)
+}
+
+/// An SFT job on the tiny cohort's two visits from corrupted starts.
+fn sft_job<'a>(
+    cohort: &'a Cohort,
+    reward: &'a Reward,
+    settings: &'a SftSettings,
+    seed: u64,
+    checkpoint: Option<&'a Path>,
+    eval: &'a EvalPlan,
+) -> SftJob<'a> {
+    SftJob {
         cohort,
         reward,
         train: &[0, 1],
@@ -86,10 +101,8 @@ fn sft(
         budget: 8,
         seed,
         checkpoint,
-        eval: &EvalPlan::default(),
-    };
-    let model = train_sft::<_, CpuTrainBackend>(family, &job, &mut keep, &FlexDevice).unwrap();
-    (model, keep.0)
+        eval,
+    }
 }
 
 fn greedy(
@@ -993,26 +1006,6 @@ mod data_parallel {
         }
     }
 
-    fn sft_job<'a>(
-        cohort: &'a Cohort,
-        reward: &'a Reward,
-        settings: &'a SftSettings,
-        checkpoint: Option<&'a Path>,
-        eval: &'a EvalPlan,
-    ) -> SftJob<'a> {
-        SftJob {
-            cohort,
-            reward,
-            train: &[0, 1],
-            settings,
-            starts: &no_run_starts,
-            budget: 8,
-            seed: 7,
-            checkpoint,
-            eval,
-        }
-    }
-
     #[test]
     fn sft_sharded_over_three_replicas_trains_as_on_one_device() {
         let cohort = tiny();
@@ -1025,7 +1018,7 @@ mod data_parallel {
             ..SftSettings::default()
         };
         let eval = EvalPlan::default();
-        let job = sft_job(&cohort, &reward, &settings, None, &eval);
+        let job = sft_job(&cohort, &reward, &settings, 7, None, &eval);
         let mut one = Keep::default();
         let single = train_sft::<_, CpuTrainBackend>(&family, &job, &mut one, &FlexDevice).unwrap();
         let mut sharded_log = Keep::default();
@@ -1076,8 +1069,7 @@ mod data_parallel {
         let eval = EvalPlan::default();
         let run = |epochs, seed, checkpoint: Option<&Path>| {
             let settings = settings(epochs);
-            let mut job = sft_job(&cohort, &reward, &settings, checkpoint, &eval);
-            job.seed = seed;
+            let job = sft_job(&cohort, &reward, &settings, seed, checkpoint, &eval);
             let mut keep = Keep::default();
             train_sft_on(&family, &job, &mut keep, &three()).unwrap();
             keep.0
@@ -1090,7 +1082,7 @@ mod data_parallel {
         let four = settings(4);
         train_sft::<_, CpuTrainBackend>(
             &family,
-            &sft_job(&cohort, &reward, &four, None, &eval),
+            &sft_job(&cohort, &reward, &four, 7, None, &eval),
             &mut one,
             &FlexDevice,
         )
