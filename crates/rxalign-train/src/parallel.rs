@@ -11,7 +11,7 @@
 //! How the weighted gradients are summed is a [`Combine`]: [`Gather`]
 //! copies them to the first device and adds them there (any backend; the
 //! tests shard over one CPU device with it), and, in builds with the
-//! `distributed` feature, [`AllReduce`] sums them with burn's collective
+//! `distributed` feature, `AllReduce` sums them with burn's collective
 //! all-reduce (`DistributedBackend::all_reduce`: NCCL on CUDA).
 //!
 //! With one device nothing is sharded: the step is exactly the unsharded
