@@ -153,3 +153,52 @@ fn an_invalid_sft_stage_is_reported_once_not_as_missing_within_a_second() {
     let (e, _) = fails_timed(tmp.path(), &["plan", "y.ron"]);
     says_at(&e, "y.ron", 7, "put an `sft` stage before it");
 }
+
+#[test]
+fn plan_refuses_a_device_list_with_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = |name: &str, devices: &str| {
+        let file = tmp.path().join(format!("{name}.ron"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"(
+    schema_version: 1,
+    name: "{name}",
+{devices}
+    data: (kind: "synthetic", patients: 60),
+    reward: [(kind: "jaccard", weight: 1.0)],
+    stages: [(kind: "baselines", methods: ["cooccurrence"])],
+)"#
+            ),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_rxalign"))
+            .args(["plan", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // `device` and `devices` both: said once, at `devices`.
+    let both = plan(
+        "both",
+        "    device: \"cpu\",\n    devices: [\"cuda:0\", \"cuda:1\"],",
+    );
+    assert!(
+        both.lines()
+            .any(|l| l.contains("both.ron:5:") && l.contains("`device` and `devices` both")),
+        "{both}"
+    );
+    let cpu = plan("cpu", "    devices: [\"cuda:0\", \"cpu\"],");
+    let want = if cfg!(feature = "distributed") {
+        "`cpu` is not a CUDA GPU"
+    } else {
+        "build with `cargo build --release --features cuda,distributed`"
+    };
+    assert!(
+        cpu.lines()
+            .any(|l| l.contains("cpu.ron:4:") && l.contains("`devices`") && l.contains(want)),
+        "{cpu}"
+    );
+}

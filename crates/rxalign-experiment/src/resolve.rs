@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rxalign_core::run::validate_name;
 use rxalign_core::{Predictions, SplitConfig, SplitName};
 use rxalign_env::Reward;
-use rxalign_policy::device::TrainDevice;
+use rxalign_policy::device::TrainDevices;
 use rxalign_train::plugin::PolicyKind;
 
 use crate::ExperimentError;
@@ -34,7 +34,7 @@ pub struct TypedPlan {
     /// The run's settings.
     pub plan: RunPlan,
     /// Where its learned methods train.
-    pub device: TrainDevice,
+    pub devices: TrainDevices,
     /// How its patients are split (the run's seed applied where the file
     /// says so).
     pub split: SplitConfig,
@@ -88,6 +88,13 @@ pub fn resolve(
         problems.push((Place::Key("name"), e.to_string(), Vec::new()));
     }
     let mut typed = Vec::with_capacity(plans.len());
+    if find_key(&exp.text, "devices").is_some() && find_key(&exp.text, "device").is_some() {
+        problems.push((
+            Place::Key("devices"),
+            "`device` and `devices` both name where the run trains; give one `device`, or several `devices` (data parallel), not both".into(),
+            Vec::new(),
+        ));
+    }
     for plan in plans {
         match resolve_run(plan, plugins) {
             Ok(t) => typed.push(t),
@@ -136,7 +143,8 @@ fn resolve_run(plan: &RunPlan, plugins: &Plugins) -> Result<TypedPlan, Vec<(Plac
     if let Err(e) = validate_name("run name", &plan.name) {
         out.push((Place::Key("ablations"), e.to_string()));
     }
-    let device = part(file.device.parse::<TrainDevice>(), Place::Key("device"), &mut out);
+    let device_key = if file.devices.is_empty() { "device" } else { "devices" };
+    let devices = part(file.train_devices(), Place::Key(device_key), &mut out);
     let split = part(file.split.config(plan.seed), Place::Key("split"), &mut out);
     match file.eval.split_names() {
         Err(e) => out.push((Place::Key("eval"), e.to_string())),
@@ -179,13 +187,13 @@ fn resolve_run(plan: &RunPlan, plugins: &Plugins) -> Result<TypedPlan, Vec<(Plac
         None => None,
     };
     let stages = stages_of(file, plugins, &mut out);
-    match (device, split, notes, data, policy, reward, stages) {
-        (Some(device), Some(split), Some(notes), Some(data), Some(policy), Some(reward), Some(stages))
+    match (devices, split, notes, data, policy, reward, stages) {
+        (Some(devices), Some(split), Some(notes), Some(data), Some(policy), Some(reward), Some(stages))
             if out.is_empty() =>
         {
             Ok(TypedPlan {
                 plan: plan.clone(),
-                device,
+                devices,
                 split,
                 notes,
                 data: Arc::from(data),

@@ -478,10 +478,11 @@ pub fn group_settings_sha256(plan: &RunPlan) -> String {
 /// The top-level settings whose strings are not paths of inputs: the
 /// dataset (fingerprinted by its contents, [`DataFingerprint`]), names,
 /// splits and the plan itself.
-const NOT_INPUTS: [&str; 7] = [
+const NOT_INPUTS: [&str; 8] = [
     "data",
     "name",
     "device",
+    "devices",
     "seed",
     "schema_version",
     "ablations",
@@ -676,7 +677,7 @@ fn new_record(plan: &RunPlan, settings_sha256: &str, stages: Vec<StageInfo>) -> 
         ended: None,
         error: None,
         rxalign_version: RXALIGN_VERSION.into(),
-        device: plan.file.device.clone(),
+        device: plan.file.device_label(),
         data: None,
         writer: Some(Writer::this_process()),
         group_settings_sha256: Some(group_settings_sha256(plan)),
@@ -981,7 +982,8 @@ fn execute(
         folder,
         rng: &mut rng,
         seed: file.seed,
-        device: typed.device,
+        device: typed.devices.first(),
+        devices: typed.devices.clone(),
         policy: std::sync::Arc::from(policy),
         summary: SummaryRecord::default(),
         trajectories: Vec::new(),

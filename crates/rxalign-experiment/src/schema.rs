@@ -39,6 +39,12 @@ pub struct ExperimentFile {
     /// `cpu`, or `cuda:N` where the build has CUDA.
     #[serde(default = "default_device")]
     pub device: String,
+    /// Data parallel (builds with the `distributed` feature): two or more
+    /// CUDA GPUs of this machine, `["cuda:0", "cuda:1"]`, over which each
+    /// SFT batch and GRPO update is sharded; the first also runs
+    /// everything else. Instead of `device`, never with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
     pub data: PluginSpec<DataSlot>,
     #[serde(default)]
     pub split: SplitSettings,
@@ -65,6 +71,28 @@ pub struct ExperimentFile {
 
 fn default_device() -> String {
     "cpu".into()
+}
+
+impl ExperimentFile {
+    /// The devices the run trains on: its `devices` where given, else its
+    /// `device`, checked.
+    pub fn train_devices(&self) -> Result<rxalign_policy::device::TrainDevices, rxalign_policy::PolicyError> {
+        use rxalign_policy::device::TrainDevices;
+        if self.devices.is_empty() {
+            Ok(TrainDevices::one(self.device.parse()?))
+        } else {
+            TrainDevices::parse(&self.devices)
+        }
+    }
+
+    /// The devices as the run's record names them (`cpu`; `cuda:0, cuda:1`).
+    pub fn device_label(&self) -> String {
+        if self.devices.is_empty() {
+            self.device.clone()
+        } else {
+            self.devices.join(", ")
+        }
+    }
 }
 
 fn default_policy() -> PluginSpec<PolicySlot> {

@@ -4,23 +4,26 @@
 //! epoch or iteration. A loop given the path of an existing checkpoint
 //! resumes from it and takes the same steps as if it had never stopped.
 //!
-//! The file: `RXCKPT2\n`, the SHA-256 of the rest of the file (32 bytes),
-//! then three sections, each a little-endian `u64` length and its bytes: the
-//! module record and the optimizer record (burn's bincode recorder, full
-//! precision), and the loop state as JSON. A file whose checksum does not
-//! match is refused, naming the file, before anything in it is decoded.
-//! Files of the first version (`RXCKPT1\n`, no checksum) are still read.
+//! The file: `RXCKPT3\n`, the SHA-256 of the rest of the file (32 bytes),
+//! then three sections, each a little-endian `u64` length and its bytes:
+//! the module's parameters as a Burnpack (burn-store's format: each
+//! tensor's module path, parameter id, dtype and shape, its values in that
+//! dtype, so bf16 and f16 weights stay 2 bytes; after a `u64` count of the
+//! parameters left out), the optimizer's record (burn's bincode recorder,
+//! full precision, keyed by the parameter ids), and the loop state as
+//! JSON. A file whose checksum does not match is refused, naming the file,
+//! before anything in it is decoded; so is a checkpoint of an earlier
+//! format (`RXCKPT1`, `RXCKPT2`, `RXCKPTT`: burn's record of the module, or
+//! our f32 container), with what to do (delete it and train the stage
+//! again).
 //!
 //! A family whose frozen parameters its `init` rebuilds exactly (a
 //! pretrained base under LoRA adapters) has its checkpoints keep the
-//! trainable parameters only ([`Keep::Trainable`]): the file starts
-//! `RXCKPTT\n` and its module section holds, instead of burn's record, a
-//! JSON header (each kept parameter's module path, id and shape, and how
-//! many parameters were left out) and their values as little-endian `f32`.
-//! Reading such a file applies the kept parameters, ids included (the
-//! optimizer's state is keyed by them), onto the freshly built model, whose
-//! other parameters must be exactly those left out. Which kind a file is,
-//! its header says; readers need not be told.
+//! trainable parameters only ([`Keep::Trainable`]). Reading a file applies
+//! the kept parameters, ids included (the optimizer's state is keyed by
+//! them), onto the freshly built model, whose other parameters must be
+//! exactly as many as were left out; readers need not be told which kind
+//! a file is.
 //!
 //! A checkpoint is written to a temporary file beside it
 //! (`.NAME.tmp-HOST-PID-N`, [`rxalign_core::run::write_atomic`])
@@ -42,11 +45,10 @@ use sha2::{Digest, Sha256};
 
 use crate::PolicyError;
 
-const MAGIC_V1: &[u8] = b"RXCKPT1\n";
-const MAGIC: &[u8] = b"RXCKPT2\n";
-/// [`MAGIC`] for a file whose module section keeps the trainable
-/// parameters only.
-const MAGIC_TRAINABLE: &[u8] = b"RXCKPTT\n";
+const MAGIC: &[u8] = b"RXCKPT3\n";
+/// The headers of earlier formats (burn's own record of the module, or our
+/// f32 container of the trainable parameters), refused with what to do.
+const OLD_MAGICS: [&[u8]; 3] = [b"RXCKPT1\n", b"RXCKPT2\n", b"RXCKPTT\n"];
 /// Bytes of the SHA-256 that follows [`MAGIC`].
 const CHECKSUM_LEN: usize = 32;
 
@@ -61,160 +63,193 @@ pub enum Keep {
     Trainable,
 }
 
-/// The module section of a [`Keep::Trainable`] file: a `u64` header length,
-/// the JSON header, then the kept parameters' values as little-endian `f32`
-/// in the header's order.
-mod trainable {
+/// The module section: a little-endian `u64`, how many parameters were
+/// left out (the frozen ones under [`Keep::Trainable`], 0 under
+/// [`Keep::All`]), then the kept parameters as a Burnpack (burn-store's
+/// format: each tensor's module path, [`ParamId`], dtype and shape, and its
+/// values in that dtype, so half-precision weights stay 2 bytes).
+///
+/// burn-store's own loader keeps the ids of the model it loads into; the
+/// optimizer's state is keyed by the ids the file was written with, so the
+/// parameters are applied here, ids included.
+///
+/// [`ParamId`]: burn::module::ParamId
+mod module_section {
+    use std::collections::HashMap;
+
     use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
     use burn::prelude::*;
-    use serde::{Deserialize, Serialize};
+    use burn::tensor::{Bool, Bytes};
+    use burn_store::{BurnpackStore, BurnpackWriter, ModuleStore, TensorSnapshot};
 
-    #[derive(Debug, Serialize, Deserialize)]
-    struct Kept {
-        /// The parameter's module path (`model.layers.0.self_attn.q_proj.adapters.0.a`).
-        path: String,
-        /// Its [`ParamId`], which the optimizer's state is keyed by.
-        id: u64,
-        shape: Vec<usize>,
-    }
+    use super::Keep;
 
-    #[derive(Debug, Default, Serialize, Deserialize)]
-    struct Header {
-        kept: Vec<Kept>,
-        /// How many parameters were left out (the frozen ones).
-        left_out: usize,
-    }
-
-    /// Module paths as burn's visitors and mappers walk them.
+    /// Module paths and container types as burn's visitors and mappers walk them.
     #[derive(Debug, Default)]
-    struct Path(Vec<String>);
+    struct Path {
+        names: Vec<String>,
+        containers: Vec<String>,
+    }
 
     impl Path {
-        fn enter(&mut self, name: &str) {
-            self.0.push(name.to_string());
+        fn enter(&mut self, name: &str, container: &str) {
+            self.names.push(name.to_string());
+            self.containers.push(container.to_string());
         }
         fn exit(&mut self) {
-            self.0.pop();
+            self.names.pop();
+            self.containers.pop();
         }
         fn join(&self) -> String {
-            self.0.join(".")
+            self.names.join(".")
         }
     }
 
-    #[derive(Debug, Default)]
     struct Collect {
         path: Path,
-        header: Header,
-        values: Vec<u8>,
+        keep: Keep,
+        kept: Vec<TensorSnapshot>,
+        left_out: u64,
+    }
+
+    impl Collect {
+        fn take(&mut self, trains: bool, snapshot: impl FnOnce(Vec<String>, Vec<String>) -> TensorSnapshot) {
+            if self.keep == Keep::Trainable && !trains {
+                self.left_out += 1;
+                return;
+            }
+            let snapshot = snapshot(self.path.names.clone(), self.path.containers.clone());
+            self.kept.push(snapshot);
+        }
     }
 
     impl<B: Backend> ModuleVisitor<B> for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.enter(name);
+        fn enter_module(&mut self, name: &str, container: &str) {
+            self.path.enter(name, container);
         }
         fn exit_module(&mut self, _: &str, _: &str) {
             self.path.exit();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             let value = param.val();
-            if !value.is_require_grad() {
-                self.header.left_out += 1;
-                return;
-            }
-            let shape = value.dims().to_vec();
-            let data = value.into_data().convert::<f32>();
-            for x in data.iter::<f32>() {
-                self.values.extend(x.to_le_bytes());
-            }
-            self.header.kept.push(Kept {
-                path: self.path.join(),
-                id: param.id.val(),
-                shape,
+            self.take(value.is_require_grad(), |names, containers| {
+                TensorSnapshot::from_float(&value, names, containers, param.id)
+            });
+        }
+        fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<B, D, Int>>) {
+            self.take(false, |names, containers| {
+                TensorSnapshot::from_int(&param.val(), names, containers, param.id)
+            });
+        }
+        fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, Bool>>) {
+            self.take(false, |names, containers| {
+                TensorSnapshot::from_bool(&param.val(), names, containers, param.id)
             });
         }
     }
 
-    /// The trainable parameters of `model`.
-    pub(super) fn encode<B: Backend, M: Module<B>>(model: &M) -> Vec<u8> {
-        let mut c = Collect::default();
+    /// The parameters of `model` that `keep` says.
+    pub(super) fn encode<B: Backend, M: Module<B>>(model: &M, keep: Keep) -> Result<Vec<u8>, String> {
+        let mut c = Collect {
+            path: Path::default(),
+            keep,
+            kept: Vec::new(),
+            left_out: 0,
+        };
         model.visit(&mut c);
-        // A header of plain fields always serialises.
-        let header = serde_json::to_vec(&c.header).unwrap_or_default();
-        let mut out = (header.len() as u64).to_le_bytes().to_vec();
-        out.extend(header);
-        out.extend(c.values);
-        out
+        let pack = BurnpackWriter::new(c.kept)
+            .to_bytes()
+            .map_err(|e| e.to_string())?;
+        let mut out = c.left_out.to_le_bytes().to_vec();
+        out.extend_from_slice(&pack);
+        Ok(out)
     }
 
-    struct Apply<'a> {
+    struct Apply {
         path: Path,
-        /// Path → (id, shape, values); taken as applied.
-        kept: std::collections::HashMap<String, (u64, Vec<usize>, &'a [u8])>,
-        others: usize,
+        /// Path → the file's tensor; taken as applied.
+        kept: HashMap<String, TensorSnapshot>,
+        others: u64,
         errors: Vec<String>,
     }
 
-    impl<B: Backend> ModuleMapper<B> for Apply<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.enter(name);
+    impl Apply {
+        /// The file's values and id of the parameter at the current path,
+        /// if it keeps it and the shapes agree.
+        fn take(&mut self, dims: &[usize]) -> Option<(TensorData, ParamId)> {
+            let path = self.path.join();
+            let Some(snapshot) = self.kept.remove(&path) else {
+                self.others += 1;
+                return None;
+            };
+            if snapshot.shape.as_slice() != dims {
+                self.errors.push(format!(
+                    "{path}: shape {:?} in the file, {dims:?} in the model",
+                    snapshot.shape.as_slice()
+                ));
+                return None;
+            }
+            let Some(id) = snapshot.tensor_id else {
+                self.errors.push(format!("{path}: no parameter id in the file"));
+                return None;
+            };
+            match snapshot.to_data() {
+                Ok(data) => Some((data, id)),
+                Err(e) => {
+                    self.errors.push(format!("{path}: {e}"));
+                    None
+                }
+            }
+        }
+    }
+
+    impl<B: Backend> ModuleMapper<B> for Apply {
+        fn enter_module(&mut self, name: &str, container: &str) {
+            self.path.enter(name, container);
         }
         fn exit_module(&mut self, _: &str, _: &str) {
             self.path.exit();
         }
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-            let path = self.path.join();
-            let Some((id, shape, bytes)) = self.kept.remove(&path) else {
-                self.others += 1;
+            let Some((data, id)) = self.take(&param.lazy_shape().dims::<D>()) else {
                 return param;
             };
-            let dims = param.val().dims().to_vec();
-            if dims != shape {
-                self.errors.push(format!(
-                    "{path}: shape {shape:?} in the file, {dims:?} in the model"
-                ));
+            let (device, dtype) = (param.lazy_device(), data.dtype);
+            param.transform_for_load(Tensor::from_data(data, (&device, dtype)), id)
+        }
+        fn map_int<const D: usize>(&mut self, param: Param<Tensor<B, D, Int>>) -> Param<Tensor<B, D, Int>> {
+            let Some((data, id)) = self.take(&param.lazy_shape().dims::<D>()) else {
                 return param;
-            }
-            let values: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            let device = param.val().device();
-            let tensor = Tensor::<B, D>::from_data(TensorData::new(values, shape), &device);
-            param.transform_for_load(tensor, ParamId::from(id))
+            };
+            let device = param.lazy_device();
+            param.transform_for_load(Tensor::from_data(data, &device), id)
+        }
+        fn map_bool<const D: usize>(
+            &mut self,
+            param: Param<Tensor<B, D, Bool>>,
+        ) -> Param<Tensor<B, D, Bool>> {
+            let Some((data, id)) = self.take(&param.lazy_shape().dims::<D>()) else {
+                return param;
+            };
+            let device = param.lazy_device();
+            param.transform_for_load(Tensor::from_data(data, &device), id)
         }
     }
 
-    /// `model` with the parameters of `section` (its ids included); every
+    /// `model` with the parameters of `section` (their ids included); every
     /// other parameter of `model` must be one that was left out.
     pub(super) fn apply<B: Backend, M: Module<B>>(section: &[u8], model: M) -> Result<M, String> {
-        let len: [u8; 8] = section
-            .get(..8)
-            .and_then(|s| s.try_into().ok())
-            .ok_or("header length cut short")?;
-        let end = usize::try_from(u64::from_le_bytes(len))
-            .ok()
-            .and_then(|l| l.checked_add(8))
-            .filter(|&e| e <= section.len())
-            .ok_or("header longer than the section")?;
-        let header: Header = serde_json::from_slice(&section[8..end]).map_err(|e| e.to_string())?;
-        let mut values = &section[end..];
-        let mut kept = std::collections::HashMap::new();
-        for k in header.kept {
-            let bytes = k
-                .shape
-                .iter()
-                .try_fold(4usize, |n, &d| n.checked_mul(d))
-                .filter(|&n| n <= values.len())
-                .ok_or_else(|| format!("{}: values cut short", k.path))?;
-            let (here, rest) = values.split_at(bytes);
-            values = rest;
-            if kept.insert(k.path.clone(), (k.id, k.shape, here)).is_some() {
-                return Err(format!("{}: kept twice", k.path));
-            }
-        }
-        if !values.is_empty() {
-            return Err("values after the last parameter".into());
-        }
+        let (left_out, pack) = section
+            .split_first_chunk::<8>()
+            .ok_or("the count of left-out parameters is cut short")?;
+        let left_out = u64::from_le_bytes(*left_out);
+        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(pack.to_vec())));
+        let kept = store
+            .get_all_snapshots()
+            .map_err(|e| format!("Burnpack: {e}"))?
+            .iter()
+            .map(|(path, snapshot)| (path.clone(), snapshot.clone()))
+            .collect();
         let mut apply = Apply {
             path: Path::default(),
             kept,
@@ -228,10 +263,10 @@ mod trainable {
         if let Some(path) = apply.kept.keys().next() {
             return Err(format!("{path}: no such parameter in the model"));
         }
-        if apply.others != header.left_out {
+        if apply.others != left_out {
             return Err(format!(
-                "{} parameters were left out of the file (rebuilt from the model's folder), but the model has {} others: not the model the file was written for",
-                header.left_out, apply.others
+                "{left_out} parameters were left out of the file (rebuilt from the model's folder), but the model has {} others: not the model the file was written for",
+                apply.others
             ));
         }
         Ok(model)
@@ -357,17 +392,11 @@ where
     S: Serialize,
 {
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let failed = |e: burn::record::RecorderError| {
+    let failed = |e: &dyn std::fmt::Display| {
         PolicyError::Invalid(format!("{}: writing the checkpoint: {e}", path.display()))
     };
-    let (magic, model_bytes) = match keep {
-        Keep::All => (
-            MAGIC,
-            Recorder::<B>::record(&recorder, model.clone().into_record(), ()).map_err(failed)?,
-        ),
-        Keep::Trainable => (MAGIC_TRAINABLE, trainable::encode(model)),
-    };
-    let optim_bytes = Recorder::<B>::record(&recorder, optim.to_record(), ()).map_err(failed)?;
+    let model_bytes = module_section::encode(model, keep).map_err(|e| failed(&e))?;
+    let optim_bytes = Recorder::<B>::record(&recorder, optim.to_record(), ()).map_err(|e| failed(&e))?;
     let state_bytes = serde_json::to_vec(state)
         .map_err(|e| PolicyError::Invalid(format!("{}: writing the checkpoint: {e}", path.display())))?;
     let mut payload = Vec::new();
@@ -375,7 +404,7 @@ where
         payload.extend((section.len() as u64).to_le_bytes());
         payload.extend_from_slice(section);
     }
-    let mut bytes = magic.to_vec();
+    let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&Sha256::digest(&payload));
     bytes.extend_from_slice(&payload);
     if let Some(dir) = path.parent() {
@@ -393,63 +422,43 @@ where
     M: burn::module::Module<B>,
 {
     let bytes = std::fs::read(path).map_err(|e| PolicyError::Invalid(format!("{}: {e}", path.display())))?;
-    let (keep, [module, _, _]) = sections(path, &bytes)?;
-    apply_module(path, keep, module, model, device)
+    let [module, _, _] = sections(path, &bytes)?;
+    // The parameters are made where `model`'s are, which is `device`.
+    let _ = device;
+    apply_module(path, module, model)
 }
 
-/// Puts the module section of a file written with `keep` into `model`.
-fn apply_module<B, M>(
-    path: &Path,
-    keep: Keep,
-    module: &[u8],
-    model: M,
-    device: &B::Device,
-) -> Result<M, PolicyError>
+/// Puts the module section of a checkpoint into `model`.
+fn apply_module<B, M>(path: &Path, module: &[u8], model: M) -> Result<M, PolicyError>
 where
     B: burn::tensor::backend::Backend,
     M: burn::module::Module<B>,
 {
-    match keep {
-        Keep::All => {
-            let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-            let record = Recorder::<B>::load(&recorder, module.to_vec(), device)
-                .map_err(|e| corrupt(path, &format!("module: {e}")))?;
-            Ok(model.load_record(record))
-        }
-        Keep::Trainable => {
-            trainable::apply(module, model).map_err(|e| corrupt(path, &format!("module: {e}")))
-        }
-    }
+    module_section::apply(module, model).map_err(|e| corrupt(path, &format!("module: {e}")))
 }
 
-/// Which parameters a file keeps, and its module, optimizer and state
-/// sections, after its checksum is verified.
-fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<(Keep, [&'a [u8]; 3]), PolicyError> {
-    let checked = if let Some(rest) = bytes.strip_prefix(MAGIC) {
-        Some((Keep::All, rest))
-    } else {
-        bytes
-            .strip_prefix(MAGIC_TRAINABLE)
-            .map(|rest| (Keep::Trainable, rest))
-    };
-    let (keep, rest) = if let Some((keep, rest)) = checked {
-        if rest.len() < CHECKSUM_LEN {
-            return Err(corrupt(path, "cut short before its checksum"));
-        }
-        let (sum, payload) = rest.split_at(CHECKSUM_LEN);
-        if Sha256::digest(payload).as_slice() != sum {
+/// The module, optimizer and state sections of a file, after its header
+/// and checksum are verified.
+fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<[&'a [u8]; 3], PolicyError> {
+    let Some(rest) = bytes.strip_prefix(MAGIC) else {
+        if OLD_MAGICS.iter().any(|m| bytes.starts_with(m)) {
             return Err(PolicyError::Invalid(format!(
-                "{}: the checkpoint is damaged: its SHA-256 does not match its contents (a partial copy or a changed byte); delete it to start the stage afresh",
+                "{}: a checkpoint of an earlier rxalign, before checkpoints kept their weights in Burnpack; it cannot be read: delete it (or the run's `checkpoints/` folder) and train the stage again",
                 path.display()
             )));
         }
-        (keep, payload)
-    } else {
-        let rest = bytes
-            .strip_prefix(MAGIC_V1)
-            .ok_or_else(|| corrupt(path, "no header"))?;
-        (Keep::All, rest)
+        return Err(corrupt(path, "no header"));
     };
+    if rest.len() < CHECKSUM_LEN {
+        return Err(corrupt(path, "cut short before its checksum"));
+    }
+    let (sum, rest) = rest.split_at(CHECKSUM_LEN);
+    if Sha256::digest(rest).as_slice() != sum {
+        return Err(PolicyError::Invalid(format!(
+            "{}: the checkpoint is damaged: its SHA-256 does not match its contents (a partial copy or a changed byte); delete it to start the stage afresh",
+            path.display()
+        )));
+    }
     let mut at = 0usize;
     let mut next = |name: &str| {
         let len: [u8; 8] = rest
@@ -469,7 +478,7 @@ fn sections<'a>(path: &Path, bytes: &'a [u8]) -> Result<(Keep, [&'a [u8]; 3]), P
     if at != rest.len() {
         return Err(corrupt(path, "bytes after the last section"));
     }
-    Ok((keep, out))
+    Ok(out)
 }
 
 /// Removes the temporary files that writing the checkpoint at `path` leaves
@@ -551,10 +560,10 @@ where
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(PolicyError::Invalid(format!("{}: {e}", path.display()))),
     };
-    let (keep, [model_bytes, optim_bytes, state_bytes]) = sections(path, &bytes)?;
+    let [model_bytes, optim_bytes, state_bytes] = sections(path, &bytes)?;
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
     let state: S = serde_json::from_slice(state_bytes).map_err(|e| corrupt(path, &format!("state: {e}")))?;
-    let model = apply_module(path, keep, model_bytes, model, device)?;
+    let model = apply_module(path, model_bytes, model)?;
     let optim_record = Recorder::<B>::load(&recorder, optim_bytes.to_vec(), device)
         .map_err(|e| corrupt(path, &format!("optimizer: {e}")))?;
     Ok(Some((model, optim.load_record(optim_record), state)))
@@ -628,6 +637,67 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// Issue #23: checkpoints of the formats before Burnpack are refused
+    /// with what to do, naming the file.
+    #[test]
+    fn a_checkpoint_of_an_earlier_format_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = written(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        for old in OLD_MAGICS {
+            let mut earlier = old.to_vec();
+            earlier.extend_from_slice(&bytes[MAGIC.len()..]);
+            std::fs::write(&path, &earlier).unwrap();
+            let e = resume_from(&path).map(|_| ()).unwrap_err().to_string();
+            assert!(
+                e.contains("0-sft.ckpt")
+                    && e.contains("earlier rxalign")
+                    && e.contains("delete it")
+                    && e.contains("train the stage again"),
+                "{e}"
+            );
+        }
+    }
+
+    /// Issue #23: the module's weights are a Burnpack in their own dtype, so
+    /// bf16 weights take 2 bytes a value and come back bf16, bit for bit,
+    /// with their parameter ids.
+    #[test]
+    fn bf16_weights_stay_two_bytes_and_come_back_with_their_ids() {
+        use burn::module::Param;
+        use burn::tensor::{DType, Tensor, TensorData};
+        let device = Default::default();
+        let values: Vec<f32> = (0..64 * 64).map(|i| (i as f32 * 0.37).sin()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let as_f32 =
+            |t: Tensor<burn::backend::Flex, 2>| t.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        let size = |dtype: DType| {
+            let mut m: Linear<B> = LinearConfig::new(64, 64).init(&device);
+            let weight = Tensor::from_data(TensorData::new(values.clone(), [64, 64]), (&device, dtype));
+            m.weight = Param::initialized(m.weight.id, weight);
+            let path = dir.path().join(format!("{dtype:?}.ckpt"));
+            let optim = AdamConfig::new().init::<B, Linear<B>>();
+            save::<B, _, _, u32>(&path, Keep::All, &m, &optim, &0).unwrap();
+            let fresh: Linear<burn::backend::Flex> = LinearConfig::new(64, 64).init(&device);
+            let loaded = load_module::<burn::backend::Flex, _>(&path, fresh, &device).unwrap();
+            assert_eq!(loaded.weight.val().dtype(), dtype);
+            assert_eq!(
+                loaded.weight.id, m.weight.id,
+                "the file's id, not the fresh model's"
+            );
+            assert_eq!(as_f32(loaded.weight.val()), as_f32(m.weight.val().inner()));
+            std::fs::metadata(&path).unwrap().len()
+        };
+        let (f32_size, bf16_size) = (size(DType::F32), size(DType::BF16));
+        // 64 x 64 values, 2 bytes fewer each (the tensors' alignment pads
+        // by less than 256 bytes).
+        let saved = f32_size - bf16_size;
+        assert!(
+            (64 * 64 * 2 - 256..=64 * 64 * 2 + 256).contains(&saved),
+            "{f32_size} vs {bf16_size}"
+        );
     }
 
     /// Issue #12: leftover temporary files were never removed.

@@ -48,6 +48,87 @@ impl fmt::Display for TrainDevice {
     }
 }
 
+/// The devices SFT and GRPO train on: one (the experiment file's
+/// `device`), or, in a build with the `distributed` feature, several CUDA
+/// GPUs of one machine (the file's `devices`) over which each batch is
+/// sharded (data parallel). The first holds the model and the optimizer,
+/// and runs everything that is not sharded (rollouts, evaluations, the
+/// other stages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainDevices(Vec<TrainDevice>);
+
+impl TrainDevices {
+    /// Training on `device` alone.
+    pub fn one(device: TrainDevice) -> Self {
+        Self(vec![device])
+    }
+
+    /// An experiment file's `devices`, checked: this build shards (it has
+    /// the `distributed` feature), two or more devices, each a CUDA GPU,
+    /// none twice.
+    pub fn parse(names: &[String]) -> Result<Self, PolicyError> {
+        let invalid = |message: String| PolicyError::Invalid(format!("`devices`: {message}"));
+        if !cfg!(feature = "distributed") {
+            return Err(invalid(
+                "this build cannot shard training over several devices; build with `cargo build --release --features cuda,distributed`, or name one `device`".into(),
+            ));
+        }
+        if names.len() < 2 {
+            return Err(invalid(format!(
+                "names {} device(s); data parallel needs two or more CUDA GPUs (one GPU: `device: \"cuda:0\"`)",
+                names.len()
+            )));
+        }
+        let mut devices = Vec::with_capacity(names.len());
+        for name in names {
+            let device: TrainDevice = name.parse().map_err(|e: PolicyError| invalid(e.to_string()))?;
+            if !matches!(device, TrainDevice::Cuda(_)) {
+                return Err(invalid(format!(
+                    "`{name}` is not a CUDA GPU; data parallel runs on `cuda:N` devices only"
+                )));
+            }
+            if devices.contains(&device) {
+                return Err(invalid(format!("`{name}` is named twice")));
+            }
+            devices.push(device);
+        }
+        Ok(Self(devices))
+    }
+
+    /// The device of the model, the optimizer and everything not sharded.
+    pub fn first(&self) -> TrainDevice {
+        self.0[0]
+    }
+
+    /// Every device, the first first.
+    pub fn as_slice(&self) -> &[TrainDevice] {
+        &self.0
+    }
+
+    /// The GPU indices of a `cuda:N` list (`None` if a device is not CUDA).
+    pub fn cuda_indices(&self) -> Option<Vec<usize>> {
+        self.0
+            .iter()
+            .map(|d| match d {
+                TrainDevice::Cuda(i) => Some(*i),
+                TrainDevice::Cpu => None,
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for TrainDevices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The CUDA backend for training: autodiff over burn's `Cuda`.
 #[cfg(feature = "cuda")]
 pub type CudaTrainBackend = burn::backend::Autodiff<burn::backend::Cuda>;
@@ -92,6 +173,11 @@ mod tests {
         let e = "gpu".parse::<TrainDevice>().unwrap_err().to_string();
         assert!(e.contains("expected `cpu` or `cuda:N`"), "{e}");
         let cuda = "cuda:1".parse::<TrainDevice>();
+        let one = TrainDevices::one(TrainDevice::Cpu);
+        assert_eq!(
+            (one.first(), one.to_string()),
+            (TrainDevice::Cpu, "cpu".to_string())
+        );
         if cfg!(feature = "cuda") {
             assert_eq!(cuda.unwrap(), TrainDevice::Cuda(1));
         } else {
@@ -153,6 +239,42 @@ pub fn check_memory(what: &str, field: &'static str, value: usize, needed: u128)
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod devices_tests {
+    use super::*;
+
+    fn parse(names: &[&str]) -> Result<TrainDevices, String> {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        TrainDevices::parse(&names).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_device_list_is_refused_without_the_feature_or_with_a_device_other_than_cuda() {
+        let two = parse(&["cuda:0", "cuda:1"]);
+        if !cfg!(feature = "distributed") {
+            let e = two.unwrap_err();
+            assert!(
+                e.contains("devices") && e.contains("--features cuda,distributed"),
+                "{e}"
+            );
+            return;
+        }
+        let two = two.unwrap();
+        assert_eq!(two.first(), TrainDevice::Cuda(0));
+        assert_eq!(two.cuda_indices(), Some(vec![0, 1]));
+        assert_eq!(two.to_string(), "cuda:0, cuda:1");
+        for (names, want) in [
+            (&["cuda:0"][..], "two or more CUDA GPUs"),
+            (&["cuda:0", "cpu"][..], "`cpu` is not a CUDA GPU"),
+            (&["cuda:0", "gpu1"][..], "expected `cpu` or `cuda:N`"),
+            (&["cuda:1", "cuda:1"][..], "`cuda:1` is named twice"),
+        ] {
+            let e = parse(names).unwrap_err();
+            assert!(e.contains(want) && e.contains("devices"), "{names:?}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

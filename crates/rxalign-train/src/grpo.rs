@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -36,6 +36,7 @@ use crate::job::Job;
 use crate::kl::{self, KlEstimator};
 use crate::learner::{LoopPlan, run_loop};
 use crate::observer::{StepLog, Throughput, TrainObserver};
+use crate::parallel::{Combine, DataParallel, Replicas};
 use crate::select::{self, Select};
 
 /// Settings of (step-wise) GRPO.
@@ -237,12 +238,44 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
     observer: &mut dyn TrainObserver,
     device: &B::Device,
 ) -> Result<F::Model<B::InnerBackend>, TrainError> {
+    train_grpo_on(family, policy, job, observer, &DataParallel::single(device))
+}
+
+/// [`train_grpo`] with each update sharded over `parallel`'s devices (data
+/// parallel: each shard's gradients on its device against a copy of the
+/// reference there, weighted by its share of the samples, summed, one
+/// optimizer step on the first device; see [`crate::parallel`]). Rollouts
+/// and evaluations run on the first device. With one device it is exactly
+/// [`train_grpo`].
+pub fn train_grpo_on<F: PolicyFamily, B: AutodiffBackend, C: Combine<B>>(
+    family: &F,
+    policy: F::Trainable<B>,
+    job: &GrpoJob<'_>,
+    observer: &mut dyn TrainObserver,
+    parallel: &DataParallel<B, C>,
+) -> Result<F::Model<B::InnerBackend>, TrainError> {
+    let device = parallel.first();
     let settings = job.settings;
     settings.validate()?;
     if job.train.is_empty() {
         return Err(TrainError::Invalid("GRPO: the training visits are empty".into()));
     }
     let reference = policy.valid();
+    // The frozen reference on every device (the first's is the original).
+    let references: Vec<F::Model<B::InnerBackend>> = parallel
+        .devices()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if i == 0 {
+                reference.clone()
+            } else {
+                reference.clone().fork(d)
+            }
+        })
+        .collect();
+    drop(reference);
+    let mut replicas = parallel.replicas();
     let optim = AdamConfig::new()
         .with_grad_clipping(Some(GradientClippingConfig::Norm(settings.grad_norm as f32)))
         .with_weight_decay(
@@ -277,8 +310,17 @@ pub fn train_grpo<F: PolicyFamily, B: AutodiffBackend>(
         let samples = advantages(&rollouts, settings);
         let lr = settings.lr_at(iteration);
         let started = std::time::Instant::now();
-        let (model, stats) = update(family, model, optim, &reference, &samples, job, lr, device)
-            .map_err(|e| diverged(e, iteration))?;
+        let (model, stats) = update_sharded(
+            family,
+            model,
+            optim,
+            &mut replicas,
+            &references,
+            &samples,
+            job,
+            lr,
+        )
+        .map_err(|e| diverged(e, iteration))?;
         observer
             .throughput(&Throughput {
                 iteration,
@@ -414,7 +456,7 @@ pub fn token_advantages<D>(samples: &[Sample<D>], parts: usize) -> Vec<f32> {
 #[expect(clippy::too_many_arguments, reason = "the inputs of one update")]
 pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>, B>>(
     family: &F,
-    mut model: F::Trainable<B>,
+    model: F::Trainable<B>,
     optim: &mut O,
     reference: &F::Model<B::InnerBackend>,
     samples: &[Sample<F::Decision>],
@@ -422,19 +464,77 @@ pub fn update<F: PolicyFamily, B: AutodiffBackend, O: Optimizer<F::Trainable<B>,
     lr: f64,
     device: &B::Device,
 ) -> Result<(F::Trainable<B>, UpdateStats), TrainError> {
+    let parallel = DataParallel::single(device);
+    let mut replicas = parallel.replicas();
+    let references = std::slice::from_ref(reference);
+    update_sharded(family, model, optim, &mut replicas, references, samples, job, lr)
+}
+
+/// [`update`] with the samples of each gradient step sharded over the
+/// devices of `replicas` (`references[i]`: the frozen reference on device
+/// `i`).
+#[expect(clippy::too_many_arguments, reason = "the inputs of one update")]
+pub fn update_sharded<F, B, C, O>(
+    family: &F,
+    mut model: F::Trainable<B>,
+    optim: &mut O,
+    replicas: &mut Replicas<'_, B, C, F::Trainable<B>>,
+    references: &[F::Model<B::InnerBackend>],
+    samples: &[Sample<F::Decision>],
+    job: &GrpoJob<'_>,
+    lr: f64,
+) -> Result<(F::Trainable<B>, UpdateStats), TrainError>
+where
+    F: PolicyFamily,
+    B: AutodiffBackend,
+    C: Combine<B>,
+    O: Optimizer<F::Trainable<B>, B>,
+{
     let mut stats = UpdateStats::default();
     if samples.is_empty() {
         return Ok((model, stats));
     }
     for _ in 0..job.settings.ppo_epochs {
-        let (grads, s) = update_gradients(family, &model, reference, samples, job, device)?;
-        stats = s;
+        let (grads, parts) = replicas.gradients(&model, samples.len(), |shard| {
+            update_gradients(
+                family,
+                shard.model,
+                &references[shard.index],
+                &samples[shard.range],
+                job,
+                shard.device,
+            )
+        })?;
+        stats = UpdateStats::weighted(&parts);
         let Some(grads) = grads else {
             return Ok((model, stats));
         };
         model = optim.step(lr, model, grads);
+        replicas.stepped(&model);
     }
     Ok((model, stats))
+}
+
+impl UpdateStats {
+    /// The statistics of a sharded update from its shards' (each a mean
+    /// over its samples) weighted by their shares of the samples; one
+    /// shard's are its own.
+    fn weighted(parts: &[(f64, UpdateStats)]) -> UpdateStats {
+        if let [(_, only)] = parts {
+            return only.clone();
+        }
+        let sum = |f: &dyn Fn(&UpdateStats) -> f64| parts.iter().map(|(w, s)| w * f(s)).sum::<f64>();
+        UpdateStats {
+            loss: sum(&|s| s.loss),
+            kl: sum(&|s| s.kl),
+            kl_exact: parts
+                .iter()
+                .map(|(w, s)| s.kl_exact.map(|k| w * k))
+                .sum::<Option<f64>>(),
+            kl_k3: sum(&|s| s.kl_k3),
+            entropy: sum(&|s| s.entropy),
+        }
+    }
 }
 
 /// The gradients of one gradient step of the update on `samples` (the

@@ -14,6 +14,8 @@
 //!   one loop (`learner`) owns resume, evaluation, selection, checkpoints and
 //!   the observer for SFT and GRPO, which supply only their step.
 //! - [`kl`]: the KL estimators (exact, k3).
+//! - [`parallel`]: data parallel: a step's batch sharded over devices,
+//!   the shards' gradients weighted and summed (NCCL's all-reduce on CUDA).
 //! - [`observer`]: what a loop reports after each epoch or iteration, and
 //!   the evaluations it makes along the way.
 //! - [`select`]: which step's model a loop hands on (the last, or the best
@@ -29,6 +31,7 @@ pub mod job;
 pub mod kl;
 mod learner;
 pub mod observer;
+pub mod parallel;
 pub mod plugin;
 pub mod select;
 pub mod sft;

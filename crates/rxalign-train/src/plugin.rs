@@ -15,15 +15,23 @@ use std::path::Path;
 
 use rxalign_core::{Action, DrugSet, Rng, Trajectory, seeded_rng};
 use rxalign_policy::checkpoint;
-use rxalign_policy::device::TrainDevice;
+use rxalign_policy::device::{TrainDevice, TrainDevices};
 use rxalign_policy::family::{Effect, FamilyConfig, FamilyContext, PolicyFamily};
 use rxalign_policy::{PolicyError, with_backend};
 
 use crate::TrainError;
 use crate::episodes::Episodes;
+#[cfg(feature = "distributed")]
+use crate::grpo::train_grpo_on;
 use crate::grpo::{GrpoJob, train_grpo};
 use crate::observer::TrainObserver;
+#[cfg(feature = "distributed")]
+use crate::parallel::{AllReduce, DataParallel};
+#[cfg(feature = "distributed")]
+use crate::sft::train_sft_on;
 use crate::sft::{SftJob, train_sft};
+#[cfg(feature = "distributed")]
+use rxalign_policy::device::CudaTrainBackend;
 
 /// The `policy` slot's plugin: settings checked when the file is read, a
 /// family built for each run.
@@ -82,19 +90,21 @@ pub trait TrainablePolicy: fmt::Debug + Send + Sync {
     /// At most this many decisions per episode.
     fn budget(&self) -> usize;
 
-    /// SFT from a fresh model; the result is `job.checkpoint`.
+    /// SFT from a fresh model on `devices` (several: each batch sharded
+    /// over them); the result is `job.checkpoint`.
     fn sft(
         &self,
-        device: TrainDevice,
+        devices: &TrainDevices,
         job: &SftJob<'_>,
         observer: &mut dyn TrainObserver,
     ) -> Result<(), TrainError>;
 
     /// (Step-wise) GRPO from the model of checkpoint `from`, which is also
-    /// the frozen reference; the result is `job.checkpoint`.
+    /// the frozen reference, on `devices` (several: each update sharded
+    /// over them); the result is `job.checkpoint`.
     fn grpo(
         &self,
-        device: TrainDevice,
+        devices: &TrainDevices,
         from: &Path,
         job: &GrpoJob<'_>,
         observer: &mut dyn TrainObserver,
@@ -148,6 +158,72 @@ fn required<'p>(checkpoint: Option<&'p Path>, stage: &str) -> Result<&'p Path, T
     checkpoint.ok_or_else(|| TrainError::Invalid(format!("{stage}: a checkpoint path is required")))
 }
 
+/// Data parallel over several CUDA GPUs: the shards' gradients summed by
+/// NCCL's all-reduce. Builds without the `distributed` feature refuse a
+/// device list when the file is read; these say so if one gets here all
+/// the same.
+impl<F: PolicyFamily + 'static> Built<F> {
+    fn sft_sharded(
+        &self,
+        devices: &TrainDevices,
+        job: &SftJob<'_>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        #[cfg(feature = "distributed")]
+        {
+            let parallel = cuda_parallel(devices)?;
+            train_sft_on::<F, CudaTrainBackend, _>(&self.family, job, observer, &parallel).map(drop)
+        }
+        #[cfg(not(feature = "distributed"))]
+        {
+            let _ = (job, observer);
+            Err(no_data_parallel(devices))
+        }
+    }
+
+    fn grpo_sharded(
+        &self,
+        devices: &TrainDevices,
+        from: &Path,
+        job: &GrpoJob<'_>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        #[cfg(feature = "distributed")]
+        {
+            let parallel = cuda_parallel(devices)?;
+            let start = F::into_trainable(load::<F, CudaTrainBackend>(&self.family, from, parallel.first())?);
+            train_grpo_on::<F, CudaTrainBackend, _>(&self.family, start, job, observer, &parallel).map(drop)
+        }
+        #[cfg(not(feature = "distributed"))]
+        {
+            let _ = (from, job, observer);
+            Err(no_data_parallel(devices))
+        }
+    }
+}
+
+#[cfg(not(feature = "distributed"))]
+fn no_data_parallel(devices: &TrainDevices) -> TrainError {
+    TrainError::Invalid(format!(
+        "devices {devices}: this build cannot shard training over several devices; build with `--features cuda,distributed`"
+    ))
+}
+
+/// The CUDA GPUs of `devices`, their gradients summed by NCCL.
+#[cfg(feature = "distributed")]
+fn cuda_parallel(devices: &TrainDevices) -> Result<DataParallel<CudaTrainBackend, AllReduce>, TrainError> {
+    let indices = devices.cuda_indices().ok_or_else(|| {
+        TrainError::Invalid(format!("devices {devices}: data parallel runs on CUDA GPUs only"))
+    })?;
+    DataParallel::new(
+        indices
+            .into_iter()
+            .map(|index| burn::backend::cuda::CudaDevice { index })
+            .collect(),
+        AllReduce,
+    )
+}
+
 impl<F: PolicyFamily + 'static> TrainablePolicy for Built<F> {
     fn kind(&self) -> &str {
         self.family.kind()
@@ -163,25 +239,31 @@ impl<F: PolicyFamily + 'static> TrainablePolicy for Built<F> {
 
     fn sft(
         &self,
-        device: TrainDevice,
+        devices: &TrainDevices,
         job: &SftJob<'_>,
         observer: &mut dyn TrainObserver,
     ) -> Result<(), TrainError> {
         required(job.checkpoint, "SFT")?;
-        with_backend!(device, |dev: B| {
+        if devices.as_slice().len() > 1 {
+            return self.sft_sharded(devices, job, observer);
+        }
+        with_backend!(devices.first(), |dev: B| {
             train_sft::<F, B>(&self.family, job, observer, &dev).map(drop)
         })
     }
 
     fn grpo(
         &self,
-        device: TrainDevice,
+        devices: &TrainDevices,
         from: &Path,
         job: &GrpoJob<'_>,
         observer: &mut dyn TrainObserver,
     ) -> Result<(), TrainError> {
         required(job.checkpoint, "GRPO")?;
-        with_backend!(device, |dev: B| {
+        if devices.as_slice().len() > 1 {
+            return self.grpo_sharded(devices, from, job, observer);
+        }
+        with_backend!(devices.first(), |dev: B| {
             let start = F::into_trainable::<B>(load::<F, B>(&self.family, from, &dev)?);
             train_grpo::<F, B>(&self.family, start, job, observer, &dev).map(drop)
         })

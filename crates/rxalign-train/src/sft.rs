@@ -21,6 +21,7 @@ use crate::error::{at_least, non_negative, positive, rate};
 use crate::job::Job;
 use crate::learner::{LoopPlan, run_loop};
 use crate::observer::{StepLog, TrainObserver};
+use crate::parallel::{Combine, DataParallel, shard_rng};
 use crate::select::{self, Select};
 use crate::{TrainError, grpo};
 
@@ -199,6 +200,22 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
     observer: &mut dyn TrainObserver,
     device: &B::Device,
 ) -> Result<F::Trainable<B>, TrainError> {
+    train_sft_on(family, job, observer, &DataParallel::single(device))
+}
+
+/// [`train_sft`] with each batch sharded over `parallel`'s devices (data
+/// parallel: each shard's gradients on its device, weighted by its share
+/// of the batch, summed, one optimizer step on the first device; see
+/// [`crate::parallel`]). Each shard's random choices (dropout masks) come
+/// from a stream of its own ([`shard_rng`]); with one device the epoch is
+/// exactly [`train_sft`]'s.
+pub fn train_sft_on<F: PolicyFamily, B: AutodiffBackend, C: Combine<B>>(
+    family: &F,
+    job: &SftJob<'_>,
+    observer: &mut dyn TrainObserver,
+    parallel: &DataParallel<B, C>,
+) -> Result<F::Trainable<B>, TrainError> {
+    let device = parallel.first();
     let settings = job.settings;
     settings.validate()?;
     let cohort = job.cohort;
@@ -228,6 +245,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
         patience: settings.patience,
         start_is_candidate: false,
     };
+    let mut replicas = parallel.replicas();
     let epoch = |mut model: F::Trainable<B>,
                  optim: &mut _,
                  rng: &mut Rng,
@@ -241,7 +259,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
             rng,
         );
         let mut total = 0.0;
-        for range in batches {
+        for (batch, range) in batches.into_iter().enumerate() {
             let chunk = &samples[range];
             let states: Vec<State<'_>> = chunk
                 .iter()
@@ -253,7 +271,29 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
                 })
                 .collect();
             let decisions: Vec<F::Decision> = chunk.iter().map(|s| s.decision.clone()).collect();
-            let (grads, value) = sft_gradients(family, &model, cohort, &states, &decisions, rng, device)?;
+            let (grads, parts) = replicas.gradients(&model, chunk.len(), |shard| {
+                let mut own;
+                let rng = if shard.sharded {
+                    own = shard_rng(job.seed, "sft", epoch, batch, shard.index);
+                    &mut own
+                } else {
+                    &mut *rng
+                };
+                let range = shard.range;
+                let (grads, value) = sft_gradients(
+                    family,
+                    shard.model,
+                    cohort,
+                    &states[range.clone()],
+                    &decisions[range],
+                    rng,
+                    shard.device,
+                )?;
+                Ok((Some(grads), value))
+            })?;
+            // The batch's mean loss: the shards' means, weighted.
+            let value: f64 = parts.iter().map(|(weight, value)| weight * value).sum();
+            let grads = grads.ok_or_else(|| TrainError::Invalid("SFT: a shard gave no gradients".into()))?;
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     stage: "SFT",
@@ -265,6 +305,7 @@ pub fn train_sft<F: PolicyFamily, B: AutodiffBackend>(
             }
             total += value * chunk.len() as f64;
             model = Optimizer::step(optim, settings.lr, model, grads);
+            replicas.stepped(&model);
         }
         let mut entry = StepLog {
             step: epoch,

@@ -77,7 +77,22 @@ fn sft(
     checkpoint: Option<&Path>,
 ) -> (ListPolicy<CpuTrainBackend>, Vec<StepLog>) {
     let mut keep = Keep::default();
-    let job = SftJob {
+    let eval = EvalPlan::default();
+    let job = sft_job(cohort, reward, settings, seed, checkpoint, &eval);
+    let model = train_sft::<_, CpuTrainBackend>(family, &job, &mut keep, &FlexDevice).unwrap();
+    (model, keep.0)
+}
+
+/// An SFT job on the tiny cohort's two visits from corrupted starts.
+fn sft_job<'a>(
+    cohort: &'a Cohort,
+    reward: &'a Reward,
+    settings: &'a SftSettings,
+    seed: u64,
+    checkpoint: Option<&'a Path>,
+    eval: &'a EvalPlan,
+) -> SftJob<'a> {
+    SftJob {
         cohort,
         reward,
         train: &[0, 1],
@@ -86,10 +101,8 @@ fn sft(
         budget: 8,
         seed,
         checkpoint,
-        eval: &EvalPlan::default(),
-    };
-    let model = train_sft::<_, CpuTrainBackend>(family, &job, &mut keep, &FlexDevice).unwrap();
-    (model, keep.0)
+        eval,
+    }
 }
 
 fn greedy(
@@ -852,5 +865,268 @@ mod sharded {
             .collect();
         let sharded = stepped(&model, weighted_sum(&model, &shards));
         assert_same_update(&whole, &sharded, &flat.0);
+    }
+}
+
+/// The data-parallel path itself ([`crate::parallel`]), run with several
+/// shards on one CPU device and [`Gather`]'s plain sum where CUDA builds
+/// all-reduce with NCCL: the same splitting, weighting, replicas and
+/// loops as on GPUs.
+mod data_parallel {
+    use burn::module::Module;
+    use burn::optim::GradientsParams;
+
+    use super::*;
+    use crate::grpo::train_grpo_on;
+    use crate::parallel::{DataParallel, Gather};
+    use crate::sft::{sft_gradients, train_sft_on};
+
+    fn three() -> DataParallel<CpuTrainBackend> {
+        DataParallel::new(vec![FlexDevice; 3], Gather).unwrap()
+    }
+
+    /// `a` and `b` agree key by key, each value within `tolerance`
+    /// (relative, or absolute near 0).
+    fn assert_close_logs(a: &[StepLog], b: &[StepLog], tolerance: f64) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x.step, y.step);
+            assert_eq!(
+                x.train.keys().collect::<Vec<_>>(),
+                y.train.keys().collect::<Vec<_>>()
+            );
+            for (key, v) in &x.train {
+                let w = y.train[key];
+                assert!(
+                    (v - w).abs() <= tolerance * (1.0 + v.abs()),
+                    "step {} `{key}`: {v} on one device, {w} sharded",
+                    x.step
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_step_over_three_shards_gives_the_whole_batch_s_gradients_weighted_by_share() {
+        let cohort = tiny();
+        let family = family(&cohort, 16);
+        let model = SetEncoder::into_trainable::<CpuTrainBackend>(
+            family
+                .init(&mut seeded_rng(4, "shard-init"), &FlexDevice)
+                .unwrap(),
+        );
+        let l = |d: &[usize]| DrugSet::from_indices(6, d.iter().copied());
+        let lists = [
+            l(&[]),
+            l(&[]),
+            l(&[1, 4]),
+            l(&[1, 4]),
+            l(&[0, 2, 3]),
+            l(&[0, 2, 3]),
+            l(&[0, 2, 3]),
+        ];
+        let visits = [0, 0, 1, 1, 0, 1, 1];
+        let decisions = vec![2usize, 12, 7, 0, 9, 5, 12];
+        let states: Vec<State<'_>> = visits
+            .iter()
+            .zip(&lists)
+            .map(|(v, list)| State::first(*v, list))
+            .collect();
+        let (whole, whole_loss) = sft_gradients(
+            &family,
+            &model,
+            &cohort,
+            &states,
+            &decisions,
+            &mut seeded_rng(0, "unused"),
+            &FlexDevice,
+        )
+        .unwrap();
+        let parallel = three();
+        let mut replicas = parallel.replicas();
+        let mut seen = Vec::new();
+        let (sharded, parts) = replicas
+            .gradients(&model, decisions.len(), |shard| {
+                assert!(shard.sharded);
+                seen.push((shard.index, shard.range.clone()));
+                let (g, loss) = sft_gradients(
+                    &family,
+                    shard.model,
+                    &cohort,
+                    &states[shard.range.clone()],
+                    &decisions[shard.range],
+                    &mut seeded_rng(0, "unused"),
+                    shard.device,
+                )?;
+                Ok((Some(g), loss))
+            })
+            .unwrap();
+        assert_eq!(seen, [(0, 0..3), (1, 3..5), (2, 5..7)]);
+        let weights: Vec<f64> = parts.iter().map(|p| p.0).collect();
+        assert_eq!(weights, [3.0 / 7.0, 2.0 / 7.0, 2.0 / 7.0]);
+        let loss: f64 = parts.iter().map(|(w, l)| w * l).sum();
+        assert!((loss - whole_loss).abs() < 1e-6, "{loss} vs {whole_loss}");
+        let sharded = sharded.unwrap();
+        let mut compared = 0;
+        let mut check = Compare {
+            whole: &whole,
+            sharded: &sharded,
+            compared: &mut compared,
+        };
+        model.visit(&mut check);
+        assert!(compared > 0);
+    }
+
+    /// Compares two gradients parameter by parameter.
+    struct Compare<'a> {
+        whole: &'a GradientsParams,
+        sharded: &'a GradientsParams,
+        compared: &'a mut usize,
+    }
+
+    impl burn::module::ModuleVisitor<CpuTrainBackend> for Compare<'_> {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<CpuTrainBackend, D>>,
+        ) {
+            let whole = self.whole.get::<Flex, D>(param.id);
+            let sharded = self.sharded.get::<Flex, D>(param.id);
+            assert_eq!(whole.is_some(), sharded.is_some(), "parameter {}", param.id);
+            let (Some(a), Some(b)) = (whole, sharded) else {
+                return;
+            };
+            let (a, b) = (
+                a.into_data().to_vec::<f32>().unwrap(),
+                b.into_data().to_vec::<f32>().unwrap(),
+            );
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-6 + 1e-4 * x.abs(), "{x} whole, {y} sharded");
+            }
+            *self.compared += 1;
+        }
+    }
+
+    #[test]
+    fn sft_sharded_over_three_replicas_trains_as_on_one_device() {
+        let cohort = tiny();
+        let reward = jaccard_reward();
+        let family = family(&cohort, 16); // no dropout: the shards draw nothing
+        let settings = SftSettings {
+            epochs: 15,
+            batch_size: 5,
+            lr: 0.01,
+            ..SftSettings::default()
+        };
+        let eval = EvalPlan::default();
+        let job = sft_job(&cohort, &reward, &settings, 7, None, &eval);
+        let mut one = Keep::default();
+        let single = train_sft::<_, CpuTrainBackend>(&family, &job, &mut one, &FlexDevice).unwrap();
+        let mut sharded_log = Keep::default();
+        let sharded = train_sft_on(&family, &job, &mut sharded_log, &three()).unwrap();
+        // Every batch after the first is computed by replicas that took the
+        // earlier steps' parameters: stale replicas would part the curves.
+        assert_close_logs(&one.0, &sharded_log.0, 1e-4);
+        let loss = losses(&one.0, "loss/sft");
+        let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
+        assert!(mean(&loss[12..]) < mean(&loss[..3]) * 0.8, "it trains: {loss:?}");
+        let flat = |m: &ListPolicy<CpuTrainBackend>| {
+            let mut f = Vec::new();
+            m.valid().visit(&mut FlatParams(&mut f));
+            f
+        };
+        for (a, b) in flat(&single).iter().zip(&flat(&sharded)) {
+            assert!((a - b).abs() <= 1e-4 + 1e-3 * a.abs(), "{a} vs {b}");
+        }
+    }
+
+    struct FlatParams<'a>(&'a mut Vec<f32>);
+
+    impl burn::module::ModuleVisitor<Flex> for FlatParams<'_> {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<Flex, D>>,
+        ) {
+            self.0.extend(param.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_sharded_sft_run_with_dropout_is_fixed_by_its_seed_and_resumes_exactly() {
+        let cohort = tiny();
+        let reward = jaccard_reward();
+        let family = SetEncoderConfig {
+            hidden: 16,
+            budget: 8,
+            dropout: 0.3,
+        }
+        .build(&VisitFeatures::of(&cohort))
+        .unwrap();
+        let settings = |epochs| SftSettings {
+            epochs,
+            batch_size: 5,
+            ..SftSettings::default()
+        };
+        let eval = EvalPlan::default();
+        let run = |epochs, seed, checkpoint: Option<&Path>| {
+            let settings = settings(epochs);
+            let job = sft_job(&cohort, &reward, &settings, seed, checkpoint, &eval);
+            let mut keep = Keep::default();
+            train_sft_on(&family, &job, &mut keep, &three()).unwrap();
+            keep.0
+        };
+        let straight = run(4, 7, None);
+        assert_eq!(run(4, 7, None), straight, "the same seed, the same masks");
+        assert_ne!(run(4, 8, None), straight);
+        // The shards' masks differ from an unsharded run's (their own streams).
+        let mut one = Keep::default();
+        let four = settings(4);
+        train_sft::<_, CpuTrainBackend>(
+            &family,
+            &sft_job(&cohort, &reward, &four, 7, None, &eval),
+            &mut one,
+            &FlexDevice,
+        )
+        .unwrap();
+        assert_ne!(one.0, straight);
+        // Interrupted after epoch 2, resumed to 4: the same epochs follow.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("sft.ckpt");
+        assert_eq!(run(2, 7, Some(&path)), straight[..2]);
+        assert_eq!(run(4, 7, Some(&path)), straight);
+    }
+
+    #[test]
+    fn grpo_sharded_over_three_replicas_trains_as_on_one_device() {
+        let cohort = tiny();
+        let reward = jaccard_reward();
+        let family = family(&cohort, 16);
+        let sft_settings = SftSettings {
+            epochs: 2,
+            ..SftSettings::default()
+        };
+        let (start, _) = sft(&family, &cohort, &reward, &sft_settings, 2, None);
+        let settings = GrpoSettings {
+            iterations: 5,
+            visits: 2,
+            group: 4,
+            warmup: 0,
+            lr: 0.01,
+            // The KL term scores each shard against the reference copied to
+            // its device; two PPO epochs step the replicas within an update.
+            kl: 0.1,
+            ppo_epochs: 2,
+            ..GrpoSettings::default()
+        };
+        let eval = EvalPlan::default();
+        let job = grpo_job(&cohort, &reward, &settings, None, &eval);
+        let mut one = Keep::default();
+        train_grpo::<_, CpuTrainBackend>(&family, start.clone(), &job, &mut one, &FlexDevice).unwrap();
+        let mut sharded = Keep::default();
+        train_grpo_on(&family, start, &job, &mut sharded, &three()).unwrap();
+        assert_close_logs(&one.0, &sharded.0, 1e-4);
+        assert!(
+            one.0.iter().any(|l| l.train["kl"] > 1e-6),
+            "the policy moves off its reference, so the KL term counts"
+        );
     }
 }

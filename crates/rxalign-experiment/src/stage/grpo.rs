@@ -86,9 +86,9 @@ impl Stage for GrpoStage {
             checkpoint: Some(&checkpoint),
             eval: &eval,
         };
-        let device = ctx.device;
+        let devices = ctx.devices.clone();
         let mut observer = StageObserver::new(ctx, self.method());
-        policy.grpo(device, &from, &job, &mut observer)?;
+        policy.grpo(&devices, &from, &job, &mut observer)?;
         let step = observer.chosen_step(self.settings.iterations);
         evaluate_policy(ctx, self.method(), step, &checkpoint)
     }

@@ -112,8 +112,13 @@ pub struct RunContext<'a> {
     pub rng: &'a mut Rng,
     /// The run's seed, for stages that seed a backend of their own.
     pub seed: u64,
-    /// Where the learned methods train (`cpu`, or `cuda:N` in a CUDA build).
+    /// Where the learned methods train (`cpu`, or `cuda:N` in a CUDA
+    /// build): the first of `devices`.
     pub device: rxalign_policy::device::TrainDevice,
+    /// The devices SFT and GRPO shard their batches over (the file's
+    /// `devices`, data parallel), or `device` alone; the classifier, LAMO
+    /// and every evaluation run on the first.
+    pub devices: rxalign_policy::device::TrainDevices,
     /// The run's policy family (the file's `policy`), built on its data.
     pub policy: std::sync::Arc<dyn rxalign_train::plugin::TrainablePolicy>,
     /// The final metrics recorded so far (`summary.json` when the run ends).

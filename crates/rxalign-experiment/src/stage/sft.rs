@@ -63,9 +63,9 @@ impl Stage for SftStage {
             checkpoint: Some(&checkpoint),
             eval: &eval,
         };
-        let device = ctx.device;
+        let devices = ctx.devices.clone();
         let mut observer = StageObserver::new(ctx, self.method());
-        policy.sft(device, &job, &mut observer)?;
+        policy.sft(&devices, &job, &mut observer)?;
         let step = observer.chosen_step(self.settings.epochs);
         ctx.artifacts
             .give(self.method(), PolicyCheckpoint(checkpoint.clone()));
