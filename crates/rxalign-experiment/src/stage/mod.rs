@@ -4,6 +4,7 @@
 
 mod baselines;
 mod classifier;
+mod epochs;
 mod grpo;
 mod headroom;
 mod lamo;
