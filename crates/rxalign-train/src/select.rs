@@ -266,11 +266,17 @@ where
 
 /// Where the best model so far is kept, beside the loop's checkpoint.
 pub fn best_path(checkpoint: &Path) -> PathBuf {
+    beside(checkpoint, "best")
+}
+
+/// The file of `part` beside a loop's checkpoint: `02-sft.ckpt` and
+/// `best` give `02-sft.best.ckpt`.
+pub fn beside(checkpoint: &Path, part: &str) -> PathBuf {
     let stem = checkpoint
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    checkpoint.with_file_name(format!("{stem}.best.ckpt"))
+    checkpoint.with_file_name(format!("{stem}.{part}.ckpt"))
 }
 
 #[cfg(test)]

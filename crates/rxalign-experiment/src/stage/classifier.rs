@@ -1,9 +1,8 @@
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use rxalign_core::{Cohort, SplitName};
+use rxalign_core::Cohort;
 use rxalign_policy::checkpoint::Keep;
 use rxalign_policy::classifier::{
     ClassifierOptim, ClassifierRngs, ClassifierSettings, ClassifierTraining, DrugClassifier,
@@ -13,9 +12,9 @@ use rxalign_policy::{PolicyError, with_backend};
 use rxalign_train::TrainError;
 use rxalign_train::learner::{Learner, Plan, drive};
 use rxalign_train::observer::{Evaluation, Silent, StepLog, TrainObserver};
-use rxalign_train::select::{Keeper, Select};
+use rxalign_train::select::{Keeper, Select, beside};
 
-use super::epochs::{EpochObserver, part_checkpoint};
+use super::epochs::{EpochObserver, val_evaluation};
 use super::{RunContext, Stage};
 use crate::ExperimentError;
 
@@ -86,14 +85,8 @@ impl<B: AutodiffBackend> Learner<B> for ClassifierLearner<'_, B> {
         _: &mut dyn TrainObserver,
     ) -> Result<Vec<Evaluation>, TrainError> {
         let report = self.training.validate(&model.valid(), &self.device);
-        let mut metrics: BTreeMap<String, Option<f64>> =
-            report.values.iter().map(|v| (v.name.clone(), v.value)).collect();
-        metrics.insert("threshold".into(), Some(0.5));
-        Ok(vec![Evaluation {
-            split: SplitName::Val,
-            metrics,
-            outcome: Some(report.get("jaccard").unwrap_or(0.0)),
-        }])
+        let jaccard = report.get("jaccard").unwrap_or(0.0);
+        Ok(vec![val_evaluation(&report, [], Some(jaccard))])
     }
 }
 
@@ -187,7 +180,7 @@ impl Stage for ClassifierStage {
                     }
                     .train::<B>(
                         fold.seed,
-                        &part_checkpoint(&checkpoint, &format!("fold-{}", fold.index + 1)),
+                        &beside(&checkpoint, &format!("fold-{}", fold.index + 1)),
                         &mut Silent,
                         &device,
                     )?;

@@ -3,11 +3,11 @@
 //! on the validation visits by the learner itself.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use rxalign_core::SplitName;
+use rxalign_core::metrics::MetricReport;
 use rxalign_core::run::MetricsRecord;
-use rxalign_train::observer::{FinalList, ObserverError, StepLog, TrainObserver};
+use rxalign_train::observer::{Evaluation, ObserverError, StepLog, TrainObserver};
 
 use super::RunContext;
 
@@ -45,17 +45,28 @@ pub(crate) fn epoch_metrics(log: &StepLog) -> BTreeMap<String, Option<f64>> {
     metrics
 }
 
-impl TrainObserver for EpochObserver<'_, '_> {
-    /// The learner scores its own evaluations; nothing to add.
-    fn evaluate(
-        &mut self,
-        _: usize,
-        _: SplitName,
-        _: &[FinalList],
-    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError> {
-        Ok(BTreeMap::new())
+/// The validation evaluation of an epoch: the metrics of the lists at
+/// threshold 0.5, with `more`, and the `outcome` the loop's selection
+/// compares (where it compares one).
+pub(crate) fn val_evaluation(
+    report: &MetricReport,
+    more: impl IntoIterator<Item = (String, Option<f64>)>,
+    outcome: Option<f64>,
+) -> Evaluation {
+    let mut metrics: BTreeMap<String, Option<f64>> =
+        report.values.iter().map(|v| (v.name.clone(), v.value)).collect();
+    metrics.insert("threshold".into(), Some(0.5));
+    metrics.extend(more);
+    Evaluation {
+        split: SplitName::Val,
+        metrics,
+        outcome,
     }
+}
 
+/// The learner scores its own evaluations: the observer's default
+/// `evaluate` (nothing) is never asked.
+impl TrainObserver for EpochObserver<'_, '_> {
     fn step(&mut self, log: &StepLog, total: usize) -> Result<(), ObserverError> {
         if log.step < total {
             self.ctx.append_metrics(&[MetricsRecord::new(
@@ -68,29 +79,5 @@ impl TrainObserver for EpochObserver<'_, '_> {
         self.ctx.progress(log.step as u64, total as u64)?;
         self.last = Some(log.clone());
         Ok(())
-    }
-}
-
-/// The checkpoint of a stage's second loop named `part` (a cross-fitted
-/// fold's classifier), beside the stage's own: `02-classifier.ckpt` gives
-/// `02-classifier.fold-1.ckpt`.
-pub(crate) fn part_checkpoint(checkpoint: &Path, part: &str) -> PathBuf {
-    let stem = checkpoint
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    checkpoint.with_file_name(format!("{stem}.{part}.ckpt"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_part_sits_beside_the_stage_checkpoint() {
-        assert_eq!(
-            part_checkpoint(Path::new("run/checkpoints/02-classifier.ckpt"), "fold-1"),
-            Path::new("run/checkpoints/02-classifier.fold-1.ckpt")
-        );
     }
 }

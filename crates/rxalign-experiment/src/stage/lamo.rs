@@ -15,7 +15,7 @@ use rxalign_train::learner::{Chooser, Learner, Plan, drive};
 use rxalign_train::observer::{Evaluation, StepLog, TrainObserver};
 use rxalign_train::select::{Select, best_path};
 
-use super::epochs::{EpochObserver, epoch_metrics};
+use super::epochs::{EpochObserver, epoch_metrics, val_evaluation};
 use super::{RunContext, Stage};
 use crate::ExperimentError;
 
@@ -98,21 +98,11 @@ impl<B: AutodiffBackend> Learner<B> for LamoLearner<'_, '_, B> {
         _: &mut dyn TrainObserver,
     ) -> Result<Vec<Evaluation>, TrainError> {
         let validation = self.training.validate(&model.valid())?;
-        let mut metrics: BTreeMap<String, Option<f64>> = validation
-            .report
-            .values
-            .iter()
-            .map(|v| (v.name.clone(), v.value))
-            .collect();
-        metrics.insert("threshold".into(), Some(0.5));
-        for (name, loss) in validation.group_loss {
-            metrics.insert(group_metric(&name, "loss/val"), loss);
-        }
-        Ok(vec![Evaluation {
-            split: SplitName::Val,
-            metrics,
-            outcome: None,
-        }])
+        let losses = validation
+            .group_loss
+            .into_iter()
+            .map(|(name, loss)| (group_metric(&name, "loss/val"), loss));
+        Ok(vec![val_evaluation(&validation.report, losses, None)])
     }
 }
 
