@@ -679,10 +679,17 @@ fn kill_at_checkpoints_then_resume(dir: &Path, file: &str, waits: &[&str], metho
             break;
         }
         kills += 1;
-        assert_ne!(run.read_record().unwrap().status, RunStatus::Finished, "killed mid-run");
+        assert_ne!(
+            run.read_record().unwrap().status,
+            RunStatus::Finished,
+            "killed mid-run"
+        );
     }
     let out = ok_in(dir, &["run", file, "--out", "killed"]);
-    assert!(out.contains("resuming") || out.contains("already finished"), "{out}");
+    assert!(
+        out.contains("resuming") || out.contains("already finished"),
+        "{out}"
+    );
     let resumed = std::fs::read(run.path(rxalign_core::run::SUMMARY)).unwrap();
     let reference = std::fs::read(fresh.path(rxalign_core::run::SUMMARY)).unwrap();
     assert!(
@@ -759,7 +766,11 @@ fn kill_9_in_the_classifier_and_its_folds_then_resume_gives_the_same_summary() {
 fn kill_9_in_lamo_then_resume_gives_the_same_summary() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("question.txt"), "{age} {sex}; {diagnoses}. Give {drug}?\n").unwrap();
+    std::fs::write(
+        dir.join("question.txt"),
+        "{age} {sex}; {diagnoses}. Give {drug}?\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("k.ron"),
         r#"(

@@ -340,12 +340,8 @@ where
     {
         let mut states = vec![state.rng];
         states.extend(state.more);
-        let rng = R::restore(&states).ok_or_else(|| {
-            corrupt(
-                path,
-                &format!("{} generator(s), not this loop's", states.len()),
-            )
-        })?;
+        let rng = R::restore(&states)
+            .ok_or_else(|| corrupt(path, &format!("{} generator(s), not this loop's", states.len())))?;
         return Ok((m, o, rng, state.log, state.done + 1));
     }
     Ok((model, optim, rng, Vec::new(), 1))
@@ -634,7 +630,8 @@ mod tests {
         let path = dir.join("0-sft.ckpt");
         let optim = AdamConfig::new().init::<B, Linear<B>>();
         let rng = Rng::seed_from_u64(7);
-        save_loop::<B, _, _, Rng, u32>(Some(&path), Keep::All, &model(), &optim, 3, &rng, &[1, 2, 3]).unwrap();
+        save_loop::<B, _, _, Rng, u32>(Some(&path), Keep::All, &model(), &optim, 3, &rng, &[1, 2, 3])
+            .unwrap();
         path
     }
 

@@ -42,8 +42,12 @@ pub trait Learner<B: AutodiffBackend> {
         observer: &mut dyn TrainObserver,
     ) -> Result<(Self::Model, StepLog), TrainError>;
 
-    /// Whether the model after `step` of `last` is evaluated.
-    fn due(&self, step: usize, last: usize) -> bool;
+    /// Whether the model after `step` of `last` is evaluated; by default
+    /// after every step.
+    fn due(&self, step: usize, last: usize) -> bool {
+        let _ = (step, last);
+        true
+    }
 
     /// The evaluations of `model` after `step` (step 0: the start).
     fn evaluate(

@@ -162,12 +162,7 @@ impl<M: Clone> Keeper<M> {
     /// The last step's model (`Select::Last`), or the best validation
     /// outcome's, stopping after `patience` evaluations without improvement
     /// (0: never early); for a loop checkpointing at `checkpoint`.
-    pub fn new(
-        select: Select,
-        patience: usize,
-        checkpoint: Option<&Path>,
-        keep: checkpoint::Keep,
-    ) -> Self {
+    pub fn new(select: Select, patience: usize, checkpoint: Option<&Path>, keep: checkpoint::Keep) -> Self {
         Self {
             selector: Selector::new(select, patience),
             best: None,

@@ -71,11 +71,6 @@ impl<B: AutodiffBackend> Learner<B> for ClassifierLearner<'_, B> {
         Ok((model, entry))
     }
 
-    /// Every epoch.
-    fn due(&self, _: usize, _: usize) -> bool {
-        true
-    }
-
     /// The validation metrics at threshold 0.5; the selection compares
     /// their Jaccard (0 where there is none).
     fn evaluate(
@@ -131,10 +126,11 @@ impl Fit<'_> {
             evaluate_start: false,
         };
         let keeper = Keeper::new(Select::Validation, 0, Some(checkpoint), Keep::All);
-        let model = drive(&mut learner, keeper, plan, model, optim, rngs, observer, device).map_err(|e| match e {
-            TrainError::Policy(e) => invalid(e),
-            other => other.into(),
-        })?;
+        let model =
+            drive(&mut learner, keeper, plan, model, optim, rngs, observer, device).map_err(|e| match e {
+                TrainError::Policy(e) => invalid(e),
+                other => other.into(),
+            })?;
         Ok(learner.training.finish(model.valid(), device))
     }
 }

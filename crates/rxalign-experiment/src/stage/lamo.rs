@@ -84,11 +84,6 @@ impl<B: AutodiffBackend> Learner<B> for LamoLearner<'_, '_, B> {
         Ok((model, entry))
     }
 
-    /// Every epoch.
-    fn due(&self, _: usize, _: usize) -> bool {
-        true
-    }
-
     /// The validation metrics at threshold 0.5 and each group's validation
     /// cross-entropy (what `select: "validation"` compares).
     fn evaluate(
@@ -173,7 +168,15 @@ impl<B: AutodiffBackend> Chooser<B, Llama<B>> for GroupKeeper<'_, '_, '_, B> {
         };
         if which.contains(&true) {
             let none: &[StepLog] = &[];
-            checkpoint::save_loop(Some(&self.path), Keep::Trainable, kept, optim, entry.step, rng, none)?;
+            checkpoint::save_loop(
+                Some(&self.path),
+                Keep::Trainable,
+                kept,
+                optim,
+                entry.step,
+                rng,
+                none,
+            )?;
         }
         Ok(false)
     }

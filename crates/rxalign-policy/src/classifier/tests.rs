@@ -64,7 +64,14 @@ fn the_same_seed_gives_the_same_model() {
         ..ClassifierSettings::default()
     };
     let run = |seed| {
-        let (t, _) = fit(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &[0, 1], &settings, seed);
+        let (t, _) = fit(
+            &cohort,
+            &VisitFeatures::of(&cohort),
+            &[0, 1],
+            &[0, 1],
+            &settings,
+            seed,
+        );
         t.predict(&cohort, &[0, 1]).by_visit[&0].scores.clone().unwrap()
     };
     assert_eq!(run(7), run(7));
@@ -84,7 +91,14 @@ fn runs_side_by_side_stay_reproducible() {
         ..ClassifierSettings::default()
     };
     let run = || {
-        let (t, _) = fit(&cohort, &VisitFeatures::of(&cohort), &[0, 1], &[0, 1], &settings, 11);
+        let (t, _) = fit(
+            &cohort,
+            &VisitFeatures::of(&cohort),
+            &[0, 1],
+            &[0, 1],
+            &settings,
+            11,
+        );
         t.predict(&cohort, &[0, 1]).by_visit[&1].scores.clone().unwrap()
     };
     let alone = run();

@@ -266,9 +266,8 @@ impl<'a> ClassifierTraining<'a> {
         let mut total = 0.0;
         for chunk in self.order.chunks(settings.batch_size) {
             let batch = Batch::<B>::new(self.features, self.cohort, chunk, device);
-            let masks = (settings.dropout > 0.0).then(|| {
-                DropoutMasks::draw(chunk.len(), settings.hidden, settings.dropout, dropout, device)
-            });
+            let masks = (settings.dropout > 0.0)
+                .then(|| DropoutMasks::draw(chunk.len(), settings.hidden, settings.dropout, dropout, device));
             let logits = model.forward_with(batch.visits, masks); // [chunk, drugs]
             let loss = loss_fn.forward(logits, batch.targets); // [1]
             total += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;

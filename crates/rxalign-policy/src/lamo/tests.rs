@@ -266,10 +266,7 @@ fn each_group_keeps_its_best_validation_epoch() {
     let now = group_losses(&cohort, &val, &scores, &trained.groups);
     let mut kept = Vec::new();
     for (g, (name, epoch)) in trained.kept_epochs.iter().enumerate() {
-        let losses: Vec<f64> = log
-            .iter()
-            .map(|l| l.group_val_loss[g].1.unwrap())
-            .collect();
+        let losses: Vec<f64> = log.iter().map(|l| l.group_val_loss[g].1.unwrap()).collect();
         let best = (0..losses.len()).fold(0, |b, e| if losses[e] < losses[b] { e } else { b });
         assert_eq!(*epoch, best + 1, "group {name}: {losses:?}");
         let l = now[g].1.unwrap();
@@ -361,4 +358,14 @@ fn settings_are_checked() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("last, validation"), "{e}");
+}
+
+#[test]
+fn each_group_keeps_its_lowest_validation_loss_and_the_earliest_of_equals() {
+    let mut best = GroupBest::default();
+    // The first epoch is every group's first best, with a loss or without.
+    assert_eq!(best.observe(1, &[Some(0.5), None, Some(0.3)]), [true, true, true]);
+    assert_eq!(best.observe(2, &[Some(0.4), Some(9.0), Some(0.3)]), [true, true, false]);
+    assert_eq!(best.observe(3, &[Some(0.45), None, Some(0.2)]), [false, false, true]);
+    assert_eq!(best.epochs(), [2, 2, 3]);
 }

@@ -493,7 +493,10 @@ impl GroupBest {
     /// returns which groups' adapters of this epoch are now their best.
     pub fn observe(&mut self, epoch: usize, losses: &[Option<f64>]) -> Vec<bool> {
         if self.best.is_empty() {
-            self.best = losses.iter().map(|l| (epoch, l.unwrap_or(f64::INFINITY))).collect();
+            self.best = losses
+                .iter()
+                .map(|l| (epoch, l.unwrap_or(f64::INFINITY)))
+                .collect();
             return vec![true; losses.len()];
         }
         self.best
@@ -614,12 +617,16 @@ impl<'a> LamoTraining<'a> {
     ) -> Result<(Llama<B>, LamoEpoch), PolicyError> {
         let (cohort, settings, groups) = (self.cohort, self.settings, &self.groups);
         if epoch > 1 && settings.lora.dropout > 0.0 {
-            B::seed(device, seeded_rng(self.seed, &format!("lamo-dropout-{epoch}")).random());
+            B::seed(
+                device,
+                seeded_rng(self.seed, &format!("lamo-dropout-{epoch}")).random(),
+            );
         }
         let mut group_loss = Vec::with_capacity(groups.len());
         let (mut total, mut count) = (0.0, 0usize);
         for (g, (name, drugs)) in groups.groups.iter().enumerate() {
-            let questions = training_questions(cohort, self.train, drugs, settings.negatives_per_positive, rng);
+            let questions =
+                training_questions(cohort, self.train, drugs, settings.negatives_per_positive, rng);
             let mut sum = 0.0;
             for chunk in questions.chunks(settings.batch_size) {
                 let ids = chunk
