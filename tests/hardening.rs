@@ -736,7 +736,7 @@ fn kill_9_in_the_classifier_and_its_folds_then_resume_gives_the_same_summary() {
     reward: [(kind: "jaccard", weight: 1.0)],
     stages: [
         (kind: "baselines", methods: ["most_frequent"]),
-        (kind: "classifier", hidden: 32, epochs: 12, dropout: 0.3, cross_fit: 2),
+        (kind: "classifier", hidden: 32, epochs: 12, lr: 0.01, dropout: 0.3, cross_fit: 2),
         (kind: "start_from", method: "classifier"),
         (kind: "sft", epochs: 1, starts: "run"),
     ],
