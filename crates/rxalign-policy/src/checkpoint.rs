@@ -635,9 +635,11 @@ mod tests {
         path
     }
 
-    fn resume_from(
-        path: &Path,
-    ) -> Result<Resumed<Linear<B>, impl Optimizer<Linear<B>, B>, Rng, u32>, PolicyError> {
+    /// A resumed test loop: a linear model, Adam, one generator, a log of numbers.
+    type Back =
+        Resumed<Linear<B>, burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Linear<B>, B>, Rng, u32>;
+
+    fn resume_from(path: &Path) -> Result<Back, PolicyError> {
         let optim = AdamConfig::new().init::<B, Linear<B>>();
         resume::<B, _, _, Rng, u32>(
             Some(path),

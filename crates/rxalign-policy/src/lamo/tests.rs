@@ -365,7 +365,13 @@ fn each_group_keeps_its_lowest_validation_loss_and_the_earliest_of_equals() {
     let mut best = GroupBest::default();
     // The first epoch is every group's first best, with a loss or without.
     assert_eq!(best.observe(1, &[Some(0.5), None, Some(0.3)]), [true, true, true]);
-    assert_eq!(best.observe(2, &[Some(0.4), Some(9.0), Some(0.3)]), [true, true, false]);
-    assert_eq!(best.observe(3, &[Some(0.45), None, Some(0.2)]), [false, false, true]);
+    assert_eq!(
+        best.observe(2, &[Some(0.4), Some(9.0), Some(0.3)]),
+        [true, true, false]
+    );
+    assert_eq!(
+        best.observe(3, &[Some(0.45), None, Some(0.2)]),
+        [false, false, true]
+    );
     assert_eq!(best.epochs(), [2, 2, 3]);
 }
