@@ -635,6 +635,177 @@ fn kill_9_in_every_checkpointing_stage_then_resume_gives_the_same_summary() {
     );
 }
 
+/// Runs `rxalign run FILE --out killed` in `dir` once per name in `waits`,
+/// each time killing it with SIGKILL as soon as it has written that
+/// checkpoint (of run `kill/base.seed=0`), in the folder the previous kill
+/// left; then runs it to the end and checks that its `summary.json` is
+/// byte for byte an uninterrupted run's (`fresh`), and that its records of
+/// `method` are the same but for their times. Returns how many kills landed
+/// inside the run.
+fn kill_at_checkpoints_then_resume(dir: &Path, file: &str, waits: &[&str], method: &str) -> usize {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant, SystemTime};
+    ok_in(dir, &["run", file, "--out", "fresh"]);
+    let fresh = RunFolder::at(dir.join("fresh/kill/base.seed=0"));
+    let run = RunFolder::at(dir.join("killed/kill/base.seed=0"));
+    let mut kills = 0;
+    for wait in waits {
+        let started = SystemTime::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rxalign"))
+            .args(["run", file, "--out", "killed"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let checkpoint = run.path("checkpoints").join(wait);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let killed = loop {
+            let written = std::fs::metadata(&checkpoint)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= started);
+            if written {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(Instant::now() < deadline, "{wait} not written");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if !killed {
+            break;
+        }
+        kills += 1;
+        assert_ne!(
+            run.read_record().unwrap().status,
+            RunStatus::Finished,
+            "killed mid-run"
+        );
+    }
+    let out = ok_in(dir, &["run", file, "--out", "killed"]);
+    assert!(
+        out.contains("resuming") || out.contains("already finished"),
+        "{out}"
+    );
+    let resumed = std::fs::read(run.path(rxalign_core::run::SUMMARY)).unwrap();
+    let reference = std::fs::read(fresh.path(rxalign_core::run::SUMMARY)).unwrap();
+    assert!(
+        resumed == reference,
+        "the resumed summary differs from the uninterrupted run's:\n{}\n---\n{}",
+        String::from_utf8_lossy(&resumed),
+        String::from_utf8_lossy(&reference)
+    );
+    let records = |folder: &RunFolder| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(folder.path("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["method"] == method)
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("time");
+                r
+            })
+            .collect()
+    };
+    let (again, first) = (records(&run), records(&fresh));
+    assert!(!first.is_empty());
+    assert_eq!(again, first, "the records of {method}");
+    kills
+}
+
+/// Issue #23: the classifier trained in a loop of its own, with no
+/// checkpoints; now every epoch of it and of each cross-fitted fold's
+/// classifier is checkpointed, and `kill -9` in the classifier, then in each
+/// fold, then the same command, gives the uninterrupted run's summary (the
+/// folds' lists are SFT's starts, so they count in it).
+#[test]
+fn kill_9_in_the_classifier_and_its_folds_then_resume_gives_the_same_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("k.ron"),
+        r#"(
+    schema_version: 1,
+    name: "kill",
+    data: (kind: "synthetic", patients: 120),
+    notes: (tokenizer: "none"),
+    policy: (kind: "set_encoder", hidden: 16, budget: 8),
+    reward: [(kind: "jaccard", weight: 1.0)],
+    stages: [
+        (kind: "baselines", methods: ["most_frequent"]),
+        (kind: "classifier", hidden: 32, epochs: 12, lr: 0.01, dropout: 0.3, cross_fit: 2),
+        (kind: "start_from", method: "classifier"),
+        (kind: "sft", epochs: 1, starts: "run"),
+    ],
+    eval: (splits: ["test"], trajectories: 1),
+)"#,
+    )
+    .unwrap();
+    let kills = kill_at_checkpoints_then_resume(
+        dir,
+        "k.ron",
+        &[
+            "01-classifier.ckpt",
+            "01-classifier.ckpt",
+            "01-classifier.fold-1.ckpt",
+            "01-classifier.fold-2.ckpt",
+        ],
+        "classifier",
+    );
+    assert!(kills >= 3, "only {kills} kill(s) landed inside the run");
+}
+
+/// Issue #23: an interrupted LAMO stage trained again from the start; now
+/// its adapters (and with `select: "validation"` the kept ones) are
+/// checkpointed after every epoch, and `kill -9` in it, twice, then the same
+/// command gives the uninterrupted run's summary.
+#[test]
+fn kill_9_in_lamo_then_resume_gives_the_same_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("question.txt"),
+        "{age} {sex}; {diagnoses}. Give {drug}?\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("k.ron"),
+        r#"(
+    schema_version: 1,
+    name: "kill",
+    data: (kind: "synthetic", patients: 8),
+    reward: [(kind: "jaccard", weight: 1.0)],
+    stages: [
+        (kind: "baselines", methods: ["most_frequent"]),
+        (
+            kind: "lamo",
+            model: (kind: "tiny", layers: 1, heads: 2, kv_heads: 1, head_dim: 8, vocab_size: 400),
+            prompt: "question.txt",
+            groups: (kind: "frequency", k: 3),
+            lora: (rank: 4, alpha: 8.0, targets: ["q_proj", "v_proj"]),
+            epochs: 4,
+            batch_size: 128,
+            lr: 0.05,
+            negatives_per_positive: 2.0,
+            select: "validation",
+        ),
+    ],
+    eval: (trajectories: 1),
+)"#,
+    )
+    .unwrap();
+    let kills = kill_at_checkpoints_then_resume(
+        dir,
+        "k.ron",
+        &["01-lamo.ckpt", "01-lamo.ckpt", "01-lamo.ckpt"],
+        "lamo",
+    );
+    assert!(kills >= 2, "only {kills} kill(s) landed inside the run");
+}
+
 /// Item 1: which settings count as inputs: every existing path a setting
 /// names (the tokenizer, a start list's predictions), not the dataset (its
 /// own fingerprint covers it), nor names of methods that happen to be

@@ -143,7 +143,11 @@ fn resolve_run(plan: &RunPlan, plugins: &Plugins) -> Result<TypedPlan, Vec<(Plac
     if let Err(e) = validate_name("run name", &plan.name) {
         out.push((Place::Key("ablations"), e.to_string()));
     }
-    let device_key = if file.devices.is_empty() { "device" } else { "devices" };
+    let device_key = if file.devices.is_empty() {
+        "device"
+    } else {
+        "devices"
+    };
     let devices = part(file.train_devices(), Place::Key(device_key), &mut out);
     let split = part(file.split.config(plan.seed), Place::Key("split"), &mut out);
     match file.eval.split_names() {

@@ -298,33 +298,72 @@ impl RngState {
     }
 }
 
+/// A loop's generators, each saved and restored at its exact position: one
+/// ([`Rng`], the usual case) or several streams (`[Rng; N]`: the
+/// classifier's batch order and dropout masks).
+pub trait Generators: Sized {
+    /// Every stream's position, the first one first.
+    fn states(&self) -> Vec<RngState>;
+    /// The streams back from [`Self::states`]; `None` when their number is
+    /// not this loop's.
+    fn restore(states: &[RngState]) -> Option<Self>;
+}
+
+impl Generators for Rng {
+    fn states(&self) -> Vec<RngState> {
+        vec![RngState::of(self)]
+    }
+
+    fn restore(states: &[RngState]) -> Option<Self> {
+        match states {
+            [one] => Some(one.restore()),
+            _ => None,
+        }
+    }
+}
+
+impl<const N: usize> Generators for [Rng; N] {
+    fn states(&self) -> Vec<RngState> {
+        self.iter().map(RngState::of).collect()
+    }
+
+    fn restore(states: &[RngState]) -> Option<Self> {
+        let rngs: Vec<Rng> = states.iter().map(RngState::restore).collect();
+        rngs.try_into().ok()
+    }
+}
+
 /// Where a training loop stands: the last finished epoch or iteration, its
-/// generator, and its log so far.
+/// generator (`rng`; a loop of several streams keeps the others in `more`,
+/// left out of the file when there are none), and its log so far.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(bound = "L: Serialize + serde::de::DeserializeOwned")]
 pub struct LoopState<L> {
     pub done: usize,
     pub rng: RngState,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<RngState>,
     pub log: Vec<L>,
 }
 
-/// A training loop as it resumes: its module, optimizer, generator, log,
+/// A training loop as it resumes: its module, optimizer, generators, log,
 /// and the first epoch or iteration still to run.
-pub type Resumed<M, O, L> = (M, O, Rng, Vec<L>, usize);
+pub type Resumed<M, O, R, L> = (M, O, R, Vec<L>, usize);
 
 /// Resumes a loop from the checkpoint at `path` where there is one;
 /// otherwise hands back what it was given, starting at 1.
-pub fn resume<B, M, O, L>(
+pub fn resume<B, M, O, R, L>(
     path: Option<&Path>,
     model: M,
     optim: O,
-    rng: Rng,
+    rng: R,
     device: &B::Device,
-) -> Result<Resumed<M, O, L>, PolicyError>
+) -> Result<Resumed<M, O, R, L>, PolicyError>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
     O: Optimizer<M, B>,
+    R: Generators,
     L: Serialize + DeserializeOwned,
 {
     if let Some(path) = path {
@@ -334,48 +373,59 @@ where
         && let Some((m, o, state)) =
             load::<B, _, _, LoopState<L>>(path, model.clone(), optim.clone(), device)?
     {
-        return Ok((m, o, state.rng.restore(), state.log, state.done + 1));
+        let mut states = vec![state.rng];
+        states.extend(state.more);
+        let rng = R::restore(&states)
+            .ok_or_else(|| corrupt(path, &format!("{} generator(s), not this loop's", states.len())))?;
+        return Ok((m, o, rng, state.log, state.done + 1));
     }
     Ok((model, optim, rng, Vec::new(), 1))
 }
 
 /// Writes a loop's checkpoint after epoch or iteration `done`, when it
 /// has a path.
-pub fn save_loop<B, M, O, L>(
+pub fn save_loop<B, M, O, R, L>(
     path: Option<&Path>,
     keep: Keep,
     model: &M,
     optim: &O,
     done: usize,
-    rng: &Rng,
+    rng: &R,
     log: &[L],
 ) -> Result<(), PolicyError>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
     O: Optimizer<M, B>,
+    R: Generators,
     L: Serialize,
 {
     #[derive(Serialize)]
     struct Borrowed<'a, L> {
         done: usize,
         rng: RngState,
+        #[serde(skip_serializing_if = "<[RngState]>::is_empty")]
+        more: &'a [RngState],
         log: &'a [L],
     }
-    match path {
-        Some(path) => save(
-            path,
-            keep,
-            model,
-            optim,
-            &Borrowed {
-                done,
-                rng: RngState::of(rng),
-                log,
-            },
-        ),
-        None => Ok(()),
-    }
+    let Some(path) = path else { return Ok(()) };
+    let mut states = rng.states().into_iter();
+    let first = states
+        .next()
+        .ok_or_else(|| PolicyError::Invalid(format!("{}: a loop without a generator", path.display())))?;
+    let more: Vec<RngState> = states.collect();
+    save(
+        path,
+        keep,
+        model,
+        optim,
+        &Borrowed {
+            done,
+            rng: first,
+            more: &more,
+            log,
+        },
+    )
 }
 
 fn corrupt(path: &Path, what: &str) -> PolicyError {
@@ -589,15 +639,18 @@ mod tests {
         let path = dir.join("0-sft.ckpt");
         let optim = AdamConfig::new().init::<B, Linear<B>>();
         let rng = Rng::seed_from_u64(7);
-        save_loop::<B, _, _, u32>(Some(&path), Keep::All, &model(), &optim, 3, &rng, &[1, 2, 3]).unwrap();
+        save_loop::<B, _, _, Rng, u32>(Some(&path), Keep::All, &model(), &optim, 3, &rng, &[1, 2, 3])
+            .unwrap();
         path
     }
 
-    fn resume_from(
-        path: &Path,
-    ) -> Result<Resumed<Linear<B>, impl Optimizer<Linear<B>, B>, u32>, PolicyError> {
+    /// A resumed test loop: a linear model, Adam, one generator, a log of numbers.
+    type Back =
+        Resumed<Linear<B>, burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Linear<B>, B>, Rng, u32>;
+
+    fn resume_from(path: &Path) -> Result<Back, PolicyError> {
         let optim = AdamConfig::new().init::<B, Linear<B>>();
-        resume::<B, _, _, u32>(
+        resume::<B, _, _, Rng, u32>(
             Some(path),
             model(),
             optim,
@@ -613,6 +666,44 @@ mod tests {
         let (_, _, _, log, next) = resume_from(&path).unwrap();
         assert_eq!((log, next), (vec![1, 2, 3], 4));
         assert!(load_module::<B, _>(&path, model(), &Default::default()).is_ok());
+    }
+
+    /// A loop of several streams gets each back at its position; a file of
+    /// one stream is refused to a loop of two, naming the file.
+    #[test]
+    fn several_generators_resume_at_their_positions() {
+        use rand::Rng as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0-classifier.ckpt");
+        let optim = AdamConfig::new().init::<B, Linear<B>>();
+        let mut rngs = [Rng::seed_from_u64(1), Rng::seed_from_u64(2)];
+        rngs[1].random::<u64>();
+        save_loop::<B, _, _, _, u32>(Some(&path), Keep::All, &model(), &optim, 2, &rngs, &[1, 2]).unwrap();
+        let fresh = [Rng::seed_from_u64(9), Rng::seed_from_u64(9)];
+        let (_, _, mut back, log, next) = resume::<B, _, _, [Rng; 2], u32>(
+            Some(&path),
+            model(),
+            AdamConfig::new().init::<B, Linear<B>>(),
+            fresh,
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!((log, next), (vec![1, 2], 3));
+        for (a, b) in back.iter_mut().zip(rngs.iter_mut()) {
+            assert_eq!(a.random::<u64>(), b.random::<u64>());
+        }
+        let one = written(dir.path());
+        let e = resume::<B, _, _, [Rng; 2], u32>(
+            Some(&one),
+            model(),
+            AdamConfig::new().init::<B, Linear<B>>(),
+            [Rng::seed_from_u64(0), Rng::seed_from_u64(0)],
+            &Default::default(),
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("0-sft.ckpt") && e.contains("1 generator(s)"), "{e}");
     }
 
     /// Issue #12: checkpoints carried no checksum, so a damaged one loaded
@@ -809,9 +900,9 @@ mod tests {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let model = optim.step(1e-2, model, grads);
         let rng = Rng::seed_from_u64(7);
-        save_loop::<B, _, _, u32>(Some(&path), Keep::Trainable, &model, &optim, 1, &rng, &[5]).unwrap();
+        save_loop::<B, _, _, Rng, u32>(Some(&path), Keep::Trainable, &model, &optim, 1, &rng, &[5]).unwrap();
         let full = dir.path().join("full.ckpt");
-        save_loop::<B, _, _, u32>(Some(&full), Keep::All, &model, &optim, 1, &rng, &[5]).unwrap();
+        save_loop::<B, _, _, Rng, u32>(Some(&full), Keep::All, &model, &optim, 1, &rng, &[5]).unwrap();
         let (small, big) = (
             std::fs::metadata(&path).unwrap().len(),
             std::fs::metadata(&full).unwrap().len(),
@@ -823,7 +914,7 @@ mod tests {
         let rebuilt = fresh[0].weight.id;
         let optim2 = AdamConfig::new().init::<B, Vec<Linear<B>>>();
         let (resumed, optim2, _, log, next) =
-            resume::<B, _, _, u32>(Some(&path), fresh, optim2, Rng::seed_from_u64(0), &device).unwrap();
+            resume::<B, _, _, Rng, u32>(Some(&path), fresh, optim2, Rng::seed_from_u64(0), &device).unwrap();
         assert_eq!((log, next), (vec![5], 2));
         assert_eq!(values(&resumed), values(&model));
         assert_eq!(

@@ -10,9 +10,12 @@
 //! - [`sft`]: supervised fine-tuning on expert decisions.
 //! - [`grpo`]: GRPO and step-wise GRPO (FLAME Eq. 6), split into collect,
 //!   advantages, update and log.
-//! - [`job`]: what a loop is given (data, settings, checkpoint, evaluation);
-//!   one loop (`learner`) owns resume, evaluation, selection, checkpoints and
-//!   the observer for SFT and GRPO, which supply only their step.
+//! - [`job`]: what an SFT or GRPO loop is given (data, settings,
+//!   checkpoint, evaluation).
+//! - [`learner`]: the one loop of every learner (SFT, GRPO, and through
+//!   their stages the drug-level classifier and LAMO): it owns resume,
+//!   evaluation, selection, checkpoints and the observer; a learner supplies
+//!   only its step and its evaluation.
 //! - [`kl`]: the KL estimators (exact, k3).
 //! - [`parallel`]: data parallel: a step's batch sharded over devices,
 //!   the shards' gradients weighted and summed (NCCL's all-reduce on CUDA).
@@ -29,7 +32,7 @@ pub mod error;
 pub mod grpo;
 pub mod job;
 pub mod kl;
-mod learner;
+pub mod learner;
 pub mod observer;
 pub mod parallel;
 pub mod plugin;

@@ -49,13 +49,17 @@ pub struct Evaluation {
 /// Receives a loop's progress.
 pub trait TrainObserver {
     /// Scores the greedy final lists of a split's evaluation visits after
-    /// `step`; the metrics are kept in the step's log.
+    /// `step`; the metrics are kept in the step's log. By default nothing
+    /// (a learner that scores its own evaluations, a silent observer).
     fn evaluate(
         &mut self,
         step: usize,
         split: SplitName,
         lists: &[FinalList],
-    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError>;
+    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError> {
+        let _ = (step, split, lists);
+        Ok(BTreeMap::new())
+    }
 
     /// A finished step of `total` (or one restored from a checkpoint).
     fn step(&mut self, log: &StepLog, total: usize) -> Result<(), ObserverError>;
@@ -133,15 +137,6 @@ pub struct FinalList {
 pub struct Silent;
 
 impl TrainObserver for Silent {
-    fn evaluate(
-        &mut self,
-        _: usize,
-        _: SplitName,
-        _: &[FinalList],
-    ) -> Result<BTreeMap<String, Option<f64>>, ObserverError> {
-        Ok(BTreeMap::new())
-    }
-
     fn step(&mut self, _: &StepLog, _: usize) -> Result<(), ObserverError> {
         Ok(())
     }

@@ -16,11 +16,12 @@ use std::path::{Path, PathBuf};
 use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
-use rxalign_core::{Rng, SplitName};
-use rxalign_policy::checkpoint;
+use rxalign_core::SplitName;
+use rxalign_policy::checkpoint::{self, Generators};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::learner::Chooser;
 use crate::observer::{StepLog, TrainObserver};
 
 pub use rxalign_policy::Select;
@@ -144,8 +145,10 @@ impl Selector {
 }
 
 /// A loop's selection with the best model so far, kept in memory and, where
-/// the loop checkpoints, in the file beside its checkpoint.
-pub(crate) struct Keeper<M> {
+/// the loop checkpoints, in the file beside its checkpoint: the usual
+/// [`Chooser`].
+#[derive(Debug)]
+pub struct Keeper<M> {
     selector: Selector,
     best: Option<M>,
     /// The best model's file, beside the loop's checkpoint.
@@ -156,12 +159,10 @@ pub(crate) struct Keeper<M> {
 }
 
 impl<M: Clone> Keeper<M> {
-    pub(crate) fn new(
-        select: Select,
-        patience: usize,
-        checkpoint: Option<&Path>,
-        keep: checkpoint::Keep,
-    ) -> Self {
+    /// The last step's model (`Select::Last`), or the best validation
+    /// outcome's, stopping after `patience` evaluations without improvement
+    /// (0: never early); for a loop checkpointing at `checkpoint`.
+    pub fn new(select: Select, patience: usize, checkpoint: Option<&Path>, keep: checkpoint::Keep) -> Self {
         Self {
             selector: Selector::new(select, patience),
             best: None,
@@ -170,34 +171,34 @@ impl<M: Clone> Keeper<M> {
             keep,
         }
     }
+}
 
+impl<B, M> Chooser<B, M> for Keeper<M>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
     /// Takes in the steps restored from a checkpoint (their best model is
     /// in the file, read if it is chosen).
-    pub(crate) fn restore(&mut self, log: &[StepLog]) {
+    fn restore(&mut self, log: &[StepLog], _: &M, _: &B::Device) -> Result<(), TrainError> {
         for entry in log {
             self.selector.observe(entry);
         }
+        Ok(())
     }
 
-    /// Whether the loop has stopped early (a restored loop stays stopped).
-    pub(crate) fn stopped(&self) -> bool {
+    fn stopped(&self) -> bool {
         self.selector.stopped()
     }
 
-    /// Takes in a finished step whose model is `model`, keeping it if it
-    /// is the best so far; returns whether to stop.
-    pub(crate) fn step<B, O>(
+    /// Keeps `model` if it is the best so far.
+    fn step<O: Optimizer<M, B>, R: Generators>(
         &mut self,
         entry: &StepLog,
         model: &M,
         optim: &O,
-        rng: &Rng,
-    ) -> Result<bool, TrainError>
-    where
-        B: AutodiffBackend,
-        M: AutodiffModule<B>,
-        O: Optimizer<M, B>,
-    {
+        rng: &R,
+    ) -> Result<bool, TrainError> {
         let verdict = self.selector.observe(entry);
         if verdict.improved {
             self.best = Some(model.clone());
@@ -215,27 +216,19 @@ impl<M: Clone> Keeper<M> {
         Ok(verdict.stop)
     }
 
-    /// Ends the loop: hands the selection to `observer` and returns the
-    /// model to hand on (`current` is the last step's), for a loop planned
-    /// to end at `planned`. Where an earlier step is chosen, its model
-    /// replaces the last one in the loop's checkpoint, which is what later
-    /// stages and the evaluation read.
-    #[expect(clippy::too_many_arguments, reason = "the loop's state at its end")]
-    pub(crate) fn finish<B, O>(
+    /// Where an earlier step is chosen, its model replaces the last one in
+    /// the loop's checkpoint, which is what later stages and the evaluation
+    /// read.
+    fn finish<O: Optimizer<M, B>, R: Generators>(
         self,
         current: M,
         optim: &O,
-        rng: &Rng,
+        rng: &R,
         log: &[StepLog],
         planned: usize,
         observer: &mut dyn TrainObserver,
         device: &B::Device,
-    ) -> Result<M, TrainError>
-    where
-        B: AutodiffBackend,
-        M: AutodiffModule<B>,
-        O: Optimizer<M, B>,
-    {
+    ) -> Result<M, TrainError> {
         let selection = self.selector.selection(planned);
         let chosen = if selection.step == selection.last {
             current
@@ -267,12 +260,18 @@ impl<M: Clone> Keeper<M> {
 }
 
 /// Where the best model so far is kept, beside the loop's checkpoint.
-pub(crate) fn best_path(checkpoint: &Path) -> PathBuf {
+pub fn best_path(checkpoint: &Path) -> PathBuf {
+    beside(checkpoint, "best")
+}
+
+/// The file of `part` beside a loop's checkpoint: `02-sft.ckpt` and
+/// `best` give `02-sft.best.ckpt`.
+pub fn beside(checkpoint: &Path, part: &str) -> PathBuf {
     let stem = checkpoint
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    checkpoint.with_file_name(format!("{stem}.best.ckpt"))
+    checkpoint.with_file_name(format!("{stem}.{part}.ckpt"))
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
-use rxalign_train::grpo::{GrpoJob, GrpoSettings};
+use rxalign_train::grpo::GrpoSettings;
 
-use rxalign_train::data::training_visits;
-
-use super::policy::{StageObserver, eval_plan, evaluate_policy};
+use super::policy::train_and_record;
 use super::{Need, PolicyCheckpoint, RunContext, Stage};
 use crate::ExperimentError;
 
@@ -66,30 +64,15 @@ impl Stage for GrpoStage {
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
         let from = ctx.artifacts.latest::<PolicyCheckpoint>()?.1.0.clone();
-        let (data, split, reward) = (ctx.data, ctx.split, ctx.reward);
-        let cohort = &data.cohort;
-        let policy = ctx.policy.clone();
-        let eval = eval_plan(ctx, self.settings.eval_every)?;
-        let start = ctx.start.clone();
-        let starts =
-            |v: usize, rng: &mut rxalign_core::Rng| start.start(cohort, v, rng).map_err(|e| e.to_string());
-        let checkpoint = ctx.checkpoint.clone();
-        let train = training_visits(self.settings.patients, cohort, &split.train, ctx.seed);
-        let job = GrpoJob {
-            cohort,
-            reward,
-            train: &train,
-            starts: &starts,
-            settings: &self.settings,
-            budget: policy.budget(),
-            seed: ctx.seed,
-            checkpoint: Some(&checkpoint),
-            eval: &eval,
-        };
-        let devices = ctx.devices.clone();
-        let mut observer = StageObserver::new(ctx, self.method());
-        policy.grpo(&devices, &from, &job, &mut observer)?;
-        let step = observer.chosen_step(self.settings.iterations);
-        evaluate_policy(ctx, self.method(), step, &checkpoint)
+        let s = &self.settings;
+        train_and_record(
+            ctx,
+            self.method(),
+            s,
+            s.eval_every,
+            s.patients,
+            s.iterations,
+            |policy, devices, job, observer| policy.grpo(devices, &from, job, observer),
+        )
     }
 }

@@ -5,6 +5,7 @@
 pub mod artifact;
 mod baselines;
 mod classifier;
+mod epochs;
 mod grpo;
 mod headroom;
 mod lamo;

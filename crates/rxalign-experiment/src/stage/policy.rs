@@ -8,12 +8,17 @@ use std::path::Path;
 
 use rxalign_core::run::MetricsRecord;
 use rxalign_core::{DrugSet, Predictions, SplitName};
+use rxalign_policy::device::TrainDevices;
 use rxalign_policy::family::ActMode;
+use rxalign_train::TrainError;
+use rxalign_train::data::{PatientPart, training_visits};
 use rxalign_train::episodes::GREEDY_BATCH;
 use rxalign_train::episodes::{Episodes, Recording};
+use rxalign_train::job::Job;
 use rxalign_train::observer::{
     EvalPlan, EvalSet, FinalList, ObserverError, StepLog, Throughput, TrainObserver,
 };
+use rxalign_train::plugin::TrainablePolicy;
 use rxalign_train::select::{Select, Selection};
 
 use super::RunContext;
@@ -167,6 +172,54 @@ impl TrainObserver for StageObserver<'_, '_> {
         )])?;
         Ok(())
     }
+}
+
+/// What an SFT or GRPO stage does around its training: the job (the
+/// stage's training patients, the run's start lists, the curves'
+/// evaluation visits every `eval_every` steps, the stage's checkpoint), the
+/// run's records as the loop's observer, `train` (the family's SFT or
+/// GRPO on the run's device), then the trained policy decoded greedily and
+/// recorded as `method` at the step the loop handed on (`planned` where it
+/// said nothing).
+pub(crate) fn train_and_record<S>(
+    ctx: &mut RunContext<'_>,
+    method: &str,
+    settings: &S,
+    eval_every: usize,
+    patients: PatientPart,
+    planned: usize,
+    train: impl FnOnce(
+        &dyn TrainablePolicy,
+        &TrainDevices,
+        &Job<'_, S>,
+        &mut dyn TrainObserver,
+    ) -> Result<(), TrainError>,
+) -> Result<(), ExperimentError> {
+    let (data, split, reward) = (ctx.data, ctx.split, ctx.reward);
+    let cohort = &data.cohort;
+    let policy = ctx.policy.clone();
+    let eval = eval_plan(ctx, eval_every)?;
+    let start = ctx.start.clone();
+    let starts =
+        |v: usize, rng: &mut rxalign_core::Rng| start.start(cohort, v, rng).map_err(|e| e.to_string());
+    let checkpoint = ctx.checkpoint.clone();
+    let train_visits = training_visits(patients, cohort, &split.train, ctx.seed);
+    let job = Job {
+        cohort,
+        reward,
+        train: &train_visits,
+        starts: &starts,
+        settings,
+        budget: policy.budget(),
+        seed: ctx.seed,
+        checkpoint: Some(&checkpoint),
+        eval: &eval,
+    };
+    let devices = ctx.devices.clone();
+    let mut observer = StageObserver::new(ctx, method);
+    train(policy.as_ref(), &devices, &job, &mut observer)?;
+    let step = observer.chosen_step(planned);
+    evaluate_policy(ctx, method, step, &checkpoint)
 }
 
 /// Decodes the policy of `checkpoint` greedily from the run's start lists

@@ -1,8 +1,6 @@
-use rxalign_train::sft::{SftJob, SftSettings};
+use rxalign_train::sft::SftSettings;
 
-use rxalign_train::data::training_visits;
-
-use super::policy::{StageObserver, eval_plan, evaluate_policy};
+use super::policy::train_and_record;
 use super::{ArtifactId, PolicyCheckpoint, RunContext, Stage};
 use crate::ExperimentError;
 
@@ -43,32 +41,18 @@ impl Stage for SftStage {
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), ExperimentError> {
-        let (data, split, reward) = (ctx.data, ctx.split, ctx.reward);
-        let cohort = &data.cohort;
-        let policy = ctx.policy.clone();
-        let eval = eval_plan(ctx, self.settings.eval_every)?;
-        let start = ctx.start.clone();
-        let run_starts =
-            |v: usize, rng: &mut rxalign_core::Rng| start.start(cohort, v, rng).map_err(|e| e.to_string());
+        let s = &self.settings;
         let checkpoint = ctx.checkpoint.clone();
-        let train = training_visits(self.settings.patients, cohort, &split.train, ctx.seed);
-        let job = SftJob {
-            cohort,
-            reward,
-            train: &train,
-            settings: &self.settings,
-            starts: &run_starts,
-            budget: policy.budget(),
-            seed: ctx.seed,
-            checkpoint: Some(&checkpoint),
-            eval: &eval,
-        };
-        let devices = ctx.devices.clone();
-        let mut observer = StageObserver::new(ctx, self.method());
-        policy.sft(&devices, &job, &mut observer)?;
-        let step = observer.chosen_step(self.settings.epochs);
-        ctx.artifacts
-            .give(self.method(), PolicyCheckpoint(checkpoint.clone()));
-        evaluate_policy(ctx, self.method(), step, &checkpoint)
+        train_and_record(
+            ctx,
+            self.method(),
+            s,
+            s.eval_every,
+            s.patients,
+            s.epochs,
+            |policy, devices, job, observer| policy.sft(devices, job, observer),
+        )?;
+        ctx.artifacts.give(self.method(), PolicyCheckpoint(checkpoint));
+        Ok(())
     }
 }

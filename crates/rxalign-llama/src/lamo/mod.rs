@@ -21,7 +21,9 @@ mod train;
 
 pub use groups::{DrugGroups, Grouping};
 pub use prompt::{DEFAULT_TEMPLATE, PromptTemplate};
-pub use train::{Answers, Encoder, LamoEpochLog, TrainedLamo, train_lamo, train_lamo_with};
+pub use train::{
+    Answers, Encoder, GroupBest, LamoEpoch, LamoOptim, LamoTraining, LamoValidation, TrainedLamo,
+};
 
 use std::path::PathBuf;
 

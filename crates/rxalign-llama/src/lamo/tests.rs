@@ -111,8 +111,60 @@ fn tiny_settings() -> LamoSettings {
     }
 }
 
+use burn::module::AutodiffModule;
 use rxalign_core::Cohort;
-use rxalign_lm::LoraConfig;
+use rxalign_lm::{Llama, LoraConfig};
+
+type Inner = <CpuTrainBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+
+/// One epoch's training and validation.
+struct EpochLog {
+    loss: f64,
+    group_loss: Vec<(String, f64)>,
+    group_val_loss: Vec<(String, Option<f64>)>,
+}
+
+/// Trains every epoch as the run's loop (`rxalign_train::learner`, driven
+/// by the LAMO stage) does, each group keeping its last epoch's adapter or,
+/// with `select: "validation"`, its best one's ([`GroupBest`]).
+fn fit(
+    cohort: &Cohort,
+    train: &[usize],
+    val: &[usize],
+    settings: &LamoSettings,
+    template: &PromptTemplate,
+) -> Result<(TrainedLamo<Inner>, Vec<EpochLog>), PolicyError> {
+    let (training, mut model) =
+        LamoTraining::new::<CpuTrainBackend>(cohort, train, val, settings, template, 7, 256, &FlexDevice)?;
+    let (mut optim, mut rng) = training.start::<CpuTrainBackend>();
+    let mut best = GroupBest::default();
+    let mut kept: Option<Llama<CpuTrainBackend>> = None;
+    let mut log = Vec::new();
+    for epoch in 1..=settings.epochs {
+        let (next, trained) = training.epoch(model, &mut optim, &mut rng, epoch, &FlexDevice)?;
+        model = next;
+        let validation = training.validate(&model.valid())?;
+        if settings.select == Select::Validation {
+            let losses: Vec<Option<f64>> = validation.group_loss.iter().map(|(_, l)| *l).collect();
+            let which = best.observe(epoch, &losses);
+            match &mut kept {
+                Some(k) => training.keep_adapters(k, &model, &which)?,
+                None => kept = Some(model.clone()),
+            }
+        }
+        log.push(EpochLog {
+            loss: trained.loss,
+            group_loss: trained.group_loss,
+            group_val_loss: validation.group_loss,
+        });
+    }
+    let epochs = match kept {
+        Some(_) => best.epochs(),
+        None => vec![settings.epochs; training.groups.len()],
+    };
+    let model = kept.unwrap_or(model).valid();
+    Ok((training.finish(model, &epochs)?, log))
+}
 
 #[test]
 fn a_tiny_grouped_run_learns_and_predicts_with_scores() {
@@ -124,41 +176,25 @@ fn a_tiny_grouped_run_learns_and_predicts_with_scores() {
     // A short question keeps the test fast (the default one, with the
     // note and the previous drugs, is some 250 tokens of this small BPE).
     let template = PromptTemplate::new("{age} {sex}; {diagnoses}. Give {drug}?", 40).unwrap();
-    let run = |lr: f64, seen: &mut Vec<usize>| {
+    let run = |lr: f64| {
         let settings = LamoSettings {
             lr,
             ..settings.clone()
         };
-        train_lamo_with::<CpuTrainBackend>(
-            &cohort,
-            &train,
-            &val,
-            &settings,
-            &template,
-            7,
-            &FlexDevice,
-            256,
-            &mut |log| {
-                seen.push(log.epoch);
-                Ok(())
-            },
-        )
-        .unwrap()
+        fit(&cohort, &train, &val, &settings, &template).unwrap()
     };
-    let mut seen = Vec::new();
-    let trained = run(settings.lr, &mut seen);
-    assert_eq!(seen, [1, 2]);
+    let (trained, log) = run(settings.lr);
+    assert_eq!(log.len(), 2);
     assert_eq!(trained.groups.len(), 3);
     // The same seed with a learning rate too small to move anything: the
     // fresh adapters' (that is, the frozen base's) validation loss.
-    let fresh = run(1e-12, &mut Vec::new());
-    let log = &trained.log;
+    let (_, fresh) = run(1e-12);
     assert_eq!(log[0].group_loss.len(), 3);
     // About 10% of the questions are positive: the adapters learn at least
     // the base rate, so every group's validation cross-entropy falls well
     // below the frozen base's.
     assert!(log[1].loss < log[0].loss, "{} then {}", log[0].loss, log[1].loss);
-    for ((name, l), (_, l0)) in log[1].group_val_loss.iter().zip(&fresh.log[1].group_val_loss) {
+    for ((name, l), (_, l0)) in log[1].group_val_loss.iter().zip(&fresh[1].group_val_loss) {
         let (l, l0) = (l.unwrap(), l0.unwrap());
         eprintln!("group {name}: validation cross-entropy {l0:.4} fresh, {l:.4} trained");
         assert!(
@@ -225,18 +261,12 @@ fn each_group_keeps_its_best_validation_epoch() {
         ..tiny_settings()
     };
     let template = PromptTemplate::new("{age} {sex}; {diagnoses}. Give {drug}?", 40).unwrap();
-    let trained =
-        train_lamo::<CpuTrainBackend>(&cohort, &train, &val, &settings, &template, 7, &FlexDevice, 256)
-            .unwrap();
+    let (trained, log) = fit(&cohort, &train, &val, &settings, &template).unwrap();
     let scores = trained.scores(&cohort, &val, 256).unwrap();
     let now = group_losses(&cohort, &val, &scores, &trained.groups);
     let mut kept = Vec::new();
     for (g, (name, epoch)) in trained.kept_epochs.iter().enumerate() {
-        let losses: Vec<f64> = trained
-            .log
-            .iter()
-            .map(|l| l.group_val_loss[g].1.unwrap())
-            .collect();
+        let losses: Vec<f64> = log.iter().map(|l| l.group_val_loss[g].1.unwrap()).collect();
         let best = (0..losses.len()).fold(0, |b, e| if losses[e] < losses[b] { e } else { b });
         assert_eq!(*epoch, best + 1, "group {name}: {losses:?}");
         let l = now[g].1.unwrap();
@@ -253,7 +283,8 @@ fn each_group_keeps_its_best_validation_epoch() {
         "some group keeps an earlier epoch: {kept:?}"
     );
     // Without validation visits, selection is refused before training.
-    let e = train_lamo::<CpuTrainBackend>(&cohort, &train, &[], &settings, &template, 7, &FlexDevice, 256)
+    let e = fit(&cohort, &train, &[], &settings, &template)
+        .map(|_| ())
         .unwrap_err()
         .to_string();
     assert!(e.contains("select"), "{e}");
@@ -327,4 +358,20 @@ fn settings_are_checked() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("last, validation"), "{e}");
+}
+
+#[test]
+fn each_group_keeps_its_lowest_validation_loss_and_the_earliest_of_equals() {
+    let mut best = GroupBest::default();
+    // The first epoch is every group's first best, with a loss or without.
+    assert_eq!(best.observe(1, &[Some(0.5), None, Some(0.3)]), [true, true, true]);
+    assert_eq!(
+        best.observe(2, &[Some(0.4), Some(9.0), Some(0.3)]),
+        [true, true, false]
+    );
+    assert_eq!(
+        best.observe(3, &[Some(0.45), None, Some(0.2)]),
+        [false, false, true]
+    );
+    assert_eq!(best.epochs(), [2, 2, 3]);
 }

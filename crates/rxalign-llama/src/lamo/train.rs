@@ -1,13 +1,14 @@
 //! Training and scoring the grouped yes/no classifier.
 
-use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
+use rand::Rng as _;
 use rand::seq::SliceRandom;
 use rxalign_core::metrics::MetricReport;
-use rxalign_core::{Cohort, Prediction, Predictions, seeded_rng};
+use rxalign_core::{Cohort, Prediction, Predictions, Rng, seeded_rng};
 use rxalign_lm::generate::left_pad;
 use rxalign_lm::tokenizer::train_byte_level_bpe;
 use rxalign_lm::{Adapter, CachedRow, KvCache, Llama, LlamaConfig, LmError, Message};
@@ -176,20 +177,24 @@ pub(super) fn shared_prefix(questions: &[Vec<u32>]) -> usize {
     n.min(shortest.saturating_sub(1))
 }
 
-/// What one epoch did.
+/// What one epoch's training did.
 #[derive(Clone, Debug)]
-pub struct LamoEpochLog {
-    pub epoch: usize,
+pub struct LamoEpoch {
     /// The mean yes/no cross-entropy (nats per question) over the epoch's
     /// training questions, each group's adapter at the time.
     pub loss: f64,
     /// Per group (its name): the mean training cross-entropy of its questions.
     pub group_loss: Vec<(String, f64)>,
-    /// Per group: the mean cross-entropy of every validation question about
-    /// its drugs after the epoch (`None` without validation visits).
-    pub group_val_loss: Vec<(String, Option<f64>)>,
+}
+
+/// A model's validation scores after an epoch.
+#[derive(Clone, Debug)]
+pub struct LamoValidation {
+    /// Per group (its name): the mean cross-entropy of every validation
+    /// question about its drugs (`None` without validation visits).
+    pub group_loss: Vec<(String, Option<f64>)>,
     /// Validation metrics of the lists at threshold 0.5.
-    pub val: MetricReport,
+    pub report: MetricReport,
 }
 
 /// A trained grouped classifier.
@@ -204,7 +209,6 @@ pub struct TrainedLamo<B: Backend> {
     pub threshold: f32,
     /// Per group (its name): the epoch whose adapter it keeps.
     pub kept_epochs: Vec<(String, usize)>,
-    pub log: Vec<LamoEpochLog>,
 }
 
 /// The questions (visit, drug, prescribed) of one group's training epoch:
@@ -214,7 +218,7 @@ fn training_questions(
     train: &[usize],
     drugs: &[usize],
     ratio: f64,
-    rng: &mut rxalign_core::Rng,
+    rng: &mut Rng,
 ) -> Vec<(usize, usize, bool)> {
     let mut positives = Vec::new();
     let mut negatives = Vec::new();
@@ -421,7 +425,7 @@ fn build<B: Backend>(
     template: &PromptTemplate,
     cohort: &Cohort,
     train: &[usize],
-    rng: &mut rxalign_core::Rng,
+    rng: &mut Rng,
     device: &B::Device,
 ) -> Result<(Llama<B>, Encoder), PolicyError> {
     match &settings.model {
@@ -475,149 +479,165 @@ fn build<B: Backend>(
     }
 }
 
-/// With `select: "validation"`: the adapters kept so far, each group's
-/// from its best epoch, their validation scores (a group's scores depend
-/// on its own adapter only) and each group's (epoch, validation loss).
-struct Kept<B: Backend> {
-    model: Llama<B>,
-    val_scores: Vec<Vec<f32>>,
+/// Each group's best validation epoch so far, the rule of `select:
+/// "validation"`: its lowest validation cross-entropy, the earliest of
+/// equals; the first epoch is every group's first best, with or without a
+/// loss (no validation visits).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupBest {
     best: Vec<(usize, f64)>,
 }
 
-impl<B: Backend> Kept<B> {
-    /// Everything of the first epoch.
-    fn new(model: Llama<B>, entry: &LamoEpochLog, val_scores: &[Vec<f32>]) -> Self {
-        let best = entry
-            .group_val_loss
-            .iter()
-            .map(|(_, l)| (entry.epoch, l.unwrap_or(f64::INFINITY)))
-            .collect();
-        Kept {
-            model,
-            val_scores: val_scores.to_vec(),
-            best,
+impl GroupBest {
+    /// Takes in an epoch's per-group validation losses (in group order);
+    /// returns which groups' adapters of this epoch are now their best.
+    pub fn observe(&mut self, epoch: usize, losses: &[Option<f64>]) -> Vec<bool> {
+        if self.best.is_empty() {
+            self.best = losses
+                .iter()
+                .map(|l| (epoch, l.unwrap_or(f64::INFINITY)))
+                .collect();
+            return vec![true; losses.len()];
         }
-    }
-
-    /// Takes from `model` (after `entry`'s epoch) the adapter and scores
-    /// of each group whose validation loss fell below its best.
-    fn update(
-        &mut self,
-        model: &Llama<B>,
-        entry: &LamoEpochLog,
-        val_scores: &[Vec<f32>],
-        groups: &DrugGroups,
-    ) -> Result<(), PolicyError> {
-        for (g, (name, loss)) in entry.group_val_loss.iter().enumerate() {
-            let Some(loss) = *loss else { continue };
-            if loss < self.best[g].1 {
-                self.best[g] = (entry.epoch, loss);
-                self.model
-                    .copy_adapter_from(model, name)
-                    .map_err(lm_err("keeping an adapter"))?;
-                for (row, now) in self.val_scores.iter_mut().zip(val_scores) {
-                    for &d in &groups.groups[g].1 {
-                        row[d] = now[d];
-                    }
+        self.best
+            .iter_mut()
+            .zip(losses)
+            .map(|(best, loss)| match *loss {
+                Some(loss) if loss < best.1 => {
+                    *best = (epoch, loss);
+                    true
                 }
-            }
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// Each group's best epoch, in group order (empty before the first).
+    pub fn epochs(&self) -> Vec<usize> {
+        self.best.iter().map(|(e, _)| *e).collect()
+    }
+}
+
+/// LAMO's optimizer (Adam over the adapters).
+pub type LamoOptim<B> = OptimizerAdaptor<Adam, Llama<B>, B>;
+
+/// The pieces of training one adapter per drug group on the `train` visits'
+/// questions (the base frozen), which the training loop
+/// (`rxalign_train::learner`, driven by the LAMO stage) calls:
+/// [`Self::new`] (the model), [`Self::start`], then [`Self::epoch`] and
+/// [`Self::validate`] each epoch, then [`Self::finish`] on the kept model
+/// (each group's adapter of the last epoch, or with `select: "validation"`
+/// of its best, [`GroupBest`]); the threshold is then picked on the kept
+/// adapters' validation scores. Scoring runs `eval_batch` questions at a
+/// time. The same seed gives the same model, resumed or not.
+#[derive(Debug)]
+pub struct LamoTraining<'a> {
+    cohort: &'a Cohort,
+    train: &'a [usize],
+    val: &'a [usize],
+    settings: &'a LamoSettings,
+    template: &'a PromptTemplate,
+    seed: u64,
+    eval_batch: usize,
+    pub groups: DrugGroups,
+    encoder: Encoder,
+    answers: Answers,
+}
+
+impl<'a> LamoTraining<'a> {
+    /// Checks the settings, groups the drugs and builds the model with a
+    /// fresh adapter per group (drawn from the seed).
+    #[expect(clippy::too_many_arguments, reason = "the inputs of training, each distinct")]
+    pub fn new<B: AutodiffBackend>(
+        cohort: &'a Cohort,
+        train: &'a [usize],
+        val: &'a [usize],
+        settings: &'a LamoSettings,
+        template: &'a PromptTemplate,
+        seed: u64,
+        eval_batch: usize,
+        device: &B::Device,
+    ) -> Result<(Self, Llama<B>), PolicyError> {
+        settings.validate()?;
+        if train.is_empty() {
+            return Err(PolicyError::Invalid("the training split is empty".into()));
         }
-        Ok(())
+        if settings.select == Select::Validation && val.is_empty() {
+            return Err(PolicyError::Config {
+                field: "select",
+                message: "\"validation\" needs validation visits; the validation split is empty".into(),
+            });
+        }
+        let groups = DrugGroups::new(&settings.groups, cohort, train)?;
+        // Weights and adapters are drawn from the run's seeded generator
+        // (never the backend's, shared by runs side by side); LoRA dropout,
+        // if any, draws its masks from the backend's, seeded here (and
+        // again before each later epoch, so that a resumed run draws the
+        // same masks).
+        B::seed(device, seed);
+        let mut init = seeded_rng(seed, "lamo-model");
+        let (model, encoder) = build::<B>(settings, template, cohort, train, &mut init, device)?;
+        let answers = Answers::look_up(&encoder, &settings.yes, &settings.no)?;
+        let mut model = model.freeze();
+        for (name, _) in &groups.groups {
+            model = model
+                .add_adapter(name, settings.lora.clone())
+                .map_err(lm_err("adding an adapter"))?;
+        }
+        let model = model.map(&mut RedrawAdapters::new(&mut init));
+        let training = Self {
+            cohort,
+            train,
+            val,
+            settings,
+            template,
+            seed,
+            eval_batch,
+            groups,
+            encoder,
+            answers,
+        };
+        Ok((training, model))
     }
-}
 
-/// [`train_lamo_with`] without a per-epoch callback.
-#[expect(clippy::too_many_arguments, reason = "the inputs of training, each distinct")]
-pub fn train_lamo<B: AutodiffBackend>(
-    cohort: &Cohort,
-    train: &[usize],
-    val: &[usize],
-    settings: &LamoSettings,
-    template: &PromptTemplate,
-    seed: u64,
-    device: &B::Device,
-    eval_batch: usize,
-) -> Result<TrainedLamo<B::InnerBackend>, PolicyError> {
-    train_lamo_with::<B>(
-        cohort,
-        train,
-        val,
-        settings,
-        template,
-        seed,
-        device,
-        eval_batch,
-        &mut |_| Ok(()),
-    )
-}
+    /// The optimizer and the loop's generator (the questions' stream).
+    pub fn start<B: AutodiffBackend>(&self) -> (LamoOptim<B>, Rng) {
+        (AdamConfig::new().init(), seeded_rng(self.seed, "lamo-questions"))
+    }
 
-/// Trains one adapter per drug group on the `train` visits' questions (the
-/// base frozen), scoring the `val` visits after each epoch (handed to
-/// `on_epoch` at once; an error from it stops training). Each group keeps
-/// its last epoch's adapter, or with `select: "validation"` its best
-/// epoch's; the threshold is then picked on the kept adapters' `val`
-/// scores. Scoring runs `eval_batch` questions at a time. The same seed
-/// gives the same model.
-#[expect(clippy::too_many_arguments, reason = "the inputs of training, each distinct")]
-pub fn train_lamo_with<B: AutodiffBackend>(
-    cohort: &Cohort,
-    train: &[usize],
-    val: &[usize],
-    settings: &LamoSettings,
-    template: &PromptTemplate,
-    seed: u64,
-    device: &B::Device,
-    eval_batch: usize,
-    on_epoch: &mut dyn FnMut(&LamoEpochLog) -> Result<(), String>,
-) -> Result<TrainedLamo<B::InnerBackend>, PolicyError> {
-    settings.validate()?;
-    if train.is_empty() {
-        return Err(PolicyError::Invalid("the training split is empty".into()));
-    }
-    let select = settings.select == Select::Validation;
-    if select && val.is_empty() {
-        return Err(PolicyError::Config {
-            field: "select",
-            message: "\"validation\" needs validation visits; the validation split is empty".into(),
-        });
-    }
-    let groups = DrugGroups::new(&settings.groups, cohort, train)?;
-    // Weights and adapters are drawn from the run's seeded generator (never
-    // the backend's, shared by runs side by side); LoRA dropout, if any,
-    // draws its masks from the backend's, seeded here.
-    B::seed(device, seed);
-    let mut init = seeded_rng(seed, "lamo-model");
-    let (model, encoder) = build::<B>(settings, template, cohort, train, &mut init, device)?;
-    let answers = Answers::look_up(&encoder, &settings.yes, &settings.no)?;
-    let mut model = model.freeze();
-    for (name, _) in &groups.groups {
-        model = model
-            .add_adapter(name, settings.lora.clone())
-            .map_err(lm_err("adding an adapter"))?;
-    }
-    let mut model = model.map(&mut RedrawAdapters::new(&mut init));
-    let mut optim = AdamConfig::new().init();
-    let mut rng = seeded_rng(seed, "lamo-questions");
-    let mut log: Vec<LamoEpochLog> = Vec::with_capacity(settings.epochs);
-    let mut val_scores = Vec::new();
-    let mut kept: Option<Kept<B::InnerBackend>> = None;
-    for epoch in 1..=settings.epochs {
+    /// Epoch `epoch` (from 1): each group's questions (negatives drawn
+    /// afresh) in batches, one Adam step each, its adapter only.
+    pub fn epoch<B: AutodiffBackend>(
+        &self,
+        mut model: Llama<B>,
+        optim: &mut LamoOptim<B>,
+        rng: &mut Rng,
+        epoch: usize,
+        device: &B::Device,
+    ) -> Result<(Llama<B>, LamoEpoch), PolicyError> {
+        let (cohort, settings, groups) = (self.cohort, self.settings, &self.groups);
+        if epoch > 1 && settings.lora.dropout > 0.0 {
+            B::seed(
+                device,
+                seeded_rng(self.seed, &format!("lamo-dropout-{epoch}")).random(),
+            );
+        }
         let mut group_loss = Vec::with_capacity(groups.len());
         let (mut total, mut count) = (0.0, 0usize);
         for (g, (name, drugs)) in groups.groups.iter().enumerate() {
             let questions =
-                training_questions(cohort, train, drugs, settings.negatives_per_positive, &mut rng);
+                training_questions(cohort, self.train, drugs, settings.negatives_per_positive, rng);
             let mut sum = 0.0;
             for chunk in questions.chunks(settings.batch_size) {
                 let ids = chunk
                     .iter()
-                    .map(|&(v, d, _)| encoder.question(&template.render(cohort, v, d)))
+                    .map(|&(v, d, _)| self.encoder.question(&self.template.render(cohort, v, d)))
                     .collect::<Result<Vec<_>, _>>()?;
                 let rows = chunk.len();
                 // The right answer's column: 0 for yes, 1 for no.
                 let target: Vec<i64> = chunk.iter().map(|&(_, _, yes)| i64::from(!yes)).collect();
                 let target = Tensor::<B, 2, Int>::from_data(TensorData::new(target, [rows, 1]), device);
-                let logits = answer_logits(&model, &ids, adapter_of(g), answers); // [rows, 2]
+                let logits = answer_logits(&model, &ids, adapter_of(g), self.answers); // [rows, 2]
                 let loss = log_softmax(logits, 1).gather(1, target).mean().neg(); // [1]
                 let value = loss.clone().into_scalar().elem::<f64>();
                 if !value.is_finite() {
@@ -633,57 +653,76 @@ pub fn train_lamo_with<B: AutodiffBackend>(
             total += sum;
             count += questions.len();
         }
-        let inner = model.valid();
-        val_scores = score_visits(
-            &inner, &encoder, template, answers, &groups, cohort, val, eval_batch,
-        )?;
-        let entry = LamoEpochLog {
-            epoch,
+        let log = LamoEpoch {
             loss: total / count.max(1) as f64,
             group_loss,
-            group_val_loss: group_losses(cohort, val, &val_scores, &groups),
-            val: report(cohort, val, &val_scores, 0.5),
         };
-        if select {
-            match &mut kept {
-                Some(k) => k.update(&inner, &entry, &val_scores, &groups)?,
-                None => kept = Some(Kept::new(inner, &entry, &val_scores)),
-            }
-        }
-        on_epoch(&entry).map_err(PolicyError::Invalid)?;
-        log.push(entry);
+        Ok((model, log))
     }
-    let (model, val_scores, kept_epochs) = match kept {
-        Some(k) => (
-            k.model,
-            k.val_scores,
-            groups
-                .groups
-                .iter()
-                .zip(&k.best)
-                .map(|((n, _), (e, _))| (n.clone(), *e))
-                .collect(),
-        ),
-        None => (
-            model.valid(),
-            val_scores,
-            groups
-                .groups
-                .iter()
-                .map(|(n, _)| (n.clone(), settings.epochs))
-                .collect(),
-        ),
-    };
-    // The threshold: the best validation Jaccard of the kept adapters' scores.
-    let threshold = threshold::pick(cohort, val, &val_scores, settings.threshold_step);
-    Ok(TrainedLamo {
-        model,
-        encoder,
-        template: template.clone(),
-        answers,
-        groups,
-        threshold,
-        kept_epochs,
-        log,
-    })
+
+    /// `model`'s validation scores: each group's cross-entropy and the
+    /// lists' metrics at threshold 0.5.
+    pub fn validate<B: Backend>(&self, model: &Llama<B>) -> Result<LamoValidation, PolicyError> {
+        let scores = self.val_scores(model)?;
+        Ok(LamoValidation {
+            group_loss: group_losses(self.cohort, self.val, &scores, &self.groups),
+            report: report(self.cohort, self.val, &scores, 0.5),
+        })
+    }
+
+    fn val_scores<B: Backend>(&self, model: &Llama<B>) -> Result<Vec<Vec<f32>>, PolicyError> {
+        score_visits(
+            model,
+            &self.encoder,
+            self.template,
+            self.answers,
+            &self.groups,
+            self.cohort,
+            self.val,
+            self.eval_batch,
+        )
+    }
+
+    /// Copies into `kept` the adapters of the groups marked in `which` from
+    /// `model`.
+    pub fn keep_adapters<B: Backend>(
+        &self,
+        kept: &mut Llama<B>,
+        model: &Llama<B>,
+        which: &[bool],
+    ) -> Result<(), PolicyError> {
+        for ((name, _), _) in self.groups.groups.iter().zip(which).filter(|(_, k)| **k) {
+            kept.copy_adapter_from(model, name)
+                .map_err(lm_err("keeping an adapter"))?;
+        }
+        Ok(())
+    }
+
+    /// The trained classifier of the kept `model` (each group's adapter of
+    /// its epoch in `kept_epochs`, in group order), its threshold the best
+    /// validation Jaccard of the model's scores.
+    pub fn finish<B: Backend>(
+        self,
+        model: Llama<B>,
+        kept_epochs: &[usize],
+    ) -> Result<TrainedLamo<B>, PolicyError> {
+        let val_scores = self.val_scores(&model)?;
+        let threshold = threshold::pick(self.cohort, self.val, &val_scores, self.settings.threshold_step);
+        let kept_epochs = self
+            .groups
+            .groups
+            .iter()
+            .zip(kept_epochs)
+            .map(|((n, _), e)| (n.clone(), *e))
+            .collect();
+        Ok(TrainedLamo {
+            model,
+            encoder: self.encoder,
+            template: self.template.clone(),
+            answers: self.answers,
+            groups: self.groups,
+            threshold,
+            kept_epochs,
+        })
+    }
 }

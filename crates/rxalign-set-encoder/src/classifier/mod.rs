@@ -7,7 +7,8 @@ mod train;
 pub use features::{Batch, multi_hot};
 pub use model::{DropoutMasks, DrugClassifier, DrugClassifierConfig};
 pub use train::{
-    ClassifierSettings, EpochLog, TrainedClassifier, cross_fit, train_classifier, train_classifier_with,
+    ClassifierOptim, ClassifierRngs, ClassifierSettings, ClassifierTraining, Fold, TrainedClassifier,
+    cross_fit_folds,
 };
 
 #[cfg(test)]

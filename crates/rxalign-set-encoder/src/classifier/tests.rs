@@ -1,10 +1,36 @@
 use burn::backend::flex::FlexDevice;
 use rxalign_core::{Cohort, DdiGraph, DrugSet, SplitConfig, Visit, Vocab};
 
+use burn::module::AutodiffModule;
+
 use super::*;
 use rxalign_policy::CpuTrainBackend;
 use rxalign_policy::features::VisitFeatures;
 use rxalign_policy::test_support::tiny;
+
+type Inner = <CpuTrainBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+
+/// Trains every epoch and keeps the last one's model (the run's loop,
+/// `rxalign_train::learner`, keeps the best on validation; these tests need
+/// no selection): the classifier and each epoch's training loss.
+fn fit(
+    cohort: &Cohort,
+    features: &VisitFeatures,
+    train: &[usize],
+    val: &[usize],
+    settings: &ClassifierSettings,
+    seed: u64,
+) -> (TrainedClassifier<Inner>, Vec<f64>) {
+    let mut training = ClassifierTraining::new(cohort, features, train, val, settings, seed).unwrap();
+    let (mut model, mut optim, mut rngs) = training.start::<CpuTrainBackend>(&FlexDevice);
+    let mut losses = Vec::new();
+    for epoch in 1..=settings.epochs {
+        let (next, loss) = training.epoch(model, &mut optim, &mut rngs, epoch, &FlexDevice);
+        model = next;
+        losses.push(loss);
+    }
+    (training.finish(model.valid(), &FlexDevice), losses)
+}
 
 #[test]
 fn gradients_flow_and_a_tiny_classifier_fits_its_visits() {
@@ -16,23 +42,18 @@ fn gradients_flow_and_a_tiny_classifier_fits_its_visits() {
         lr: 0.02,
         ..ClassifierSettings::default()
     };
-    let trained = train_classifier::<CpuTrainBackend>(
-        &cohort,
-        &VisitFeatures::of(&cohort),
-        &[0, 1],
-        &[0, 1],
-        &settings,
-        3,
-        &FlexDevice,
-    )
-    .unwrap();
-    let first = trained.log.first().unwrap().loss;
-    let last = trained.log.last().unwrap().loss;
+    let features = VisitFeatures::of(&cohort);
+    let (trained, losses) = fit(&cohort, &features, &[0, 1], &[0, 1], &settings, 3);
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
     assert!(last < first * 0.1, "loss {first} -> {last}");
     let p = trained.predict(&cohort, &[0, 1]);
     assert_eq!(p.by_visit[&0].drugs.to_vec(), vec![0, 2]);
     assert_eq!(p.by_visit[&1].drugs.to_vec(), vec![3, 4, 5]);
-    assert_eq!(trained.log.last().unwrap().val.get("jaccard"), Some(1.0));
+    let training = ClassifierTraining::new(&cohort, &features, &[0, 1], &[0, 1], &settings, 3).unwrap();
+    assert_eq!(
+        training.validate(&trained.model, &FlexDevice).get("jaccard"),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -44,16 +65,14 @@ fn the_same_seed_gives_the_same_model() {
         ..ClassifierSettings::default()
     };
     let run = |seed| {
-        let t = train_classifier::<CpuTrainBackend>(
+        let (t, _) = fit(
             &cohort,
             &VisitFeatures::of(&cohort),
             &[0, 1],
             &[0, 1],
             &settings,
             seed,
-            &FlexDevice,
-        )
-        .unwrap();
+        );
         t.predict(&cohort, &[0, 1]).by_visit[&0].scores.clone().unwrap()
     };
     assert_eq!(run(7), run(7));
@@ -73,16 +92,14 @@ fn runs_side_by_side_stay_reproducible() {
         ..ClassifierSettings::default()
     };
     let run = || {
-        let t = train_classifier::<CpuTrainBackend>(
+        let (t, _) = fit(
             &cohort,
             &VisitFeatures::of(&cohort),
             &[0, 1],
             &[0, 1],
             &settings,
             11,
-            &FlexDevice,
-        )
-        .unwrap();
+        );
         t.predict(&cohort, &[0, 1]).by_visit[&1].scores.clone().unwrap()
     };
     let alone = run();
@@ -115,16 +132,8 @@ fn on_the_synthetic_clinic_it_beats_the_frequency_baselines() {
         batch_size: 32,
         ..ClassifierSettings::default()
     };
-    let trained = train_classifier::<CpuTrainBackend>(
-        &clinic,
-        &VisitFeatures::of(&clinic),
-        &split.train,
-        &split.val,
-        &settings,
-        0,
-        &FlexDevice,
-    )
-    .unwrap();
+    let features = VisitFeatures::of(&clinic);
+    let (trained, _) = fit(&clinic, &features, &split.train, &split.val, &settings, 0);
     let report = trained.predict(&clinic, &split.test).evaluate(&clinic, |_| true);
     let jaccard = report.get("jaccard").unwrap();
     assert!(jaccard > 0.5, "test Jaccard {jaccard}");
@@ -142,41 +151,31 @@ fn cross_fitting_predicts_each_training_visit_from_a_model_that_did_not_see_its_
         cross_fit: 3,
         ..ClassifierSettings::default()
     };
-    let fit = || {
-        cross_fit::<CpuTrainBackend>(
-            &clinic,
-            &features,
-            &split.train,
-            &split.val,
-            &settings,
-            5,
-            &FlexDevice,
-        )
-        .unwrap()
+    // What the classifier stage does with the folds: each fold's
+    // classifier predicts its held-out patients.
+    let cross_fit = || {
+        let mut out = rxalign_core::Predictions::default();
+        for fold in cross_fit_folds(&clinic, &split.train, &settings, 5).unwrap() {
+            let (t, _) = fit(&clinic, &features, &fold.rest, &split.val, &settings, fold.seed);
+            out.by_visit.extend(t.predict(&clinic, &fold.held).by_visit);
+        }
+        out
     };
-    let fitted = fit();
+    let fitted = cross_fit();
     let mut covered: Vec<usize> = fitted.by_visit.keys().copied().collect();
     covered.sort_unstable();
     let mut train = split.train.clone();
     train.sort_unstable();
     assert_eq!(covered, train, "every training visit, and only those");
-    let again = fit();
+    let again = cross_fit();
     for (v, p) in &fitted.by_visit {
         assert_eq!(p.scores, again.by_visit[v].scores, "seeded");
     }
     // A held-out fold scores its own patients worse than the model that
     // trained on them (it has not seen them).
-    let full = train_classifier::<CpuTrainBackend>(
-        &clinic,
-        &features,
-        &split.train,
-        &split.val,
-        &settings,
-        5,
-        &FlexDevice,
-    )
-    .unwrap()
-    .predict(&clinic, &split.train);
+    let full = fit(&clinic, &features, &split.train, &split.val, &settings, 5)
+        .0
+        .predict(&clinic, &split.train);
     let loss = |p: &rxalign_core::Predictions| {
         let mut total = 0.0;
         for (&v, pred) in &p.by_visit {

@@ -1,16 +1,16 @@
 //! Training the classifier: binary cross-entropy over drugs with Adam, the
 //! threshold chosen on the validation split.
 
-use burn::module::AutodiffModule;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
 use rxalign_core::metrics::MetricReport;
-use rxalign_core::{Cohort, Prediction, Predictions, seeded_rng};
+use rxalign_core::{Cohort, Prediction, Predictions, Rng, seeded_rng};
 use serde::{Deserialize, Serialize};
 
 use super::model::DropoutMasks;
@@ -118,15 +118,6 @@ impl ClassifierSettings {
     }
 }
 
-/// One epoch: the mean training loss and the validation metrics at the
-/// threshold 0.5.
-#[derive(Clone, Debug)]
-pub struct EpochLog {
-    pub epoch: usize,
-    pub loss: f64,
-    pub val: MetricReport,
-}
-
 /// A trained classifier with its threshold.
 #[derive(Debug)]
 pub struct TrainedClassifier<B: Backend> {
@@ -134,9 +125,6 @@ pub struct TrainedClassifier<B: Backend> {
     pub features: VisitFeatures,
     /// The threshold that maximised validation Jaccard.
     pub threshold: f32,
-    /// The epoch kept: the one with the best validation Jaccard (at 0.5).
-    pub best_epoch: usize,
-    pub log: Vec<EpochLog>,
     device: B::Device,
 }
 
@@ -162,118 +150,153 @@ fn scores<B: Backend>(
     out
 }
 
-/// Trains the classifier on `train`, logging validation metrics each epoch,
-/// keeps the epoch with the best validation Jaccard (early stopping) and
-/// picks its threshold on `val`. The same seed gives the same model.
-pub fn train_classifier<B: AutodiffBackend>(
-    cohort: &Cohort,
-    features: &VisitFeatures,
-    train: &[usize],
-    val: &[usize],
-    settings: &ClassifierSettings,
+/// The classifier's optimizer (Adam).
+pub type ClassifierOptim<B> = OptimizerAdaptor<Adam, DrugClassifier<B>, B>;
+
+/// The classifier's generators: the batch order's stream, then the dropout
+/// masks'.
+pub type ClassifierRngs = [Rng; 2];
+
+/// The pieces of training a classifier on `train` (binary cross-entropy
+/// over drugs with Adam, dropout from its own stream), which the training
+/// loop (`rxalign_train::learner`, driven by the classifier stage) calls:
+/// [`Self::start`], then [`Self::epoch`] and [`Self::validate`] each epoch,
+/// then [`Self::finish`] on the model it keeps (the loop's rule: the epoch
+/// with the best validation Jaccard at 0.5, the earliest of equals). The
+/// same seed gives the same model, resumed or not.
+#[derive(Debug)]
+pub struct ClassifierTraining<'a> {
+    cohort: &'a Cohort,
+    features: &'a VisitFeatures,
+    train: &'a [usize],
+    val: &'a [usize],
+    settings: &'a ClassifierSettings,
     seed: u64,
-    device: &B::Device,
-) -> Result<TrainedClassifier<B::InnerBackend>, PolicyError> {
-    train_classifier_with::<B>(cohort, features, train, val, settings, seed, device, &mut |_| {
-        Ok(())
-    })
+    /// The training visits in the order of the last epoch, and how many
+    /// epochs have shuffled it (each epoch shuffles the last one's order).
+    order: Vec<usize>,
+    shuffled: usize,
 }
 
-/// [`train_classifier`], handing each epoch's log to `on_epoch` as soon as
-/// the epoch ends (a run streams it to its metrics); an error from
-/// `on_epoch` stops the training and is returned.
-#[expect(clippy::too_many_arguments, reason = "the inputs of training, each distinct")]
-pub fn train_classifier_with<B: AutodiffBackend>(
-    cohort: &Cohort,
-    features: &VisitFeatures,
-    train: &[usize],
-    val: &[usize],
-    settings: &ClassifierSettings,
-    seed: u64,
-    device: &B::Device,
-    on_epoch: &mut dyn FnMut(&EpochLog) -> Result<(), String>,
-) -> Result<TrainedClassifier<B::InnerBackend>, PolicyError> {
-    settings.validate()?;
-    if train.is_empty() {
-        return Err(PolicyError::Invalid("the training split is empty".into()));
+impl<'a> ClassifierTraining<'a> {
+    /// Checks the settings and the memory the network needs on this data,
+    /// before anything is allocated.
+    pub fn new(
+        cohort: &'a Cohort,
+        features: &'a VisitFeatures,
+        train: &'a [usize],
+        val: &'a [usize],
+        settings: &'a ClassifierSettings,
+        seed: u64,
+    ) -> Result<Self, PolicyError> {
+        settings.validate()?;
+        if train.is_empty() {
+            return Err(PolicyError::Invalid("the training split is empty".into()));
+        }
+        let (h, f, d) = (
+            settings.hidden as u128,
+            features.size() as u128,
+            features.drugs as u128,
+        );
+        rxalign_policy::device::check_memory(
+            "classifier",
+            "hidden",
+            settings.hidden,
+            rxalign_policy::device::training_bytes(
+                f * h + h * h + h + h * d + d,
+                settings.batch_size as u128 * (f + 3 * h + d),
+            ),
+        )?;
+        Ok(Self {
+            cohort,
+            features,
+            train,
+            val,
+            settings,
+            seed,
+            order: train.to_vec(),
+            shuffled: 0,
+        })
     }
-    // The whole network on this data, before anything is allocated.
-    let (h, f, d) = (
-        settings.hidden as u128,
-        features.size() as u128,
-        features.drugs as u128,
-    );
-    rxalign_policy::device::check_memory(
-        "classifier",
-        "hidden",
-        settings.hidden,
-        rxalign_policy::device::training_bytes(
-            f * h + h * h + h + h * d + d,
-            settings.batch_size as u128 * (f + 3 * h + d),
-        ),
-    )?;
-    let features = features.clone();
-    let mut init_rng = seeded_rng(seed, "classifier-init");
-    let mut dropout_rng = seeded_rng(seed, "classifier-dropout");
-    let mut model: DrugClassifier<B> =
-        DrugClassifierConfig::for_features(&features, settings.hidden).init(&mut init_rng, device);
-    let mut optim = AdamConfig::new()
-        .with_weight_decay(
-            (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
-        )
-        .init();
-    let loss_fn = BinaryCrossEntropyLossConfig::new().with_logits(true).init(device);
-    let mut rng = seeded_rng(seed, "classifier-batches");
-    let mut order = train.to_vec();
-    let mut log = Vec::with_capacity(settings.epochs);
-    let mut best_epoch: Option<(usize, f64, DrugClassifier<B::InnerBackend>)> = None;
-    for epoch in 1..=settings.epochs {
-        order.shuffle(&mut rng);
+
+    /// The fresh network (drawn from the seed's `classifier-init` stream),
+    /// its optimizer and the loop's generators.
+    pub fn start<B: AutodiffBackend>(
+        &self,
+        device: &B::Device,
+    ) -> (DrugClassifier<B>, ClassifierOptim<B>, ClassifierRngs) {
+        let mut init_rng = seeded_rng(self.seed, "classifier-init");
+        let model = DrugClassifierConfig::for_features(self.features, self.settings.hidden)
+            .init(&mut init_rng, device);
+        let weight_decay = self.settings.weight_decay;
+        let optim = AdamConfig::new()
+            .with_weight_decay((weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)))
+            .init();
+        let rngs = [
+            seeded_rng(self.seed, "classifier-batches"),
+            seeded_rng(self.seed, "classifier-dropout"),
+        ];
+        (model, optim, rngs)
+    }
+
+    /// Epoch `epoch` (from 1): the training visits shuffled (the order of
+    /// the epoch before, rebuilt from the seed where the loop resumed), one
+    /// Adam step per batch. Returns the model and the mean training loss.
+    pub fn epoch<B: AutodiffBackend>(
+        &mut self,
+        mut model: DrugClassifier<B>,
+        optim: &mut ClassifierOptim<B>,
+        rngs: &mut ClassifierRngs,
+        epoch: usize,
+        device: &B::Device,
+    ) -> (DrugClassifier<B>, f64) {
+        if self.shuffled + 1 != epoch {
+            // Resumed: the order after `epoch - 1` shuffles of the batch
+            // stream, whose position the loop restored.
+            let mut replay = seeded_rng(self.seed, "classifier-batches");
+            self.order = self.train.to_vec();
+            for _ in 1..epoch {
+                self.order.shuffle(&mut replay);
+            }
+        }
+        let [batches, dropout] = rngs;
+        self.order.shuffle(batches);
+        self.shuffled = epoch;
+        let settings = self.settings;
+        let loss_fn = BinaryCrossEntropyLossConfig::new().with_logits(true).init(device);
         let mut total = 0.0;
-        for chunk in order.chunks(settings.batch_size) {
-            let batch = Batch::<B>::new(&features, cohort, chunk, device);
-            let masks = (settings.dropout > 0.0).then(|| {
-                DropoutMasks::draw(
-                    chunk.len(),
-                    settings.hidden,
-                    settings.dropout,
-                    &mut dropout_rng,
-                    device,
-                )
-            });
+        for chunk in self.order.chunks(settings.batch_size) {
+            let batch = Batch::<B>::new(self.features, self.cohort, chunk, device);
+            let masks = (settings.dropout > 0.0)
+                .then(|| DropoutMasks::draw(chunk.len(), settings.hidden, settings.dropout, dropout, device));
             let logits = model.forward_with(batch.visits, masks); // [chunk, drugs]
             let loss = loss_fn.forward(logits, batch.targets); // [1]
             total += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(settings.lr, model, grads);
         }
-        let inner = model.valid();
-        let val_scores = scores(&inner, &features, cohort, val, device);
-        let val_report = report(cohort, val, &val_scores, 0.5);
-        let j = val_report.get("jaccard").unwrap_or(0.0);
-        if best_epoch.as_ref().is_none_or(|(_, b, _)| j > *b) {
-            best_epoch = Some((epoch, j, inner));
-        }
-        let entry = EpochLog {
-            epoch,
-            loss: total / order.len() as f64,
-            val: val_report,
-        };
-        on_epoch(&entry).map_err(PolicyError::Invalid)?;
-        log.push(entry);
+        (model, total / self.order.len() as f64)
     }
-    // Early stopping: the epoch with the best validation Jaccard.
-    let (kept_epoch, _, model) = best_epoch.expect("at least one epoch ran");
-    let val_scores = scores(&model, &features, cohort, val, device);
-    let threshold = threshold::pick(cohort, val, &val_scores, settings.threshold_step);
-    Ok(TrainedClassifier {
-        model,
-        features,
-        threshold,
-        best_epoch: kept_epoch,
-        log,
-        device: device.clone(),
-    })
+
+    /// The validation metrics of `model`'s lists at the threshold 0.5
+    /// (what the loop's selection compares: their Jaccard).
+    pub fn validate<B: Backend>(&self, model: &DrugClassifier<B>, device: &B::Device) -> MetricReport {
+        let val_scores = scores(model, self.features, self.cohort, self.val, device);
+        report(self.cohort, self.val, &val_scores, 0.5)
+    }
+
+    /// The classifier of the kept `model`, its threshold picked on the
+    /// validation visits.
+    pub fn finish<B: Backend>(&self, model: DrugClassifier<B>, device: &B::Device) -> TrainedClassifier<B> {
+        let val_scores = scores(&model, self.features, self.cohort, self.val, device);
+        let threshold = threshold::pick(self.cohort, self.val, &val_scores, self.settings.threshold_step);
+        TrainedClassifier {
+            model,
+            features: self.features.clone(),
+            threshold,
+            device: device.clone(),
+        }
+    }
 }
 
 impl<B: Backend> TrainedClassifier<B> {
@@ -300,19 +323,18 @@ impl<B: Backend> TrainedClassifier<B> {
     }
 }
 
-/// Cross-fitted predictions of the training visits (see
-/// [`ClassifierSettings::cross_fit`]): patients are dealt into folds by a
-/// seeded shuffle, and each fold is predicted by a classifier trained on the
-/// others (early stopping and threshold on `val`, as the full classifier).
-pub fn cross_fit<B: AutodiffBackend>(
+/// The folds of cross-fitted predictions of the training visits (see
+/// [`ClassifierSettings::cross_fit`]): patients are dealt into
+/// `settings.cross_fit` folds by a seeded shuffle; each fold is its
+/// training visits apart from the fold's (what its classifier trains on)
+/// and the fold's own (what it predicts). Folds with nothing on either side
+/// are left out. Each fold's classifier is seeded `seed + 1 + fold`.
+pub fn cross_fit_folds(
     cohort: &Cohort,
-    features: &VisitFeatures,
     train: &[usize],
-    val: &[usize],
     settings: &ClassifierSettings,
     seed: u64,
-    device: &B::Device,
-) -> Result<Predictions, PolicyError> {
+) -> Result<Vec<Fold>, PolicyError> {
     let k = settings.cross_fit;
     let mut patients: Vec<&str> = train
         .iter()
@@ -333,23 +355,26 @@ pub fn cross_fit<B: AutodiffBackend>(
     let fold_of: std::collections::HashMap<&str, usize> =
         patients.iter().enumerate().map(|(i, p)| (*p, i % k)).collect();
     let fold = |v: usize| fold_of[cohort.visits[v].patient_id.as_str()];
-    let mut out = Predictions::default();
-    for f in 0..k {
-        let rest: Vec<usize> = train.iter().copied().filter(|&v| fold(v) != f).collect();
-        let held: Vec<usize> = train.iter().copied().filter(|&v| fold(v) == f).collect();
-        if rest.is_empty() || held.is_empty() {
-            continue;
-        }
-        let model = train_classifier::<B>(
-            cohort,
-            features,
-            &rest,
-            val,
-            settings,
-            seed.wrapping_add(1 + f as u64),
-            device,
-        )?;
-        out.by_visit.extend(model.predict(cohort, &held).by_visit);
-    }
-    Ok(out)
+    Ok((0..k)
+        .map(|f| Fold {
+            index: f,
+            seed: seed.wrapping_add(1 + f as u64),
+            rest: train.iter().copied().filter(|&v| fold(v) != f).collect(),
+            held: train.iter().copied().filter(|&v| fold(v) == f).collect(),
+        })
+        .filter(|f| !f.rest.is_empty() && !f.held.is_empty())
+        .collect())
+}
+
+/// One fold of [`cross_fit_folds`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fold {
+    /// From 0.
+    pub index: usize,
+    /// The seed of the fold's classifier.
+    pub seed: u64,
+    /// The training visits it trains on.
+    pub rest: Vec<usize>,
+    /// The training visits it predicts.
+    pub held: Vec<usize>,
 }
