@@ -982,7 +982,6 @@ fn execute(
         folder,
         rng: &mut rng,
         seed: file.seed,
-        device: typed.devices.first(),
         devices: typed.devices.clone(),
         policy: std::sync::Arc::from(policy),
         summary: SummaryRecord::default(),

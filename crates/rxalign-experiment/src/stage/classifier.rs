@@ -154,7 +154,7 @@ impl Stage for ClassifierStage {
         let all: Vec<usize> = (0..cohort.visits.len()).collect();
         let features = ctx.features.clone();
         let (train, val) = (ctx.split.train.clone(), ctx.split.val.clone());
-        let (device, seed) = (ctx.device, ctx.seed);
+        let (device, seed) = (ctx.devices.first(), ctx.seed);
         let checkpoint = ctx.checkpoint.clone();
         let fit = Fit {
             cohort,

@@ -222,7 +222,7 @@ impl Stage for LamoStage {
         let all: Vec<usize> = (0..cohort.visits.len()).collect();
         let (train, val) = (ctx.split.train.clone(), ctx.split.val.clone());
         let epochs = self.settings.epochs;
-        let (device, seed) = (ctx.device, ctx.seed);
+        let (device, seed) = (ctx.devices.first(), ctx.seed);
         let invalid = |e: PolicyError| ExperimentError::Invalid(format!("lamo: {e}"));
         let template = self.settings.template().map_err(invalid)?;
         let checkpoint = ctx.checkpoint.clone();

@@ -114,11 +114,10 @@ pub struct RunContext<'a> {
     /// The run's seed, for stages that seed a backend of their own.
     pub seed: u64,
     /// Where the learned methods train (`cpu`, or `cuda:N` in a CUDA
-    /// build): the first of `devices`.
-    pub device: rxalign_policy::device::TrainDevice,
-    /// The devices SFT and GRPO shard their batches over (the file's
-    /// `devices`, data parallel), or `device` alone; the classifier, LAMO
-    /// and every evaluation run on the first.
+    /// build): SFT and GRPO shard their batches over all of them (the
+    /// file's `devices`, data parallel), or the file's `device` alone; the
+    /// classifier, LAMO and every evaluation run on the first
+    /// (`devices.first()`).
     pub devices: rxalign_policy::device::TrainDevices,
     /// The run's policy family (the file's `policy`), built on its data.
     pub policy: std::sync::Arc<dyn rxalign_train::plugin::TrainablePolicy>,

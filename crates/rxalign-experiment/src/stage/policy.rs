@@ -268,7 +268,7 @@ pub(crate) fn evaluate_policy(
     let started: std::collections::HashMap<usize, DrugSet> =
         visits.iter().copied().zip(starts.iter().cloned()).collect();
     let decoded = policy.decode(
-        ctx.device,
+        ctx.devices.first(),
         checkpoint,
         &episodes,
         visits.iter().copied().zip(starts).collect(),
