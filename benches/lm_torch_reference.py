@@ -8,11 +8,15 @@ transformers (and peft) on the same CPU, with as many threads as burn's
 - prefill_128: one 128-token prompt, `model(ids, use_cache=True)`;
 - decode_32: `generate` of 33 greedy tokens after a 16-token prompt, minus
   the prefill of that prompt timed alone: 32 decode steps;
-- lora_step_8x128: PEFT LoRA (rank 8, alpha 16, q_proj and v_proj, no
-  dropout) on 8 x 128 tokens: forward, mean token cross-entropy, backward,
-  Adam step.
-Each is run 10 times after one warm-up; the median is reported in tokens
-per second (fp32).
+- lora_step_8x128, lora_step_2x512, lora_step_1x1024: PEFT LoRA (rank 8,
+  alpha 16, q_proj and v_proj, no dropout) on 1,024 tokens in rows of 128,
+  512 and 1,024: forward, mean token cross-entropy, backward, Adam step;
+- attention_128, _512, _1024: the attention core alone at SmolLM2-135M's
+  shape (9 query heads, 3 key/value heads, head dim 64), one causal row,
+  `scaled_dot_product_attention(is_causal=True, enable_gqa=True)` forward
+  and backward of the queries, keys and values, as transformers calls it.
+Each is run 10 times after one warm-up (the LoRA steps 5); the median is
+reported in tokens per second (fp32).
 """
 
 import argparse
@@ -65,18 +69,34 @@ def main():
                                              target_modules=["q_proj", "v_proj"]))
     train.train()
     opt = torch.optim.Adam([p for p in train.parameters() if p.requires_grad], lr=1e-4)
-    batch = torch.randint(100, 40000, (8, 128))
+    for rows, seq in [(8, 128), (2, 512), (1, 1024)]:
+        batch = torch.randint(100, 40000, (rows, seq))
 
-    def step():
-        logits = train(batch).logits[:, :-1]
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+        def step():
+            logits = train(batch).logits[:, :-1]
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
 
-    t = median_time(step, max(3, a.reps // 2))
-    print(f"lora_step_8x128: {8 * 128 / t:.1f} tokens/s ({t:.2f} s)")
+        t = median_time(step, max(3, a.reps // 2))
+        print(f"lora_step_{rows}x{seq}: {rows * seq / t:.1f} tokens/s ({t:.2f} s)")
+
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    for seq in [128, 512, 1024]:
+        q = torch.randn(1, 9, seq, 64, requires_grad=True)
+        k = torch.randn(1, 3, seq, 64, requires_grad=True)
+        v = torch.randn(1, 3, seq, 64, requires_grad=True)
+        w = torch.randn(1, 9, seq, 64)
+
+        def core():
+            (sdpa(q, k, v, is_causal=True, enable_gqa=True) * w).sum().backward()
+            for x in (q, k, v):
+                x.grad = None
+
+        t = median_time(core, a.reps)
+        print(f"attention_{seq}: {seq / t:.1f} tokens/s ({t * 1e3:.2f} ms)")
 
 
 if __name__ == "__main__":

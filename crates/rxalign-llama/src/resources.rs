@@ -1,6 +1,7 @@
 //! What the `llama` editor needs before it runs (`rxalign plan FILE
 //! --resources`; the shared terms are `rxalign_policy::resources`).
 
+use rxalign_lm::attention::BACKWARD_BLOCK_SCORES;
 pub use rxalign_lm::config::LlamaConfig;
 use rxalign_lm::lora::{LoraConfig, TARGETS};
 use rxalign_policy::PolicyError;
@@ -123,15 +124,18 @@ impl LlamaPolicyConfig {
     /// answers` rows.
     ///
     /// Activations, f32 floats a token keeps per layer for the backward
-    /// pass (burn's autodiff, attention not fused), counted from
-    /// `rxalign_lm::llama`'s ops: `4·hidden` (each RMSNorm's input and
-    /// output), `4·(heads + kv_heads)·head_dim` (the projections' outputs,
-    /// queries and keys rotated and their rotated halves, the attention's
-    /// output), `5·intermediate` (the MLP's gate, its sigmoid and SiLU, up,
-    /// and their product) and `2·heads·T` (the softmax's exponentials and
-    /// probabilities), plus `rank` per LoRA target; the head runs on the
-    /// decisions' tokens only, three vocabulary-wide rows each (logits,
-    /// biased logits, log-softmax).
+    /// pass (burn's autodiff), counted from `rxalign_lm::llama`'s ops:
+    /// `4·hidden` (each RMSNorm's input and output), `(5·heads +
+    /// 4·kv_heads)·head_dim` (the projections' outputs, their half turns
+    /// and rotations, the grouped queries, the attention's output and the
+    /// output projection's input), `5·intermediate` (the MLP's gate, its
+    /// sigmoid and SiLU, up, and their product), plus `rank` per LoRA
+    /// target; nothing per pair of tokens ([`rxalign_lm::attention`]
+    /// keeps no scores). The attention backward's recomputed scores are
+    /// transient, one layer at a time: four `[kv_heads, rows, keys]`
+    /// blocks per sequence, at most [`BACKWARD_BLOCK_SCORES`] scores per
+    /// key head. The head runs on the decisions' tokens only, three
+    /// vocabulary-wide rows each (logits, biased logits, log-softmax).
     ///
     /// KV cache: `2 × layers × kv_heads × head_dim × T` floats per rollout,
     /// `min(act_batch, visits × group)` rollouts decoding at once.
@@ -179,10 +183,11 @@ impl LlamaPolicyConfig {
             .lora
             .as_ref()
             .map_or(0, |l| (l.rank * l.targets.len()) as u128);
-        let per_token =
-            layers * (4 * h + 4 * (heads + kv) * head_dim + 5 * i + 2 * heads * t128 + lora_floats);
+        let per_token = layers * (4 * h + (5 * heads + 4 * kv) * head_dim + 5 * i + lora_floats);
         let head_tokens = decisions * self.max_line_tokens as u128;
-        let activations = rows * t128 * per_token + head_tokens * 3 * v;
+        let scores_block = (heads / kv * t128 * t128).min(BACKWARD_BLOCK_SCORES as u128);
+        let attention_backward = rows * 4 * kv * scores_block;
+        let activations = rows * t128 * per_token + attention_backward + head_tokens * 3 * v;
         let kv_cache = if rollouts > 0 {
             rollouts.min(self.act_batch as u128) * 2 * layers * kv * head_dim * t128 * FLOAT_BYTES
         } else {

@@ -32,11 +32,12 @@ use std::time::{Duration, Instant};
 use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rxalign_lm::attention::attention;
 use rxalign_lm::{Llama, LoraConfig, load_pretrained};
 
 type A = Autodiff<Flex>;
@@ -206,24 +207,6 @@ fn main() {
         ),
         n,
     );
-    // The same projections on the rows flattened to 2-D: one matmul of
-    // [1024, 576] rows instead of a batch of eight [128, 576] ones.
-    table.row(
-        "MLP as above, input flattened to [1024 x 576]",
-        fwd_bwd(
-            reps,
-            || random([BATCH, SEQ, d]),
-            |x| {
-                let x: Tensor<A, 2> = x.reshape([BATCH * SEQ, d]);
-                let g = silu(l.mlp.gate_proj.forward(x.clone(), adapter));
-                l.mlp
-                    .down_proj
-                    .forward(g * l.mlp.up_proj.forward(x, adapter), adapter)
-                    .sum()
-            },
-        ),
-        n,
-    );
     let attn = &l.self_attn;
     let (h, kv, hd) = (attn.heads, attn.kv_heads, attn.head_dim);
     table.row(
@@ -241,31 +224,44 @@ fn main() {
         ),
         n,
     );
-    // The core as the model computes it (see Attention::forward).
-    let cos = Tensor::<A, 4>::random([BATCH, 1, SEQ, hd], Distribution::Uniform(-1.0, 1.0), &FlexDevice);
-    let sin = cos.clone().cos();
-    let mut bias = vec![0.0f32; SEQ * SEQ];
-    for i in 0..SEQ {
-        for j in i + 1..SEQ {
-            bias[i * SEQ + j] = -1.0e30;
+    // The core as the model computes it (see Attention::forward): rotary
+    // tables as wide as the heads, the half turn as one matrix product,
+    // then the fused attention operation.
+    let table_of = |n: usize| {
+        Tensor::<A, 3>::random(
+            [BATCH, SEQ, n * hd],
+            Distribution::Uniform(-1.0, 1.0),
+            &FlexDevice,
+        )
+    };
+    let (cos_q, sin_q, cos_k, sin_k) = (table_of(h), table_of(h), table_of(kv), table_of(kv));
+    let half = hd / 2;
+    let mut turn = vec![0.0f32; hd * hd];
+    for i in 0..half {
+        turn[(i + half) * hd + i] = -1.0;
+        turn[i * hd + i + half] = 1.0;
+    }
+    let half_turn = Tensor::<A, 2>::from_data(TensorData::new(turn, [hd, hd]), &FlexDevice);
+    let rope = |x: Tensor<A, 3>, cos: &Tensor<A, 3>, sin: &Tensor<A, 3>| {
+        let width = x.dims()[2];
+        let turned = x
+            .clone()
+            .reshape([BATCH * SEQ * (width / hd), hd])
+            .matmul(half_turn.clone())
+            .reshape([BATCH, SEQ, width]);
+        x * cos.clone() + turned * sin.clone()
+    };
+    let rep = h / kv;
+    let mut bias = vec![0.0f32; rep * SEQ * SEQ];
+    for r in 0..rep * SEQ {
+        for j in r % SEQ + 1..SEQ {
+            bias[r * SEQ + j] = -1.0e30;
         }
     }
-    let bias = Tensor::<A, 2>::from_data(TensorData::new(bias, [SEQ, SEQ]), &FlexDevice)
-        .reshape([1, 1, 1, SEQ, SEQ])
+    let bias = Tensor::<A, 4>::from_data(TensorData::new(bias, [1, 1, rep * SEQ, SEQ]), &FlexDevice)
         .repeat_dim(0, BATCH);
-    let rope = |x: Tensor<A, 4>| {
-        let half = hd / 2;
-        let rot = Tensor::cat(
-            vec![
-                x.clone().narrow(3, half, half).neg(),
-                x.clone().narrow(3, 0, half),
-            ],
-            3,
-        );
-        x * cos.clone() + rot * sin.clone()
-    };
     table.row(
-        "attention core: rotary, QK^T, softmax, PV",
+        "attention core: rotary, fused attention (scores, softmax, PV)",
         fwd_bwd(
             reps,
             || {
@@ -277,17 +273,10 @@ fn main() {
             },
             |(q, k, v)| {
                 let heads = |t: Tensor<A, 3>, n: usize| t.reshape([BATCH, SEQ, n, hd]).swap_dims(1, 2);
-                let (q, k, v) = (rope(heads(q, h)), rope(heads(k, kv)), heads(v, kv));
-                let rep = h / kv;
+                let (q, k) = (rope(q, &cos_q, &sin_q), rope(k, &cos_k, &sin_k));
+                let (q, k, v) = (heads(q, h), heads(k, kv), heads(v, kv));
                 let q = q.reshape([BATCH, kv, rep * SEQ, hd]);
-                let scores = q
-                    .matmul(k.swap_dims(2, 3))
-                    .mul_scalar(1.0 / (hd as f64).sqrt())
-                    .reshape([BATCH, kv, rep, SEQ, SEQ])
-                    + bias.clone();
-                let probs = softmax(scores, 4).reshape([BATCH, kv, rep * SEQ, SEQ]);
-                probs
-                    .matmul(v)
+                attention(q, k, v, bias.clone(), 1.0 / (hd as f64).sqrt())
                     .reshape([BATCH, h, SEQ, hd])
                     .swap_dims(1, 2)
                     .reshape([BATCH, SEQ, h * hd])

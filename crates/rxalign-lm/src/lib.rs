@@ -1,5 +1,7 @@
 //! Language models in burn, independent of medicine.
 //!
+//! - [`attention`]: grouped-query attention with a bias: the backend's fused
+//!   kernel, and in training one autodiff operation with a blockwise backward.
 //! - [`llama`]: the Llama-family decoder (Llama 2/3, SmolLM2, Qwen2), generic
 //!   over the backend, configured from a Hugging Face `config.json`
 //!   ([`config`]), with a caller-owned [`KvCache`] and a training forward
@@ -14,6 +16,7 @@
 //!   mergeable, saved alone in PEFT's format.
 //! - [`precision`]: weight matrices kept in f32, bf16 or f16.
 
+pub mod attention;
 pub mod config;
 pub mod error;
 pub mod generate;

@@ -10,10 +10,11 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
-use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use crate::attention::attention;
 use crate::config::LlamaConfig;
 use crate::error::{LmError, Result};
 use crate::lora::{Adapter, LoraConfig, LoraLinear, LoraPair, TARGETS};
@@ -258,44 +259,75 @@ impl LlamaConfig {
     }
 }
 
-/// `cat(-x2, x1)` over the last dimension's halves.
-fn rotate_half<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let d = x.dims()[3];
-    let x1 = x.clone().narrow(3, 0, d / 2);
-    let x2 = x.narrow(3, d / 2, d / 2);
-    Tensor::cat(vec![x2.neg(), x1], 3)
+/// The rotary tables of one forward call, each as wide as the heads it
+/// turns, so that every product is between tensors of one shape (a
+/// broadcast over heads takes flex's slow strided path).
+struct Rotary<B: Backend> {
+    /// `[batch, seq, heads * head_dim]` for the queries.
+    cos_q: Tensor<B, 3>,
+    sin_q: Tensor<B, 3>,
+    /// `[batch, seq, kv_heads * head_dim]` for the keys.
+    cos_k: Tensor<B, 3>,
+    sin_k: Tensor<B, 3>,
+    /// `[head_dim, head_dim]`: `x · half_turn` is `cat(-x2, x1)`, Hugging
+    /// Face's `rotate_half`, as one matrix product.
+    half_turn: Tensor<B, 2>,
 }
 
-/// Rotary encoding in Hugging Face's rotate-half layout.
+/// Rotary encoding in Hugging Face's rotate-half layout:
+/// `x * cos + rotate_half(x) * sin`, per head.
 ///
 /// # Shapes
-/// `x`: `[batch, heads, seq, head_dim]`; `cos`, `sin`: `[batch, 1, seq, head_dim]`
-fn rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
-    x.clone() * cos.clone() + rotate_half(x) * sin.clone()
+/// `x`, `cos`, `sin`: `[batch, seq, heads * head_dim]`; `half_turn`:
+/// `[head_dim, head_dim]` → `[batch, seq, heads * head_dim]`
+fn rope<B: Backend>(
+    x: Tensor<B, 3>,
+    cos: &Tensor<B, 3>,
+    sin: &Tensor<B, 3>,
+    half_turn: &Tensor<B, 2>,
+) -> Tensor<B, 3> {
+    let [b, s, width] = x.dims();
+    let d = half_turn.dims()[0];
+    let turned = x
+        .clone()
+        .reshape([b * s * (width / d), d])
+        .matmul(half_turn.clone())
+        .reshape([b, s, width]);
+    x * cos.clone() + turned * sin.clone()
 }
 
 impl<B: Backend> Attention<B> {
     /// # Shapes
-    /// `x`: `[batch, seq, hidden]`; `cos`, `sin`: `[batch, 1, seq, head_dim]`;
-    /// `bias`: `[batch, 1, 1, seq, keys]` (0 or [`MASKED`]) → `[batch, seq, hidden]`
+    /// `x`: `[batch, seq, hidden]`; `bias`: `[batch, 1, heads / kv_heads * seq, keys]`
+    /// (0 or [`MASKED`], the same for each query head of a group) → `[batch, seq, hidden]`
     fn forward(
         &self,
         x: Tensor<B, 3>,
-        cos: &Tensor<B, 4>,
-        sin: &Tensor<B, 4>,
-        bias: &Tensor<B, 5>,
+        rotary: &Rotary<B>,
+        bias: &Tensor<B, 4>,
         cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
         adapter: Adapter,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
         let (h, kv, d) = (self.heads, self.kv_heads, self.head_dim);
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, d]).swap_dims(1, 2);
-        let q = heads(self.q_proj.forward(x.clone(), adapter), h);
-        let k = heads(self.k_proj.forward(x.clone(), adapter), kv);
-        let v = heads(self.v_proj.forward(x, adapter), kv);
-        let q = rope(q, cos, sin);
-        let mut k = rope(k, cos, sin);
-        let mut v = v;
+        let q = rope(
+            self.q_proj.forward(x.clone(), adapter),
+            &rotary.cos_q,
+            &rotary.sin_q,
+            &rotary.half_turn,
+        );
+        let k = rope(
+            self.k_proj.forward(x.clone(), adapter),
+            &rotary.cos_k,
+            &rotary.sin_k,
+            &rotary.half_turn,
+        );
+        let (q, mut k, mut v) = (
+            heads(q, h),
+            heads(k, kv),
+            heads(self.v_proj.forward(x, adapter), kv),
+        );
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2);
@@ -303,18 +335,13 @@ impl<B: Backend> Attention<B> {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        let t = k.dims()[2];
-        let rep = h / kv;
         // Query head i uses key/value head i / rep: group the queries of one
         // key/value head instead of repeating keys and values.
+        let rep = h / kv;
         let q = q.reshape([b, kv, rep * s, d]);
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .mul_scalar(1.0 / (d as f64).sqrt())
-            .reshape([b, kv, rep, s, t])
-            + bias.clone();
-        let probs = softmax(scores, 4).reshape([b, kv, rep * s, t]);
-        let out = probs.matmul(v).reshape([b, h, s, d]).swap_dims(1, 2);
+        let out = attention(q, k, v, bias.clone(), 1.0 / (d as f64).sqrt())
+            .reshape([b, h, s, d])
+            .swap_dims(1, 2);
         self.o_proj.forward(out.reshape([b, s, h * d]), adapter)
     }
 }
@@ -332,9 +359,9 @@ impl<B: Backend> Mlp<B> {
 /// Which tokens of a batch are real, and where they sit: the host-side part
 /// of a forward call.
 struct Layout<B: Backend> {
-    cos: Tensor<B, 4>,
-    sin: Tensor<B, 4>,
-    bias: Tensor<B, 5>,
+    rotary: Rotary<B>,
+    /// `[batch, 1, heads / kv_heads * seq, keys]`, see [`attention`].
+    bias: Tensor<B, 4>,
     keys_real: Vec<Vec<bool>>,
 }
 
@@ -355,6 +382,9 @@ impl<B: Backend> Llama<B> {
         let t = t0 + s;
         let half = self.inv_freq.len();
         let hd = 2 * half;
+        let (heads, kv_heads) = (self.config.num_attention_heads, self.config.kv_heads());
+        let rep = heads / kv_heads;
+        // Per position: the head's cos and sin, `hd` values each.
         let mut cos = Vec::with_capacity(b * s * hd);
         let mut sin = Vec::with_capacity(b * s * hd);
         let mut bias = vec![MASKED; b * s * t];
@@ -387,10 +417,28 @@ impl<B: Backend> Llama<B> {
             }
             keys_real.push(keys);
         }
+        // Each position's table once per head; each batch row's bias once
+        // per query head of a group.
+        let per_head = |table: &[f32], n: usize| -> Vec<f32> {
+            table.chunks(hd).flat_map(|position| position.repeat(n)).collect()
+        };
+        let grouped: Vec<f32> = bias.chunks(s * t).flat_map(|row| row.repeat(rep)).collect();
+        let mut half_turn = vec![0.0f32; hd * hd];
+        for i in 0..half {
+            // out[i] = -x[i + half], out[i + half] = x[i]
+            half_turn[(i + half) * hd + i] = -1.0;
+            half_turn[i * hd + i + half] = 1.0;
+        }
+        let table = |v: Vec<f32>, n: usize| Tensor::from_data(TensorData::new(v, [b, s, n * hd]), &device);
         Layout {
-            cos: Tensor::from_data(TensorData::new(cos, [b, 1, s, hd]), &device),
-            sin: Tensor::from_data(TensorData::new(sin, [b, 1, s, hd]), &device),
-            bias: Tensor::from_data(TensorData::new(bias, [b, 1, 1, s, t]), &device),
+            rotary: Rotary {
+                cos_q: table(per_head(&cos, heads), heads),
+                sin_q: table(per_head(&sin, heads), heads),
+                cos_k: table(per_head(&cos, kv_heads), kv_heads),
+                sin_k: table(per_head(&sin, kv_heads), kv_heads),
+                half_turn: Tensor::from_data(TensorData::new(half_turn, [hd, hd]), &device),
+            },
+            bias: Tensor::from_data(TensorData::new(grouped, [b, 1, rep * s, t]), &device),
             keys_real,
         }
     }
@@ -432,8 +480,7 @@ impl<B: Backend> Llama<B> {
             let slot = cache.as_mut().map(|c| &mut c.layers[i]);
             let a = layer.self_attn.forward(
                 layer.input_layernorm.forward(x.clone()),
-                &layout.cos,
-                &layout.sin,
+                &layout.rotary,
                 &layout.bias,
                 slot,
                 adapter,
@@ -472,8 +519,10 @@ impl<B: Backend> Llama<B> {
     pub fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
             Some(head) => {
+                let [b, s, d] = h.dims();
                 let dtype = h.dtype();
-                burn::tensor::module::linear(h, cast_to(head.weight.val(), dtype), None)
+                burn::tensor::module::linear(h.reshape([b * s, d]), cast_to(head.weight.val(), dtype), None)
+                    .reshape([b, s, self.config.vocab_size])
             }
             None => {
                 let [b, s, d] = h.dims();

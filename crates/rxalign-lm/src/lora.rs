@@ -138,13 +138,23 @@ impl<B: Backend> LoraLinear<B> {
 
     /// The base projection in the input's dtype: a weight stored in half
     /// precision ([`crate::Precision`]) is cast for this product only.
+    ///
+    /// The leading dimensions are flattened into one: one `[rows, d_in] x
+    /// [d_in, d_out]` product (on `flex` split over every thread, the
+    /// weight packed once) rather than one product per batch row, and in
+    /// the backward no per-row weight gradients to sum.
     fn base_forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let dtype = x.dtype();
-        burn::tensor::module::linear(
-            x,
+        let mut dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = dims[..D - 1].iter().product();
+        let out = burn::tensor::module::linear(
+            x.reshape([rows, d_in]),
             cast_to(self.base.weight.val(), dtype),
             self.base.bias.as_ref().map(|b| cast_to(b.val(), dtype)),
-        )
+        );
+        dims[D - 1] = out.dims()[1];
+        out.reshape(dims)
     }
 
     pub fn dims(&self) -> [usize; 2] {

@@ -4,7 +4,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use rxalign_data::synthetic::{SyntheticClinic, SyntheticConfig};
 
-use super::train::{answer_logits, group_losses, shared_prefix};
+use super::train::{Answers, answer_logits, answer_logits_by_visit, group_losses, shared_prefix};
 use super::*;
 use rxalign_policy::CpuTrainBackend;
 
@@ -374,4 +374,80 @@ fn each_group_keeps_its_lowest_validation_loss_and_the_earliest_of_equals() {
         [false, false, true]
     );
     assert_eq!(best.epochs(), [2, 2, 3]);
+}
+
+/// Training reads the part that the questions about one visit share once
+/// and continues it: the same logits and the same adapter gradients as
+/// every whole question read alone, with runs of one question (read
+/// whole), questions of different lengths and a visit whose questions share
+/// nothing.
+#[test]
+fn a_visits_questions_read_their_shared_part_once_with_the_same_logits_and_gradients() {
+    use burn::module::Module;
+    use rxalign_lm::{LlamaConfig, LoraConfig};
+    type A = CpuTrainBackend;
+    let lora = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    };
+    let model = LlamaConfig::tiny(61, 2, 4, 2, 8)
+        .init::<A>(&FlexDevice)
+        .freeze()
+        .add_adapter("g", lora)
+        .unwrap();
+    // LoRA's B starts at zero: redraw every matrix, so that the adapter
+    // acts and every parameter has a gradient.
+    let mut rng = rxalign_core::seeded_rng(3, "shared-prefix-test");
+    let model = model.map(&mut crate::init::Redraw { rng: &mut rng });
+    let adapter = model.adapter("g").unwrap();
+    let questions = vec![
+        vec![1, 2, 3, 4, 5, 9],
+        vec![1, 2, 3, 4, 6, 7, 8],
+        vec![10, 11, 12],
+        vec![1, 2, 3, 7],
+        vec![1, 2, 3, 8, 9],
+        vec![4, 5],
+        vec![6, 5],
+    ];
+    let visits = [0, 0, 1, 2, 2, 3, 3];
+    let answers = Answers { yes: 20, no: 21 };
+    let weights: Vec<f32> = (0..2 * questions.len())
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let w = Tensor::<A, 2>::from_data(TensorData::new(weights, [questions.len(), 2]), &FlexDevice);
+    let run = |by_visit: bool| {
+        let logits = if by_visit {
+            answer_logits_by_visit(&model, &questions, &visits, adapter, answers)
+        } else {
+            answer_logits(&model, &questions, adapter, answers)
+        };
+        let grads = (logits.clone() * w.clone()).sum().backward();
+        let mut g: Vec<f32> = Vec::new();
+        for (_, _, p) in model.projections() {
+            for pair in p.adapters.iter().flatten() {
+                for t in [pair.a.val(), pair.b.val()] {
+                    g.extend(t.grad(&grads).unwrap().into_data().into_vec::<f32>().unwrap());
+                }
+            }
+        }
+        (logits.into_data().into_vec::<f32>().unwrap(), g)
+    };
+    let (shared, whole) = (run(true), run(false));
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(
+        max_diff(&shared.0, &whole.0) < 1e-5,
+        "logits {:?} against {:?}",
+        shared.0,
+        whole.0
+    );
+    assert_eq!(shared.1.len(), whole.1.len());
+    assert!(shared.1.iter().any(|&g| g != 0.0));
+    let scale = whole.1.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    assert!(
+        max_diff(&shared.1, &whole.1) < 1e-4 * scale.max(1.0),
+        "adapter gradients differ by {} (largest {scale})",
+        max_diff(&shared.1, &whole.1)
+    );
 }

@@ -162,6 +162,79 @@ fn answer_logits_after<B: Backend>(
     model.head_of(last, &[answers.yes, answers.no])
 }
 
+/// The keys and values of each of `heads` (token lists, each non-empty),
+/// read in one forward call: what the questions beginning with it continue.
+fn read_prefixes<B: Backend>(
+    model: &Llama<B>,
+    heads: &[&[u32]],
+    adapter: Adapter,
+) -> Vec<Option<CachedRow<B>>> {
+    let (ids, real, width) = left_pad(heads, 0);
+    let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [heads.len(), width]), &model.device());
+    let mut cache = KvCache::new(model.config.num_hidden_layers);
+    let _ = model.hidden(tokens, Some(&real), Some(&mut cache), adapter);
+    (0..heads.len()).map(|k| cache.row(k)).collect()
+}
+
+/// [`answer_logits`] with the questions about one visit read from their
+/// shared beginning once: `visits[i]` is question `i`'s visit, and the
+/// questions of a visit follow each other. Each run of two or more
+/// questions about one visit reads its [`shared_prefix`] once, and its
+/// keys and values continue each question's own tokens, in one graph, so
+/// the gradients reach the shared part through them. Equal to
+/// [`answer_logits`], forward and backward (tests).
+///
+/// # Shapes
+/// `questions`: `rows` token-id lists → `[rows, 2]` (yes, no)
+pub(super) fn answer_logits_by_visit<B: Backend>(
+    model: &Llama<B>,
+    questions: &[Vec<u32>],
+    visits: &[usize],
+    adapter: Adapter,
+    answers: Answers,
+) -> Tensor<B, 2> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for i in 0..questions.len() {
+        match runs.last_mut() {
+            Some(run) if visits[run.start] == visits[i] => run.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    let shared: Vec<usize> = runs
+        .iter()
+        .map(|run| {
+            if run.len() > 1 {
+                shared_prefix(&questions[run.clone()])
+            } else {
+                0
+            }
+        })
+        .collect();
+    let read: Vec<usize> = (0..runs.len()).filter(|&r| shared[r] > 0).collect();
+    if read.is_empty() {
+        return answer_logits(model, questions, adapter, answers);
+    }
+    let heads: Vec<&[u32]> = read
+        .iter()
+        .map(|&r| &questions[runs[r].start][..shared[r]])
+        .collect();
+    let mut prefixes: Vec<Option<CachedRow<B>>> = vec![None; runs.len()];
+    for (&r, row) in read.iter().zip(read_prefixes(model, &heads, adapter)) {
+        prefixes[r] = row;
+    }
+    let mut continued = Vec::with_capacity(questions.len());
+    let mut rest: Vec<&[u32]> = Vec::with_capacity(questions.len());
+    for (r, run) in runs.iter().enumerate() {
+        for q in run.clone() {
+            let from = if prefixes[r].is_some() { shared[r] } else { 0 };
+            continued.push(prefixes[r].as_ref().map(|c| (c, shared[r])));
+            rest.push(&questions[q][from..]);
+        }
+    }
+    let mut cache = KvCache::from_rows(model.config.num_hidden_layers, &continued);
+    answer_logits_after(model, &rest, Some(&mut cache), adapter, answers)
+}
+
 /// How many leading tokens every question shares, at most one less than
 /// the shortest (so that each question keeps a token of its own, whose
 /// position predicts the answer).
@@ -212,7 +285,8 @@ pub struct TrainedLamo<B: Backend> {
 }
 
 /// The questions (visit, drug, prescribed) of one group's training epoch:
-/// every positive, and every negative or `ratio` per positive drawn afresh.
+/// every positive, and every negative or `ratio` per positive drawn afresh,
+/// grouped by visit in a fresh order.
 fn training_questions(
     cohort: &Cohort,
     train: &[usize],
@@ -238,6 +312,19 @@ fn training_questions(
     }
     positives.extend(negatives);
     positives.shuffle(rng);
+    // Grouped by visit, the visits in the order they first appear: a
+    // batch reads each of its visits' shared prompt once
+    // ([`answer_logits_by_visit`]). The sort is stable, so each visit's
+    // questions keep their shuffled order.
+    let mut rank = vec![usize::MAX; cohort.visits.len()];
+    let mut next = 0;
+    for &(v, _, _) in &positives {
+        if rank[v] == usize::MAX {
+            rank[v] = next;
+            next += 1;
+        }
+    }
+    positives.sort_by_key(|&(v, _, _)| rank[v]);
     positives
 }
 
@@ -340,15 +427,8 @@ fn score_visits<B: Backend>(
             let mut prefixes: Vec<Option<CachedRow<B>>> = vec![None; chunk.len()];
             if !read.is_empty() {
                 let heads: Vec<&[u32]> = read.iter().map(|&r| &questions[r][0][..shared[r]]).collect();
-                let (ids, real, width) = left_pad(&heads, 0);
-                let tokens = Tensor::<B, 2, Int>::from_data(
-                    TensorData::new(ids, [read.len(), width]),
-                    &model.device(),
-                );
-                let mut cache = KvCache::new(layers);
-                let _ = model.hidden(tokens, Some(&real), Some(&mut cache), adapter);
-                for (k, &r) in read.iter().enumerate() {
-                    prefixes[r] = cache.row(k);
+                for (&r, row) in read.iter().zip(read_prefixes(model, &heads, adapter)) {
+                    prefixes[r] = row;
                 }
             }
             let pairs: Vec<(usize, usize)> = (0..chunk.len())
@@ -637,7 +717,8 @@ impl<'a> LamoTraining<'a> {
                 // The right answer's column: 0 for yes, 1 for no.
                 let target: Vec<i64> = chunk.iter().map(|&(_, _, yes)| i64::from(!yes)).collect();
                 let target = Tensor::<B, 2, Int>::from_data(TensorData::new(target, [rows, 1]), device);
-                let logits = answer_logits(&model, &ids, adapter_of(g), self.answers); // [rows, 2]
+                let visits: Vec<usize> = chunk.iter().map(|&(v, _, _)| v).collect();
+                let logits = answer_logits_by_visit(&model, &ids, &visits, adapter_of(g), self.answers); // [rows, 2]
                 let loss = log_softmax(logits, 1).gather(1, target).mean().neg(); // [1]
                 let value = loss.clone().into_scalar().elem::<f64>();
                 if !value.is_finite() {
