@@ -461,24 +461,29 @@ impl LlamaPolicy {
     /// The context of a decision at `state`: the chat's tokens up to the
     /// assistant's turn, then the answer so far.
     pub fn context(&self, cohort: &Cohort, state: &State<'_>) -> Result<Vec<u32>, PolicyError> {
-        let pos = self.position(state);
-        let template = match pos.kind {
+        let mut tokens = self.prompt(cohort, state)?;
+        for line in self.position(state).lines {
+            tokens.extend(self.line_tokens(&self.line_text(line, cohort))?);
+        }
+        Ok(tokens)
+    }
+
+    /// The chat an answer starts from (the system and user turns, the
+    /// assistant's turn opened): what [`Self::context`] adds the answer's
+    /// earlier lines to.
+    fn prompt(&self, cohort: &Cohort, state: &State<'_>) -> Result<Vec<u32>, PolicyError> {
+        let template = match self.position(state).kind {
             LineKind::Add => &self.templates.add,
             LineKind::Remove => &self.templates.remove,
             LineKind::Signed => &self.templates.edit,
         };
         let user = render(template, cohort, state.visit, state.start, self.config.note_chars);
-        let mut tokens = self
-            .tokenizer
+        self.tokenizer
             .encode_chat(&[
                 Message::system(self.templates.system.clone()),
                 Message::user(user),
             ])
-            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
-        for line in pos.lines {
-            tokens.extend(self.line_tokens(&self.line_text(line, cohort))?);
-        }
-        Ok(tokens)
+            .map_err(|e| PolicyError::Invalid(e.to_string()))
     }
 
     /// The line of `tokens` at `state`: its text and what it does.
@@ -640,7 +645,11 @@ impl LlamaPolicy {
     /// that begins another is read from the longer one's row ([`rows`]): an
     /// expert answer of `L` lines costs one forward pass, not `L`. A
     /// generated line whose text is re-rendered differently (a name written
-    /// in another case) gets a row of its own.
+    /// in another case) gets a row of its own. Rows that answer the same
+    /// prompt (a GRPO group's rollouts of one visit) read it once: all of
+    /// it but its last token, whose keys and values continue each row
+    /// ([`prompt_groups`]), in one graph, so gradients reach it through
+    /// them.
     ///
     /// # Shapes
     /// - forward pass on `[rows, width]` tokens, hidden `[rows, width, hidden]`;
@@ -664,23 +673,51 @@ impl LlamaPolicy {
         let parts = decisions.iter().map(|d| d.tokens.len()).max().unwrap_or(1).max(1);
         let mut seqs = Vec::with_capacity(n);
         // Where each decision's tokens begin in its sequence (after a
-        // non-empty context: the chat's tokens).
+        // non-empty context: the chat's tokens), and its prompt's length.
         let mut begins = Vec::with_capacity(n);
+        let mut prompts = Vec::with_capacity(n);
         for (s, d) in states.iter().zip(decisions) {
-            let mut seq = self.context(cohort, s)?;
+            let mut seq = self.prompt(cohort, s)?;
             if seq.is_empty() {
                 return Err(PolicyError::Invalid("an empty prompt".into()));
+            }
+            prompts.push(seq.len());
+            for line in self.position(s).lines {
+                seq.extend(self.line_tokens(&self.line_text(line, cohort))?);
             }
             begins.push(seq.len());
             seq.extend(&d.tokens);
             seqs.push(seq);
         }
         let (row_of, hosts) = rows(&seqs);
-        let refs: Vec<&[u32]> = hosts.iter().map(|&i| seqs[i].as_slice()).collect();
-        let (ids, real, width) = left_pad(&refs, self.eos);
         let r = hosts.len();
+        // Each row's prompt length (its decisions answer one prompt).
+        let mut prompt_of_row = vec![0; r];
+        for (i, &row) in row_of.iter().enumerate() {
+            prompt_of_row[row] = prompts[i];
+        }
+        let (group_of, groups) = prompt_groups(&seqs, &hosts, &prompt_of_row);
+        let heads: Vec<&[u32]> = groups
+            .iter()
+            .map(|&(row, len)| &seqs[hosts[row]][..len])
+            .collect();
+        let prefixes = read_prefixes(model, &heads, self.eos, adapter);
+        // Per row: the prompt part read once (its keys and values) and how
+        // many of the row's tokens it holds.
+        let continued: Vec<Option<(&CachedRow<B>, usize)>> = group_of
+            .iter()
+            .map(|g| g.and_then(|g| prefixes[g].as_ref().map(|c| (c, groups[g].1))))
+            .collect();
+        let from: Vec<usize> = continued.iter().map(|c| c.map_or(0, |(_, len)| len)).collect();
+        let refs: Vec<&[u32]> = hosts
+            .iter()
+            .zip(&from)
+            .map(|(&i, &from)| &seqs[i][from..])
+            .collect();
+        let (ids, real, width) = left_pad(&refs, self.eos);
         let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [r, width]), device);
-        let h = model.hidden(tokens, Some(&real), None, adapter); // [r, width, hidden]
+        let mut cache = KvCache::from_rows(self.llama.num_hidden_layers, &continued);
+        let h = model.hidden(tokens, Some(&real), Some(&mut cache), adapter); // [r, width, hidden]
         let hidden = h.dims()[2];
         let vocab = self.llama.vocab_size;
         // Entry (i, k): the flat position of the hidden state that predicts
@@ -692,9 +729,11 @@ impl LlamaPolicy {
         let mut mask = vec![0.0f32; n * parts];
         for (i, d) in decisions.iter().enumerate() {
             let row = row_of[i];
-            let pad = width - seqs[hosts[row]].len();
+            let pad = width - refs[row].len();
             for (k, &token) in d.tokens.iter().enumerate() {
-                at[i * parts + k] = (row * width + pad + begins[i] + k - 1) as i64;
+                // begins[i] - 1 >= prompt - 1 = from[row]: every predicting
+                // position is in the row's own part.
+                at[i * parts + k] = (row * width + pad + begins[i] + k - 1 - from[row]) as i64;
                 targets[i * parts + k] = i64::from(token);
                 inside[i * parts + k] = if k >= 1 { 1.0 } else { 0.0 };
                 if !d.forced {
@@ -753,6 +792,63 @@ fn rows(seqs: &[Vec<u32>]) -> (Vec<usize>, Vec<usize>) {
         })
         .collect();
     (row_of, hosts)
+}
+
+/// The rows (indices into `hosts`) that begin with the same prompt, two
+/// or more of them: per row its group, if any, and per group its first row
+/// and how many tokens its rows read once (the prompt but its last token,
+/// whose position predicts the answer's first token). A row whose tokens
+/// do not begin with its prompt (`prompt_of_row`) stays alone.
+fn prompt_groups(
+    seqs: &[Vec<u32>],
+    hosts: &[usize],
+    prompt_of_row: &[usize],
+) -> (Vec<Option<usize>>, Vec<(usize, usize)>) {
+    let mut rows_of: std::collections::HashMap<&[u32], Vec<usize>> = std::collections::HashMap::new();
+    let mut order: Vec<&[u32]> = Vec::new();
+    for (row, (&host, &len)) in hosts.iter().zip(prompt_of_row).enumerate() {
+        if len < 2 || seqs[host].len() < len {
+            continue;
+        }
+        let prompt = &seqs[host][..len];
+        let rows = rows_of.entry(prompt).or_default();
+        if rows.is_empty() {
+            order.push(prompt);
+        }
+        rows.push(row);
+    }
+    let mut group_of = vec![None; hosts.len()];
+    let mut groups = Vec::new();
+    for prompt in order {
+        let rows = &rows_of[prompt];
+        if rows.len() < 2 {
+            continue;
+        }
+        for &row in rows {
+            group_of[row] = Some(groups.len());
+        }
+        groups.push((rows[0], prompt.len() - 1));
+    }
+    (group_of, groups)
+}
+
+/// The keys and values of each of `heads` (token lists, each non-empty),
+/// read in one forward call, so that the sequences that begin with one
+/// continue it ([`KvCache::from_rows`]); nothing when `heads` is empty.
+pub(crate) fn read_prefixes<B: Backend>(
+    model: &Llama<B>,
+    heads: &[&[u32]],
+    pad: u32,
+    adapter: Adapter,
+) -> Vec<Option<CachedRow<B>>> {
+    if heads.is_empty() {
+        return Vec::new();
+    }
+    let (ids, real, width) = left_pad(heads, pad);
+    let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [heads.len(), width]), &model.device());
+    let mut cache = KvCache::new(model.config.num_hidden_layers);
+    let _ = model.hidden(tokens, Some(&real), Some(&mut cache), adapter);
+    (0..heads.len()).map(|k| cache.row(k)).collect()
 }
 
 /// A generated line's tokens and each token's log-probability.

@@ -462,3 +462,104 @@ fn settings_are_checked() {
     assert_eq!(c.budget(), 5);
     assert!(ron::from_str::<LlamaPolicyConfig>("(prompt: \"edit\")").is_err());
 }
+
+/// A GRPO group's rollouts answer one prompt: they read it once, and each
+/// decision's scores and the adapters' gradients equal those of each
+/// rollout scored alone (a sum of gradients: the loss is a sum).
+#[test]
+fn rollouts_of_one_prompt_read_it_once_with_the_same_scores_and_gradients() {
+    type A = rxalign_policy::CpuTrainBackend;
+    let cohort = tiny();
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        targets: vec!["q_proj".into(), "v_proj".into(), "down_proj".into()],
+    };
+    let f = family(PromptStyle::AddRemove, Some(lora));
+    let model: Llama<A> = f.init(&mut seeded_rng(5, "m"), &FlexDevice).unwrap();
+    // Every matrix redrawn, LoRA's B included: the adapters act.
+    let model = model.map(&mut Redraw {
+        rng: &mut seeded_rng(6, "adapters"),
+    });
+    let start = DrugSet::from_indices(6, [1, 2]);
+    let (one, other) = (State::first(1, &start), State::first(0, &start));
+    // Three rollouts of one prompt, answering differently, and one of
+    // another visit.
+    let states = [one, one, one, other];
+    let decisions = [
+        f.expert(one, Action::Add(3), &cohort),
+        f.expert(one, Action::Add(4), &cohort),
+        f.line(&one, vec![f.eos], false).unwrap(),
+        f.expert(other, Action::Add(3), &cohort),
+    ];
+    let seqs: Vec<Vec<u32>> = states
+        .iter()
+        .zip(&decisions)
+        .map(|(s, d)| [f.context(&cohort, s).unwrap(), d.tokens.clone()].concat())
+        .collect();
+    let (row_of, hosts) = rows(&seqs);
+    let prompt = f.prompt(&cohort, &one).unwrap().len();
+    let prompts: Vec<usize> = (0..hosts.len())
+        .map(|row| {
+            if row == row_of[3] {
+                f.prompt(&cohort, &other).unwrap().len()
+            } else {
+                prompt
+            }
+        })
+        .collect();
+    let (group_of, groups) = prompt_groups(&seqs, &hosts, &prompts);
+    assert_eq!(groups.len(), 1, "one prompt read once: {groups:?}");
+    assert_eq!(groups[0].1, prompt - 1);
+    assert_eq!(group_of.iter().flatten().count(), 3);
+    let weights = [0.7f32, -1.3, 0.4, 1.1];
+    let run = |which: &[usize]| {
+        let st: Vec<State<'_>> = which.iter().map(|&i| states[i]).collect();
+        let ds: Vec<Line> = which.iter().map(|&i| decisions[i].clone()).collect();
+        let scored = f
+            .score_with(&model, &cohort, &st, &ds, 1.0, f.adapter(), &FlexDevice)
+            .unwrap();
+        let parts = scored.logp.dims()[1];
+        let w: Vec<f32> = which.iter().map(|&i| weights[i]).collect();
+        let w = Tensor::<A, 2>::from_data(TensorData::new(w, [which.len(), 1]), &FlexDevice);
+        let grads = (scored.logp.clone() * w).sum().backward();
+        let mut g: Vec<f32> = Vec::new();
+        for (_, _, p) in model.projections() {
+            for pair in p.adapters.iter().flatten() {
+                for t in [pair.a.val(), pair.b.val()] {
+                    g.extend(t.grad(&grads).unwrap().into_data().into_vec::<f32>().unwrap());
+                }
+            }
+        }
+        let logp: Vec<f32> = scored.logp.into_data().into_vec().unwrap();
+        let rows: Vec<Vec<f32>> = (0..which.len())
+            .map(|r| logp[r * parts..r * parts + ds[r].tokens.len()].to_vec())
+            .collect();
+        (rows, g)
+    };
+    let (together, grad_together) = run(&[0, 1, 2, 3]);
+    let mut grad_alone = vec![0.0f32; grad_together.len()];
+    for i in 0..4 {
+        let (alone, g) = run(&[i]);
+        for (k, (t, a)) in together[i].iter().zip(&alone[0]).enumerate() {
+            assert!(
+                (t - a).abs() < 1e-4,
+                "decision {i} token {k}: {t} together, {a} alone"
+            );
+        }
+        for (s, x) in grad_alone.iter_mut().zip(g) {
+            *s += x;
+        }
+    }
+    let largest = grad_alone.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    assert!(largest > 0.0);
+    let diff = grad_together
+        .iter()
+        .zip(&grad_alone)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        diff < 1e-4 * largest.max(1.0),
+        "adapter gradients differ by {diff} (largest {largest})"
+    );
+}

@@ -162,20 +162,6 @@ fn answer_logits_after<B: Backend>(
     model.head_of(last, &[answers.yes, answers.no])
 }
 
-/// The keys and values of each of `heads` (token lists, each non-empty),
-/// read in one forward call: what the questions beginning with it continue.
-fn read_prefixes<B: Backend>(
-    model: &Llama<B>,
-    heads: &[&[u32]],
-    adapter: Adapter,
-) -> Vec<Option<CachedRow<B>>> {
-    let (ids, real, width) = left_pad(heads, 0);
-    let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [heads.len(), width]), &model.device());
-    let mut cache = KvCache::new(model.config.num_hidden_layers);
-    let _ = model.hidden(tokens, Some(&real), Some(&mut cache), adapter);
-    (0..heads.len()).map(|k| cache.row(k)).collect()
-}
-
 /// [`answer_logits`] with the questions about one visit read from their
 /// shared beginning once: `visits[i]` is question `i`'s visit, and the
 /// questions of a visit follow each other. Each run of two or more
@@ -219,7 +205,7 @@ pub(super) fn answer_logits_by_visit<B: Backend>(
         .map(|&r| &questions[runs[r].start][..shared[r]])
         .collect();
     let mut prefixes: Vec<Option<CachedRow<B>>> = vec![None; runs.len()];
-    for (&r, row) in read.iter().zip(read_prefixes(model, &heads, adapter)) {
+    for (&r, row) in read.iter().zip(crate::read_prefixes(model, &heads, 0, adapter)) {
         prefixes[r] = row;
     }
     let mut continued = Vec::with_capacity(questions.len());
@@ -427,7 +413,7 @@ fn score_visits<B: Backend>(
             let mut prefixes: Vec<Option<CachedRow<B>>> = vec![None; chunk.len()];
             if !read.is_empty() {
                 let heads: Vec<&[u32]> = read.iter().map(|&r| &questions[r][0][..shared[r]]).collect();
-                for (&r, row) in read.iter().zip(read_prefixes(model, &heads, adapter)) {
+                for (&r, row) in read.iter().zip(crate::read_prefixes(model, &heads, 0, adapter)) {
                     prefixes[r] = row;
                 }
             }
