@@ -54,7 +54,7 @@ use burn::backend::flex::FlexDevice;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::AdamConfig;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use rxalign_core::{DrugSet, SplitConfig, seeded_rng};
 use rxalign_data::synthetic::{SyntheticClinic, SyntheticConfig};
 use rxalign_env::{RewardConfig, RewardTermSpec};
@@ -164,7 +164,10 @@ fn bench(c: &mut Criterion) {
     );
 
     let mut group = c.benchmark_group("lm_grpo");
+    // Ten samples of one iteration each, not criterion's default ramp of
+    // 1 + 2 + ... + 10 iterations (55 updates of about a minute).
     group
+        .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(20));

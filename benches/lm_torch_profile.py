@@ -4,9 +4,11 @@
 forward, mean token cross-entropy, backward, Adam), by torch.profiler:
 the self CPU time of each aten op over one step after a warm-up, largest
 first, and the step's wall time. Threads as burn's `flex` uses
-(RAYON_NUM_THREADS, else every core).
+(RAYON_NUM_THREADS, else every core). With `--prefill`, the same of ten
+prefills of one 128-token prompt into a KV cache instead (the
+`lm/prefill_128` benchmark's work).
 
-    python benches/lm_torch_profile.py --model ~/.cache/rxalign/smollm2-135m-instruct
+    python benches/lm_torch_profile.py --model ~/.cache/rxalign/smollm2-135m-instruct [--prefill]
 """
 
 import argparse
@@ -23,11 +25,26 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--prefill", action="store_true", help="profile prefill instead of the LoRA step")
     a = p.parse_args()
     threads = int(os.environ.get("RAYON_NUM_THREADS", os.cpu_count()))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+    if a.prefill:
+        model.eval()
+        prompt = torch.randint(100, 40000, (1, 128))
+        with torch.no_grad():
+            model(prompt, use_cache=True)
+            t = time.perf_counter()
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(10):
+                    model(prompt, use_cache=True).logits[:, -1]
+            wall = time.perf_counter() - t
+        print(f"torch {torch.__version__} on {threads} thread(s); attention: {model.config._attn_implementation}")
+        print(f"ten prefills, profiled: {wall:.2f} s")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.top))
+        return
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
                                              target_modules=["q_proj", "v_proj"]))
     model.train()

@@ -121,7 +121,10 @@ impl LlamaPolicyConfig {
     /// 1`. Rows: an SFT step scores `batch` decisions
     /// in at most `batch` rows (the lines of one answer share a row); a
     /// GRPO update scores every rollout's answers, `visits × group ×
-    /// answers` rows.
+    /// answers` rows, and with groups of two or more reads each visit's
+    /// prompts once (all but their last token, `visits × answers` of them),
+    /// each row its answer and that last token, its keys and values
+    /// holding a copy of the prompt's.
     ///
     /// Activations, f32 floats a token keeps per layer for the backward
     /// pass (burn's autodiff), counted from `rxalign_lm::llama`'s ops:
@@ -162,23 +165,41 @@ impl LlamaPolicyConfig {
         let heads = llama.num_attention_heads as u128;
         let head_dim = llama.head_dim() as u128;
         let kv = llama.kv_heads() as u128;
-        let (rows, decisions, updates, rollouts) = match work {
-            Work::Sft { batch } => (batch as u128, batch as u128, 1u128, 0u128),
+        let t128 = t as u128;
+        // `read`: the tokens a forward pass reads (and keeps for the
+        // backward); `shared`: the prompt tokens each row's keys and values
+        // hold from a prompt read once.
+        let (rows, decisions, updates, rollouts, read, shared) = match work {
+            Work::Sft { batch } => {
+                let rows = batch as u128;
+                (rows, rows, 1u128, 0u128, rows * t128, 0u128)
+            }
             Work::Grpo {
                 visits,
                 group,
                 ppo_epochs,
             } => {
                 let rollouts = (visits * group) as u128;
+                let rows = rollouts * answers as u128;
+                // A group's rollouts answer each prompt of their visit:
+                // it is read once, all but its last token.
+                let (read, shared) = if group > 1 && prompt_tokens > 1 {
+                    let once = (prompt_tokens - 1) as u128;
+                    let prompts = (visits * answers) as u128;
+                    (prompts * once + rows * (t128 - once), once)
+                } else {
+                    (rows * t128, 0)
+                };
                 (
-                    rollouts * answers as u128,
+                    rows,
                     rollouts * self.budget() as u128,
                     ppo_epochs as u128,
                     rollouts,
+                    read,
+                    shared,
                 )
             }
         };
-        let t128 = t as u128;
         let lora_floats = self
             .lora
             .as_ref()
@@ -187,7 +208,8 @@ impl LlamaPolicyConfig {
         let head_tokens = decisions * self.max_line_tokens as u128;
         let scores_block = (heads / kv * t128 * t128).min(BACKWARD_BLOCK_SCORES as u128);
         let attention_backward = rows * 4 * kv * scores_block;
-        let activations = rows * t128 * per_token + attention_backward + head_tokens * 3 * v;
+        let shared_keys = rows * layers * 2 * kv * head_dim * shared;
+        let activations = read * per_token + shared_keys + attention_backward + head_tokens * 3 * v;
         let kv_cache = if rollouts > 0 {
             rollouts.min(self.act_batch as u128) * 2 * layers * kv * head_dim * t128 * FLOAT_BYTES
         } else {
@@ -196,7 +218,7 @@ impl LlamaPolicyConfig {
         let layer_parameters = base - v * h * if llama.tie_word_embeddings { 1 } else { 2 };
         let per_token_flops =
             2.0 * (layer_parameters + adapters) as f64 + 4.0 * (layers * heads * head_dim * t128) as f64;
-        let forward = per_token_flops * (rows * t128) as f64 + 2.0 * (v * h * head_tokens) as f64;
+        let forward = per_token_flops * read as f64 + 2.0 * (v * h * head_tokens) as f64;
         let training = if self.lora.is_some() { 2.0 } else { 3.0 };
         let mut flops = training * forward * updates as f64;
         let shape = match work {

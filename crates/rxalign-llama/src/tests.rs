@@ -540,9 +540,9 @@ fn rollouts_of_one_prompt_read_it_once_with_the_same_scores_and_gradients() {
     };
     let (together, grad_together) = run(&[0, 1, 2, 3]);
     let mut grad_alone = vec![0.0f32; grad_together.len()];
-    for i in 0..4 {
+    for (i, scores) in together.iter().enumerate() {
         let (alone, g) = run(&[i]);
-        for (k, (t, a)) in together[i].iter().zip(&alone[0]).enumerate() {
+        for (k, (t, a)) in scores.iter().zip(&alone[0]).enumerate() {
             assert!(
                 (t - a).abs() < 1e-4,
                 "decision {i} token {k}: {t} together, {a} alone"
