@@ -101,14 +101,14 @@ impl<B: Backend> StateBatch<B> {
         let space = Action::space(drugs);
         let mut valid = vec![0f32; n * space];
         for (row, (_, l)) in states.iter().enumerate() {
-            for d in 0..drugs {
-                // Adding a listed drug and removing an unlisted one are invalid.
-                if l.contains(d) {
-                    list[row * (drugs + 1) + d] = 1.0;
-                    valid[row * space + d] = MASKED;
-                } else {
-                    valid[row * space + drugs + d] = MASKED;
-                }
+            // Adding a listed drug and removing an unlisted one are invalid:
+            // every removal masked, then each listed drug's add instead.
+            let valid = &mut valid[row * space..(row + 1) * space];
+            valid[drugs..2 * drugs].fill(MASKED);
+            for d in l.iter().take_while(|&d| d < drugs) {
+                list[row * (drugs + 1) + d] = 1.0;
+                valid[d] = MASKED;
+                valid[drugs + d] = 0.0;
             }
         }
         Self {
