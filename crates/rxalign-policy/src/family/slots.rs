@@ -51,11 +51,18 @@ const EXP_UNDERFLOW: f32 = -110.0;
 /// A slot drawn from `rng` with probability `exp(logp)` (for a family over
 /// action slots acting with [`ActMode::Sample`]).
 pub fn sample_slot(logp: &[f32], rng: &mut Rng) -> usize {
+    // One pass summing as it goes (in order, as `Iterator::sum` would): the
+    // running sum keeps the loop scalar, so the branch stays a branch (a
+    // vectorised loop computes `exp` on every lane and selects after).
+    let mut total = 0f32;
     let probs: Vec<f32> = logp
         .iter()
-        .map(|&l| if l < EXP_UNDERFLOW { 0.0 } else { l.exp() })
+        .map(|&l| {
+            let p = if l < EXP_UNDERFLOW { 0.0 } else { l.exp() };
+            total += p;
+            p
+        })
         .collect();
-    let total: f32 = probs.iter().sum();
     let mut u = rng.random_range(0.0..total.max(f32::MIN_POSITIVE));
     for (i, &p) in probs.iter().enumerate() {
         if u < p {
