@@ -4,7 +4,6 @@
 //! action distribution is enumerable (exact KL and entropy).
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use rxalign_core::{Action, Cohort, Rng};
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,7 @@ use rxalign_policy::family::{
 use rxalign_policy::features::VisitFeatures;
 
 use crate::classifier::DropoutMasks;
-use crate::policy::rows;
+use crate::policy::{log_probs_at, rows};
 use crate::{ActionPolicy, ListPolicy, ListPolicyConfig, StateBatch};
 
 /// The `policy: (kind: "set_encoder", ...)` settings of an experiment file.
@@ -183,7 +182,7 @@ impl PolicyFamily for SetEncoder {
         let masks = DropoutMasks::draw(states.len(), self.hidden, self.dropout, rng, device);
         let logits = model.forward_with(batch, Some(masks)); // [n, actions]
         Ok(Scored::of_slots(
-            log_softmax(logits / temperature, 1),
+            log_probs_at(logits, temperature),
             decisions,
             device,
         ))

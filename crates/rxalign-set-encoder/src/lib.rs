@@ -18,7 +18,7 @@ mod policy;
 pub mod resources;
 
 pub use family::{SetEncoder, SetEncoderConfig};
-pub use model::{ListPolicy, ListPolicyConfig, MASKED, StateBatch};
+pub use model::{Bags, ListPolicy, ListPolicyConfig, MASKED, StateBatch};
 pub use policy::ActionPolicy;
 
 #[cfg(test)]

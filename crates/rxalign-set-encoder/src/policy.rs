@@ -25,7 +25,7 @@ pub trait ActionPolicy<B: Backend> {
     /// # Shapes
     /// - output: `[batch, 2·drugs + 1]`
     fn log_probs(&self, state: StateBatch<B>, temperature: f64) -> Tensor<B, 2> {
-        log_softmax(self.logits(state) / temperature, 1)
+        log_probs_at(self.logits(state), temperature)
     }
 
     /// The entropy of each state's action distribution at `temperature`.
@@ -38,6 +38,20 @@ pub trait ActionPolicy<B: Backend> {
             .sum_dim(1)
             .squeeze_dim::<1>(1)
             .neg()
+    }
+}
+
+/// `log_softmax(logits / temperature)` over the actions. At temperature 1
+/// the division, which would leave every value as it is, is not made (on
+/// an autodiff backend it would be one more pass and node per step).
+///
+/// # Shapes
+/// - `logits`, output: `[batch, actions]`
+pub(crate) fn log_probs_at<B: Backend>(logits: Tensor<B, 2>, temperature: f64) -> Tensor<B, 2> {
+    if temperature == 1.0 {
+        log_softmax(logits, 1)
+    } else {
+        log_softmax(logits / temperature, 1)
     }
 }
 

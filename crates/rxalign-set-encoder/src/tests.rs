@@ -178,3 +178,50 @@ fn dropout_applies_to_supervised_scores_only_and_is_seeded() {
     };
     assert!(refused.validate().is_err());
 }
+
+/// An embedding bag by index sums the same rows as the product of a
+/// multi-hot row with the table (how the policy computed it before), and
+/// its gradient counts each row once per bag that holds it; empty bags and
+/// a batch of only empty bags give zeros.
+#[test]
+fn bags_sum_their_rows_as_the_multi_hot_product_does() {
+    use burn::backend::Autodiff;
+    use burn::tensor::{Tensor, TensorData};
+    use rand::Rng as _;
+    type Ad = Autodiff<Flex>;
+    let (rows, width) = (40, 6);
+    let mut rng = seeded_rng(5, "bags");
+    let values: Vec<f32> = (0..rows * width).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let table = || Tensor::<Ad, 2>::from_data(TensorData::new(values.clone(), [rows, width]), &FlexDevice);
+    // Bags with a repeated row (counted once), an empty bag, the last row.
+    let bags: Vec<Vec<usize>> = vec![vec![3, 17, 3, 39], vec![], vec![0, 1, 2, 17], vec![39]];
+    let mut hot = vec![0f32; bags.len() * rows];
+    for (b, members) in bags.iter().enumerate() {
+        for &r in members {
+            hot[b * rows + r] = 1.0;
+        }
+    }
+    let hot = Tensor::<Ad, 2>::from_data(TensorData::new(hot, [bags.len(), rows]), &FlexDevice);
+    let leaf = table().require_grad();
+    let by_index = Bags::<Ad>::new(bags.iter().map(|b| b.iter().copied()), &FlexDevice).sum(leaf.clone());
+    let by_product = hot.matmul(table());
+    let a: Vec<f32> = by_index.clone().into_data().to_vec().unwrap();
+    let b: Vec<f32> = by_product.into_data().to_vec().unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-6, "{x} against {y}");
+    }
+    assert!(a[width..2 * width].iter().all(|&x| x == 0.0), "the empty bag");
+    let grads = by_index.sum().backward();
+    let grad: Vec<f32> = leaf.grad(&grads).unwrap().into_data().to_vec().unwrap();
+    for r in 0..rows {
+        let holding = bags.iter().filter(|b| b.contains(&r)).count() as f32;
+        assert!(
+            grad[r * width..(r + 1) * width].iter().all(|&g| g == holding),
+            "row {r}"
+        );
+    }
+    let empty = Bags::<Ad>::new([Vec::<usize>::new(), Vec::new()].into_iter(), &FlexDevice);
+    assert!(empty.members.is_none());
+    let zeros: Vec<f32> = empty.sum(table()).into_data().to_vec().unwrap();
+    assert_eq!(zeros, vec![0.0; 2 * width]);
+}

@@ -636,16 +636,20 @@ pub fn update_gradients<F: PolicyFamily, B: AutodiffBackend>(
     let surrogate = (ratio * adv.clone()).min_pair(clipped * adv.clone()); // [n, parts]
     let surrogate = reduce(surrogate, mask.clone(), reduction); // [n, 1]
     let k3 = reduce(kl::k3(logp.clone(), ref_logp.clone()), mask.clone(), reduction).mean(); // [1]
-    let exact = match (&distribution, &ref_dist) {
-        (Some(d), Some(r)) => Some(reduce(kl::exact(d.clone(), r.clone()), mask.clone(), reduction).mean()),
-        _ => None,
-    };
-    let entropy = match distribution {
-        Some(d) => reduce(kl::entropy(d), mask.clone(), reduction),
+    // The exact KL and the entropy share one `exp` of the distribution.
+    let (exact, entropy) = match (distribution, ref_dist) {
+        (Some(d), Some(r)) => {
+            let (exact, entropy) = kl::exact_and_entropy(d, r); // [n, parts] each
+            (
+                Some(reduce(exact, mask.clone(), reduction).mean()),
+                reduce(entropy, mask, reduction),
+            )
+        }
+        (Some(d), None) => (None, reduce(kl::entropy(d), mask, reduction)),
         // The sampled parts' surprisal estimates the entropy.
-        None => reduce(logp.neg(), mask, reduction),
-    }
-    .mean(); // [1]
+        (None, _) => (None, reduce(logp.neg(), mask, reduction)),
+    };
+    let entropy = entropy.mean(); // [1]
     stats.kl_k3 = k3.clone().into_scalar().elem::<f64>();
     stats.kl_exact = exact.as_ref().map(|e| e.clone().into_scalar().elem::<f64>());
     let kl = match estimator {
@@ -654,7 +658,12 @@ pub fn update_gradients<F: PolicyFamily, B: AutodiffBackend>(
     };
     stats.kl = kl.clone().into_scalar().elem::<f64>();
     stats.entropy = entropy.clone().into_scalar().elem::<f64>();
-    let loss = surrogate.mean().neg() + kl * settings.kl - entropy * settings.entropy;
+    let mut loss = surrogate.mean().neg() + kl * settings.kl;
+    if settings.entropy != 0.0 {
+        // Without a bonus the entropy is a statistic only: out of the loss,
+        // nothing of it is differentiated (its gradient would be 0).
+        loss = loss - entropy * settings.entropy;
+    }
     stats.loss = loss.clone().into_scalar().elem::<f64>();
     if !stats.loss.is_finite() {
         return Ok((None, stats));

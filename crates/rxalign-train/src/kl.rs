@@ -56,6 +56,26 @@ pub fn exact<B: Backend>(logp: Tensor<B, 3>, reference: Tensor<B, 3>) -> Tensor<
         .reshape([n, parts])
 }
 
+/// The exact KL of every part and the policy's exact entropy, from one
+/// `exp` of `logp` (each alone: [`exact`], [`entropy`], the same values).
+///
+/// # Shapes
+/// - `logp`, `reference`: `[batch, parts, choices]`
+/// - output: `(kl, entropy)`, each `[batch, parts]`
+pub fn exact_and_entropy<B: Backend>(
+    logp: Tensor<B, 3>,
+    reference: Tensor<B, 3>,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let [n, parts, _] = logp.dims();
+    let p = logp.clone().exp();
+    let logp = logp.clamp_min(LOG_FLOOR);
+    let kl = (p.clone() * (logp.clone() - reference.clamp_min(LOG_FLOOR)))
+        .sum_dim(2)
+        .reshape([n, parts]);
+    let entropy = (p * logp).sum_dim(2).reshape([n, parts]).neg();
+    (kl, entropy)
+}
+
 /// The k3 estimate of every sampled part.
 ///
 /// # Shapes

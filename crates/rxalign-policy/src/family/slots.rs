@@ -42,11 +42,27 @@ pub fn act_on_slots<R: AsRef<[f32]>>(
         .collect()
 }
 
+/// Below this log-probability `exp` rounds to 0 in `f32` (`e^-110` is
+/// about 1.7e-48, under half the smallest positive `f32`, 7.0e-46), so the
+/// probability is 0 without calling `exp`, whose underflow path (masked
+/// slots hold about -1e9) is many times slower than its usual one.
+const EXP_UNDERFLOW: f32 = -110.0;
+
 /// A slot drawn from `rng` with probability `exp(logp)` (for a family over
 /// action slots acting with [`ActMode::Sample`]).
 pub fn sample_slot(logp: &[f32], rng: &mut Rng) -> usize {
-    let probs: Vec<f32> = logp.iter().map(|l| l.exp()).collect();
-    let total: f32 = probs.iter().sum();
+    // One pass summing as it goes (in order, as `Iterator::sum` would): the
+    // running sum keeps the loop scalar, so the branch stays a branch (a
+    // vectorised loop computes `exp` on every lane and selects after).
+    let mut total = 0f32;
+    let probs: Vec<f32> = logp
+        .iter()
+        .map(|&l| {
+            let p = if l < EXP_UNDERFLOW { 0.0 } else { l.exp() };
+            total += p;
+            p
+        })
+        .collect();
     let mut u = rng.random_range(0.0..total.max(f32::MIN_POSITIVE));
     for (i, &p) in probs.iter().enumerate() {
         if u < p {

@@ -7,9 +7,10 @@ use rxalign_policy::features::VisitFeatures;
 
 /// Visits as multi-hot rows: each row holds 1 at the visit's feature
 /// indices. Multiplying it by a table sums the table's rows at those
-/// indices: an embedding bag. On `flex` one matrix product (forward and
-/// backward) is several times faster than gathering and scattering the rows
-/// (measured by `benches/train_throughput.rs`: see `docs/policies-and-trainer.md`).
+/// indices: an embedding bag. (The list policy sums the rows by index
+/// instead, [`crate::Bags`]: a visit holds a few dozen of the features,
+/// and on `flex` the gathered rows cost less than the product there,
+/// measured by `benches/train_throughput.rs`.)
 ///
 /// # Shapes
 /// - output: `[visits.len(), features.size()]`
