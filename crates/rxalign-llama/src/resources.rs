@@ -135,8 +135,9 @@ impl LlamaPolicyConfig {
     /// sigmoid and SiLU, up, and their product), plus `rank` per LoRA
     /// target; nothing per pair of tokens ([`rxalign_lm::attention`]
     /// keeps no scores). The attention backward's recomputed scores are
-    /// transient, one layer at a time: four `[kv_heads, rows, keys]`
-    /// blocks per sequence, at most [`BACKWARD_BLOCK_SCORES`] scores per
+    /// transient, one layer at a time: two `[kv_heads, query rows, keys]`
+    /// blocks per sequence (the probabilities and their gradient, the
+    /// other steps in place), at most [`BACKWARD_BLOCK_SCORES`] scores per
     /// key head. The head runs on the decisions' tokens only, three
     /// vocabulary-wide rows each (logits, biased logits, log-softmax).
     ///
@@ -166,48 +167,46 @@ impl LlamaPolicyConfig {
         let head_dim = llama.head_dim() as u128;
         let kv = llama.kv_heads() as u128;
         let t128 = t as u128;
-        // `read`: the tokens a forward pass reads (and keeps for the
-        // backward); `shared`: the prompt tokens each row's keys and values
-        // hold from a prompt read once.
-        let (rows, decisions, updates, rollouts, read, shared) = match work {
-            Work::Sft { batch } => {
-                let rows = batch as u128;
-                (rows, rows, 1u128, 0u128, rows * t128, 0u128)
-            }
+        // `prompts` read once, `shared` tokens each (0: every row reads
+        // its whole sequence); each row's keys and values hold a copy.
+        let (rows, decisions, updates, rollouts, prompts, shared) = match work {
+            Work::Sft { batch } => (batch as u128, batch as u128, 1u128, 0u128, 0u128, 0u128),
             Work::Grpo {
                 visits,
                 group,
                 ppo_epochs,
             } => {
                 let rollouts = (visits * group) as u128;
-                let rows = rollouts * answers as u128;
                 // A group's rollouts answer each prompt of their visit:
                 // it is read once, all but its last token.
-                let (read, shared) = if group > 1 && prompt_tokens > 1 {
-                    let once = (prompt_tokens - 1) as u128;
-                    let prompts = (visits * answers) as u128;
-                    (prompts * once + rows * (t128 - once), once)
+                let (prompts, shared) = if group > 1 && prompt_tokens > 1 {
+                    ((visits * answers) as u128, (prompt_tokens - 1) as u128)
                 } else {
-                    (rows * t128, 0)
+                    (0, 0)
                 };
                 (
-                    rows,
+                    rollouts * answers as u128,
                     rollouts * self.budget() as u128,
                     ppo_epochs as u128,
                     rollouts,
-                    read,
+                    prompts,
                     shared,
                 )
             }
         };
+        // The tokens the forward passes read (and keep for the backward).
+        let read = prompts * shared + rows * (t128 - shared);
         let lora_floats = self
             .lora
             .as_ref()
             .map_or(0, |l| (l.rank * l.targets.len()) as u128);
         let per_token = layers * (4 * h + (5 * heads + 4 * kv) * head_dim + 5 * i + lora_floats);
         let head_tokens = decisions * self.max_line_tokens as u128;
-        let scores_block = (heads / kv * t128 * t128).min(BACKWARD_BLOCK_SCORES as u128);
-        let attention_backward = rows * 4 * kv * scores_block;
+        // The largest block of recomputed scores: rows of `queries` new
+        // tokens against `keys` keys, per key head.
+        let block = |queries: u128, keys: u128| (heads / kv * queries * keys).min(BACKWARD_BLOCK_SCORES as u128);
+        let attention_backward =
+            (rows * 2 * kv * block(t128 - shared, t128)).max(prompts * 2 * kv * block(shared, shared));
         let shared_keys = rows * layers * 2 * kv * head_dim * shared;
         let activations = read * per_token + shared_keys + attention_backward + head_tokens * 3 * v;
         let kv_cache = if rollouts > 0 {
