@@ -204,7 +204,8 @@ impl LlamaPolicyConfig {
         let head_tokens = decisions * self.max_line_tokens as u128;
         // The largest block of recomputed scores: rows of `queries` new
         // tokens against `keys` keys, per key head.
-        let block = |queries: u128, keys: u128| (heads / kv * queries * keys).min(BACKWARD_BLOCK_SCORES as u128);
+        let block =
+            |queries: u128, keys: u128| (heads / kv * queries * keys).min(BACKWARD_BLOCK_SCORES as u128);
         let attention_backward =
             (rows * 2 * kv * block(t128 - shared, t128)).max(prompts * 2 * kv * block(shared, shared));
         let shared_keys = rows * layers * 2 * kv * head_dim * shared;
