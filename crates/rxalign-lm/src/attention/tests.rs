@@ -105,6 +105,14 @@ impl Case {
     }
 }
 
+/// Fails unless fused and composed agree within `tolerance`, forward and
+/// every gradient.
+fn assert_agree(case: &Case, tolerance: f32) {
+    for (what, d) in ["output", "dq", "dk", "dv"].into_iter().zip(case.differences()) {
+        assert!(d < tolerance, "{what}: fused and composed differ by {d}");
+    }
+}
+
 #[test]
 fn training_takes_the_fused_operation_and_inference_the_backends_kernel() {
     let t = || Tensor::<A, 4>::zeros([1, 1, 2, 4], &FlexDevice);
@@ -138,9 +146,7 @@ fn fused_equals_composed_with_grouped_heads_causal_mask_and_left_padding() {
         past: 0,
         head_dim: 8,
     };
-    for (what, d) in ["output", "dq", "dk", "dv"].into_iter().zip(case.differences()) {
-        assert!(d < 1e-5, "{what}: fused and composed differ by {d}");
-    }
+    assert_agree(&case, 1e-5);
 }
 
 #[test]
@@ -153,9 +159,7 @@ fn fused_equals_composed_after_cached_keys() {
         past: 9,
         head_dim: 16,
     };
-    for (what, d) in ["output", "dq", "dk", "dv"].into_iter().zip(case.differences()) {
-        assert!(d < 1e-5, "{what}: fused and composed differ by {d}");
-    }
+    assert_agree(&case, 1e-5);
 }
 
 #[test]
@@ -172,7 +176,5 @@ fn fused_equals_composed_on_long_rows_in_several_backward_blocks() {
     };
     assert!(case.rep * case.seq * (case.past + case.seq) > 256 * 1024);
     assert!(BACKWARD_BLOCK_SCORES / (case.past + case.seq) < case.rep * case.seq);
-    for (what, d) in ["output", "dq", "dk", "dv"].into_iter().zip(case.differences()) {
-        assert!(d < 1e-4, "{what}: fused and composed differ by {d}");
-    }
+    assert_agree(&case, 1e-4);
 }
