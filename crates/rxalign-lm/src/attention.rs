@@ -4,7 +4,7 @@
 //! - Without autodiff (prefill, decoding, scoring) it is the backend's own
 //!   fused attention (`burn::tensor::module::attention`: on `flex` one pass
 //!   per head over a score tile, or its tiled flash kernel for long rows).
-//! - In training it is one autodiff operation, [`FusedAttention`]: its
+//! - In training it is one autodiff operation, `FusedAttention`: its
 //!   forward is the inner backend's fused attention and it keeps only the
 //!   queries, keys, values, bias and output; its backward recomputes the
 //!   scores block by block of query rows, so no `[rows, keys]` matrix of any
