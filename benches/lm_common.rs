@@ -14,6 +14,16 @@ pub fn model_dir(bench: &str) -> Option<PathBuf> {
     dir
 }
 
+/// Makes this thread one of `flex`'s threads, as `rxalign` makes its own
+/// (`rxalign_policy::device::join_cpu_pool`, a floor above rxalign-lm,
+/// which says why); call it before anything uses rayon.
+pub fn join_cpu_pool() {
+    rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+        .expect("the bench builds rayon's pool before anything uses it");
+}
+
 /// burn's `flex` threads: `RAYON_NUM_THREADS`, else every core (the
 /// PyTorch references read the same variable).
 pub fn threads() -> usize {

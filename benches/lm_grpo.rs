@@ -74,7 +74,7 @@ const LR: f64 = 1e-5;
 #[path = "lm_common.rs"]
 mod lm_common;
 
-use lm_common::{model_dir, threads};
+use lm_common::{join_cpu_pool, model_dir, threads};
 
 fn workload_path() -> PathBuf {
     std::env::var_os("RXALIGN_LM_GRPO_WORKLOAD")
@@ -85,6 +85,7 @@ fn workload_path() -> PathBuf {
 }
 
 fn bench(c: &mut Criterion) {
+    join_cpu_pool();
     let Some(dir) = model_dir("lm_grpo") else { return };
     let cohort = SyntheticClinic::generate(&SyntheticConfig {
         patients: 12,

@@ -37,7 +37,7 @@ use rxalign_lm::{Adapter, KvCache, LoraConfig, load_pretrained};
 #[path = "lm_common.rs"]
 mod lm_common;
 
-use lm_common::{model_dir, threads};
+use lm_common::{join_cpu_pool, model_dir, threads};
 
 /// Seeded token ids from the ordinary part of the vocabulary.
 fn tokens(rng: &mut ChaCha8Rng, n: usize) -> Vec<u32> {
@@ -45,6 +45,7 @@ fn tokens(rng: &mut ChaCha8Rng, n: usize) -> Vec<u32> {
 }
 
 fn bench(c: &mut Criterion) {
+    join_cpu_pool();
     let Some(dir) = model_dir("lm_throughput") else {
         return;
     };

@@ -44,6 +44,8 @@ const HIDDEN: usize = 128;
 const BUDGET: usize = 30;
 
 fn bench(c: &mut Criterion) {
+    // Train on this thread as one of flex's threads, as `rxalign run` does.
+    rxalign_policy::device::join_cpu_pool().unwrap();
     let clinic = SyntheticClinic::generate(&SyntheticConfig {
         patients: 1500,
         ..SyntheticConfig::default()

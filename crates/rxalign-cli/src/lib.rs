@@ -136,6 +136,11 @@ impl App {
     /// Parses the process's arguments and runs the command: the exit code
     /// says whether it succeeded (errors are printed on standard error).
     pub fn run(self) -> ExitCode {
+        // This thread trains as one of the CPU backend's threads (with
+        // `--jobs 1`, runs are on this thread). Only a pool built before
+        // (rayon used earlier in the process) refuses, and the command
+        // then runs as it would have without it.
+        rxalign_policy::device::join_cpu_pool().ok();
         if let Some(e) = &self.error {
             output::warnln!("error: registering plugins: {e}");
             return ExitCode::FAILURE;

@@ -323,7 +323,10 @@ fn claim_run(plan: &RunPlan, root: &Path) -> Result<RunLock, String> {
 
 /// Runs the plans, `options.jobs` at a time, each in `dir/<run name>`;
 /// tells `reporter` as they go. One run's failure (or panic) leaves the
-/// others.
+/// others. The calling thread runs plans too, beside `options.jobs - 1`
+/// threads of their own (with one job, every run is on the calling thread,
+/// which can be one of the CPU backend's threads:
+/// [`rxalign_policy::device::join_cpu_pool`]).
 pub fn run_all(
     plans: &[TypedPlan],
     plugins: &Plugins,
@@ -333,17 +336,19 @@ pub fn run_all(
 ) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..plans.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..options.jobs.clamp(1, plans.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(plan) = plans.get(i) else { break };
-                    let outcome = run_one_with(plan, plugins, &dir.join(&plan.plan.name), options, reporter);
-                    outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(outcome);
-                }
-            });
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            let Some(plan) = plans.get(i) else { break };
+            let outcome = run_one_with(plan, plugins, &dir.join(&plan.plan.name), options, reporter);
+            outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(outcome);
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..options.jobs.clamp(1, plans.len().max(1)) {
+            scope.spawn(work);
+        }
+        work();
     });
     outcomes
         .into_inner()

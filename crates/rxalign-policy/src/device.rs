@@ -129,6 +129,28 @@ impl fmt::Display for TrainDevices {
     }
 }
 
+/// Makes the calling thread one of the threads the CPU backend (`flex`)
+/// splits its operations over: rayon's global pool, built here with
+/// `RAYON_NUM_THREADS` threads in all (one per core without it), this one
+/// included. Call it first thing in `main`, before anything uses rayon,
+/// and train on that thread.
+///
+/// Without it the pool's threads are all others: each operation `flex`
+/// splits (every matrix product) is handed from the training thread to
+/// them, and the training thread sleeps until they finish, two thread
+/// switches per operation. On the list policy's small products, measured
+/// with `benches/train_throughput.rs` on 2 threads, that was about a fifth
+/// of an SFT epoch's time.
+///
+/// An error when the pool is already built (rayon was used before); the
+/// program then runs as it would have without this call.
+pub fn join_cpu_pool() -> Result<(), PolicyError> {
+    rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+        .map_err(|e| PolicyError::Invalid(format!("joining the CPU backend's thread pool: {e}")))
+}
+
 /// The CUDA backend for training: autodiff over burn's `Cuda`.
 #[cfg(feature = "cuda")]
 pub type CudaTrainBackend = burn::backend::Autodiff<burn::backend::Cuda>;

@@ -4,11 +4,10 @@
 //! [`rxalign_policy::family::act_on_slots`]).
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
 use crate::StateBatch;
 use rxalign_policy::PolicyError;
-use rxalign_policy::family::LOG_FLOOR;
+use rxalign_policy::family::{LOG_FLOOR, masked_exp, masked_log_softmax};
 
 /// A policy over the decision process's actions (add drug `d` at slot
 /// `d`, remove it at `drugs + d`, stop at `2·drugs`).
@@ -34,7 +33,7 @@ pub trait ActionPolicy<B: Backend> {
     /// - output: `[batch]`
     fn entropy(&self, state: StateBatch<B>, temperature: f64) -> Tensor<B, 1> {
         let logp = self.log_probs(state, temperature); // [batch, actions]
-        (logp.clone().exp() * logp.clamp_min(LOG_FLOOR))
+        (masked_exp(logp.clone()) * logp.clamp_min(LOG_FLOOR))
             .sum_dim(1)
             .squeeze_dim::<1>(1)
             .neg()
@@ -49,9 +48,9 @@ pub trait ActionPolicy<B: Backend> {
 /// - `logits`, output: `[batch, actions]`
 pub(crate) fn log_probs_at<B: Backend>(logits: Tensor<B, 2>, temperature: f64) -> Tensor<B, 2> {
     if temperature == 1.0 {
-        log_softmax(logits, 1)
+        masked_log_softmax(logits, 1)
     } else {
-        log_softmax(logits / temperature, 1)
+        masked_log_softmax(logits / temperature, 1)
     }
 }
 

@@ -7,7 +7,7 @@
 //!   language model over 50,000 tokens can afford).
 
 use burn::prelude::*;
-use rxalign_policy::family::LOG_FLOOR;
+use rxalign_policy::family::{LOG_FLOOR, masked_exp};
 use serde::{Deserialize, Serialize};
 
 /// Which KL estimator a GRPO stage uses in its loss; written as a string
@@ -48,7 +48,7 @@ impl From<KlEstimator> for String {
 /// - output: `[batch, parts]`
 pub fn exact<B: Backend>(logp: Tensor<B, 3>, reference: Tensor<B, 3>) -> Tensor<B, 2> {
     let [n, parts, _] = logp.dims();
-    let p = logp.clone().exp();
+    let p = masked_exp(logp.clone());
     // Masked choices hold p = 0; their log terms are kept finite by the
     // clamp so that 0 · (−∞) never appears.
     (p * (logp.clamp_min(LOG_FLOOR) - reference.clamp_min(LOG_FLOOR)))
@@ -67,7 +67,7 @@ pub fn exact_and_entropy<B: Backend>(
     reference: Tensor<B, 3>,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let [n, parts, _] = logp.dims();
-    let p = logp.clone().exp();
+    let p = masked_exp(logp.clone());
     let logp = logp.clamp_min(LOG_FLOOR);
     let kl = (p.clone() * (logp.clone() - reference.clamp_min(LOG_FLOOR)))
         .sum_dim(2)
@@ -93,7 +93,7 @@ pub fn k3<B: Backend>(logp: Tensor<B, 2>, reference: Tensor<B, 2>) -> Tensor<B, 
 /// - output: `[batch, parts]`
 pub fn entropy<B: Backend>(logp: Tensor<B, 3>) -> Tensor<B, 2> {
     let [n, parts, _] = logp.dims();
-    (logp.clone().exp() * logp.clamp_min(LOG_FLOOR))
+    (masked_exp(logp.clone()) * logp.clamp_min(LOG_FLOOR))
         .sum_dim(2)
         .reshape([n, parts])
         .neg()

@@ -3,6 +3,7 @@
 //! slot of [`rxalign_core::Action::space`], such as the `set_encoder` list
 //! policy or a researcher's tabular family.
 
+use burn::prelude::*;
 use rand::Rng as _;
 use rxalign_core::Rng;
 
@@ -42,6 +43,39 @@ pub fn act_on_slots<R: AsRef<[f32]>>(
         .collect()
 }
 
+/// The smallest argument [`masked_exp`] hands to `exp`. `e^-87` is about
+/// 1.6e-38, just above `f32`'s smallest normal number. Below about -88,
+/// glibc's `expf` (which `flex` calls once per element) leaves its fast
+/// path, and below -103 it takes its underflow path, many times slower.
+/// Masked action slots hold about -1e9, and they are half of a list
+/// policy's slots.
+pub const EXP_FLOOR: f32 = -87.0;
+
+/// `exp(x)`, with exactly 0 wherever `x` is below [`EXP_FLOOR`], without
+/// calling `exp` there. Above the floor the values and gradients are
+/// `exp`'s own. Below it, `exp` itself gives 0 or a subnormal number under
+/// 1.2e-38, and the gradient `exp(x) · grad` is that small too; here both
+/// are exactly 0 (masked slots: exactly what `exp` gave them).
+///
+/// # Shapes
+/// - `x`, output: any shape, the same
+pub fn masked_exp<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let below = x.clone().lower_elem(EXP_FLOOR);
+    x.mask_fill(below.clone(), EXP_FLOOR).exp().mask_fill(below, 0.0)
+}
+
+/// `log_softmax` along `dim` through [`masked_exp`]: burn's composition
+/// (`s = x − max(x)`, then `s − log Σ exp(s)`) with every `exp` of a masked
+/// slot skipped. The sum counts each masked slot as exactly 0, where
+/// `exp` gave 0 too (the sum is at least 1, the maximum's own term).
+///
+/// # Shapes
+/// - `x`, output: any shape, the same
+pub fn masked_log_softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    let shifted = x.clone() - x.detach().max_dim(dim);
+    shifted.clone() - masked_exp(shifted).sum_dim(dim).log()
+}
+
 /// Below this log-probability `exp` rounds to 0 in `f32` (`e^-110` is
 /// about 1.7e-48, under half the smallest positive `f32`, 7.0e-46), so the
 /// probability is 0 without calling `exp`, whose underflow path (masked
@@ -71,4 +105,83 @@ pub fn sample_slot(logp: &[f32], rng: &mut Rng) -> usize {
         u -= p;
     }
     probs.iter().rposition(|&p| p > 0.0).unwrap_or(probs.len() - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::activation::log_softmax;
+
+    use super::*;
+    use crate::CpuTrainBackend as B;
+
+    /// Rows of logits: masked slots (about -1e9), valid slots far below
+    /// the maximum (-200: `exp` gives 0 there too) and near it.
+    ///
+    /// # Shapes
+    /// - output: `[3, 5]`
+    fn logits() -> Tensor<B, 2> {
+        let m = -1.0e9;
+        let rows = [
+            [0.5, m, -1.0, m, 2.0],
+            [m, 3.0, m + 4.0, -200.0, 1.5],
+            [-40.0, 0.0, 40.0, m, -0.25],
+        ];
+        Tensor::<B, 2>::from_data(rows, &Default::default()).require_grad()
+    }
+
+    /// A weight on every slot, masked ones included. The slot 80 below its
+    /// row's maximum weighs 0: its gradient is then `exp`'s term alone,
+    /// about 1e-35, which a floor set too high would zero.
+    fn weights() -> Tensor<B, 2> {
+        Tensor::from_data(
+            [
+                [0.3, -0.7, 1.1, 0.2, -0.4],
+                [0.9, -1.3, 0.6, 0.5, 0.1],
+                [0.0, 0.8, 0.4, -0.6, 1.2],
+            ],
+            &Default::default(),
+        )
+    }
+
+    fn values<const D: usize>(t: Tensor<impl Backend, D>) -> Vec<f32> {
+        t.into_data().to_vec().unwrap()
+    }
+
+    #[test]
+    fn masked_log_softmax_is_burns_log_softmax_with_its_gradients() {
+        let (ours_in, burns_in) = (logits(), logits());
+        let ours = masked_log_softmax(ours_in.clone(), 1);
+        let burns = log_softmax(burns_in.clone(), 1);
+        assert_eq!(values(ours.clone()), values(burns.clone()));
+
+        let ours_grads = (ours * weights()).sum().backward();
+        let burns_grads = (burns * weights()).sum().backward();
+        let grad = |t: &Tensor<B, 2>, g| values(t.grad(g).unwrap());
+        assert_eq!(grad(&ours_in, &ours_grads), grad(&burns_in, &burns_grads));
+    }
+
+    #[test]
+    fn masked_exp_is_exp_above_the_floor_and_zero_below_it() {
+        let x = Tensor::<B, 1>::from_data(
+            [0.0, -1.5, EXP_FLOOR, -90.0, -1.0e9, 3.0, -50.0],
+            &Default::default(),
+        )
+        .require_grad();
+        let ours = masked_exp(x.clone());
+        let exact = values(x.clone().exp());
+        let got = values(ours.clone());
+        for (i, (&g, &e)) in got.iter().zip(&exact).enumerate() {
+            if i == 3 || i == 4 {
+                // -90: exp gives a subnormal number; -1e9: exp gives 0.
+                assert_eq!(g, 0.0, "slot {i}");
+                assert!(e < f32::MIN_POSITIVE, "slot {i}: {e}");
+            } else {
+                assert_eq!(g, e, "slot {i}");
+            }
+        }
+        let grads = ours.sum().backward();
+        let grad = values(x.grad(&grads).unwrap());
+        let expected: Vec<f32> = got.clone();
+        assert_eq!(grad, expected, "d exp(x) / dx = exp(x) above the floor, 0 below");
+    }
 }
