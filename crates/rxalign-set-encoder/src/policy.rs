@@ -7,7 +7,7 @@ use burn::prelude::*;
 
 use crate::StateBatch;
 use rxalign_policy::PolicyError;
-use rxalign_policy::family::{LOG_FLOOR, masked_exp, masked_log_softmax};
+use rxalign_policy::family::{entropy, masked_log_softmax};
 
 /// A policy over the decision process's actions (add drug `d` at slot
 /// `d`, remove it at `drugs + d`, stop at `2·drugs`).
@@ -32,11 +32,7 @@ pub trait ActionPolicy<B: Backend> {
     /// # Shapes
     /// - output: `[batch]`
     fn entropy(&self, state: StateBatch<B>, temperature: f64) -> Tensor<B, 1> {
-        let logp = self.log_probs(state, temperature); // [batch, actions]
-        (masked_exp(logp.clone()) * logp.clamp_min(LOG_FLOOR))
-            .sum_dim(1)
-            .squeeze_dim::<1>(1)
-            .neg()
+        entropy(self.log_probs(state, temperature), 1).squeeze_dim::<1>(1)
     }
 }
 

@@ -93,8 +93,5 @@ pub fn k3<B: Backend>(logp: Tensor<B, 2>, reference: Tensor<B, 2>) -> Tensor<B, 
 /// - output: `[batch, parts]`
 pub fn entropy<B: Backend>(logp: Tensor<B, 3>) -> Tensor<B, 2> {
     let [n, parts, _] = logp.dims();
-    (masked_exp(logp.clone()) * logp.clamp_min(LOG_FLOOR))
-        .sum_dim(2)
-        .reshape([n, parts])
-        .neg()
+    rxalign_policy::family::entropy(logp, 2).reshape([n, parts])
 }

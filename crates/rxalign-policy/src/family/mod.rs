@@ -11,4 +11,4 @@ mod slots;
 
 pub use base::{ActMemo, ActMode, Acted, Effect, LOG_FLOOR, PartReduction, PolicyFamily, Scored, State};
 pub use config::{FamilyConfig, FamilyContext};
-pub use slots::{EXP_FLOOR, act_on_slots, masked_exp, masked_log_softmax, sample_slot};
+pub use slots::{EXP_FLOOR, act_on_slots, entropy, masked_exp, masked_log_softmax, sample_slot};

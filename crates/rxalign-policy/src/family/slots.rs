@@ -7,7 +7,7 @@ use burn::prelude::*;
 use rand::Rng as _;
 use rxalign_core::Rng;
 
-use super::{ActMode, Acted};
+use super::{ActMode, Acted, LOG_FLOOR};
 use crate::PolicyError;
 
 /// Each state's decision over action slots from its row of every slot's
@@ -74,6 +74,20 @@ pub fn masked_exp<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 pub fn masked_log_softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
     let shifted = x.clone() - x.detach().max_dim(dim);
     shifted.clone() - masked_exp(shifted).sum_dim(dim).log()
+}
+
+/// The entropy `−Σ p log p` of each distribution along `dim`, from its
+/// log-probabilities: masked slots (log-probability about -1e9) count 0,
+/// through [`masked_exp`] and a log clamped at [`LOG_FLOOR`] (so that
+/// `0 · (−∞)` never appears).
+///
+/// # Shapes
+/// - `logp`: any shape
+/// - output: `logp`'s shape with `dim` of size 1
+pub fn entropy<B: Backend, const D: usize>(logp: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    (masked_exp(logp.clone()) * logp.clamp_min(LOG_FLOOR))
+        .sum_dim(dim)
+        .neg()
 }
 
 /// Below this log-probability `exp` rounds to 0 in `f32` (`e^-110` is
@@ -181,7 +195,6 @@ mod tests {
         }
         let grads = ours.sum().backward();
         let grad = values(x.grad(&grads).unwrap());
-        let expected: Vec<f32> = got.clone();
-        assert_eq!(grad, expected, "d exp(x) / dx = exp(x) above the floor, 0 below");
+        assert_eq!(grad, got, "d exp(x) / dx = exp(x) above the floor, 0 below");
     }
 }
